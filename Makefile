@@ -1,0 +1,44 @@
+# Yiwang. Quick start: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+export YIWANG_HOME ?= $(CURDIR)/instance
+
+# The suite runs against real PostgreSQL and Redis; override to point elsewhere.
+export YIWANG_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export YIWANG_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+export PYTHONDONTWRITEBYTECODE = 1
+
+.PHONY: demo test bench lint install prepare clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+prepare:
+	bash .ci/prepare
+
+demo: install
+	$(VENV)/bin/idp init --demo
+	$(VENV)/bin/certstore init --demo
+	$(PY) -m demo.serve
+
+test: install prepare
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check idp certstore signing keys tests demo
+	$(VENV)/bin/mypy keys signing
+	$(VENV)/bin/lint-imports
+
+bench: install prepare
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

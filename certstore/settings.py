@@ -1,0 +1,66 @@
+"""certstore's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from keys.config import (
+    COMMON_VARIABLES,
+    CommonSettings,
+    Variable,
+    parse_url,
+    read_environment,
+)
+
+__all__ = ["CertstoreSettings", "CERTSTORE_VARIABLES"]
+
+CERTSTORE_VARIABLES = (
+    *COMMON_VARIABLES,
+    Variable("CERTSTORE_DATABASE_URL", str, "overrides YIWANG_DATABASE_URL for certstore"),
+    Variable("CERTSTORE_PUBLIC_URL", parse_url("http", "https"), "certstore's own base URL"),
+    Variable("CERTSTORE_REGION", str, "region code of this deployment (e.g. 110000)"),
+    Variable("CERTSTORE_TSA_URL", parse_url("http", "https"), "RFC 3161 timestamp authority"),
+)
+
+
+@dataclass(frozen=True)
+class CertstoreSettings:
+    """Everything certstore needs to start."""
+
+    common: CommonSettings
+    public_url: str = "http://127.0.0.1:5100"
+    region: str = "110000"
+    tsa_url: str | None = None
+    """With a TSA, PDFs are signed PAdES B-LT; without, B-B."""
+    audience: str = "certstore"
+    """The ``aud`` certstore requires in access tokens from the idp."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CertstoreSettings:
+        values = read_environment(environ, CERTSTORE_VARIABLES, own_namespace="CERTSTORE_")
+        if "CERTSTORE_DATABASE_URL" in values:
+            values["DATABASE_URL"] = values["CERTSTORE_DATABASE_URL"]
+        common = CommonSettings.from_values(values, default_issuer="http://127.0.0.1:5000")
+        kwargs: dict[str, Any] = {}
+        if "CERTSTORE_PUBLIC_URL" in values:
+            kwargs["public_url"] = values["CERTSTORE_PUBLIC_URL"].rstrip("/")
+        if "CERTSTORE_REGION" in values:
+            kwargs["region"] = values["CERTSTORE_REGION"]
+        if "CERTSTORE_TSA_URL" in values:
+            kwargs["tsa_url"] = values["CERTSTORE_TSA_URL"]
+        return cls(common=common, **kwargs)
+
+    @property
+    def home(self) -> Path:
+        return self.common.home
+
+    @property
+    def database_url(self) -> str:
+        return self.common.database_url or f"sqlite:///{self.common.home / 'certstore.db'}"
+
+    def with_(self, **changes: Any) -> CertstoreSettings:
+        return replace(self, **changes)

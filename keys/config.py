@@ -1,0 +1,228 @@
+"""Reading ``YIWANG_*`` environment variables into frozen settings objects.
+
+Only entry points (the ``idp`` and ``certstore`` command lines, WSGI
+factories) call :func:`read_environment`; library code receives settings
+objects and never looks at ``os.environ``.
+
+Every variable a service understands is declared once as a :class:`Variable`
+with its parser. A malformed value or an unknown ``YIWANG_*`` name stops
+start-up with a :class:`~keys.errors.ConfigurationError` naming the variable,
+because a typo such as ``YIWANG_DATABSE_URL`` would otherwise silently fall
+back to the embedded default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "PREFIX",
+    "Variable",
+    "read_environment",
+    "parse_bool",
+    "parse_int",
+    "parse_url",
+    "parse_path",
+    "parse_choice",
+    "KeySettings",
+    "KEY_VARIABLES",
+    "COMMON_VARIABLES",
+    "CommonSettings",
+]
+
+PREFIX = "YIWANG_"
+# Each service ignores the other service's own namespace; test-only variables
+# are read by the test suite, not by the services.
+_FOREIGN_NAMESPACES = ("IDP_", "CERTSTORE_", "PORTAL_", "TEST_")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One ``YIWANG_*`` variable."""
+
+    name: str
+    """Name without the ``YIWANG_`` prefix, e.g. ``DATABASE_URL``."""
+    parse: Callable[[str], Any]
+    """Turns the text into the typed value or raises ``ValueError`` saying why."""
+    help: str = ""
+
+
+def parse_bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def parse_url(*schemes: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        parts = urlsplit(text.strip())
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme not in schemes:
+            raise ValueError(f"expected a URL starting with one of {', '.join(schemes)}")
+        if scheme in ("http", "https") and not parts.netloc:
+            raise ValueError("the URL has no host")
+        return text.strip()
+
+    return parse
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("expected a path")
+    return Path(text.strip()).expanduser()
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        t = text.strip().lower()
+        if t not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return t
+
+    return parse
+
+
+def read_environment(
+    environ: Mapping[str, str],
+    variables: Iterable[Variable],
+    *,
+    own_namespace: str | None = None,
+) -> dict[str, Any]:
+    """Parse the declared variables present in ``environ``.
+
+    Returns ``{name: value}`` for the variables that are set (unset ones are
+    absent, so the caller applies its defaults). ``own_namespace`` (``"IDP_"``)
+    is the service's own sub-prefix: names in it must be declared, names in
+    another service's namespace are left to that service.
+    """
+    declared = {v.name: v for v in variables}
+    values: dict[str, Any] = {}
+    for full, text in environ.items():
+        if not full.startswith(PREFIX):
+            continue
+        name = full[len(PREFIX) :]
+        var = declared.get(name)
+        if var is None:
+            foreign = any(
+                name.startswith(ns) for ns in _FOREIGN_NAMESPACES if ns != own_namespace
+            )
+            if foreign:
+                continue
+            raise ConfigurationError(f"{full} is not a setting Yiwang knows", variable=full)
+        try:
+            values[name] = var.parse(text)
+        except ValueError as e:
+            raise ConfigurationError(f"{full} is malformed: {e}", variable=full) from None
+    return values
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """Where private keys live."""
+
+    home: Path
+    """Base directory; software keys go under ``home/keys``."""
+    kek_file: Path
+    """32-byte key-encryption key; generated on first use in the embedded default."""
+    backend: str = "software"
+    """``software`` (encrypted files) or ``pkcs11``."""
+    pkcs11_module: Path | None = None
+    """The PKCS#11 library, e.g. ``/usr/lib/softhsm/libsofthsm2.so``."""
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: str | None = None
+
+    @property
+    def key_dir(self) -> Path:
+        return self.home / "keys"
+
+    def __repr__(self) -> str:  # the PIN stays out of logs and tracebacks
+        return (
+            f"KeySettings(home={str(self.home)!r}, backend={self.backend!r}, "
+            f"token={self.pkcs11_token_label!r})"
+        )
+
+
+KEY_VARIABLES = (
+    Variable("HOME", parse_path, "data directory (default ./instance)"),
+    Variable("KEK_FILE", parse_path, "key-encryption key file (default HOME/kek.bin)"),
+    Variable("KEY_BACKEND", parse_choice("software", "pkcs11"), "software or pkcs11"),
+    Variable("PKCS11_MODULE", parse_path, "PKCS#11 library path"),
+    Variable("PKCS11_TOKEN", str, "PKCS#11 token label"),
+    Variable("PKCS11_PIN", str, "PKCS#11 user PIN"),
+)
+
+COMMON_VARIABLES = (
+    *KEY_VARIABLES,
+    Variable("DATABASE_URL", parse_url("sqlite", "postgresql"), "SQLAlchemy URL"),
+    Variable("REDIS_URL", parse_url("redis", "rediss", "unix"), "Redis URL"),
+    Variable("REDIS_PREFIX", str, "prefix of every Redis key (default yw:)"),
+    Variable("ISSUER", parse_url("http", "https"), "the idp's issuer URL"),
+    Variable("LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level"),
+)
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """Settings every Yiwang service shares."""
+
+    home: Path
+    keys: KeySettings
+    database_url: str | None
+    """``None`` means the embedded SQLite file under ``home``."""
+    redis_url: str | None
+    """``None`` means the in-process stand-in (fakeredis)."""
+    redis_prefix: str
+    issuer: str
+    log_level: str
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], *, default_issuer: str) -> CommonSettings:
+        home = Path(values.get("HOME") or Path("instance")).resolve()
+        backend = values.get("KEY_BACKEND", "software")
+        keys = KeySettings(
+            home=home,
+            kek_file=values.get("KEK_FILE") or home / "kek.bin",
+            backend=backend,
+            pkcs11_module=values.get("PKCS11_MODULE"),
+            pkcs11_token_label=values.get("PKCS11_TOKEN"),
+            pkcs11_pin=values.get("PKCS11_PIN"),
+        )
+        if backend == "pkcs11":
+            for name, value in (
+                ("PKCS11_MODULE", keys.pkcs11_module),
+                ("PKCS11_TOKEN", keys.pkcs11_token_label),
+                ("PKCS11_PIN", keys.pkcs11_pin),
+            ):
+                if not value:
+                    raise ConfigurationError(
+                        f"YIWANG_{name} must be set when YIWANG_KEY_BACKEND=pkcs11",
+                        variable=PREFIX + name,
+                    )
+        return cls(
+            home=home,
+            keys=keys,
+            database_url=values.get("DATABASE_URL"),
+            redis_url=values.get("REDIS_URL"),
+            redis_prefix=values.get("REDIS_PREFIX", "yw:"),
+            issuer=(values.get("ISSUER") or default_issuer).rstrip("/"),
+            log_level=values.get("LOG_LEVEL", "info"),
+        )
+
+    def __repr__(self) -> str:
+        return f"CommonSettings(home={str(self.home)!r}, backend={self.keys.backend!r})"

@@ -1,0 +1,84 @@
+"""Shared fixtures: a fresh database schema and a fresh Redis namespace per test.
+
+With ``YIWANG_TEST_DATABASE_URL`` set (``make test`` sets it to the local
+PostgreSQL) each test gets its own schema through ``search_path``; without it,
+a SQLite file in the test's temporary directory. Likewise
+``YIWANG_TEST_REDIS_URL`` gives each test a key prefix of its own on a real
+Redis; without it, the in-process stand-in.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+TEST_DATABASE_URL = os.environ.get("YIWANG_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("YIWANG_TEST_REDIS_URL")
+
+
+def _pg_admin_dsn(url: str) -> str:
+    # SQLAlchemy URL -> libpq DSN for the admin connection that creates schemas.
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLAlchemy URL for an empty database private to this test."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(_pg_admin_dsn(TEST_DATABASE_URL), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in TEST_DATABASE_URL else "?"
+    try:
+        yield f"{TEST_DATABASE_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(_pg_admin_dsn(TEST_DATABASE_URL), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return "t" + uuid.uuid4().hex[:12] + ":"
+
+
+@pytest.fixture
+def redis_url(redis_prefix: str) -> Iterator[str | None]:
+    """The Redis URL for this test (``None`` = in-process stand-in).
+
+    Keys under this test's prefix are deleted afterwards.
+    """
+    if not TEST_REDIS_URL:
+        yield None
+        return
+    yield TEST_REDIS_URL
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=redis_prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def yiwang_env(tmp_path: Path, database_url: str, redis_url: str | None, redis_prefix: str) -> dict[str, str]:
+    """Environment for a service started by a test (CLI or subprocess)."""
+    env = {
+        "YIWANG_HOME": str(tmp_path / "home"),
+        "YIWANG_DATABASE_URL": database_url,
+        "YIWANG_REDIS_PREFIX": redis_prefix,
+    }
+    if redis_url:
+        env["YIWANG_REDIS_URL"] = redis_url
+    return env
