@@ -11,6 +11,7 @@ from keys.config import (
     COMMON_VARIABLES,
     CommonSettings,
     Variable,
+    parse_bool,
     parse_int,
     read_environment,
 )
@@ -23,6 +24,12 @@ IDP_VARIABLES = (
     Variable("IDP_SESSION_IDLE_SECONDS", parse_int, "SSO session idle timeout"),
     Variable("IDP_SESSION_MAX_SECONDS", parse_int, "SSO session absolute lifetime"),
     Variable("IDP_ACCESS_TOKEN_SECONDS", parse_int, "access token lifetime"),
+    Variable("IDP_LOGOUT_TIMEOUT_SECONDS", parse_int, "time-out of each back-channel logout POST"),
+    Variable("IDP_LOGOUT_MIN_BACKOFF_MS", parse_int, "first back-channel logout retry delay"),
+    Variable("IDP_LOGOUT_MAX_BACKOFF_MS", parse_int, "longest back-channel logout retry delay"),
+    Variable("IDP_LOGOUT_RETRY_SECONDS", parse_int, "how long a logout delivery is retried"),
+    Variable("IDP_SESSION_SWEEP_SECONDS", parse_int, "period of the session expiry sweep"),
+    Variable("IDP_INPROCESS_WORKER", parse_bool, "run the job worker inside the web process"),
 )
 
 
@@ -39,6 +46,18 @@ class IdpSettings:
     id_token_seconds: int = 600
     refresh_token_seconds: int = 30 * 24 * 3600
     code_seconds: int = 60
+    logout_timeout_seconds: int = 5
+    """Connect and read time-out of each back-channel logout POST."""
+    logout_min_backoff_ms: int = 15_000
+    """First retry delay of a failed delivery; doubles per attempt (Dramatiq Retries)."""
+    logout_max_backoff_ms: int = 3_600_000
+    """Retry delays stop growing here (one hour)."""
+    logout_retry_seconds: int = 3 * 24 * 3600
+    """A delivery that still fails this long after the session ended is given up."""
+    session_sweep_seconds: int = 30
+    """How often the worker ends sessions past their idle or absolute deadline."""
+    inprocess_worker: bool | None = None
+    """Run the job worker in the web process; ``None``: only with the in-process Redis."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -53,6 +72,12 @@ class IdpSettings:
             ("IDP_SESSION_IDLE_SECONDS", "session_idle_seconds"),
             ("IDP_SESSION_MAX_SECONDS", "session_max_seconds"),
             ("IDP_ACCESS_TOKEN_SECONDS", "access_token_seconds"),
+            ("IDP_LOGOUT_TIMEOUT_SECONDS", "logout_timeout_seconds"),
+            ("IDP_LOGOUT_MIN_BACKOFF_MS", "logout_min_backoff_ms"),
+            ("IDP_LOGOUT_MAX_BACKOFF_MS", "logout_max_backoff_ms"),
+            ("IDP_LOGOUT_RETRY_SECONDS", "logout_retry_seconds"),
+            ("IDP_SESSION_SWEEP_SECONDS", "session_sweep_seconds"),
+            ("IDP_INPROCESS_WORKER", "inprocess_worker"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
