@@ -1,0 +1,378 @@
+"""SSO sessions: held in Redis, shared by every idp instance, ended exactly once.
+
+Issue 4 §1. A session carries ``sid``, ``auth_time``, ``acr``, ``amr``, the
+channel, and the set of clients it has signed in to (the index sid → clients
+that single sign-out walks). It lives in one Redis hash whose logical deadline
+is ``min(last use + idle, created + absolute)``.
+
+Why not let Redis expiry alone end sessions: back-channel logout must fire on
+idle and absolute expiry too (issue 4 §4), and a key that Redis has already
+dropped cannot say which relying parties to tell. So the hash outlives its
+logical deadline by :data:`GRACE_SECONDS`, a sorted set holds every session's
+deadline, and :meth:`SessionStore.sweep_expired` ends the overdue ones through
+the same :meth:`SessionStore.end` as every other sign-out, which fires the
+``on_session_end`` hooks. A session read after its deadline is treated as
+ended (and ended on the spot).
+
+The browser holds an opaque cookie ``<sid>.<secret>``; only a SHA-256 of the
+secret is stored, so the ``sid`` that relying parties see in ID and logout
+tokens is not enough to take over a session. :meth:`SessionStore.end` is one
+Lua script: of two instances ending the same session at once, exactly one gets
+the session back and fires the hooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Session",
+    "SessionStore",
+    "SessionEndHook",
+    "GRACE_SECONDS",
+    "END_REASONS",
+]
+
+logger = logging.getLogger(__name__)
+
+GRACE_SECONDS = 24 * 3600
+"""How long a session's data outlives its deadline so expiry can still notify."""
+
+END_REASONS = (
+    "logout",  # RP-initiated or idp logout page
+    "account",  # signed out from the account page
+    "admin",  # an administrator ended it
+    "idle_timeout",
+    "absolute_timeout",
+    "password_change",
+    "sign_out_everywhere",
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One SSO session as stored."""
+
+    sid: str
+    """Session id, sent to relying parties (ID token ``sid``, logout token)."""
+    citizen_id: str
+    auth_time: int
+    """When the citizen last authenticated (seconds since the epoch)."""
+    acr: str
+    amr: tuple[str, ...]
+    channel: str
+    """``browser``, ``app``, ``kiosk`` …"""
+    ip: str
+    user_agent: str
+    created_at: int
+    last_seen: int
+    clients: frozenset[str] = field(default_factory=frozenset)
+    """Filled by :meth:`SessionStore.end` and :meth:`SessionStore.list_for_citizen`."""
+
+    def __repr__(self) -> str:
+        return f"Session(sid={self.sid!r}, channel={self.channel!r})"
+
+
+SessionEndHook = Callable[[Session, str], None]
+
+# KEYS: 1 hash, 2 expiry zset; ARGV: now, idle, max, grace, sid, touch
+_GET = """
+local v = redis.call('HMGET', KEYS[1], 'created_at', 'last_seen')
+if not v[1] then return false end
+local now = tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+local maxs = tonumber(ARGV[3])
+local created = tonumber(v[1])
+local last = tonumber(v[2])
+local hard = created + maxs
+if now >= hard then return {'absolute_timeout'} end
+if now >= last + idle then return {'idle_timeout'} end
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
+  local deadline = math.min(now + idle, hard)
+  redis.call('EXPIRE', KEYS[1], deadline - now + tonumber(ARGV[4]))
+  redis.call('ZADD', KEYS[2], deadline, ARGV[5])
+end
+return {'ok', redis.call('HGETALL', KEYS[1])}
+"""
+
+# KEYS: 1 hash, 2 clients set, 3 expiry zset; ARGV: sid, citizen index prefix
+_END = """
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+local c = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local cid = false
+for i = 1, #h, 2 do
+  if h[i] == 'citizen_id' then cid = h[i + 1] end
+end
+if cid then redis.call('SREM', ARGV[2] .. cid, ARGV[1]) end
+return {h, c}
+"""
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class SessionStore:
+    """Create, read, step up and end SSO sessions.
+
+    ``keyspace`` is an ``idp.redis.Keyspace`` or a plain prefix string: every
+    key this store writes starts with it.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        keyspace: Any,
+        idle_seconds: int,
+        max_seconds: int,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._r = redis
+        prefix = getattr(keyspace, "prefix", keyspace)
+        self._p = f"{prefix}sso:"
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        self._clock = clock
+        self._hooks: list[SessionEndHook] = []
+        self._get = redis.register_script(_GET)
+        self._end = redis.register_script(_END)
+
+    # keys -------------------------------------------------------------
+    def _k(self, sid: str) -> str:
+        return f"{self._p}s:{sid}"
+
+    def _kc(self, sid: str) -> str:
+        return f"{self._p}c:{sid}"
+
+    @property
+    def _kexp(self) -> str:
+        return f"{self._p}expiry"
+
+    @property
+    def _kcit(self) -> str:
+        return f"{self._p}u:"
+
+    # hooks ------------------------------------------------------------
+    def on_session_end(self, callback: SessionEndHook) -> SessionEndHook:
+        """Register ``callback(session, reason)``; called once per ended session.
+
+        Usable as a decorator. A hook that raises is logged and the others
+        still run: ending a session must not fail because one listener did.
+        """
+        self._hooks.append(callback)
+        return callback
+
+    def _fire(self, session: Session, reason: str) -> None:
+        for hook in self._hooks:
+            try:
+                hook(session, reason)
+            except Exception:
+                logger.exception("session end hook %r failed for sid %s", hook, session.sid)
+
+    # life cycle -------------------------------------------------------
+    def create(
+        self,
+        citizen_id: str,
+        auth_time: int,
+        acr: str,
+        amr: Iterable[str],
+        channel: str,
+        ip: str,
+        user_agent: str,
+    ) -> tuple[Session, str]:
+        """Start a session; returns it and the cookie value for the browser."""
+        now = int(self._clock())
+        sid = secrets.token_urlsafe(16)
+        secret = secrets.token_urlsafe(32)
+        session = Session(
+            sid=sid,
+            citizen_id=str(citizen_id),
+            auth_time=int(auth_time),
+            acr=acr,
+            amr=tuple(amr),
+            channel=channel,
+            ip=ip or "",
+            user_agent=(user_agent or "")[:300],
+            created_at=now,
+            last_seen=now,
+        )
+        deadline = min(now + self.idle_seconds, now + self.max_seconds)
+        mapping = self._to_hash(session)
+        mapping["cookie"] = _hash_secret(secret)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._k(sid), mapping=mapping)
+        pipe.expire(self._k(sid), deadline - now + GRACE_SECONDS)
+        pipe.zadd(self._kexp, {sid: deadline})
+        pipe.sadd(self._kcit + session.citizen_id, sid)
+        pipe.execute()
+        logger.info("session %s started (channel %s)", sid, channel)
+        return session, f"{sid}.{secret}"
+
+    def get(self, sid: str, *, touch: bool = True) -> Session | None:
+        """The live session ``sid``, or ``None``; touching extends its idle deadline."""
+        if not sid or len(sid) > 64:
+            return None
+        res = self._get(
+            keys=[self._k(sid), self._kexp],
+            args=[
+                int(self._clock()),
+                self.idle_seconds,
+                self.max_seconds,
+                GRACE_SECONDS,
+                sid,
+                "1" if touch else "0",
+            ],
+        )
+        if not res:
+            return None
+        status = _text(res[0])
+        if status != "ok":
+            self.end(sid, status)
+            return None
+        flat = res[1]
+        data = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return self._from_hash(sid, data)
+
+    def get_by_cookie(self, cookie: str | None, *, touch: bool = True) -> Session | None:
+        """The session a browser cookie ``<sid>.<secret>`` names, if the secret matches."""
+        if not cookie or "." not in cookie or len(cookie) > 200:
+            return None
+        sid, secret = cookie.split(".", 1)
+        stored = self._r.hget(self._k(sid), "cookie")
+        if stored is None or not hmac.compare_digest(_text(stored), _hash_secret(secret)):
+            return None
+        return self.get(sid, touch=touch)
+
+    def update_auth(self, sid: str, *, auth_time: int, acr: str, amr: Iterable[str]) -> Session | None:
+        """Record a fresh login or a step-up in the same session (issue 4 §2)."""
+        if not self._r.exists(self._k(sid)):
+            return None
+        self._r.hset(
+            self._k(sid),
+            mapping={"auth_time": int(auth_time), "acr": acr, "amr": json.dumps(list(amr))},
+        )
+        return self.get(sid)
+
+    def add_client(self, sid: str, client_id: str) -> None:
+        """Remember that ``client_id`` signed in through this session."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.sadd(self._kc(sid), client_id)
+        pipe.expire(self._kc(sid), self.max_seconds + GRACE_SECONDS)
+        pipe.execute()
+
+    def clients(self, sid: str) -> frozenset[str]:
+        return frozenset(_text(c) for c in self._r.smembers(self._kc(sid)))
+
+    def end(self, sid: str, reason: str) -> Session | None:
+        """End ``sid`` atomically; returns it (with its clients) to the one caller that ended it.
+
+        The ``on_session_end`` hooks run only for that caller, so a session
+        ends — and its relying parties are told — exactly once.
+        """
+        if not sid:
+            return None
+        res = self._end(
+            keys=[self._k(sid), self._kc(sid), self._kexp], args=[sid, self._kcit]
+        )
+        if not res:
+            return None
+        flat, clients = res
+        data = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        session = self._from_hash(sid, data, clients=frozenset(_text(c) for c in clients))
+        logger.info("session %s ended (%s)", sid, reason)
+        self._fire(session, reason)
+        return session
+
+    def list_for_citizen(self, citizen_id: str) -> list[Session]:
+        """The citizen's live sessions, newest first (for the account page)."""
+        key = self._kcit + str(citizen_id)
+        sids = [_text(s) for s in self._r.smembers(key)]
+        out: list[Session] = []
+        for sid in sids:
+            s = self.get(sid, touch=False)
+            if s is None:
+                self._r.srem(key, sid)
+                continue
+            out.append(
+                Session(**{**s.__dict__, "clients": self.clients(sid)})  # type: ignore[arg-type]
+            )
+        out.sort(key=lambda s: s.created_at, reverse=True)
+        return out
+
+    def end_all_for_citizen(self, citizen_id: str, reason: str) -> list[Session]:
+        """End every session of a citizen (sign out everywhere, password change)."""
+        ended = []
+        for sid in [_text(s) for s in self._r.smembers(self._kcit + str(citizen_id))]:
+            s = self.end(sid, reason)
+            if s is not None:
+                ended.append(s)
+        return ended
+
+    def sweep_expired(self, *, limit: int = 500) -> list[Session]:
+        """End sessions whose idle or absolute deadline has passed; run periodically."""
+        now = int(self._clock())
+        due = self._r.zrangebyscore(self._kexp, "-inf", now, start=0, num=limit)
+        ended: list[Session] = []
+        for raw in due:
+            sid = _text(raw)
+            res = self._get(
+                keys=[self._k(sid), self._kexp],
+                args=[now, self.idle_seconds, self.max_seconds, GRACE_SECONDS, sid, "0"],
+            )
+            if not res:
+                self._r.zrem(self._kexp, sid)  # the data is gone: drop the index entry
+                continue
+            status = _text(res[0])
+            if status != "ok":
+                s = self.end(sid, status)
+                if s is not None:
+                    ended.append(s)
+        return ended
+
+    # encoding ---------------------------------------------------------
+    @staticmethod
+    def _to_hash(s: Session) -> dict[str, Any]:
+        return {
+            "citizen_id": s.citizen_id,
+            "auth_time": s.auth_time,
+            "acr": s.acr,
+            "amr": json.dumps(list(s.amr)),
+            "channel": s.channel,
+            "ip": s.ip,
+            "user_agent": s.user_agent,
+            "created_at": s.created_at,
+            "last_seen": s.last_seen,
+        }
+
+    @staticmethod
+    def _from_hash(sid: str, d: dict[str, str], *, clients: frozenset[str] = frozenset()) -> Session:
+        return Session(
+            sid=sid,
+            citizen_id=d.get("citizen_id", ""),
+            auth_time=int(d.get("auth_time", 0)),
+            acr=d.get("acr", ""),
+            amr=tuple(json.loads(d.get("amr", "[]"))),
+            channel=d.get("channel", ""),
+            ip=d.get("ip", ""),
+            user_agent=d.get("user_agent", ""),
+            created_at=int(d.get("created_at", 0)),
+            last_seen=int(d.get("last_seen", 0)),
+            clients=clients,
+        )
