@@ -30,6 +30,7 @@ IDP_VARIABLES = (
     Variable("IDP_LOGOUT_RETRY_SECONDS", parse_int, "how long a logout delivery is retried"),
     Variable("IDP_SESSION_SWEEP_SECONDS", parse_int, "period of the session expiry sweep"),
     Variable("IDP_INPROCESS_WORKER", parse_bool, "run the job worker inside the web process"),
+    Variable("IDP_PASSWORD_HASH_MEMORY_KIB", parse_int, "Argon2id memory cost (default 19456)"),
 )
 
 
@@ -58,6 +59,10 @@ class IdpSettings:
     """How often the worker ends sessions past their idle or absolute deadline."""
     inprocess_worker: bool | None = None
     """Run the job worker in the web process; ``None``: only with the in-process Redis."""
+    password_hash_memory_kib: int = 19456
+    """Argon2id memory cost in KiB: OWASP's 19 MiB. Lowered only by the test suite."""
+    password_hash_iterations: int = 2
+    """Argon2id time cost (OWASP: 2 at 19 MiB)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -78,6 +83,7 @@ class IdpSettings:
             ("IDP_LOGOUT_RETRY_SECONDS", "logout_retry_seconds"),
             ("IDP_SESSION_SWEEP_SECONDS", "session_sweep_seconds"),
             ("IDP_INPROCESS_WORKER", "inprocess_worker"),
+            ("IDP_PASSWORD_HASH_MEMORY_KIB", "password_hash_memory_kib"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
