@@ -1,0 +1,1 @@
+"""Alembic migrations of certstore (run through ``certstore db upgrade``)."""
