@@ -1,0 +1,96 @@
+"""The idp's Redis connection and key naming.
+
+Redis holds what is short-lived and shared by every idp instance (DESIGN.md,
+state): SSO sessions, authorization and device codes, rate-limit counters,
+replay caches and the job queue. With ``YIWANG_REDIS_URL`` unset (the
+embedded default) a process-wide ``fakeredis`` server stands in, so a single
+``idp serve`` works with nothing installed; it is not shared between
+processes, which is why production sets the variable.
+
+Every idp key is built by a :class:`Keyspace`, which prefixes it with
+``YIWANG_REDIS_PREFIX`` (default ``yw:``) and ``idp:``: several deployments
+or test runs can then share one Redis, and the test suite gives each test a
+prefix of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+
+if TYPE_CHECKING:
+    from .settings import IdpSettings
+
+__all__ = ["connect_redis", "embedded_server", "Keyspace", "is_embedded"]
+
+_lock = threading.Lock()
+_server: object | None = None
+
+
+def embedded_server() -> object:
+    """The process-wide fakeredis server behind every embedded connection."""
+    global _server
+    with _lock:
+        if _server is None:
+            import fakeredis
+
+            _server = fakeredis.FakeServer()
+        return _server
+
+
+def connect_redis(settings: IdpSettings) -> redis.Redis:
+    """A client for the configured Redis, or for the in-process stand-in.
+
+    Replies are ``bytes`` (``decode_responses=False``): callers decode what
+    they store as text.
+    """
+    url = settings.common.redis_url
+    if url:
+        return redis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+        )
+    import fakeredis
+
+    return fakeredis.FakeRedis(server=embedded_server())
+
+
+def is_embedded(client: redis.Redis) -> bool:
+    """True for the fakeredis stand-in (no Lua, not shared between processes)."""
+    import fakeredis
+
+    return isinstance(client, fakeredis.FakeRedis)
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """Builds prefixed Redis keys: ``Keyspace("yw:").key("session", sid)`` → ``yw:idp:session:<sid>``.
+
+    ``child("session")`` gives a keyspace one level down, for a module that
+    owns a family of keys.
+    """
+
+    prefix: str
+    """The deployment's (or test's) prefix, ending in ``:``."""
+    area: str = "idp"
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}{self.area}:"
+
+    def key(self, *parts: str | int) -> str:
+        if not parts:
+            raise ValueError("a key needs at least one part")
+        return self.base + ":".join(str(p) for p in parts)
+
+    def __call__(self, *parts: str | int) -> str:
+        return self.key(*parts)
+
+    def child(self, name: str) -> Keyspace:
+        return Keyspace(self.prefix, f"{self.area}:{name}")
+
+    def pattern(self) -> str:
+        """A ``SCAN`` pattern matching every key of this keyspace."""
+        return self.base + "*"
