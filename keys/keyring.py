@@ -106,6 +106,7 @@ class Keyring:
         self._keysets: dict[str, KeySet] = {}
         self._secrets: dict[str, bytes] = {}
         self._pii: PiiProtector | None = None
+        self._agency: dict[str, tuple[object, AgencySigner]] = {}
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -204,9 +205,15 @@ class Keyring:
 
     def agency_signer(self, uscc: str) -> AgencySigner:
         """The agency's signing key and certificate (see :mod:`keys.pki`)."""
-        from .pki import agency_signer
+        from .pki import agency_signer, signer_stamp
 
-        return agency_signer(self, uscc)
+        stamp = signer_stamp(self, uscc)
+        cached = self._agency.get(uscc)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        signer = agency_signer(self, uscc)
+        self._agency[uscc] = (stamp, signer)
+        return signer
 
 
 class KeySet:
