@@ -1,0 +1,363 @@
+"""What happens when an SSO session ends: tokens revoked, relying parties told.
+
+Issue 4 §4 and §6. :class:`LogoutService` is registered as an
+``on_session_end`` hook of :class:`idp.sessions.SessionStore`, so every way a
+session ends — RP-initiated logout, the account page, an administrator, a
+password change, idle or absolute expiry found by the sweep — goes through
+:meth:`LogoutService.session_ended`, which:
+
+1. revokes the access and refresh tokens issued in the session
+   (``TokenRecord.sid``); "sign out everywhere" and a password change also
+   revoke the citizen's offline tokens;
+2. writes one :class:`~idp.models.LogoutDelivery` row per client of the
+   session that registered a ``backchannel_logout_uri`` and commits them
+   (DESIGN.md, state: the durable record comes *before* the job);
+3. queues one Dramatiq job per row.
+
+:meth:`LogoutService.attempt` is the job body (Back-Channel Logout 1.0 §2.5):
+sign the logout token, POST it, record the outcome. :meth:`resend_pending`
+is the recovery sweep for rows whose job was lost (Redis flushed, in-process
+queue gone with a restarted idp).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from keys.backend import Signer
+
+from ..models import Citizen, Client, LogoutDelivery, TokenRecord, utcnow
+from ..oauth.subject import sector_of, subject_for
+from ..settings import IdpSettings
+from .http import Outcome, post_logout_token
+from .queue import TransientDelivery
+from .tokens import LogoutTokenSpec, encode_logout_token
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "OFFLINE_REVOKING_REASONS",
+    "DeliveryView",
+    "LogoutService",
+    "delivery_jti",
+]
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+OFFLINE_REVOKING_REASONS = frozenset({"sign_out_everywhere", "password_change"})
+"""Session ends that also revoke offline (``offline_access``) refresh tokens (issue 4 §6)."""
+
+_JTI_NAMESPACE = uuid.UUID("5a0c6a55-3f2e-4d8e-9c59-6b1c0a8f0e11")
+
+
+def delivery_jti(issuer: str, row: LogoutDelivery) -> str:
+    """The ``jti`` of a delivery: stable across retries, unique per row.
+
+    Derived from the row instead of stored: the row's ``sid`` is random and its
+    ``created_at`` has microseconds, so two rows never share it, even across
+    databases.
+    """
+    created = row.created_at.astimezone(dt.UTC).isoformat() if row.created_at else ""
+    return str(uuid.uuid5(_JTI_NAMESPACE, f"{issuer}|{row.id}|{row.sid}|{row.client_id}|{created}"))
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A delivery as the CLI shows it (no token, no query string of the URI)."""
+
+    id: int
+    sid: str
+    client_id: str
+    uri: str
+    status: str
+    attempts: int
+    last_error: str | None
+    reason: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sid": self.sid,
+            "client_id": self.client_id,
+            "uri": self.uri,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+        }
+
+
+def _origin_and_path(uri: str) -> str:
+    return uri.split("?", 1)[0]
+
+
+class LogoutService:
+    """Revocation and back-channel fan-out for ended sessions; the job handlers.
+
+    Collaborators are keyword-only: ``database`` (``idp.db.Database``),
+    ``signer`` (a callable returning the active ``idp-token`` signer, read at
+    each attempt so key rotation takes effect), ``pairwise_salt``, and
+    ``enqueue`` (``JobQueue.enqueue_delivery``, attached after construction
+    because the queue needs this object as its handler).
+    """
+
+    def __init__(
+        self,
+        settings: IdpSettings,
+        *,
+        database: Any,
+        signer: Callable[[], Signer],
+        pairwise_salt: bytes,
+        sessions: Any | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self._signer = signer
+        self._salt = pairwise_salt
+        self.sessions = sessions
+        self._http = http or requests.Session()
+        self.queue: Any | None = None
+
+    # -- hook: a session ended --------------------------------------------
+    def session_ended(self, session: Any, reason: str) -> list[int]:
+        """``SessionStore.on_session_end`` hook; returns the delivery ids queued."""
+        now = utcnow()
+        with self.database.session() as db:
+            self._revoke_tokens(db, session, reason, now)
+            ids = self._record_deliveries(db, session, reason, now)
+        # Committed: now the jobs. A failure to enqueue leaves the rows pending
+        # for the recovery sweep instead of losing them.
+        for delivery_id in ids:
+            self._enqueue(delivery_id)
+        if ids:
+            logger.info("session %s ended (%s): %d back-channel deliveries queued", session.sid, reason, len(ids))
+        return ids
+
+    def _revoke_tokens(self, db: Any, session: Any, reason: str, now: dt.datetime) -> None:
+        # Issue 4 §6: tokens follow the session.
+        db.execute(
+            sa.update(TokenRecord)
+            .where(TokenRecord.sid == session.sid, TokenRecord.revoked_at.is_(None))
+            .where(TokenRecord.offline.is_(False))
+            .values(revoked_at=now)
+        )
+        if reason in OFFLINE_REVOKING_REASONS and session.citizen_id:
+            try:
+                citizen_id = int(session.citizen_id)
+            except ValueError:
+                return
+            db.execute(
+                sa.update(TokenRecord)
+                .where(TokenRecord.citizen_id == citizen_id, TokenRecord.revoked_at.is_(None))
+                .where(TokenRecord.offline.is_(True))
+                .values(revoked_at=now)
+            )
+
+    def _record_deliveries(self, db: Any, session: Any, reason: str, now: dt.datetime) -> list[int]:
+        client_ids = sorted(session.clients)
+        if not client_ids:
+            return []
+        clients = db.scalars(
+            sa.select(Client).where(
+                Client.client_id.in_(client_ids), Client.backchannel_logout_uri.is_not(None)
+            )
+        ).all()
+        clients = [c for c in clients if c.backchannel_logout_uri]
+        if not clients:
+            return []
+        citizen = None
+        try:
+            citizen = db.get(Citizen, int(session.citizen_id))
+        except (TypeError, ValueError):
+            citizen = None
+        rows = []
+        for client in clients:
+            sub = None
+            if citizen is not None:
+                sub = subject_for(
+                    subject_type=client.subject_type,
+                    sector=sector_of(client.sector_identifier, client.redirect_uris, client.client_id),
+                    public_id=citizen.public_id,
+                    salt=self._salt,
+                )
+            row = LogoutDelivery(
+                sid=session.sid,
+                client_id=client.client_id,
+                sub=sub,
+                uri=client.backchannel_logout_uri,
+                status="pending",
+                attempts=0,
+                reason=reason,
+                created_at=now,
+                next_attempt_at=now,
+            )
+            db.add(row)
+            rows.append(row)
+        db.flush()
+        return [r.id for r in rows]
+
+    def _enqueue(self, delivery_id: int) -> None:
+        if self.queue is None:
+            logger.warning("no job queue attached; delivery %s waits for the recovery sweep", delivery_id)
+            return
+        try:
+            self.queue.enqueue_delivery(str(delivery_id))
+        except Exception:
+            logger.exception("could not queue delivery %s; the recovery sweep will", delivery_id)
+
+    # -- job: one attempt ---------------------------------------------------
+    def attempt(self, delivery_id: str) -> None:
+        """Deliver ``delivery_id`` once (the Dramatiq actor's body).
+
+        Raises :class:`TransientDelivery` when the RP should be tried again
+        later; returns normally when the row is delivered, failed for good,
+        or not pending any more (a duplicate job is harmless).
+        """
+        with self.database.session() as db:
+            row = db.get(LogoutDelivery, int(delivery_id))
+            if row is None or row.status != "pending":
+                return
+            spec = LogoutTokenSpec(
+                issuer=self.settings.issuer,
+                client_id=row.client_id,
+                jti=delivery_jti(self.settings.issuer, row),
+                sid=row.sid,
+                sub=row.sub,
+            )
+            uri = row.uri
+            created = row.created_at
+        token = encode_logout_token(self._signer(), spec)
+        outcome = post_logout_token(
+            uri, token, timeout=self.settings.logout_timeout_seconds, session=self._http
+        )
+        now = utcnow()
+        give_up = (now - created).total_seconds() >= self.settings.logout_retry_seconds
+        self._record_outcome(int(delivery_id), outcome, now, give_up=give_up)
+        if outcome.result == "retry" and not give_up:
+            raise TransientDelivery(outcome.detail)
+
+    def _record_outcome(self, delivery_id: int, outcome: Outcome, now: dt.datetime, *, give_up: bool) -> None:
+        with self.database.session() as db:
+            row = db.get(LogoutDelivery, delivery_id)
+            if row is None or row.status != "pending":
+                return
+            row.attempts += 1
+            if outcome.result == "delivered":
+                row.status = "delivered"
+                row.delivered_at = now
+                row.next_attempt_at = None
+                row.last_error = None
+                logger.info("logout delivery %s to client %s delivered", row.id, row.client_id)
+            elif outcome.result == "failed" or give_up:
+                row.status = "failed"
+                row.next_attempt_at = None
+                row.last_error = (
+                    outcome.detail if outcome.result == "failed" else f"gave up: {outcome.detail}"
+                )[:500]
+                logger.warning(
+                    "logout delivery %s to client %s failed: %s", row.id, row.client_id, row.last_error
+                )
+            else:
+                row.last_error = outcome.detail[:500]
+                row.next_attempt_at = now + dt.timedelta(
+                    milliseconds=min(
+                        self.settings.logout_max_backoff_ms,
+                        self.settings.logout_min_backoff_ms * 2 ** min(row.attempts - 1, 30),
+                    )
+                )
+                logger.info(
+                    "logout delivery %s to client %s will be retried: %s",
+                    row.id,
+                    row.client_id,
+                    outcome.detail,
+                )
+
+    # -- recovery and the periodic sweep ---------------------------------
+    def resend_pending(self, *, only_lost: bool = True, limit: int = 1000) -> int:
+        """Re-queue pending deliveries; with ``only_lost``, only those without a live job.
+
+        Safe to run any time: a duplicate job finds the row delivered and stops,
+        and the RP sees the same ``jti`` if it gets the token twice.
+        """
+        # A job whose worker died (kill -9) sits in that worker's unacked set
+        # until the broker's maintenance returns it; a row overdue by this much
+        # is treated as lost even though its marker lives.
+        overdue = utcnow() - dt.timedelta(seconds=max(300, 3 * self.settings.logout_timeout_seconds))
+        with self.database.session() as db:
+            rows = db.execute(
+                sa.select(LogoutDelivery.id, LogoutDelivery.next_attempt_at)
+                .where(LogoutDelivery.status == "pending")
+                .order_by(LogoutDelivery.id)
+                .limit(limit)
+            ).all()
+        count = 0
+        for delivery_id, next_attempt_at in rows:
+            stuck = next_attempt_at is not None and next_attempt_at < overdue
+            if (
+                only_lost
+                and not stuck
+                and self.queue is not None
+                and self.queue.has_job(str(delivery_id))
+            ):
+                continue
+            self._enqueue(delivery_id)
+            count += 1
+        if count:
+            logger.info("re-queued %d pending logout deliveries", count)
+        return count
+
+    def sweep(self) -> None:
+        """The worker's periodic job: expire overdue sessions, recover lost deliveries."""
+        if self.sessions is not None:
+            self.sessions.sweep_expired()
+        self.resend_pending(only_lost=True)
+
+    # -- reporting ----------------------------------------------------------
+    def deliveries(self, *, status: str | None = None, limit: int = 200) -> list[DeliveryView]:
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
+        q = sa.select(LogoutDelivery).order_by(LogoutDelivery.id.desc()).limit(limit)
+        if status:
+            q = q.where(LogoutDelivery.status == status)
+        with self.database.session() as db:
+            return [
+                DeliveryView(
+                    id=r.id,
+                    sid=r.sid,
+                    client_id=r.client_id,
+                    uri=_origin_and_path(r.uri),
+                    status=r.status,
+                    attempts=r.attempts,
+                    last_error=r.last_error,
+                    reason=r.reason,
+                    created_at=r.created_at,
+                    next_attempt_at=r.next_attempt_at,
+                    delivered_at=r.delivered_at,
+                )
+                for r in db.scalars(q).all()
+            ]
+
+    def counts(self) -> dict[str, int]:
+        """Deliveries per status (what to monitor: pending growing, failures)."""
+        with self.database.session() as db:
+            rows = db.execute(
+                sa.select(LogoutDelivery.status, sa.func.count()).group_by(LogoutDelivery.status)
+            ).all()
+        out = dict.fromkeys(DELIVERY_STATUSES, 0)
+        out.update({status: n for status, n in rows})
+        return out

@@ -1,0 +1,259 @@
+"""The idp's job queue: a Dramatiq broker with the idp's actors declared on it.
+
+DESIGN.md, State: background work runs on a real job queue on Redis, never a
+hand-made loop. With ``YIWANG_REDIS_URL`` set the broker is Dramatiq's
+``RedisBroker`` (keys under ``<prefix>dramatiq``), consumed by ``idp worker``
+processes — or, with ``YIWANG_IDP_INPROCESS_WORKER=true``, by a worker
+thread inside the web process. In the embedded default (no Redis server) the
+broker is Dramatiq's in-process ``StubBroker`` and ``create_app`` starts a
+worker thread beside the web server.
+
+Actors are declared per :class:`JobQueue` (not at import time on a global
+broker) so that a test can throw a broker and its worker away and build fresh
+ones on the same database and Redis — which is what an idp restart is.
+
+The actors:
+
+``logout.deliver(delivery_id)``
+    one back-channel logout POST (:meth:`idp.logout.delivery.Deliverer.attempt`);
+    a transient failure raises :class:`TransientDelivery` and the ``Retries``
+    middleware re-enqueues it with exponential backoff (``min_backoff`` doubling
+    up to ``max_backoff``) until the delivery's retry window has passed.
+``idp.sweep()``
+    ends sessions past their idle or absolute deadline through
+    ``SessionStore.end`` (so back-channel logout fires on expiry), re-enqueues
+    pending deliveries whose job was lost, and re-enqueues itself with a delay.
+    A Redis lease keeps one sweep chain alive however many workers start one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from ..settings import IdpSettings
+
+__all__ = [
+    "DELIVER_ACTOR",
+    "SWEEP_ACTOR",
+    "QUEUE_NAME",
+    "TransientDelivery",
+    "JobHandlers",
+    "JobQueue",
+    "build_broker",
+]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_NAME = "idp"
+DELIVER_ACTOR = "logout_deliver"
+SWEEP_ACTOR = "idp_sweep"
+
+
+class TransientDelivery(Exception):
+    """The relying party could not be reached or answered 5xx: retry later.
+
+    Carries no token, URL query or response body (they may hold secrets).
+    """
+
+
+class JobHandlers(Protocol):
+    """What the actors call; :class:`idp.logout.delivery.LogoutService` implements it."""
+
+    def attempt(self, delivery_id: str) -> None: ...
+
+    def sweep(self) -> None: ...
+
+
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    # Only transient delivery failures are retried; anything else is a bug
+    # and must not loop. The actor itself gives up once the retry window of
+    # the delivery has passed (it then records the row as failed).
+    return isinstance(exc, TransientDelivery)
+
+
+def build_broker(settings: IdpSettings) -> dramatiq.Broker:
+    """The broker for ``settings``: Redis when configured, in-process otherwise."""
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=120_000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=None,  # type: ignore[arg-type]
+            min_backoff=settings.logout_min_backoff_ms,
+            max_backoff=settings.logout_max_backoff_ms,
+            retry_when=_retry_when,
+        ),
+    ]
+    url = settings.common.redis_url
+    if url:
+        import redis
+        from dramatiq.brokers.redis import RedisBroker
+
+        client = redis.Redis.from_url(url)
+        namespace = f"{settings.common.redis_prefix}dramatiq"
+        return RedisBroker(client=client, namespace=namespace, middleware=middleware)
+    return StubBroker(middleware=middleware)
+
+
+@dataclass
+class _Lease:
+    """A Redis lease: only the holder of the sweep chain re-enqueues it."""
+
+    redis: Any
+    key: str
+    token: str = ""
+
+    def take(self, ttl_ms: int) -> bool:
+        self.token = secrets.token_hex(8)
+        return bool(self.redis.set(self.key, self.token, nx=True, px=ttl_ms))
+
+    def renew(self, ttl_ms: int) -> None:
+        self.redis.set(self.key, self.token, px=ttl_ms)
+
+
+class JobQueue:
+    """A broker, the idp's actors on it, and (optionally) an in-process worker.
+
+    ``handlers`` does the work; ``redis``/``prefix`` hold the sweep lease.
+    """
+
+    def __init__(
+        self,
+        settings: IdpSettings,
+        handlers: JobHandlers,
+        *,
+        redis: Any,
+        prefix: str,
+        broker: dramatiq.Broker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.handlers = handlers
+        self.broker = broker if broker is not None else build_broker(settings)
+        self._redis = redis
+        self._marker_prefix = f"{prefix}logout:job:"
+        self._sweep_lease = _Lease(redis, f"{prefix}idp:sweep-lease")
+        self._worker: dramatiq.Worker | None = None
+        self._lock = threading.Lock()
+
+        self.deliver = dramatiq.Actor(
+            self._deliver,
+            broker=self.broker,
+            actor_name=DELIVER_ACTOR,
+            queue_name=QUEUE_NAME,
+            priority=0,
+            options={"retry_when": _retry_when, "time_limit": 120_000},
+        )
+        self.sweep = dramatiq.Actor(
+            self._sweep,
+            broker=self.broker,
+            actor_name=SWEEP_ACTOR,
+            queue_name=QUEUE_NAME,
+            priority=10,
+            options={"max_retries": 0},
+        )
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.broker, StubBroker)
+
+    # enqueueing ---------------------------------------------------------
+    def _marker_ttl_ms(self) -> int:
+        # A job waits at most max_backoff between attempts; the marker says
+        # "a job for this delivery exists" a little longer than that.
+        return self.settings.logout_max_backoff_ms * 2 + 60_000
+
+    def enqueue_delivery(self, delivery_id: str) -> None:
+        """Queue one attempt of ``delivery_id`` (its SQL row must already be committed)."""
+        self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
+        self.deliver.send(delivery_id)
+
+    def has_job(self, delivery_id: str) -> bool:
+        """Whether a job for ``delivery_id`` is believed to be queued (its marker lives)."""
+        return bool(self._redis.exists(self._marker_prefix + delivery_id))
+
+    def forget_job(self, delivery_id: str) -> None:
+        self._redis.delete(self._marker_prefix + delivery_id)
+
+    def start_sweep_chain(self) -> None:
+        """Send the first sweep message (each worker does at start; the lease dedups)."""
+        self.sweep.send()
+
+    # actors -------------------------------------------------------------
+    def _deliver(self, delivery_id: str) -> None:
+        # Refresh the marker: while retries go on, recovery leaves this row alone.
+        self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
+        try:
+            self.handlers.attempt(delivery_id)
+        except TransientDelivery:
+            raise
+        except Exception:
+            self.forget_job(delivery_id)
+            raise
+        self.forget_job(delivery_id)
+
+    def _sweep(self) -> None:
+        period_ms = max(1, self.settings.session_sweep_seconds) * 1000
+        lease_ms = period_ms * 3
+        holds = self._sweep_lease.take(lease_ms)
+        if not holds:
+            current = self._redis.get(self._sweep_lease.key)
+            holds = current is not None and _text(current) == self._sweep_lease.token
+        if not holds:
+            return  # another sweep chain is alive; let this one end
+        try:
+            self.handlers.sweep()
+        except Exception:
+            logger.exception("sweep failed; the next run tries again")
+        self._sweep_lease.renew(lease_ms)
+        self.sweep.send_with_options(delay=period_ms)
+
+    # in-process worker --------------------------------------------------
+    def start_worker(self, *, threads: int = 2, sweep: bool = True) -> dramatiq.Worker:
+        """Start a Dramatiq worker in this process (embedded default, tests)."""
+        with self._lock:
+            if self._worker is None:
+                worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
+                worker.start()
+                self._worker = worker
+                if sweep:
+                    self.start_sweep_chain()
+            return self._worker
+
+    def stop_worker(self, timeout_ms: int = 5_000) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop(timeout=timeout_ms)
+
+    def join(self, timeout_ms: int = 10_000) -> None:
+        """Wait until the queue is empty (in-process broker; for tests and the CLI)."""
+        if isinstance(self.broker, StubBroker):
+            self.broker.join(QUEUE_NAME, timeout=timeout_ms, fail_fast=False)
+        else:
+            self.broker.join(QUEUE_NAME, timeout=timeout_ms)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.stop_worker()
+        self.broker.close()
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
