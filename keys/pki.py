@@ -655,7 +655,8 @@ def _revoke(keyring: Keyring, state: dict[str, Any], meta: dict[str, Any], reaso
     _write_json(d / "revoked.json", {"revoked": entries})
     _issue_crl(keyring, state)
     meta_path, _ = _signer_paths(keyring, str(meta["uscc"]))
-    _write_json(meta_path, {**meta, "revoked": True})
+    if _read_json(meta_path).get("serial") == meta["serial"]:  # not when superseded
+        _write_json(meta_path, {**meta, "revoked": True})
     try:
         keyring.backend(meta["key"]["backend"]).delete(meta["key"]["handle"])
     except KeysError as e:
