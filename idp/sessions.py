@@ -145,7 +145,7 @@ class SessionStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._r = redis
-        prefix = getattr(keyspace, "prefix", keyspace)
+        prefix = getattr(keyspace, "base", keyspace)
         self._p = f"{prefix}sso:"
         self.idle_seconds = idle_seconds
         self.max_seconds = max_seconds
@@ -324,6 +324,10 @@ class SessionStore:
             if s is not None:
                 ended.append(s)
         return ended
+
+    def all_sids(self) -> list[str]:
+        """Every session id not yet ended (for ``idp sessions end --all``)."""
+        return [_text(s) for s in self._r.zrange(self._kexp, 0, -1)]
 
     def sweep_expired(self, *, limit: int = 500) -> list[Session]:
         """End sessions whose idle or absolute deadline has passed; run periodically."""

@@ -1,0 +1,128 @@
+"""Authorization codes in Redis: single use, consumed atomically.
+
+RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+authorization server MUST deny the request and SHOULD revoke (when possible)
+all tokens previously issued based on that authorization code." The code is
+stored under the SHA-256 of its value; :meth:`CodeStore.consume` is one Lua
+script that reads and deletes it and leaves a *used* marker, so of two
+concurrent redemptions exactly one wins, and a replay is recognised as such.
+The token endpoint records the jtis it issued for a code
+(:meth:`CodeStore.record_tokens`) so that a replay can revoke them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
+
+__all__ = ["AuthorizationCode", "CodeStore", "Consumed"]
+
+# KEYS: 1 code, 2 used marker; ARGV: used ttl
+_CONSUME = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+  return {'ok', v}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'replayed'} end
+return {'unknown'}
+"""
+
+
+@dataclass
+class AuthorizationCode(AuthorizationCodeMixin):
+    """What a code stands for; Authlib's grants read it through the mixin."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    citizen_id: str
+    sid: str | None
+    auth_time: int
+    acr: str
+    amr: list[str]
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    resource: list[str] = field(default_factory=list)
+    code_hash: str = ""
+
+    # AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    # OIDC AuthorizationCodeMixin (authlib.oidc.core.models)
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return list(self.amr)
+
+    def __repr__(self) -> str:
+        return f"AuthorizationCode(client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True)
+class Consumed:
+    status: str
+    """``ok``, ``replayed`` or ``unknown`` (never issued or expired)."""
+    code: AuthorizationCode | None = None
+
+
+def _h(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class CodeStore:
+    def __init__(self, redis: Any, prefix: str, *, ttl_seconds: int = 60, replay_window: int = 600) -> None:
+        self._r = redis
+        self._p = f"{prefix}code:"
+        self.ttl_seconds = ttl_seconds
+        self.replay_window = replay_window
+        self._consume = redis.register_script(_CONSUME)
+
+    def issue(self, data: AuthorizationCode) -> str:
+        code = secrets.token_urlsafe(32)
+        payload = asdict(data)
+        payload.pop("code_hash", None)
+        self._r.set(self._p + "c:" + _h(code), json.dumps(payload), ex=self.ttl_seconds)
+        return code
+
+    def consume(self, code: str) -> Consumed:
+        if not code or len(code) > 200:
+            return Consumed("unknown")
+        h = _h(code)
+        res = self._consume(keys=[self._p + "c:" + h, self._p + "u:" + h], args=[self.replay_window])
+        status = res[0].decode() if isinstance(res[0], bytes) else res[0]
+        if status != "ok":
+            return Consumed(status)
+        data = json.loads(res[1])
+        return Consumed("ok", AuthorizationCode(**data, code_hash=h))
+
+    def record_tokens(self, code_hash: str, jtis: list[str]) -> None:
+        key = self._p + "t:" + code_hash
+        pipe = self._r.pipeline(transaction=False)
+        pipe.rpush(key, *jtis)
+        pipe.expire(key, self.replay_window)
+        pipe.execute()
+
+    def issued_tokens(self, code: str) -> list[str]:
+        return [
+            j.decode() if isinstance(j, bytes) else j
+            for j in self._r.lrange(self._p + "t:" + _h(code), 0, -1)
+        ]

@@ -1,0 +1,63 @@
+"""The discovery document (OIDC Discovery 1.0 §3, RFC 8414 §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED
+from .grants import AUTH_METHODS
+
+__all__ = ["discovery_document", "ACR_PASSWORD", "ACR_2FA", "ACR_VALUES"]
+
+ACR_PASSWORD = "urn:yiwang:acr:pwd"
+ACR_2FA = "urn:yiwang:acr:2fa"
+ACR_VALUES = (ACR_PASSWORD, ACR_2FA)
+
+
+def discovery_document(issuer: str, *, require_par: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    i = issuer.rstrip("/")
+    doc: dict[str, Any] = {
+        "issuer": i,
+        "authorization_endpoint": f"{i}/authorize",
+        "token_endpoint": f"{i}/token",
+        "userinfo_endpoint": f"{i}/userinfo",
+        "jwks_uri": f"{i}/jwks.json",
+        "introspection_endpoint": f"{i}/introspect",
+        "revocation_endpoint": f"{i}/revoke",
+        "pushed_authorization_request_endpoint": f"{i}/par",
+        "end_session_endpoint": f"{i}/logout",
+        "device_authorization_endpoint": f"{i}/device/authorize",
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        "subject_types_supported": ["pairwise", "public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
+        "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+        "revocation_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": list(ACR_VALUES),
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_pushed_authorization_requests": require_par,
+        "authorization_response_iss_parameter_supported": True,
+        "ui_locales_supported": ["zh-CN", "en"],
+        "claim_types_supported": ["normal"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
+        "access_token_signing_alg_values_supported": ["ES256"],
+    }
+    if extra:
+        doc.update(extra)
+    return doc

@@ -1,0 +1,146 @@
+"""Introspection (RFC 7662), revocation (RFC 7009) and userinfo (OIDC Core §5.3)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
+
+from .claims import user_claims
+from .grants import AUTH_METHODS
+from .tokens import AccessTokenClaims, refresh_hash
+
+__all__ = ["IntrospectionEndpoint", "RevocationEndpoint", "userinfo_claims", "FoundToken"]
+
+logger = logging.getLogger(__name__)
+
+_CLIENT_AUTH = [m for m in AUTH_METHODS if m != "none"]
+
+
+class FoundToken:
+    """An access token (verified JWT) or a refresh token (SQL row) found by value."""
+
+    def __init__(self, kind: str, *, access: AccessTokenClaims | None = None,
+                 row: dict[str, Any] | None = None, revoked: bool = False, now: int = 0) -> None:
+        self.kind = kind
+        self.access = access
+        self.row = row
+        self.revoked = revoked
+        self.now = now
+
+    @property
+    def client_id(self) -> str:
+        return self.access.client_id if self.access else str(self.row["client_id"])  # type: ignore[index]
+
+    @property
+    def expires_at(self) -> int:
+        return self.access.exp if self.access else int(self.row["expires_at"])  # type: ignore[index]
+
+    def check_client(self, client: Any) -> bool:
+        return self.client_id == client.client_id
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= self.now
+
+    def is_revoked(self) -> bool:
+        if self.revoked:
+            return True
+        if self.row is not None:
+            return self.row["revoked_at"] is not None or self.row["consumed_at"] is not None
+        return False
+
+    def audiences(self) -> list[str]:
+        if self.access is None:
+            return [self.client_id]
+        aud = self.access.claims.get("aud")
+        return [aud] if isinstance(aud, str) else list(aud or [])
+
+
+def _find(provider: Any, token: str, hint: str | None) -> FoundToken | None:
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        return None
+    now = provider.tokens.now()
+    order = ["refresh", "access"] if hint == "refresh_token" else ["access", "refresh"]
+    for kind in order:
+        if kind == "access" and token.count(".") == 2:
+            claims = provider.tokens.verify_access_token(token, check_revoked=False)
+            if claims is not None:
+                return FoundToken("access", access=claims, now=now,
+                                  revoked=provider.tokens.is_revoked(claims.jti))
+        if kind == "refresh" and "." not in token:
+            row = provider.tokens.store.get(refresh_hash(token))
+            if row is not None and row["kind"] == "refresh":
+                return FoundToken("refresh", row=row, now=now)
+    return None
+
+
+class IntrospectionEndpoint(_Introspection):
+    """RFC 7662: any authenticated client may ask about a token issued to it or meant for it."""
+
+    CLIENT_AUTH_METHODS = _CLIENT_AUTH
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
+        return _find(self.server.provider, token_string, token_type_hint)
+
+    def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:
+        # §4: a resource server may learn only about tokens it may accept.
+        return token.check_client(client) or client.client_id in token.audiences()
+
+    def introspect_token(self, token: FoundToken) -> dict[str, Any]:
+        if token.access is not None:
+            c = token.access.claims
+            out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
+                   if k in c}
+            out["token_type"] = "Bearer"
+        else:
+            row = token.row or {}
+            out = {"scope": row["scope"], "client_id": row["client_id"], "exp": row["expires_at"],
+                   "iat": row["issued_at"], "iss": self.server.provider.issuer,
+                   "token_type": "refresh_token"}
+        out["active"] = True
+        return out
+
+
+class RevocationEndpoint(_Revocation):
+    """RFC 7009. Revoking a refresh token also revokes its family's access tokens (§2.1)."""
+
+    CLIENT_AUTH_METHODS = _CLIENT_AUTH
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
+        return _find(self.server.provider, token_string, token_type_hint)
+
+    def revoke_token(self, token: FoundToken, request: Any) -> None:
+        provider = self.server.provider
+        if token.access is not None:
+            provider.tokens.revoke_access_token(token.access.jti, token.access.exp)
+            detail = {"kind": "access", "jti": token.access.jti}
+        else:
+            row = token.row or {}
+            if row.get("family_id"):
+                provider.tokens.revoke(family_id=row["family_id"])
+            else:
+                provider.tokens.revoke(jtis=[row["jti"]])
+            detail = {"kind": "refresh"}
+        provider.audit("token.revoke", client_id=token.client_id, detail=detail)
+
+
+def userinfo_claims(provider: Any, access: AccessTokenClaims) -> dict[str, Any] | None:
+    """OIDC Core §5.3.2 claims for a verified access token; ``None`` if it has no citizen."""
+    row = provider.tokens.store.get(access.jti)
+    if row is None or row["revoked_at"] is not None or not row["citizen_id"]:
+        return None
+    scopes = scope_to_list(access.scope) or []
+    if "openid" not in scopes:
+        return None
+    client = provider.query_client(access.client_id)
+    citizen = provider.get_citizen(int(row["citizen_id"]))
+    if client is None or citizen is None or citizen.disabled:
+        return None
+    allowed = provider.id_number_allowed(client, scopes)
+    claims: dict[str, Any] = {"sub": provider.subject(client, citizen.public_id)}
+    claims.update(user_claims(provider.citizen_claims(citizen, with_id_number=allowed), scopes,
+                              may_receive_id_number=allowed))
+    return claims

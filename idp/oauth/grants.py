@@ -1,0 +1,293 @@
+"""Authlib grants and extensions, completed with what Yiwang adds.
+
+Registered by :func:`idp.oauth.server.configure_server`::
+
+    server.register_grant(AuthorizationCodeGrant, [OpenIDCode(require_nonce=False),
+                                                   CodeChallenge(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Error,
+)
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
+from authlib.oidc.core import grants as oidc_grants
+from joserfc.jwk import KeySet as JoseKeySet
+
+from .claims import user_claims
+from .codes import AuthorizationCode
+from .provider import GrantUser
+from .tokens import at_hash
+
+__all__ = [
+    "AUTH_METHODS",
+    "AuthorizationCodeGrant",
+    "RefreshTokenGrant",
+    "ClientCredentialsGrant",
+    "OpenIDCode",
+    "CodeChallenge",
+    "PrivateKeyJWTAuth",
+]
+
+logger = logging.getLogger(__name__)
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+def _provider(grant: Any) -> Any:
+    return grant.server.provider
+
+
+class CodeChallenge(_CodeChallenge):
+    """PKCE (RFC 7636) with S256 only, required for public clients.
+
+    RFC 9700 §2.1.1: ``plain`` is refused; a public client must send a
+    challenge. A missing or wrong verifier is ``invalid_grant`` (RFC 7636
+    §4.6: the server "MUST" refuse the token request with that error).
+    """
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if data.get("code_challenge") and not data.get("code_challenge_method"):
+            raise InvalidRequestError("'code_challenge_method' must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+        client = grant.request.client
+        if getattr(client, "is_public", False) and not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE (code_challenge with S256) is required for this client")
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        code = grant.request.authorization_code
+        if code.code_challenge and not grant.request.form.get("code_verifier"):
+            raise InvalidGrantError("Missing 'code_verifier'")
+        try:
+            super().validate_code_verifier(grant, result)
+        except InvalidRequestError as e:
+            raise InvalidGrantError(e.description) from None
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    """OIDC Core §3.1: the ID token, signed through ``keys`` (an HSM key works)."""
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        # Replay of a nonce is the RP's to detect (OIDC Core §15.5.2); codes are single use.
+        return False
+
+    def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
+        provider = request._provider
+        client = request.client
+        code: AuthorizationCode = request.authorization_code
+        user: GrantUser = request.user
+        scopes = scope_to_list(token.get("scope") or "") or []
+        claims: dict[str, Any] = {
+            "sub": provider.subject(client, user.public_id),
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "auth_time": user.auth_time,
+            "acr": user.acr,
+            "amr": list(user.amr),
+        }
+        if user.sid:
+            claims["sid"] = user.sid
+        if code is not None and code.nonce:
+            claims["nonce"] = code.nonce
+        if token.get("access_token"):
+            claims["at_hash"] = at_hash(token["access_token"])
+        citizen = provider.get_citizen(user.citizen_id)
+        if citizen is not None:
+            allowed = provider.id_number_allowed(client, scopes)
+            claims.update(user_claims(
+                provider.citizen_claims(citizen, with_id_number=allowed), scopes,
+                may_receive_id_number=allowed,
+            ))
+        alg = client.id_token_signed_response_alg or "ES256"
+        return provider.tokens.encode_id_token(claims, alg="RS256" if alg == "RS256" else "ES256")
+
+    def process_token(self, grant: Any, response: Any) -> Any:
+        grant.request._provider = grant.server.provider
+        return super().process_token(grant, response)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def generate_authorization_code(self) -> str:  # replaced by save below
+        return ""
+
+    def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> Any:
+        """RFC 6749 §4.1.2, with the code minted by :class:`~idp.oauth.codes.CodeStore`."""
+        if not grant_user:
+            return super().create_authorization_response(redirect_uri, grant_user)
+        self.request.user = grant_user
+        code = self.save_authorization_code(None, self.request)
+        from authlib.common.urls import add_params_to_uri
+
+        params = [("code", code)]
+        if self.request.payload.state:
+            params.append(("state", self.request.payload.state))
+        return 302, "", [("Location", add_params_to_uri(redirect_uri, params))]
+
+    def save_authorization_code(self, code: Any, request: Any) -> str:
+        user: GrantUser = request.user
+        data = request.payload.data
+        resource = data.get("resource")
+        return _provider(self).codes.issue(AuthorizationCode(
+            client_id=request.client.client_id,
+            redirect_uri=data.get("redirect_uri") or "",
+            scope=request.scope or "",
+            citizen_id=str(user.citizen_id),
+            sid=user.sid,
+            auth_time=user.auth_time,
+            acr=user.acr,
+            amr=list(user.amr),
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            resource=[resource] if resource else [],
+        ))
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+        provider = _provider(self)
+        result = provider.codes.consume(code)
+        if result.status == "replayed":
+            # RFC 6749 §4.1.2 / §10.5: deny, and revoke what the code produced.
+            n = provider.tokens.revoke(jtis=provider.codes.issued_tokens(code))
+            provider.audit("token.code_replay", client_id=client.client_id, detail={"revoked": n})
+            logger.warning("authorization code replayed by client %s; %d token(s) revoked", client.client_id, n)
+            return None
+        if result.code is None or result.code.client_id != client.client_id:
+            return None
+        return result.code
+
+    def delete_authorization_code(self, authorization_code: Any) -> None:
+        pass  # consumed atomically in query_authorization_code
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> GrantUser | None:
+        provider = _provider(self)
+        citizen = provider.get_citizen(int(authorization_code.citizen_id))
+        if citizen is None or citizen.disabled:
+            return None
+        return GrantUser(
+            citizen_id=citizen.id, public_id=citizen.public_id, sid=authorization_code.sid,
+            auth_time=authorization_code.auth_time, acr=authorization_code.acr,
+            amr=list(authorization_code.amr), code_hash=authorization_code.code_hash,
+            extra={"resource": authorization_code.resource},
+        )
+
+
+class _RefreshRecord:
+    """A refresh-token record as Authlib's RefreshTokenGrant reads it."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+
+    def check_client(self, client: Any) -> bool:
+        return self.row["client_id"] == client.client_id
+
+    def get_scope(self) -> str:
+        return self.row["scope"]
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation on every use and family revocation on reuse (RFC 9700 §4.14.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
+        provider = _provider(self)
+        if not refresh_token or len(refresh_token) > 200:
+            return None
+        from .tokens import refresh_hash
+
+        jti = refresh_hash(refresh_token)
+        row = provider.tokens.store.get(jti)
+        if row is None or row["kind"] != "refresh":
+            return None
+        if row["client_id"] != self.request.client.client_id:
+            return None
+        status = provider.tokens.store.consume_refresh(jti, provider.tokens.now())
+        if status == "reused":
+            n = provider.tokens.revoke(family_id=row["family_id"])
+            provider.audit("token.refresh_reuse", client_id=row["client_id"], detail={"revoked": n})
+            logger.warning("rotated refresh token reused by client %s; family revoked (%d)", row["client_id"], n)
+            return None
+        if status != "ok":
+            return None
+        if row["sid"] and not row["offline"] and provider.sessions.get(row["sid"], touch=False) is None:
+            # A session-bound refresh token dies with its session (issue 4 §6).
+            provider.tokens.revoke(family_id=row["family_id"])
+            return None
+        return _RefreshRecord(row)
+
+    def authenticate_user(self, refresh_token: _RefreshRecord) -> GrantUser | None:
+        provider = _provider(self)
+        row = refresh_token.row
+        citizen = provider.get_citizen(int(row["citizen_id"])) if row["citizen_id"] else None
+        if citizen is None or citizen.disabled:
+            return None
+        data = row.get("data") or {}
+        return GrantUser(
+            citizen_id=citizen.id, public_id=citizen.public_id, sid=row["sid"],
+            auth_time=int(data.get("auth_time", 0)), acr=data.get("acr", ""),
+            amr=list(data.get("amr", [])), family_id=row["family_id"], parent_jti=row["jti"],
+        )
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        pass  # consumed (rotated) atomically in authenticate_refresh_token
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class PrivateKeyJWTAuth(JWTBearerClientAssertion):
+    """``private_key_jwt`` (OIDC Core §9, RFC 7523 §2.2) with a jti replay cache in Redis."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, provider: Any, audiences: list[str]) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self._provider = provider
+        self._audiences = audiences
+
+    def get_audiences(self) -> list[str]:
+        return self._audiences
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        if not isinstance(jti, str) or len(jti) > 200:
+            return False
+        exp = int(claims.get("exp", 0))
+        ttl = max(60, exp - self._provider.tokens.now() + 60)
+        key = f"{self._provider.prefix}jti:{claims['iss']}:{jti}"
+        return bool(self._provider.redis.set(key, "1", nx=True, ex=min(ttl, 86400)))
+
+    def resolve_client_public_key(self, client: Any) -> Any:
+        if not client.jwks:
+            from authlib.oauth2.rfc6749 import InvalidClientError
+
+            raise InvalidClientError(description="the client registered no keys")
+        return JoseKeySet.import_key_set(client.jwks)
+
+    def __call__(self, query_client: Any, request: Any) -> Any:
+        try:
+            return super().__call__(query_client, request)
+        except OAuth2Error:
+            raise
+        except Exception:  # malformed JWT parts, bad JWKS
+            from authlib.oauth2.rfc6749 import InvalidClientError
+
+            raise InvalidClientError(description="invalid client assertion", status_code=401) from None

@@ -1,0 +1,252 @@
+"""The provider: what the grants and endpoints ask for, in one object.
+
+Authlib's grants reach their collaborators through ``self.server``; Yiwang's
+server carries a :class:`Provider` (``server.provider``) that owns the
+token service, the code and PAR stores, the session store, client and
+citizen look-ups, subject derivation and the audit hook. It knows no
+framework, so the protocol is testable without HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6749.util import scope_to_list
+
+from ..models import Citizen, Client
+from ..sessions import SessionStore
+from .claims import ID_NUMBER_SCOPE, CitizenClaims
+from .codes import CodeStore
+from .par import PushedRequestStore
+from .records import SqlTokenStore
+from .subject import sector_of, subject_for
+from .tokens import TokenService
+
+__all__ = ["Provider", "GrantUser", "ProviderConfig"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    issuer: str
+    access_token_seconds: int = 600
+    client_credentials_seconds: int = 300
+    """Authlib's default is 10 days; a machine token lives minutes here."""
+    id_token_seconds: int = 600
+    refresh_token_seconds: int = 30 * 24 * 3600
+    code_seconds: int = 60
+    par_seconds: int = 60
+    require_par: bool = False
+    resource_audiences: tuple[str, ...] = ("certstore",)
+    """Resource indicators (RFC 8707) a client may ask an access token for."""
+    scope_audiences: tuple[tuple[str, str], ...] = (("certs", "certstore"),)
+    """``(scope prefix, audience)``: tokens with such a scope are for that resource server."""
+    client_cache_seconds: float = 5.0
+
+
+@dataclass
+class GrantUser:
+    """The resource owner as a grant sees it: the citizen and how they signed in."""
+
+    citizen_id: int
+    public_id: str
+    sid: str | None
+    auth_time: int
+    acr: str
+    amr: list[str]
+    family_id: str | None = None
+    parent_jti: str | None = None
+    code_hash: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get_user_id(self) -> int:
+        return self.citizen_id
+
+
+class Provider:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        db: Any,
+        redis: Any,
+        keyspace: Any,
+        keyring: Any,
+        sessions: SessionStore,
+        audit: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.issuer = config.issuer
+        self.db = db
+        self.redis = redis
+        self.keyring = keyring
+        self.sessions = sessions
+        self.audit_log = audit
+        prefix = getattr(keyspace, "base", keyspace)
+        self.prefix = prefix
+        self.tokens = TokenService(
+            keyring=keyring, redis=redis, prefix=prefix, store=SqlTokenStore(db),
+            issuer=config.issuer, access_token_seconds=config.access_token_seconds,
+            client_credentials_seconds=config.client_credentials_seconds,
+            id_token_seconds=config.id_token_seconds,
+            refresh_token_seconds=config.refresh_token_seconds, clock=clock,
+        )
+        self.codes = CodeStore(redis, prefix, ttl_seconds=config.code_seconds)
+        self.par = PushedRequestStore(redis, prefix, ttl_seconds=config.par_seconds)
+        self._salt = keyring.secret("pairwise-salt")
+        self._pii = keyring.pii()
+        self._clients: dict[str, tuple[float, Client | None]] = {}
+        self._clients_lock = threading.Lock()
+        sessions.on_session_end(self._revoke_on_session_end)
+
+    # clients ----------------------------------------------------------
+    def query_client(self, client_id: str | None) -> Client | None:
+        """The client, from a short in-process cache (client_credentials is a hot path)."""
+        if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        now = time.monotonic()
+        hit = self._clients.get(client_id)
+        if hit is not None and now - hit[0] < self.config.client_cache_seconds:
+            return hit[1]
+        with self.db.session() as s:
+            client = s.get(Client, client_id)
+            if client is not None:
+                s.expunge(client)
+        with self._clients_lock:
+            if len(self._clients) > 10_000:
+                self._clients.clear()
+            self._clients[client_id] = (now, client)
+        return client
+
+    def forget_client(self, client_id: str) -> None:
+        self._clients.pop(client_id, None)
+
+    # citizens ---------------------------------------------------------
+    def get_citizen(self, citizen_id: int) -> Citizen | None:
+        with self.db.session() as s:
+            c = s.get(Citizen, citizen_id)
+            if c is not None:
+                s.expunge(c)
+            return c
+
+    def citizen_claims(self, citizen: Citizen, *, with_id_number: bool) -> CitizenClaims:
+        number = None
+        if with_id_number:
+            number = self._pii.decrypt(citizen.id_number_enc, purpose="id_number")
+        return CitizenClaims(
+            public_id=citizen.public_id, name=citizen.name, phone=citizen.phone,
+            email=citizen.email, id_number=number,
+        )
+
+    def subject(self, client: Client, public_id: str) -> str:
+        """The ``sub`` this client knows the citizen by (OIDC Core §8)."""
+        sector = sector_of(client.sector_identifier, client.redirect_uris or [], client.client_id)
+        return subject_for(
+            subject_type=client.subject_type or "pairwise", sector=sector,
+            public_id=public_id, salt=self._salt,
+        )
+
+    # audience ---------------------------------------------------------
+    def audience(self, client: Client, scope: str, resource: list[str] | None = None) -> str | list[str]:
+        """RFC 9068 §3 / RFC 8707: the resource asked for, else by scope, else the client."""
+        if resource:
+            allowed = [r for r in resource if r in self.config.resource_audiences]
+            if allowed:
+                return allowed[0] if len(allowed) == 1 else allowed
+        auds: list[str] = []
+        for s in scope_to_list(scope) or []:
+            for prefix, aud in self.config.scope_audiences:
+                if s.startswith(prefix) and aud not in auds:
+                    auds.append(aud)
+        if auds:
+            return auds[0] if len(auds) == 1 else auds
+        return client.client_id
+
+    # token generation (Authlib's generator signature) ------------------
+    def generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: GrantUser | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        scope = scope or ""
+        resource = (user.extra.get("resource") if user else None) or None
+        aud = self.audience(client, scope, resource)
+        if user is None:  # client_credentials: the client is the subject
+            ttl = expires_in or self.config.client_credentials_seconds
+            token, jti, exp = self.tokens.issue_access_token(
+                client_id=client.client_id, scope=scope, audience=aud,
+                sub=client.client_id, expires_in=ttl,
+            )
+            return {"token_type": "Bearer", "access_token": token, "expires_in": ttl, "scope": scope}
+        sub = self.subject(client, user.public_id)
+        ttl = expires_in or self.config.access_token_seconds
+        token, jti, exp = self.tokens.issue_access_token(
+            client_id=client.client_id, scope=scope, audience=aud, sub=sub, sid=user.sid,
+            auth_time=user.auth_time, acr=user.acr, expires_in=ttl,
+        )
+        offline = "offline_access" in (scope_to_list(scope) or [])
+        now = self.tokens.now()
+        rows: list[dict[str, Any]] = [dict(
+            jti=jti, kind="access", client_id=client.client_id, citizen_id=user.citizen_id,
+            sid=user.sid, scope=scope, family_id=user.family_id, parent_jti=None,
+            code_hash=user.code_hash, offline=offline, issued_at=now, expires_at=exp, data=None,
+        )]
+        out: dict[str, Any] = {
+            "token_type": "Bearer", "access_token": token, "expires_in": ttl, "scope": scope,
+        }
+        if include_refresh_token:
+            rt, rjti = self.tokens.new_refresh_token()
+            family = user.family_id or self.tokens.new_family()
+            rows[0]["family_id"] = family
+            rows.append(dict(
+                jti=rjti, kind="refresh", client_id=client.client_id, citizen_id=user.citizen_id,
+                sid=user.sid, scope=scope, family_id=family, parent_jti=user.parent_jti,
+                code_hash=user.code_hash, offline=offline, issued_at=now,
+                expires_at=now + self.config.refresh_token_seconds,
+                data={"auth_time": user.auth_time, "acr": user.acr, "amr": list(user.amr),
+                      "public_id": user.public_id},
+            ))
+            out["refresh_token"] = rt
+        out["_rows"] = rows
+        return out
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        rows = token.pop("_rows", None)
+        if rows:
+            self.tokens.store.add(rows)
+            code_hash = rows[0].get("code_hash")
+            if code_hash and request.payload.grant_type == "authorization_code":
+                self.codes.record_tokens(code_hash, [r["jti"] for r in rows])
+            self.audit(
+                "token.grant", client_id=request.client.client_id,
+                detail={"grant_type": request.payload.grant_type, "jti": rows[0]["jti"],
+                        "refresh": len(rows) > 1},
+            )
+
+    # revocation on session end (issue 4 §6) ---------------------------
+    def _revoke_on_session_end(self, session: Any, reason: str) -> None:
+        everywhere = reason in ("sign_out_everywhere", "password_change", "admin")
+        self.tokens.revoke_session_tokens(session.sid, include_offline=everywhere)
+
+    # audit ------------------------------------------------------------
+    def audit(self, kind: str, **kw: Any) -> None:
+        if self.audit_log is None:
+            return
+        try:
+            self.audit_log.record(kind, **kw)
+        except Exception:
+            logger.exception("audit record %s failed", kind)
+
+    def id_number_allowed(self, client: Client, granted_scopes: list[str]) -> bool:
+        return bool(client.may_receive_id_number) and ID_NUMBER_SCOPE in granted_scopes

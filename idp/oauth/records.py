@@ -1,0 +1,110 @@
+"""The SQL side of token bookkeeping (:class:`~idp.oauth.tokens.TokenStore` on ``TokenRecord``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..models import TokenRecord
+from .tokens import TokenStore
+
+__all__ = ["SqlTokenStore"]
+
+
+def _ts(epoch: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+def _epoch(value: dt.datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+_FIELDS = ("jti", "kind", "client_id", "citizen_id", "sid", "scope", "family_id",
+           "parent_jti", "code_hash", "offline", "data")
+
+
+def _row(r: TokenRecord) -> dict[str, Any]:
+    out = {f: getattr(r, f) for f in _FIELDS}
+    out.update(
+        issued_at=_epoch(r.issued_at), expires_at=_epoch(r.expires_at),
+        revoked_at=_epoch(r.revoked_at), consumed_at=_epoch(r.consumed_at),
+    )
+    return out
+
+
+class SqlTokenStore(TokenStore):
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self._db.session() as s:
+            for row in rows:
+                values = {k: v for k, v in row.items() if k in _FIELDS}
+                s.add(TokenRecord(
+                    **values, issued_at=_ts(row["issued_at"]), expires_at=_ts(row["expires_at"])
+                ))
+
+    def get(self, jti: str) -> dict[str, Any] | None:
+        with self._db.session() as s:
+            r = s.get(TokenRecord, jti)
+            return _row(r) if r is not None else None
+
+    def consume_refresh(self, jti: str, now: int) -> str:
+        """Atomic: one UPDATE that succeeds only for a live, unconsumed token."""
+        with self._db.session() as s:
+            res = s.execute(
+                sa.update(TokenRecord)
+                .where(
+                    TokenRecord.jti == jti, TokenRecord.kind == "refresh",
+                    TokenRecord.consumed_at.is_(None), TokenRecord.revoked_at.is_(None),
+                    TokenRecord.expires_at > _ts(now),
+                )
+                .values(consumed_at=_ts(now))
+            )
+            if res.rowcount == 1:
+                return "ok"
+            r = s.get(TokenRecord, jti)
+            if r is None or r.kind != "refresh":
+                return "unknown"
+            if r.consumed_at is not None:
+                return "reused"
+            if r.revoked_at is not None:
+                return "revoked"
+            return "expired"
+
+    def revoke(self, *, jtis: Iterable[str] = (), family_id: str | None = None,
+               sid: str | None = None, citizen_id: Any = None, code_hash: str | None = None,
+               include_offline: bool = True, now: int) -> list[tuple[str, str, int]]:
+        conds = []
+        jtis = list(jtis)
+        if jtis:
+            conds.append(TokenRecord.jti.in_(jtis))
+        if family_id:
+            conds.append(TokenRecord.family_id == family_id)
+        if sid:
+            conds.append(TokenRecord.sid == sid)
+        if citizen_id is not None:
+            conds.append(TokenRecord.citizen_id == citizen_id)
+        if code_hash:
+            conds.append(TokenRecord.code_hash == code_hash)
+        if not conds:
+            return []
+        where = [sa.or_(*conds), TokenRecord.revoked_at.is_(None), TokenRecord.expires_at > _ts(now)]
+        if not include_offline:
+            where.append(TokenRecord.offline.is_(False))
+        with self._db.session() as s:
+            rows = s.execute(
+                sa.select(TokenRecord.jti, TokenRecord.kind, TokenRecord.expires_at).where(*where)
+            ).all()
+            if rows:
+                s.execute(
+                    sa.update(TokenRecord)
+                    .where(TokenRecord.jti.in_([r.jti for r in rows]))
+                    .values(revoked_at=_ts(now))
+                )
+        return [(r.jti, r.kind, _epoch(r.expires_at) or 0) for r in rows]
