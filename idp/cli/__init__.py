@@ -26,7 +26,7 @@ __all__ = ["main", "cli"]
 logger = logging.getLogger(__name__)
 
 # Each module defines ``register(group: click.Group) -> None``.
-_COMMAND_MODULES = ("db", "keys", "users", "clients", "serve", "audit", "logout", "init")
+_COMMAND_MODULES = ("db", "keys", "users", "clients", "serve", "audit", "logout", "worker", "init")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ from ..settings import IdpSettings
 from .delivery import LogoutService
 from .queue import JobQueue
 
-__all__ = ["LogoutRuntime", "install_logout"]
+__all__ = ["LogoutRuntime", "ProcessStack", "install_logout", "build_from_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +61,45 @@ def install_logout(
     if sessions is not None:
         sessions.on_session_end(service.session_ended)
     return LogoutRuntime(service=service, queue=queue)
+
+
+@dataclass
+class ProcessStack:
+    """The collaborators one process builds from its settings (CLI, worker)."""
+
+    settings: IdpSettings
+    database: Any
+    redis: Any
+    keyring: Any
+    sessions: Any
+    logout: LogoutRuntime
+
+    def close(self) -> None:
+        self.logout.close()
+        self.database.dispose()
+
+
+def build_from_settings(settings: IdpSettings) -> ProcessStack:
+    """Database, Redis, keyring, session store and logout runtime for ``settings``."""
+    from keys.keyring import open_keyring
+
+    from ..db import Database
+    from ..redis import Keyspace, connect_redis
+    from ..sessions import SessionStore
+
+    database = Database(settings.database_url)
+    redis = connect_redis(settings)
+    keyspace = Keyspace(settings.common.redis_prefix)
+    keyring = open_keyring(settings.common.keys)
+    sessions = SessionStore(
+        redis, keyspace, settings.session_idle_seconds, settings.session_max_seconds
+    )
+    runtime = install_logout(
+        settings,
+        database=database,
+        redis=redis,
+        prefix=keyspace.base,
+        keyring=keyring,
+        sessions=sessions,
+    )
+    return ProcessStack(settings, database, redis, keyring, sessions, runtime)
