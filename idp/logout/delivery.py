@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from keys.backend import Signer
 
-from ..models import Citizen, Client, LogoutDelivery, TokenRecord, utcnow
+from ..models import Citizen, Client, LogoutDelivery, utcnow
 from ..oauth.subject import sector_of, subject_for
 from ..settings import IdpSettings
 from .http import Outcome, post_logout_token
@@ -110,7 +110,9 @@ class LogoutService:
 
     Collaborators are keyword-only: ``database`` (``idp.db.Database``),
     ``signer`` (a callable returning the active ``idp-token`` signer, read at
-    each attempt so key rotation takes effect), ``pairwise_salt``, and
+    each attempt so key rotation takes effect), ``pairwise_salt``, ``tokens``
+    (``idp.oauth.tokens.TokenService``: revokes records and marks access tokens
+    revoked in Redis), and
     ``enqueue`` (``JobQueue.enqueue_delivery``, attached after construction
     because the queue needs this object as its handler).
     """
@@ -123,6 +125,7 @@ class LogoutService:
         signer: Callable[[], Signer],
         pairwise_salt: bytes,
         sessions: Any | None = None,
+        tokens: Any | None = None,
         http: requests.Session | None = None,
     ) -> None:
         self.settings = settings
@@ -130,6 +133,7 @@ class LogoutService:
         self._signer = signer
         self._salt = pairwise_salt
         self.sessions = sessions
+        self.tokens = tokens
         self._http = http or requests.Session()
         self.queue: Any | None = None
 
@@ -137,8 +141,8 @@ class LogoutService:
     def session_ended(self, session: Any, reason: str) -> list[int]:
         """``SessionStore.on_session_end`` hook; returns the delivery ids queued."""
         now = utcnow()
+        self._revoke_tokens(session, reason)
         with self.database.session() as db:
-            self._revoke_tokens(db, session, reason, now)
             ids = self._record_deliveries(db, session, reason, now)
         # Committed: now the jobs. A failure to enqueue leaves the rows pending
         # for the recovery sweep instead of losing them.
@@ -148,25 +152,20 @@ class LogoutService:
             logger.info("session %s ended (%s): %d back-channel deliveries queued", session.sid, reason, len(ids))
         return ids
 
-    def _revoke_tokens(self, db: Any, session: Any, reason: str, now: dt.datetime) -> None:
-        # Issue 4 §6: tokens follow the session.
-        db.execute(
-            sa.update(TokenRecord)
-            .where(TokenRecord.sid == session.sid, TokenRecord.revoked_at.is_(None))
-            .where(TokenRecord.offline.is_(False))
-            .values(revoked_at=now)
-        )
+    def _revoke_tokens(self, session: Any, reason: str) -> None:
+        # Issue 4 §6: tokens follow the session. The protocol engineer's
+        # Provider hook does the same for its process; repeating it here makes
+        # the worker's expiry sweep and the CLI revoke too (already revoked
+        # records are skipped, so the overlap costs one query).
+        if self.tokens is None:
+            return
+        self.tokens.revoke(sid=session.sid, include_offline=False)
         if reason in OFFLINE_REVOKING_REASONS and session.citizen_id:
             try:
                 citizen_id = int(session.citizen_id)
             except ValueError:
                 return
-            db.execute(
-                sa.update(TokenRecord)
-                .where(TokenRecord.citizen_id == citizen_id, TokenRecord.revoked_at.is_(None))
-                .where(TokenRecord.offline.is_(True))
-                .values(revoked_at=now)
-            )
+            self.tokens.revoke(citizen_id=citizen_id, include_offline=True)
 
     def _record_deliveries(self, db: Any, session: Any, reason: str, now: dt.datetime) -> list[int]:
         client_ids = sorted(session.clients)

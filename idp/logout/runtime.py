@@ -47,14 +47,35 @@ def install_logout(
     keyring: Any,
     sessions: Any | None = None,
     broker: dramatiq.Broker | None = None,
+    tokens: Any | None = None,
 ) -> LogoutRuntime:
-    """Build the logout service and queue and hook them to ``sessions``' end events."""
+    """Build the logout service and queue and hook them to ``sessions``' end events.
+
+    ``tokens`` is the process's ``TokenService`` (the web app passes its
+    provider's); without one, a token service is built for revocation only.
+    """
+    if tokens is None:
+        from ..oauth.records import SqlTokenStore
+        from ..oauth.tokens import TokenService
+
+        tokens = TokenService(
+            keyring=keyring,
+            redis=redis,
+            prefix=prefix,
+            store=SqlTokenStore(database),
+            issuer=settings.issuer,
+            access_token_seconds=settings.access_token_seconds,
+            client_credentials_seconds=settings.access_token_seconds,
+            id_token_seconds=settings.id_token_seconds,
+            refresh_token_seconds=settings.refresh_token_seconds,
+        )
     service = LogoutService(
         settings,
         database=database,
         signer=lambda: keyring.keyset("idp-token").active(),
         pairwise_salt=keyring.secret("pairwise-salt"),
         sessions=sessions,
+        tokens=tokens,
     )
     queue = JobQueue(settings, service, redis=redis, prefix=prefix, broker=broker)
     service.queue = queue

@@ -215,6 +215,7 @@ def test_ending_a_session_revokes_its_tokens_and_sign_out_everywhere_offline_one
 
         stack.sessions.end(one.sid, "logout")
         assert revoked() == {"a1", "r1"}  # the other session's and the offline token live on
+        assert stack.logout.service.tokens.is_revoked("a1")  # JWT access tokens refused at once
         stack.sessions.end_all_for_citizen(str(citizen), "sign_out_everywhere")
         assert revoked() == {"a1", "r1", "r2", "off1"}
         assert _rows(stack) == []  # no back-channel URI registered: nothing to deliver
