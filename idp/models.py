@@ -403,6 +403,14 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(sa.String(64))
 
 
+sa.event.listen(
+    AuditHead.__table__,
+    "after_create",
+    sa.DDL("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '%s')" % ("0" * 64)),
+)
+"""``create_all`` seeds the head row as the migration does."""
+
+
 # ------------------------------------------------------------------ logout
 
 

@@ -1,0 +1,125 @@
+"""Failed-login throttling per account and per client IP (issue 3 §7).
+
+Counters live in Redis through the ``limits`` library's moving-window
+limiter (never a hand-written rate limiter), so every idp instance sees the
+same counts. Several tiers per key give growing delays: after 5 failures in
+a minute an account waits out that minute, after 10 in a quarter of an hour
+up to 15 minutes, after 20 in an hour up to an hour — a temporary lock that
+the login page explains with ``retry_after_seconds``.
+
+The account key is the blind index of the number that was typed, computed
+whether or not an account exists, so a locked number and its retry time
+tell an attacker nothing about the account (OWASP Authentication Cheat
+Sheet, "account enumeration"). A success clears the account's counters; the
+per-IP counters only ever run out, so one valid account cannot be used to
+reset an address that is guessing others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
+
+if TYPE_CHECKING:
+    import redis
+
+    from .redis import Keyspace
+    from .settings import IdpSettings
+
+__all__ = [
+    "Throttle",
+    "ThrottleDecision",
+    "ACCOUNT_TIERS",
+    "IP_TIERS",
+    "make_throttle_storage",
+]
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_TIERS = "5/minute;10/15 minutes;20/hour"
+IP_TIERS = "30/minute;100/hour"
+
+
+@dataclass(frozen=True)
+class ThrottleDecision:
+    allowed: bool
+    retry_after_seconds: int = 0
+    """Seconds until a new attempt will be considered (0 when allowed)."""
+    scope: str | None = None
+    """``account`` or ``ip``: which counter ran out (the page words its message with it)."""
+
+
+def make_throttle_storage(
+    settings: IdpSettings, client: redis.Redis | None, keyspace: Keyspace
+) -> Storage:
+    """``limits`` storage on the configured Redis, or in memory for the embedded default."""
+    url = settings.common.redis_url
+    if url and client is not None:
+        return RedisStorage(
+            url,
+            connection_pool=client.connection_pool,
+            key_prefix=keyspace.key("throttle"),
+        )
+    return MemoryStorage()
+
+
+class Throttle:
+    """Counts failed logins and decides whether another attempt may be made."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        account_tiers: str | Sequence[RateLimitItem] = ACCOUNT_TIERS,
+        ip_tiers: str | Sequence[RateLimitItem] = IP_TIERS,
+    ) -> None:
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.account_tiers = _tiers(account_tiers)
+        self.ip_tiers = _tiers(ip_tiers)
+
+    def _keys(self, id_index: str | None, ip: str | None) -> list[tuple[str, RateLimitItem, str]]:
+        keys: list[tuple[str, RateLimitItem, str]] = []
+        if id_index:
+            keys += [("account", item, id_index) for item in self.account_tiers]
+        if ip:
+            keys += [("ip", item, ip) for item in self.ip_tiers]
+        return keys
+
+    def check(self, id_index: str | None, ip: str | None) -> ThrottleDecision:
+        """May a login for this (blind-indexed) number from this address be tried now?"""
+        now = time.time()
+        worst: tuple[float, str] | None = None
+        for scope, item, ident in self._keys(id_index, ip):
+            stats = self.limiter.get_window_stats(item, scope, ident)
+            if stats.remaining <= 0:
+                wait = stats.reset_time - now
+                if worst is None or wait > worst[0]:
+                    worst = (wait, scope)
+        if worst is None:
+            return ThrottleDecision(True)
+        return ThrottleDecision(False, max(1, math.ceil(worst[0])), worst[1])
+
+    def hit(self, id_index: str | None, ip: str | None) -> None:
+        """Count one failed attempt."""
+        for scope, item, ident in self._keys(id_index, ip):
+            self.limiter.hit(item, scope, ident)
+
+    def reset(self, id_index: str) -> None:
+        """Forget an account's failures after a successful login."""
+        for scope, item, ident in self._keys(id_index, None):
+            self.limiter.clear(item, scope, ident)
+
+
+def _tiers(spec: str | Sequence[RateLimitItem]) -> list[RateLimitItem]:
+    if isinstance(spec, str):
+        return list(parse_many(spec))
+    return list(spec)
