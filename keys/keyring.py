@@ -90,7 +90,10 @@ def open_keyring(settings: KeySettings, *, reload_seconds: float = 1.0) -> Keyri
     kek = load_or_create_kek(settings.kek_file)
     sealer = Sealer(kek, key_dir)
     sealer.check()
-    return Keyring(settings, sealer, reload_seconds=reload_seconds)
+    keyring = Keyring(settings, sealer, reload_seconds=reload_seconds)
+    if settings.backend != "software":
+        keyring.backend()  # a missing token or a wrong PIN shows at start-up, not at first use
+    return keyring
 
 
 class Keyring:

@@ -66,6 +66,11 @@ def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         env={**os.environ, "SOFTHSM2_CONF": str(conf)},
     )
     yield {"module": str(SOFTHSM_MODULE), "token": TOKEN_LABEL, "pin": USER_PIN}
+    # SoftHSM reads SOFTHSM2_CONF when initialised: unload it so that the next
+    # test's token directory is read afresh.
+    import pkcs11
+
+    pkcs11.unload(str(SOFTHSM_MODULE))
 
 
 @pytest.fixture
