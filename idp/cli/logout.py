@@ -14,7 +14,6 @@ import json
 import logging
 
 import click
-import sqlalchemy as sa
 
 from keys.identifiers import parse_resident_id
 
@@ -46,18 +45,14 @@ def _drain(stack: ProcessStack) -> None:
 
 
 def _citizen_id(stack: ProcessStack, id_number: str) -> int:
-    from ..models import Citizen
-
     try:
-        number = parse_resident_id(id_number).number
+        parse_resident_id(id_number)
     except Exception as e:
         raise InvalidInput(f"--citizen: {e}") from None
-    index = stack.keyring.pii().blind_index(number, purpose="id_number")
-    with stack.database.session() as db:
-        cid = db.scalar(sa.select(Citizen.id).where(Citizen.id_number_index == index))
-    if cid is None:
+    citizen = stack.services.accounts.find_by_id_number(id_number)
+    if citizen is None:
         raise NotFound("no citizen with that ID number")
-    return int(cid)
+    return int(citizen.id)
 
 
 def register(group: click.Group) -> None:

@@ -88,39 +88,42 @@ def install_logout(
 class ProcessStack:
     """The collaborators one process builds from its settings (CLI, worker)."""
 
-    settings: IdpSettings
-    database: Any
-    redis: Any
-    keyring: Any
+    services: Any
+    """``idp.services.Services``."""
     sessions: Any
     logout: LogoutRuntime
 
+    @property
+    def database(self) -> Any:
+        return self.services.db
+
+    @property
+    def keyring(self) -> Any:
+        return self.services.keyring
+
     def close(self) -> None:
         self.logout.close()
-        self.database.dispose()
+        self.services.close()
 
 
 def build_from_settings(settings: IdpSettings) -> ProcessStack:
-    """Database, Redis, keyring, session store and logout runtime for ``settings``."""
-    from keys.keyring import open_keyring
-
-    from ..db import Database
-    from ..redis import Keyspace, connect_redis
+    """Services, session store and logout runtime for ``settings``."""
+    from ..services import Services
     from ..sessions import SessionStore
 
-    database = Database(settings.database_url)
-    redis = connect_redis(settings)
-    keyspace = Keyspace(settings.common.redis_prefix)
-    keyring = open_keyring(settings.common.keys)
+    services = Services.from_settings(settings)
     sessions = SessionStore(
-        redis, keyspace, settings.session_idle_seconds, settings.session_max_seconds
+        services.redis,
+        services.keyspace,
+        settings.session_idle_seconds,
+        settings.session_max_seconds,
     )
     runtime = install_logout(
         settings,
-        database=database,
-        redis=redis,
-        prefix=keyspace.base,
-        keyring=keyring,
+        database=services.db,
+        redis=services.redis,
+        prefix=services.keyspace.base,
+        keyring=services.keyring,
         sessions=sessions,
     )
-    return ProcessStack(settings, database, redis, keyring, sessions, runtime)
+    return ProcessStack(services, sessions, runtime)
