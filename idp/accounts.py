@@ -447,7 +447,21 @@ class AccountService:
         reported with its line and reason and the good rows are imported.
         ``progress(n)`` is called with the number of rows just handled.
         """
-        rows = self._read_csv(Path(path), encoding)
+        rows = self.load_csv(path, encoding=encoding)
+        return self.import_rows(rows, progress=progress, actor=actor)
+
+    def load_csv(self, path: Path | str, *, encoding: str = "utf-8") -> list[tuple[int, dict[str, str]]]:
+        """Read and check the whole file: ``(line, row)`` pairs, or :class:`InvalidInput`."""
+        return self._read_csv(Path(path), encoding)
+
+    def import_rows(
+        self,
+        rows: list[tuple[int, dict[str, str]]],
+        *,
+        progress: Callable[[int], None] | None = None,
+        actor: str = "admin",
+    ) -> ImportReport:
+        """Import rows from :meth:`load_csv`; see :meth:`import_csv`."""
         report = ImportReport()
         seen: dict[str, int] = {}
         batch: list[tuple[int, Citizen]] = []
