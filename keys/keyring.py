@@ -140,21 +140,23 @@ class Keyring:
 
     # -- key sets ----------------------------------------------------------
 
-    def keyset(self, purpose: str, *, algorithm: str = DEFAULT_ALGORITHM) -> KeySet:
+    def keyset(self, purpose: str, *, algorithm: str | None = None) -> KeySet:
         """The key set for ``purpose`` (``idp-token``, ``idp-token-rs256`` …).
 
-        Created with an active and a next key on first use. Asking for an
-        existing set with another algorithm is an error: a purpose has one
-        algorithm, so use a separate purpose per algorithm.
+        Created with an active and a next key on first use, with ``algorithm``
+        (default ES256). Asking for an existing set with another algorithm is
+        an error: a purpose has one algorithm, so use a separate purpose per
+        algorithm. ``algorithm=None`` takes the existing set as it is.
         """
         _check_name("key set", purpose)
-        check_algorithm(algorithm)
+        if algorithm is not None:
+            check_algorithm(algorithm)
         with self._lock:
             ks = self._keysets.get(purpose)
             if ks is None:
-                ks = KeySet(self, purpose, algorithm)
+                ks = KeySet(self, purpose, algorithm or DEFAULT_ALGORITHM)
                 self._keysets[purpose] = ks
-        if ks.algorithm != algorithm:
+        if algorithm is not None and ks.algorithm != algorithm:
             raise ConfigurationError(
                 f"key set {purpose} holds {ks.algorithm} keys, not {algorithm}"
             )

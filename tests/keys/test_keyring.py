@@ -13,7 +13,13 @@ from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet as JoseKeySet
 
 from keys.config import KeySettings
-from keys.errors import ConfigurationError, KeyNotFound, KeyStoreCorrupt, WrongKeyEncryptionKey
+from keys.errors import (
+    ConfigurationError,
+    KeyNotFound,
+    KeysError,
+    KeyStoreCorrupt,
+    WrongKeyEncryptionKey,
+)
 from keys.jws import encode_jws
 from keys.keyring import Keyring, open_keyring
 from keys.lifecycle import KeyState
@@ -156,8 +162,10 @@ def test_one_algorithm_per_purpose(keyring: Keyring) -> None:
     assert rs.active().algorithm == "RS256"
     assert rs.jwks()["keys"][0]["kty"] == "RSA"
     with pytest.raises(ConfigurationError, match="RS256"):
-        keyring.keyset("idp-token-rs256")
-    with pytest.raises(Exception, match="name"):
+        keyring.keyset("idp-token-rs256", algorithm="ES256")
+    # Without an algorithm, an existing set is taken as it is.
+    assert open_keyring(keyring.settings).keyset("idp-token-rs256").algorithm == "RS256"
+    with pytest.raises(KeysError, match="name"):
         keyring.keyset("../escape")
 
 
