@@ -11,12 +11,14 @@ without HTTP.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from collections.abc import Iterable
+
+from .claims import ID_NUMBER_SCOPE
 from .discovery import ACR_2FA
 
-__all__ = ["Step", "Decision", "FlowState", "next_step", "wants_2fa"]
+__all__ = ["Step", "Decision", "FlowState", "next_step", "wants_2fa", "consent_missing", "final_scopes"]
 
 
 class Step(enum.Enum):
@@ -44,6 +46,40 @@ class FlowState:
     """The citizen answered the consent page during this flow."""
 
 
+def consent_missing(
+    requested: Iterable[str], *, first_party: bool, may_receive_id_number: bool,
+    consented: Iterable[str] | None,
+) -> bool:
+    """Whether the consent page must be shown (OIDC Core §3.1.2.4).
+
+    First-party clients skip it — except for the ID number, which is never
+    released without the citizen's consent (DESIGN.md, identity rules).
+    """
+    granted = set(consented or ())
+    wanted = set(requested) - {"openid"}
+    if first_party:
+        wanted &= {ID_NUMBER_SCOPE} if may_receive_id_number else set()
+    elif not may_receive_id_number:
+        wanted.discard(ID_NUMBER_SCOPE)
+    return not wanted <= granted
+
+
+def final_scopes(
+    requested: Iterable[str], *, first_party: bool, may_receive_id_number: bool,
+    consented: Iterable[str] | None,
+) -> list[str]:
+    """The scopes the code is issued for: what was asked, cut to what was allowed."""
+    granted = set(consented or ())
+    out = []
+    for s in requested:
+        if s == ID_NUMBER_SCOPE:
+            if may_receive_id_number and s in granted:
+                out.append(s)
+        elif s == "openid" or first_party or s in granted:
+            out.append(s)
+    return out
+
+
 def wants_2fa(acr_values: str | None) -> bool:
     return bool(acr_values) and ACR_2FA in acr_values.split()
 
@@ -56,9 +92,7 @@ def next_step(
     session_auth_time: int | None,
     session_acr: str | None,
     citizen_has_totp: bool,
-    first_party: bool,
-    consent_scopes: Iterable[str] | None,
-    requested_scopes: Iterable[str],
+    consent_missing: bool,
     state: FlowState,
     now: int,
 ) -> Decision:
@@ -72,17 +106,16 @@ def next_step(
             return Decision(Step.LOGIN)
         if max_age is not None and now - session_auth_time > max_age:
             return Decision(Step.ERROR, "login_required") if none else Decision(Step.LOGIN)
-    # A second factor: the account has one and the session has not used it,
-    # or the request asks for the stronger level (step-up, issue 4 §2).
-    if session_acr != ACR_2FA and (citizen_has_totp or wants_2fa(acr_values)) and citizen_has_totp:
+    # A second factor whenever the account has one and the session has not
+    # used it yet — which also serves acr_values asking for the stronger level
+    # (step-up in the same session, issue 4 §2). An account without TOTP
+    # cannot step up; its ID token then says acr=pwd, as OIDC Core §2 lets it.
+    if citizen_has_totp and session_acr != ACR_2FA:
         return Decision(Step.ERROR, "interaction_required") if none else Decision(Step.SECOND_FACTOR)
     # Consent (OIDC Core §3.1.2.4), remembered; skipped for first-party clients.
     if not state.consent_given:
         if "consent" in prompts:
             return Decision(Step.ERROR, "consent_required") if none else Decision(Step.CONSENT)
-        if not first_party:
-            granted = set(consent_scopes) if consent_scopes is not None else None
-            needed = set(requested_scopes) - {"openid"}
-            if granted is None or not needed <= granted:
-                return Decision(Step.ERROR, "consent_required") if none else Decision(Step.CONSENT)
+        if consent_missing:
+            return Decision(Step.ERROR, "consent_required") if none else Decision(Step.CONSENT)
     return Decision(Step.ISSUE)

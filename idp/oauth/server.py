@@ -1,0 +1,56 @@
+"""Registering Yiwang's grants, extensions and endpoints on an Authlib server.
+
+The server class itself comes from the web layer (Authlib's Flask
+integration); this function is the one place that says which features the
+provider has, in Authlib's own idiom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc9207 import IssuerParameter
+
+from .endpoints import IntrospectionEndpoint, RevocationEndpoint
+from .grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    CodeChallenge,
+    OpenIDCode,
+    PrivateKeyJWTAuth,
+    RefreshTokenGrant,
+)
+from .provider import Provider
+
+__all__ = ["configure_server", "YiwangIssuerParameter"]
+
+
+class YiwangIssuerParameter(IssuerParameter):
+    """RFC 9207 §2: ``iss`` in every authorization response, errors included."""
+
+    def __init__(self, issuer: str) -> None:
+        self._issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self._issuer
+
+
+def configure_server(server: Any, provider: Provider) -> Any:
+    server.provider = provider
+    server.scopes_supported = None  # each client's registration limits its scopes
+    server.register_token_generator("default", provider.generate_token)
+    server.register_grant(
+        AuthorizationCodeGrant, [OpenIDCode(require_nonce=False), CodeChallenge(required=True)]
+    )
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(RevocationEndpoint)
+    YiwangIssuerParameter(provider.issuer)(server)  # hooks after_create_authorization_response
+    issuer = provider.issuer
+    server.register_client_auth_method(
+        "private_key_jwt", PrivateKeyJWTAuth(provider, [issuer, f"{issuer}/token", f"{issuer}/par",
+                                                        f"{issuer}/introspect", f"{issuer}/revoke"])
+    )
+    return server
+

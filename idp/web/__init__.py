@@ -1,0 +1,108 @@
+"""The idp's web application: ``create_app`` is the one place that wires everything.
+
+Blueprints per area — :mod:`.views_oauth` (authorize, token, userinfo,
+introspection, revocation, PAR), :mod:`.views_auth` (login, second factor,
+consent), :mod:`.views_wellknown` (discovery, JWKS, health) and
+:mod:`.views_account` — plus, when present, the logout and device-flow
+blueprints (``idp.web.logout``, ``idp.web.device``), which register
+themselves through a module-level ``bp``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Any
+
+from flask import Flask
+
+from ..oauth.provider import Provider, ProviderConfig
+from ..oauth.server import configure_server
+from ..sessions import SessionStore
+from ..settings import IdpSettings
+from .common import FlowStore, IdpRuntime, remember_language
+from .errors import install_error_handlers
+from .oauth_server import YiwangAuthorizationServer
+from .security import install_security
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device")
+
+
+def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> Flask:
+    """Build the idp application.
+
+    ``settings`` default to the environment (this is an entry point, like
+    the CLI); ``services`` default to :meth:`idp.services.Services.from_settings`.
+    """
+    if settings is None:
+        settings = services.settings if services is not None else IdpSettings.from_env(os.environ)
+    if services is None:
+        from ..services import Services
+
+        services = Services.from_settings(settings)
+    app = Flask(__name__)
+    app.config["YW_CSRF_SECRET"] = services.keyring.secret("idp-cookie")
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    secure = settings.issuer.startswith("https://")
+
+    sessions = SessionStore(
+        services.redis, services.keyspace, settings.session_idle_seconds, settings.session_max_seconds
+    )
+    extra = dict(settings.extra or {})
+    config = ProviderConfig(
+        issuer=settings.issuer,
+        access_token_seconds=settings.access_token_seconds,
+        client_credentials_seconds=int(extra.get("client_credentials_seconds", 300)),
+        id_token_seconds=settings.id_token_seconds,
+        refresh_token_seconds=settings.refresh_token_seconds,
+        code_seconds=settings.code_seconds,
+        par_seconds=int(extra.get("par_seconds", 60)),
+        require_par=bool(extra.get("require_pushed_authorization_requests", False)),
+    )
+    provider = Provider(
+        config, db=services.db, redis=services.redis, keyspace=services.keyspace,
+        keyring=services.keyring, sessions=sessions, audit=services.audit,
+    )
+    server = YiwangAuthorizationServer()
+    server.init_app(app)
+    configure_server(server, provider)
+
+    logout = None
+    try:
+        from ..logout.runtime import install_logout
+
+        logout = install_logout(
+            settings, database=services.db, redis=services.redis, prefix=services.keyspace.base,
+            keyring=services.keyring, sessions=sessions,
+        )
+    except ImportError:  # pragma: no cover - logout not installed
+        logger.warning("single sign-out is not available (idp.logout missing)")
+
+    app.extensions["yiwang"] = IdpRuntime(
+        settings=settings, services=services, provider=provider, server=server,
+        sessions=sessions, flows=FlowStore(services.redis, services.keyspace.base),
+        logout=logout, secure_cookies=secure,
+    )
+    install_security(app, secure_cookies=secure)
+    install_error_handlers(app)
+    app.after_request(remember_language)
+
+    from . import views_account, views_auth, views_oauth, views_wellknown
+
+    for module in (views_wellknown, views_oauth, views_auth, views_account):
+        app.register_blueprint(module.bp)
+    for name in _OPTIONAL_BLUEPRINTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,99 @@
+"""Every failure becomes a clean answer: no stack trace ever reaches a client.
+
+Protocol errors are answered by Authlib's endpoints and
+:func:`idp.web.views_oauth.oauth_error_response`; this module maps the rest:
+input refused before parsing (400/413 ``invalid_request``), HTTP errors, the
+database or Redis being down (503 problem JSON), and anything unexpected
+(a generic 500 with no detail; the trace goes to the log only).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import IdpError
+from .security import InputRejected
+
+__all__ = ["install_error_handlers"]
+
+logger = logging.getLogger(__name__)
+
+_API_PREFIXES = ("/token", "/userinfo", "/introspect", "/revoke", "/par", "/jwks.json",
+                 "/.well-known", "/device", "/healthz", "/readyz")
+
+
+def _wants_json() -> bool:
+    if request.path.startswith(_API_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _page(status: int, message: str) -> Any:
+    from .common import render
+
+    try:
+        return render("error.html", status, message=message, detail=None)
+    except Exception:  # rendering itself failed: plain text, still no trace
+        return ("error", status, {"Content-Type": "text/plain; charset=utf-8"})
+
+
+def _is_outage(exc: BaseException) -> bool:
+    try:
+        import sqlalchemy.exc as sa_exc
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | RedisConnectionError
+                      | RedisTimeoutError) or isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(InputRejected)
+    def _rejected(e: InputRejected) -> Any:
+        if _wants_json():
+            resp = jsonify({"error": "invalid_request", "error_description": e.description})
+            resp.status_code = e.status
+            return resp
+        return _page(e.status, "error_request")
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException) -> Any:
+        status = e.code or 500
+        if _wants_json():
+            error = "invalid_request" if status in (400, 413) else ("not_found" if status == 404 else "error")
+            if status == 405:
+                error = "invalid_request"
+            resp = jsonify({"error": error, "error_description": e.name})
+            resp.status_code = status
+            return resp
+        return _page(status, "error_request" if status < 500 else "error_generic")
+
+    @app.errorhandler(IdpError)
+    def _idp(e: IdpError) -> Any:
+        resp = jsonify({"type": "about:blank", "title": e.code, "status": e.status, "detail": str(e)})
+        resp.status_code = e.status
+        resp.mimetype = "application/problem+json"
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> Any:
+        if _is_outage(e):
+            logger.error("backing service unavailable on %s: %s", request.path, type(e).__name__)
+            resp = jsonify({"type": "about:blank", "title": "service_unavailable", "status": 503,
+                            "detail": "a backing service is unavailable; try again shortly"})
+            resp.status_code = 503
+            resp.mimetype = "application/problem+json"
+            resp.headers["Retry-After"] = "5"
+            return resp
+        logger.exception("unexpected error on %s", request.path)
+        if _wants_json():
+            resp = jsonify({"error": "server_error"})
+            resp.status_code = 500
+            return resp
+        return _page(500, "error_generic")

@@ -1,0 +1,115 @@
+"""A small message catalog: Simplified Chinese by default, English on request.
+
+The language is chosen, in order, by an explicit switch (``?lang=``, kept
+in a cookie), the authorization request's ``ui_locales`` (OIDC Core
+§3.1.2.1), and ``Accept-Language``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["LANGUAGES", "DEFAULT", "pick_language", "translate"]
+
+DEFAULT = "zh-CN"
+LANGUAGES = ("zh-CN", "en")
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    "site_name": {"zh-CN": "一网通办 统一身份认证", "en": "Yiwang unified sign-in"},
+    "login_title": {"zh-CN": "登录", "en": "Sign in"},
+    "login_for": {"zh-CN": "登录以继续访问 {client}", "en": "Sign in to continue to {client}"},
+    "id_number": {"zh-CN": "居民身份证号码", "en": "Resident ID number"},
+    "id_number_hint": {"zh-CN": "18 位，最后一位可能是 X", "en": "18 characters; the last may be X"},
+    "password": {"zh-CN": "密码", "en": "Password"},
+    "sign_in": {"zh-CN": "登录", "en": "Sign in"},
+    "bad_credentials": {"zh-CN": "身份证号码或密码不正确。", "en": "The ID number or the password is wrong."},
+    "locked": {
+        "zh-CN": "尝试次数过多，请 {minutes} 分钟后再试。",
+        "en": "Too many attempts, try again in {minutes} minutes.",
+    },
+    "id_length": {
+        "zh-CN": "身份证号码应为 18 位，您输入了 {n} 位。",
+        "en": "An ID number has 18 characters; you entered {n}.",
+    },
+    "id_charset": {
+        "zh-CN": "身份证号码由 17 位数字和 1 位数字或 X 组成。",
+        "en": "An ID number is 17 digits followed by a digit or X.",
+    },
+    "id_birth_date": {
+        "zh-CN": "身份证号码第 7 至 14 位应为有效的出生日期。",
+        "en": "Characters 7 to 14 of the ID number must be a real date of birth.",
+    },
+    "id_check_character": {
+        "zh-CN": "身份证号码校验位不正确，请检查是否输错。",
+        "en": "The check character does not match: please check the number for a typo.",
+    },
+    "required": {"zh-CN": "请填写此项。", "en": "Please fill in this field."},
+    "second_factor_title": {"zh-CN": "两步验证", "en": "Two-step verification"},
+    "totp_prompt": {
+        "zh-CN": "请输入身份验证器应用中显示的 6 位动态码。",
+        "en": "Enter the 6-digit code shown in your authenticator app.",
+    },
+    "totp_code": {"zh-CN": "动态码", "en": "Code"},
+    "totp_wrong": {"zh-CN": "动态码不正确或已使用。", "en": "The code is wrong or has already been used."},
+    "verify": {"zh-CN": "验证", "en": "Verify"},
+    "consent_title": {"zh-CN": "授权确认", "en": "Allow access"},
+    "consent_intro": {
+        "zh-CN": "{client} 请求获取您的以下信息：",
+        "en": "{client} asks for the following:",
+    },
+    "scope_openid": {"zh-CN": "您的账号标识（每个应用不同）", "en": "An identifier for you (different for each service)"},
+    "scope_profile": {"zh-CN": "姓名", "en": "Your name"},
+    "scope_phone": {"zh-CN": "手机号码", "en": "Your phone number"},
+    "scope_email": {"zh-CN": "电子邮箱", "en": "Your e-mail address"},
+    "scope_offline_access": {
+        "zh-CN": "在您退出登录后继续访问（长期授权）",
+        "en": "Access while you are signed out (long-lived)",
+    },
+    "scope_id_number": {
+        "zh-CN": "您的居民身份证号码（完整号码）",
+        "en": "Your resident ID number (the full number)",
+    },
+    "id_number_warning": {
+        "zh-CN": "身份证号码属于敏感个人信息。仅在您确认需要时勾选。",
+        "en": "Your ID number is sensitive personal information. Tick this only if you want to share it.",
+    },
+    "allow": {"zh-CN": "同意", "en": "Allow"},
+    "deny": {"zh-CN": "拒绝", "en": "Deny"},
+    "error_title": {"zh-CN": "出错了", "en": "Something went wrong"},
+    "error_request": {
+        "zh-CN": "此登录请求无效，无法返回发起请求的网站。",
+        "en": "This sign-in request is not valid and cannot be sent back to the site that made it.",
+    },
+    "error_generic": {"zh-CN": "服务暂时出现问题，请稍后再试。", "en": "Something went wrong on our side. Please try again later."},
+    "error_expired": {"zh-CN": "登录请求已过期，请返回应用重新开始。", "en": "This sign-in request has expired. Go back to the service and start again."},
+    "error_csrf": {"zh-CN": "页面已过期，请刷新后重试。", "en": "This page has expired. Reload it and try again."},
+    "switch_language": {"zh-CN": "English", "en": "中文"},
+    "account_title": {"zh-CN": "我的账号", "en": "My account"},
+    "sessions": {"zh-CN": "登录设备与会话", "en": "Active sessions"},
+    "connected_apps": {"zh-CN": "已授权的应用", "en": "Connected services"},
+    "revoke": {"zh-CN": "撤销", "en": "Revoke"},
+    "sign_out": {"zh-CN": "退出", "en": "Sign out"},
+    "sign_out_all": {"zh-CN": "全部退出", "en": "Sign out everywhere"},
+    "this_session": {"zh-CN": "当前会话", "en": "This session"},
+    "none_yet": {"zh-CN": "暂无", "en": "None"},
+}
+
+
+def pick_language(switch: str | None, ui_locales: str | None, accept: Iterable[str]) -> str:
+    for candidate in [switch, *(ui_locales or "").split(), *accept]:
+        if not candidate:
+            continue
+        c = candidate.strip().lower()
+        if c.startswith("zh"):
+            return "zh-CN"
+        if c.startswith("en"):
+            return "en"
+    return DEFAULT
+
+
+def translate(lang: str, key: str, **values: object) -> str:
+    entry = _MESSAGES.get(key)
+    if entry is None:
+        return key
+    text = entry.get(lang) or entry[DEFAULT]
+    return text.format(**values) if values else text

@@ -1,0 +1,278 @@
+"""OAuth 2.0 / OpenID Connect endpoints: authorize, token, userinfo, introspect, revoke, PAR."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.util import scope_to_list
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
+
+from ..models import Consent
+from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
+from ..oauth.grants import AUTH_METHODS
+from ..oauth.par import REQUEST_URI_PREFIX
+from ..oauth.provider import GrantUser
+from .common import current_session, lang, render, rt
+from .oauth_server import NO_STORE, ParamsRequest
+
+__all__ = ["bp", "oauth_error_response"]
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("oauth", __name__)
+
+# RFC 6749 §3.1: these may appear at most once.
+_SINGLE = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+           "code_challenge", "code_challenge_method", "prompt", "max_age", "request_uri")
+
+
+def oauth_error_response(error: OAuth2Error) -> Response:
+    """Protocol errors to HTTP, in one place (RFC 6749 §5.2, RFC 6750 §3)."""
+    body = {"error": error.error}
+    if error.description:
+        body["error_description"] = error.description
+    resp = jsonify(body)
+    resp.status_code = error.status_code or 400
+    for k, v in error.get_headers():
+        if k.lower() != "content-type":
+            resp.headers[k] = v
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+def _redirect_error(redirect_uri: str, error: str, description: str | None, state: str | None) -> Response:
+    params = [("error", error)]
+    if description:
+        params.append(("error_description", description))
+    if state:
+        params.append(("state", state))
+    params.append(("iss", rt().provider.issuer))  # RFC 9207 §2
+    return redirect(add_params_to_uri(redirect_uri, params), code=302)
+
+
+def _error_page(status: int = 400, message: str = "error_request", detail: str | None = None) -> Any:
+    return render("error.html", status, message=message, detail=detail)
+
+
+# ------------------------------------------------------------- authorize
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> Any:
+    values = request.values
+    for name in _SINGLE:
+        if len(values.getlist(name)) > 1:
+            return _error_page(400, "error_request", f"'{name}' appears more than once")
+    params = values.to_dict()
+    r = rt()
+    if "request_uri" in params:
+        # RFC 9126 §4: the pushed parameters replace the request's own.
+        pushed = r.provider.par.take(params["request_uri"], params.get("client_id"))
+        if pushed is None:
+            return _error_page(400, "error_request", "the request_uri is unknown, expired or already used")
+        params = pushed
+    elif r.provider.config.require_par:
+        return _error_page(400, "error_request", "this server requires pushed authorization requests")
+    return _authorize(params, FlowState(), None)
+
+
+@bp.route("/authorize/resume")
+def resume() -> Any:
+    fid = request.args.get("flow")
+    flow = rt().flows.get(fid)
+    if flow is None or not flow.get("params"):
+        return _error_page(400, "error_expired")
+    state = FlowState(fresh_login=bool(flow.get("fresh_login")), consent_given=bool(flow.get("consent_given")))
+    return _authorize(flow["params"], state, fid, granted=flow.get("granted"))
+
+
+def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, granted: list[str] | None = None) -> Any:
+    r = rt()
+    provider = r.provider
+    session = current_session()
+    citizen = provider.get_citizen(int(session.citizen_id)) if session is not None else None
+    if citizen is not None and citizen.disabled:
+        citizen = None
+    user = None
+    if session is not None and citizen is not None:
+        user = GrantUser(citizen_id=citizen.id, public_id=citizen.public_id, sid=session.sid,
+                         auth_time=session.auth_time, acr=session.acr, amr=list(session.amr))
+    oreq = ParamsRequest("GET", params)
+    try:
+        grant = r.server.get_consent_grant(oreq, end_user=user)
+    except OAuth2Error as e:
+        if e.redirect_uri:
+            return _redirect_error(e.redirect_uri, e.error, e.description, params.get("state"))
+        return _error_page(400, "error_request", e.description or e.error)
+    client = grant.request.client
+    redirect_uri = grant.redirect_uri
+    st = params.get("state")
+
+    max_age = None
+    if params.get("max_age") not in (None, ""):
+        try:
+            max_age = int(params["max_age"])
+            if max_age < 0:
+                raise ValueError
+        except ValueError:
+            return _redirect_error(redirect_uri, "invalid_request", "max_age must be a whole number", st)
+
+    requested = scope_to_list(grant.request.scope) or []
+    consent = _consent(citizen.id, client.client_id) if citizen is not None else None
+    consented = granted if state.consent_given else (consent.scopes if consent is not None and consent.revoked_at is None else None)
+    missing = consent_missing(requested, first_party=client.first_party,
+                              may_receive_id_number=client.may_receive_id_number, consented=consented)
+    decision = next_step(
+        prompt=params.get("prompt"), max_age=max_age, acr_values=params.get("acr_values"),
+        session_auth_time=session.auth_time if user else None,
+        session_acr=session.acr if user else None,
+        citizen_has_totp=bool(citizen is not None and citizen.has_totp),
+        consent_missing=missing, state=state, now=provider.tokens.now(),
+    )
+    if decision.step is Step.ERROR:
+        return _redirect_error(redirect_uri, decision.error or "interaction_required", None, st)
+    if decision.step is not Step.ISSUE:
+        flow = r.flows.get(fid) if fid else None
+        flow = flow or {}
+        flow.update(params=params, client_id=client.client_id, client_name=client.name,
+                    scopes=requested, redirect_uri=redirect_uri, state=st,
+                    ui_locales=params.get("ui_locales"), login_hint=params.get("login_hint"),
+                    fresh_login=state.fresh_login, consent_given=state.consent_given, granted=granted)
+        if fid:
+            r.flows.save(fid, flow)
+        else:
+            fid = r.flows.create(flow)
+        target = {Step.LOGIN: "auth.login", Step.SECOND_FACTOR: "auth.second_factor",
+                  Step.CONSENT: "auth.consent"}[decision.step]
+        return redirect(url_for(target, flow=fid), code=302)
+
+    assert user is not None and session is not None
+    scopes = final_scopes(requested, first_party=client.first_party,
+                          may_receive_id_number=client.may_receive_id_number,
+                          consented=consented)
+    grant.request.scope = " ".join(scopes)
+    grant.request.user = user
+    response = r.server.create_authorization_response(oreq, grant_user=user, grant=grant)
+    r.sessions.add_client(session.sid, client.client_id)
+    if fid:
+        r.flows.delete(fid)
+    provider.audit("oauth.authorize", client_id=client.client_id,
+                   detail={"sid": session.sid, "scope": grant.request.scope})
+    return response
+
+
+def _consent(citizen_id: int, client_id: str) -> Consent | None:
+    import sqlalchemy as sa
+
+    with rt().services.db.session() as s:
+        c = s.execute(sa.select(Consent).where(Consent.citizen_id == citizen_id,
+                                               Consent.client_id == client_id)).scalar_one_or_none()
+        if c is not None:
+            s.expunge(c)
+        return c
+
+
+# ------------------------------------------------------------------ token
+
+
+@bp.post("/token")
+def token() -> Any:
+    return rt().server.create_token_response()
+
+
+@bp.post("/introspect")
+def introspect() -> Any:
+    return rt().server.create_endpoint_response("introspection")
+
+
+@bp.post("/revoke")
+def revoke() -> Any:
+    return rt().server.create_endpoint_response("revocation")
+
+
+# --------------------------------------------------------------- userinfo
+
+
+def _bearer_error(error: str, status: int, description: str | None = None) -> Response:
+    # RFC 6750 §3: errors of a protected resource in WWW-Authenticate.
+    value = 'Bearer realm="yiwang"'
+    if error:
+        value += f', error="{error}"'
+        if description:
+            value += f', error_description="{description}"'
+    body = {"error": error} if error else {"error": "invalid_token"}
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = value
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Any:
+    from ..oauth.endpoints import userinfo_claims
+
+    auth = request.headers.get("Authorization", "")
+    token_value = None
+    if auth[:7].lower() == "bearer ":
+        token_value = auth[7:].strip()
+    elif request.method == "POST" and "access_token" in request.form:  # RFC 6750 §2.2
+        token_value = request.form["access_token"]
+    if not token_value:
+        return _bearer_error("", 401)
+    provider = rt().provider
+    access = provider.tokens.verify_access_token(token_value)
+    if access is None:
+        return _bearer_error("invalid_token", 401, "the access token is not valid")
+    if access.sid and rt().sessions.get(access.sid, touch=False) is None:
+        return _bearer_error("invalid_token", 401, "the session of this token has ended")
+    claims = userinfo_claims(provider, access)
+    if claims is None:
+        return _bearer_error("insufficient_scope", 403, "the token does not grant openid")
+    resp = jsonify(claims)
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+# -------------------------------------------------------------------- PAR
+
+
+@bp.post("/par")
+def par() -> Any:
+    """RFC 9126 §2: authenticate the client, check the request, store it, hand back a reference."""
+    r = rt()
+    oreq = r.server.create_oauth2_request(None)
+    try:
+        client = r.server.authenticate_client(oreq, AUTH_METHODS, "par")
+        form = request.form.to_dict()
+        if "request_uri" in form:
+            raise InvalidRequestError("request_uri must not be pushed (RFC 9126 §2.1)")
+        if form.get("client_id") and form["client_id"] != client.client_id:
+            raise InvalidRequestError("client_id does not match the authenticated client")
+        form.pop("client_secret", None)
+        form.pop("client_assertion", None)
+        form.pop("client_assertion_type", None)
+        form["client_id"] = client.client_id
+        redirect_uri = form.get("redirect_uri")
+        if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError("redirect_uri is missing or not registered")
+        if form.get("response_type") != "code":
+            raise InvalidRequestError("response_type must be code")
+        if client.is_public and not form.get("code_challenge"):
+            raise InvalidRequestError("PKCE (code_challenge with S256) is required for this client")
+        if form.get("code_challenge") and form.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+    except OAuth2Error as e:
+        return oauth_error_response(e)
+    uri = r.provider.par.push(client.client_id, form)
+    resp = jsonify({"request_uri": uri, "expires_in": r.provider.par.ttl_seconds})
+    resp.status_code = 201
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+_ = (urlencode, lang, REQUEST_URI_PREFIX)

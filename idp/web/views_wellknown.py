@@ -1,0 +1,54 @@
+"""Discovery (OIDC Discovery 1.0 §4, RFC 8414 §3), JWKS, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from ..oauth.discovery import discovery_document
+from .common import rt
+
+__all__ = ["bp"]
+
+bp = Blueprint("wellknown", __name__)
+
+
+def _doc() -> Any:
+    r = rt()
+    resp = jsonify(discovery_document(r.provider.issuer, require_par=r.provider.config.require_par))
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
+
+
+@bp.get("/.well-known/openid-configuration")
+def openid_configuration() -> Any:
+    return _doc()
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def oauth_metadata() -> Any:
+    return _doc()
+
+
+@bp.get("/jwks.json")
+def jwks() -> Any:
+    resp = jsonify(rt().provider.tokens.jwks())
+    # Short: a rotated key must reach relying parties before it signs (next key is published early).
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Any:
+    r = rt()
+    r.services.db.ping()
+    r.services.redis.ping()
+    return jsonify({"status": "ready"})
