@@ -12,6 +12,8 @@ __all__ = [
     "Forbidden",
     "Conflict",
     "ServiceUnavailable",
+    "Unauthorized",
+    "PayloadTooLargeError",
 ]
 
 
@@ -56,3 +58,19 @@ class ServiceUnavailable(CertstoreError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class Unauthorized(CertstoreError):
+    """No access token, or one that fails validation (RFC 6750 §3.1 ``invalid_token``)."""
+
+    status = 401
+    code = "invalid_token"
+    title = "Unauthorized"
+
+
+class PayloadTooLargeError(CertstoreError):
+    """An upload above the size limit."""
+
+    status = 413
+    code = "too_large"
+    title = "Payload too large"

@@ -11,6 +11,7 @@ from keys.config import (
     COMMON_VARIABLES,
     CommonSettings,
     Variable,
+    parse_int,
     parse_url,
     read_environment,
 )
@@ -23,6 +24,7 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_PUBLIC_URL", parse_url("http", "https"), "certstore's own base URL"),
     Variable("CERTSTORE_REGION", str, "region code of this deployment (e.g. 110000)"),
     Variable("CERTSTORE_TSA_URL", parse_url("http", "https"), "RFC 3161 timestamp authority"),
+    Variable("CERTSTORE_MAX_UPLOAD_BYTES", parse_int, "largest upload the verify endpoints accept"),
 )
 
 
@@ -37,6 +39,8 @@ class CertstoreSettings:
     """With a TSA, PDFs are signed PAdES B-LT; without, B-B."""
     audience: str = "certstore"
     """The ``aud`` certstore requires in access tokens from the idp."""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    """Uploads (QR images, PDFs) above this are refused with 413."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +56,8 @@ class CertstoreSettings:
             kwargs["region"] = values["CERTSTORE_REGION"]
         if "CERTSTORE_TSA_URL" in values:
             kwargs["tsa_url"] = values["CERTSTORE_TSA_URL"]
+        if "CERTSTORE_MAX_UPLOAD_BYTES" in values:
+            kwargs["max_upload_bytes"] = values["CERTSTORE_MAX_UPLOAD_BYTES"]
         return cls(common=common, **kwargs)
 
     @property

@@ -1,0 +1,244 @@
+"""Validating the idp's access tokens: certstore as an OAuth 2.0 resource server.
+
+certstore never imports ``idp`` (DESIGN.md, dependency rule): it trusts the
+idp exactly as any other agency's system would, through the discovery
+document at ``{issuer}/.well-known/openid-configuration`` (OpenID Connect
+Discovery 1.0 §4) and the JWKS it points to.
+
+Checks (RFC 9068 §4, JWT profile for access tokens; RFC 8725 §3.1 and §3.11):
+
+* ``typ`` header is ``at+jwt``; ``alg`` is in the allow-list
+  (ES256, RS256, EdDSA — never ``none`` or HMAC);
+* the signature verifies under the JWKS key named by ``kid`` (joserfc does
+  the cryptography);
+* ``iss`` equals the configured issuer, ``aud`` contains certstore's
+  audience, ``exp`` / ``nbf`` / ``iat`` are sane (with a small leeway);
+* the caller's ``scope`` holds the scope the endpoint needs.
+
+The JWKS is cached for ``ttl`` seconds. A token with an unknown ``kid``
+triggers one refetch (the idp may have rotated), but refetches are spaced by
+``min_refetch_interval`` so that a flood of made-up ``kid`` values cannot
+turn certstore into a load generator against the idp.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
+
+from .errors import Forbidden, ServiceUnavailable, Unauthorized
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "AccessToken",
+    "JwksSource",
+    "HttpJwksSource",
+    "StaticJwksSource",
+    "TokenValidator",
+]
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
+_TYP = ("at+jwt", "application/at+jwt")
+_MAX_TOKEN = 8192
+
+
+class JwksSource(Protocol):
+    """Where the idp's current public keys come from."""
+
+    def fetch(self) -> Mapping[str, Any]:
+        """The JWKS document (``{"keys": [...]}``); raises on failure."""
+        ...
+
+
+@dataclass
+class StaticJwksSource:
+    """A JWKS held in memory (tests, or an air-gapped deployment)."""
+
+    jwks: Mapping[str, Any]
+    fetches: int = field(default=0, init=False)
+
+    def fetch(self) -> Mapping[str, Any]:
+        self.fetches += 1
+        return self.jwks
+
+
+class HttpJwksSource:
+    """The idp's JWKS found through its discovery document."""
+
+    def __init__(self, issuer: str, *, timeout: float = 5.0, session: Any = None) -> None:
+        import requests
+
+        self.issuer = issuer.rstrip("/")
+        self.timeout = timeout
+        self._session = session or requests.Session()
+        self._jwks_uri: str | None = None
+
+    def _discover(self) -> str:
+        url = f"{self.issuer}/.well-known/openid-configuration"
+        resp = self._session.get(url, timeout=self.timeout)
+        resp.raise_for_status()
+        doc = resp.json()
+        # OpenID Connect Discovery 1.0 §4.3: the issuer in the document must be the one asked.
+        if doc.get("issuer", "").rstrip("/") != self.issuer:
+            raise ValueError("the discovery document names another issuer")
+        uri = doc.get("jwks_uri")
+        if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+            raise ValueError("the discovery document has no jwks_uri")
+        return uri
+
+    def fetch(self) -> Mapping[str, Any]:
+        if self._jwks_uri is None:
+            self._jwks_uri = self._discover()
+        resp = self._session.get(self._jwks_uri, timeout=self.timeout)
+        resp.raise_for_status()
+        doc = resp.json()
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise ValueError("the JWKS document has no keys")
+        return doc
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A validated access token."""
+
+    client_id: str
+    scopes: frozenset[str]
+    subject: str | None
+    claims: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return f"AccessToken(client_id={self.client_id!r}, scopes={sorted(self.scopes)})"
+
+
+class TokenValidator:
+    def __init__(
+        self,
+        source: JwksSource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Collection[str] = ALLOWED_ALGORITHMS,
+        ttl: float = 300.0,
+        min_refetch_interval: float = 30.0,
+        leeway: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        bad = set(algorithms) - set(ALLOWED_ALGORITHMS)
+        if bad:
+            raise ValueError(f"algorithms not allowed for access tokens: {sorted(bad)}")
+        self.source = source
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.algorithms = list(algorithms)
+        self.ttl = ttl
+        self.min_refetch_interval = min_refetch_interval
+        self.leeway = leeway
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._keys: KeySet | None = None
+        self._kids: frozenset[str] = frozenset()
+        self._fetched_at = float("-inf")
+
+    # -- keys --------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        try:
+            doc = self.source.fetch()
+            members = list(doc.get("keys") or [])
+            keys = KeySet.import_key_set({"keys": members}) if members else KeySet([])
+        except Exception as e:  # network, JSON, key import: all mean "no keys now"
+            logger.warning("fetching the idp's JWKS failed: %s", type(e).__name__)
+            if self._keys is None:
+                raise ServiceUnavailable("the identity provider's keys cannot be fetched") from None
+            return
+        finally:
+            self._fetched_at = self.clock()
+        self._keys = keys
+        self._kids = frozenset(str(k.kid) for k in keys.keys if k.kid)
+        logger.info("loaded %d keys from the idp's JWKS", len(self._kids))
+
+    def _keyset_for(self, kid: str) -> KeySet:
+        with self._lock:
+            age = self.clock() - self._fetched_at
+            stale = age >= self.ttl
+            unknown_kid = kid not in self._kids and age >= self.min_refetch_interval
+            if self._keys is None and age < min(self.min_refetch_interval, 5.0):
+                raise ServiceUnavailable("the identity provider's keys cannot be fetched")
+            if self._keys is None or stale or unknown_kid:
+                self._refresh()
+            assert self._keys is not None
+            if kid not in self._kids:
+                raise Unauthorized("the token is signed by a key the identity provider does not publish")
+            return self._keys
+
+    # -- validation --------------------------------------------------------
+
+    def validate(self, token: str, *, scope: str | None = None) -> AccessToken:
+        """Validate ``token`` and, when ``scope`` is given, require it."""
+        if not token or len(token) > _MAX_TOKEN or token.count(".") != 2:
+            raise Unauthorized("the access token is malformed")
+        try:
+            header = extract_compact(token.encode("ascii")).headers()
+        except (JoseError, ValueError, UnicodeError):
+            raise Unauthorized("the access token is malformed") from None
+        alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
+        if alg not in self.algorithms:
+            raise Unauthorized("the token's signature algorithm is not accepted")
+        if not isinstance(typ, str) or typ.lower() not in _TYP:
+            raise Unauthorized("the token is not an access token (typ must be at+jwt)")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("the token has no key id")
+        keys = self._keyset_for(kid)
+        try:
+            decoded = jwt.decode(token, keys, algorithms=self.algorithms)
+        except JoseError:
+            raise Unauthorized("the token's signature does not verify") from None
+        claims = decoded.claims
+        registry = jwt.JWTClaimsRegistry(
+            now=lambda: int(self.clock()),
+            leeway=self.leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            client_id={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except JoseError as e:
+            raise Unauthorized(f"the token is not valid here ({_claim_problem(e)})") from None
+        if claims.get("iat", 0) > self.clock() + self.leeway:
+            raise Unauthorized("the token was issued in the future")
+        raw_scope = claims.get("scope", "")
+        scopes = frozenset(raw_scope.split()) if isinstance(raw_scope, str) else frozenset()
+        if scope is not None and scope not in scopes:
+            raise Forbidden(
+                f"the token lacks the scope {scope}", code="insufficient_scope", scope=scope
+            )
+        return AccessToken(
+            client_id=str(claims["client_id"]),
+            scopes=scopes,
+            subject=claims.get("sub"),
+            claims=claims,
+        )
+
+
+def _claim_problem(e: JoseError) -> str:
+    name = type(e).__name__
+    if name == "ExpiredTokenError":
+        return "expired"
+    claim = getattr(e, "claim", None)
+    if claim:
+        return f"claim {claim}"
+    return e.error if isinstance(getattr(e, "error", None), str) else "claims"

@@ -1,0 +1,55 @@
+"""certstore's web application: the JSON API, the public verify page, PKI and trust files.
+
+``create_app`` is the one place that wires everything (Flask tutorial,
+Warehouse): tests pass their own settings and services.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from flask import Flask, Response
+
+from ..settings import CertstoreSettings
+from ..wiring import Services, build_services
+from .errors import register_error_handlers
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+# No inline script or style anywhere (issue 5: strict CSP on the verify page).
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def create_app(settings: CertstoreSettings | None = None, *, services: Services | None = None) -> Flask:
+    if settings is None:
+        settings = services.settings if services is not None else CertstoreSettings.from_env(os.environ)
+    if services is None:
+        services = build_services(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
+    app.config["SECRET_KEY"] = secrets.token_bytes(32)  # no Flask session is used
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["certstore"] = services
+
+    from . import api, public
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(public.bp)
+    register_error_handlers(app)
+
+    @app.after_request
+    def _security_headers(resp: Response) -> Response:
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        return resp
+
+    return app

@@ -1,0 +1,225 @@
+"""Public pages and files: the verify page, the OpenAPI document, the CRL, the trust list.
+
+None of these needs a login. The verify page works without JavaScript: a
+form posts the upload (a QR photo, a QR image, a PDF) or the pasted text and
+the answer is rendered on the server, in Chinese by default or English.
+Forms carry a CSRF token (double submit: a random cookie, ``SameSite=Strict``,
+echoed in a hidden field) and the page runs under a CSP with no inline
+script or style.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from flask import Blueprint, Response, jsonify, render_template, request
+
+import signing.qr
+from keys import pki
+
+from ..errors import CertstoreError
+from ..views import VerificationResult
+from .context import services
+from .openapi import openapi_document
+
+__all__ = ["bp", "MESSAGES"]
+
+bp = Blueprint("public", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+
+_CSRF_COOKIE = "cs_csrf"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "电子证照核验",
+        "intro": "上传或拍摄证照上的二维码，或上传证照 PDF，或粘贴二维码内容。核验不需要登录。",
+        "file": "二维码图片或 PDF",
+        "camera": "用相机拍摄二维码",
+        "text": "二维码内容",
+        "submit": "核验",
+        "valid": "有效",
+        "invalid": "无效",
+        "holder": "持证人",
+        "holder_code": "持证人代码",
+        "issuer": "发证机关",
+        "type": "证照类型",
+        "identifier": "证照标识",
+        "valid_from": "有效期起",
+        "valid_until": "有效期至",
+        "no_end": "长期",
+        "status": "状态",
+        "checks": "核验项目",
+        "ok": "通过",
+        "failed": "未通过",
+        "error": "无法核验",
+        "csrf": "表单已过期，请重新提交。",
+        "switch": "English",
+    },
+    "en": {
+        "title": "Verify an electronic certificate",
+        "intro": "Upload or photograph the QR code on a certificate, upload the certificate PDF, or paste the QR text. No login needed.",
+        "file": "QR image or PDF",
+        "camera": "Photograph the QR code",
+        "text": "QR text",
+        "submit": "Verify",
+        "valid": "valid",
+        "invalid": "not valid",
+        "holder": "Holder",
+        "holder_code": "Holder code",
+        "issuer": "Issuer",
+        "type": "Type",
+        "identifier": "Identifier",
+        "valid_from": "Valid from",
+        "valid_until": "Valid until",
+        "no_end": "no end date",
+        "status": "Status",
+        "checks": "Checks",
+        "ok": "passed",
+        "failed": "failed",
+        "error": "Cannot verify",
+        "csrf": "The form expired; please submit it again.",
+        "switch": "中文",
+    },
+}
+
+CHECK_LABELS: dict[str, tuple[str, str]] = {
+    "format": ("格式", "format"),
+    "signature": ("签名", "signature"),
+    "issuer_trusted": ("发证机关可信", "issuer trusted"),
+    "type_allowed": ("有权签发此类证照", "issuer may issue this type"),
+    "validity": ("有效期", "validity period"),
+    "status": ("证照状态", "status"),
+    "record": ("与登记记录一致", "matches the registry record"),
+    "signature_intact": ("签名完整", "signature intact"),
+    "chain_trusted": ("签名证书可信", "signer certificate trusted"),
+    "no_changes_after_signing": ("签名后未修改", "not modified after signing"),
+    "coverage": ("签名覆盖全文", "signature covers the document"),
+}
+
+
+def _lang() -> str:
+    lang = request.values.get("lang", "zh")
+    return lang if lang in MESSAGES else "zh"
+
+
+def _render(lang: str, *, result: VerificationResult | None = None, error: str | None = None, status: int = 200) -> Response:
+    token = request.cookies.get(_CSRF_COOKIE)
+    if not token or len(token) != 43:
+        token = secrets.token_urlsafe(32)
+    html = render_template(
+        "verify.html",
+        m=MESSAGES[lang],
+        lang=lang,
+        other="en" if lang == "zh" else "zh",
+        csrf=token,
+        result=_present(result, lang) if result else None,
+        error=error,
+    )
+    resp = Response(html, status=status, mimetype="text/html")
+    resp.set_cookie(_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/verify", secure=request.is_secure)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
+    i = 0 if lang == "zh" else 1
+    checks = [
+        {"label": CHECK_LABELS.get(c.name, (c.name, c.name))[i], "ok": c.ok, "reason": c.reason}
+        for c in result.checks
+    ]
+    out: dict[str, Any] = {"valid": result.valid, "checks": checks, "kind": result.kind}
+    cert = result.certificate
+    if cert is not None:
+        out.update(
+            holder=cert.holder_name_public,
+            holder_code=cert.holder_code_masked,
+            issuer=cert.issuer_name_zh if i == 0 or not cert.issuer_name_en else cert.issuer_name_en,
+            type=cert.type_name_zh if i == 0 else cert.type_name_en,
+            identifier=cert.identifier,
+            valid_from=cert.valid_from.isoformat(),
+            valid_until=cert.valid_until.isoformat() if cert.valid_until else None,
+            status=cert.status_zh if i == 0 else cert.status_en,
+        )
+    elif result.claims:
+        c = result.claims
+        out.update(
+            holder=c.get("holder_name"),
+            holder_code=c.get("holder_code_masked"),
+            issuer=c.get("issuer"),
+            type=c.get("type"),
+            identifier=c.get("identifier"),
+            valid_from=c.get("valid_from"),
+            valid_until=c.get("valid_until"),
+            status=None,
+        )
+    return out
+
+
+@bp.get("/verify")
+def verify_page() -> Response:
+    return _render(_lang())
+
+
+@bp.post("/verify")
+def verify_submit() -> Response:
+    lang = _lang()
+    m = MESSAGES[lang]
+    cookie = request.cookies.get(_CSRF_COOKIE, "")
+    sent = request.form.get("csrf", "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        return _render(lang, error=m["csrf"], status=400)
+    svc = services().certificates
+    try:
+        data = b""
+        for name in ("file", "camera"):
+            upload = request.files.get(name)
+            if upload is not None:
+                data = upload.read()
+                if data:
+                    break
+        text = request.form.get("text", "").strip()
+        if data:
+            result = svc.verify_file(data)
+        elif text:
+            result = svc.verify_qr(text)
+        else:
+            return _render(lang, error=m["intro"], status=400)
+    except CertstoreError as e:
+        return _render(lang, error=f"{m['error']}: {e}", status=e.status)
+    return _render(lang, result=result)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(services().settings.public_url))
+
+
+@bp.get("/pki/crl/issuing.crl")
+def issuing_crl() -> Response:
+    der = pki.current_crl(services().keyring)
+    resp = Response(der, mimetype="application/pkix-crl")
+    resp.headers["Cache-Control"] = "public, max-age=3600"
+    return resp
+
+
+@bp.get("/trust-list")
+def trust_list() -> Response:
+    """This region's issuers and their signer certificates, for offline verifiers."""
+    svc = services()
+    root = pki.region_root(svc.keyring)
+    issuers = []
+    for info in svc.registry.issuers():
+        d = info.to_dict()
+        d["kid"] = signing.qr.qr_kid(info.certificate).hex() if info.certificate else None
+        issuers.append(d)
+    resp = jsonify(
+        {
+            "region": svc.settings.region,
+            "root_certificate": root.public_bytes(Encoding.PEM).decode(),
+            "issuers": issuers,
+        }
+    )
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
