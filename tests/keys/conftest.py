@@ -19,7 +19,7 @@ from keys.config import KeySettings
 from keys.keyring import Keyring, open_keyring
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
-TOKEN_LABEL = "yiwang-test"
+TOKEN_LABEL = "yiwang-test"  # noqa: S105 (a label)
 USER_PIN = "1234"
 SO_PIN = "5678"
 
@@ -49,8 +49,8 @@ def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         f"directories.tokendir = {tokendir}\nobjectstore.backend = file\nlog.level = ERROR\n"
     )
     monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    subprocess.run(
-        [
+    subprocess.run(  # noqa: S603
+        [  # noqa: S607
             "softhsm2-util",
             "--init-token",
             "--free",

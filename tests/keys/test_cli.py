@@ -12,9 +12,13 @@ import click
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from joserfc import jwt
+from joserfc.jwk import KeySet as JoseKeySet
 
-from keys.config import COMMON_VARIABLES
+from keys.config import COMMON_VARIABLES, KeySettings
 from keys.errors import InvalidIdentifier
+from keys.jws import encode_jws
+from keys.keyring import open_keyring
 
 USCC = "91350100M000100Y43"
 
@@ -55,8 +59,16 @@ def test_idp_keys_rotate_twice_and_list(env: Path, capsys: pytest.CaptureFixture
     assert "Traceback" not in err
 
     assert _run(main, capsys, "keys", "rotate")[0] == 0
+    settings = KeySettings(home=env, kek_file=env / "kek.bin")
+    token = encode_jws(open_keyring(settings).keyset("idp-token").active(), {"sub": "before"})
     status, out, _ = _run(main, capsys, "keys", "rotate")
     assert status == 0 and "is retiring" in out
+    # The token signed before this rotation verifies with the published JWKS
+    # (checked by joserfc, not by our code).
+    jwks = JoseKeySet.import_key_set(
+        json.loads(json.dumps(open_keyring(settings).keyset("idp-token").jwks()))
+    )
+    assert jwt.decode(token, jwks, algorithms=["ES256"]).claims == {"sub": "before"}
     status, out, _ = _run(main, capsys, "keys", "list", "--json")
     assert status == 0
     listed = json.loads(out)

@@ -82,7 +82,7 @@ def test_region_pki_with_ca_keys_in_the_token(pkcs11_settings: KeySettings) -> N
 
 
 def test_missing_token_is_reported(pkcs11_settings: KeySettings) -> None:
-    wrong = dataclasses.replace(pkcs11_settings, pkcs11_token_label="no-such-token")
+    wrong = dataclasses.replace(pkcs11_settings, pkcs11_token_label="no-such-token")  # noqa: S106
     with pytest.raises(BackendUnavailable, match="no PKCS#11 token labelled 'no-such-token'"):
         open_keyring(wrong)
 
