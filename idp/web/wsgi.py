@@ -1,10 +1,28 @@
 """WSGI entry point for ``idp serve`` (granian) and any other WSGI server: ``idp.web.wsgi:app``.
 
 Settings come from the environment here, once, as at every entry point.
+With the in-process Redis stand-in (or ``YIWANG_IDP_INPROCESS_WORKER=true``)
+the logout job worker runs inside this process too, since no separate
+``idp worker`` could reach that Redis.
 """
 
 from __future__ import annotations
 
+import logging
+
+from ..redis import is_embedded
 from . import create_app
 
+logger = logging.getLogger(__name__)
+
 app = create_app()
+
+_runtime = app.extensions["yiwang"]
+_inprocess = _runtime.settings.inprocess_worker
+if _inprocess is None:
+    _inprocess = is_embedded(_runtime.services.redis)
+if _inprocess and _runtime.logout is not None:
+    try:
+        _runtime.logout.start_worker(threads=1)
+    except Exception:  # deliveries stay pending in SQL and are resent later
+        logger.exception("the in-process logout worker did not start")
