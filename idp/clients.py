@@ -421,8 +421,8 @@ def _origin(uri: str) -> tuple[str, str, int | None]:
 
 
 def _check_jwks(jwks: dict[str, Any]) -> None:
-    from authlib.jose import JsonWebKey
-    from authlib.jose.errors import JoseError
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
 
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
         raise InvalidInput('the JWKS must be an object {"keys": [...]} with at least one key')
@@ -430,6 +430,6 @@ def _check_jwks(jwks: dict[str, Any]) -> None:
         if not isinstance(key, dict) or any(p in key for p in ("d", "p", "q", "k")):
             raise InvalidInput("the JWKS must hold public keys only")
     try:
-        JsonWebKey.import_key_set(jwks)
+        KeySet.import_key_set(jwks)
     except (JoseError, ValueError, TypeError, KeyError) as e:
         raise InvalidInput(f"the JWKS cannot be read: {e}") from None

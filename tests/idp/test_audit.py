@@ -1,0 +1,138 @@
+"""The hash-chained audit log: appends, tamper detection, concurrency, no secrets."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from idp.audit import GENESIS_HASH, AuditLog, record_hash
+from idp.db import Database
+from idp.models import AuditEvent, AuditHead
+from idp.services import Services
+from tests.idp.data_helpers import services, settings  # noqa: F401
+
+
+def _fill(audit: AuditLog, n: int) -> None:
+    for i in range(n):
+        audit.record(
+            "login.failure",
+            subject="110105********002X",
+            client_id="portal",
+            ip=f"192.0.2.{i}",
+            detail={"attempt": i, "note": "密码错误"},
+        )
+
+
+def _sql(db: Database, statement: str, **params: object) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+def test_records_chain_onto_each_other(services: Services) -> None:
+    audit = services.audit
+    first = audit.record("admin.client_added", actor="cli:root", subject="portal")
+    second = audit.record("login.success", subject="110105********002X", detail={"amr": ["pwd"]})
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
+    assert record_hash(second) == second.hash
+    report = audit.verify()
+    assert report.intact and report.records == 2
+    assert [e.kind for e in audit.tail(1)] == ["login.success"]
+
+
+def test_an_edited_detail_is_found(services: Services) -> None:
+    _fill(services.audit, 5)
+    _sql(services.db, "UPDATE audit_event SET detail = :d WHERE seq = 3", d='{"attempt": 99}')
+    report = services.audit.verify()
+    assert not report.intact and report.broken_seq == 3 and "altered" in (report.problem or "")
+
+
+def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(services: Services) -> None:
+    _fill(services.audit, 5)
+    with services.db.session() as s:
+        event = s.get(AuditEvent, 2)
+        assert event is not None
+        event.ip = "203.0.113.66"
+        event.hash = record_hash(event)
+    report = services.audit.verify()
+    assert report.broken_seq == 3
+
+
+def test_a_deleted_record_is_named(services: Services) -> None:
+    _fill(services.audit, 5)
+    _sql(services.db, "DELETE FROM audit_event WHERE seq = 4")
+    report = services.audit.verify()
+    assert report.broken_seq == 4 and "missing" in (report.problem or "")
+
+
+def test_a_cut_off_tail_is_found_through_the_head(services: Services) -> None:
+    _fill(services.audit, 5)
+    _sql(services.db, "DELETE FROM audit_event WHERE seq = 5")
+    assert services.audit.verify().broken_seq == 5
+    # and renumbering the head alone does not hide it: its hash no longer matches
+    _sql(services.db, "UPDATE audit_head SET seq = 4")
+    assert services.audit.verify().broken_seq == 4
+
+
+def test_a_record_written_in_a_failed_transaction_leaves_no_trace(services: Services) -> None:
+    _fill(services.audit, 2)
+    with pytest.raises(RuntimeError), services.db.session() as s:
+        services.audit.record("admin.client_deleted", subject="portal", session=s)
+        raise RuntimeError("the change it described failed")
+    services.audit.record("admin.client_added", subject="portal")
+    report = services.audit.verify()
+    assert report.intact and report.records == 3
+    with services.db.session() as s:
+        assert s.get(AuditHead, 1).seq == 3  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"detail": {"client_secret": "s3cr3t"}}, "client_secret"),
+        ({"detail": {"password": "x"}}, "password"),
+        ({"detail": {"nested": {"refresh_token": "x"}}}, "refresh_token"),
+        ({"detail": {"code": "abc"}}, "code"),
+        ({"subject": "11010519491231002X"}, "unmasked ID number"),
+        ({"detail": {"note": "user 11010519491231002x typed"}}, "unmasked ID number"),
+        ({"detail": {"ratio": 0.5}}, "floats"),
+    ],
+)
+def test_secrets_and_full_id_numbers_are_refused(
+    services: Services, fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        services.audit.record("login.failure", **fields)  # type: ignore[arg-type]
+    assert services.audit.verify().records == 0
+
+
+def test_kind_must_be_area_dot_event(services: Services) -> None:
+    with pytest.raises(ValueError):
+        services.audit.record("LoginFailure")
+
+
+def test_concurrent_writers_do_not_fork_the_chain(services: Services) -> None:
+    # Each thread has its own connection; on PostgreSQL the head row lock
+    # serialises them, on SQLite the database write lock does.
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(8):
+                services.audit.record("token.issued", client_id=f"c{n}", detail={"i": i})
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    report = services.audit.verify()
+    assert report.intact and report.records == 32
+    with services.db.session() as s:
+        seqs = s.scalars(sa.select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
+    assert seqs == list(range(1, 33))
