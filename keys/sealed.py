@@ -119,6 +119,11 @@ def load_or_create_kek(path: Path, *, create: bool = True) -> bytes:
         raise WrongKeyEncryptionKey(
             f"the key-encryption key file {path} cannot be read ({e.strerror})"
         ) from None
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_mode & 0o077:
+            logger.warning(
+                "the key-encryption key file %s is readable by others; chmod 600 it", path
+            )
     return _parse_kek(data, path)
 
 

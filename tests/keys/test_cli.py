@@ -156,3 +156,35 @@ def test_certstore_entry_point_exit_status(env: Path, capsys: pytest.CaptureFixt
     )
     status, _, err = _run(main, capsys, "ca", "show")
     assert status == 2 and "ca init" in err
+
+
+def test_idp_keys_with_a_corrupt_index(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main = _idp_main()
+    assert _run(main, capsys, "keys", "rotate")[0] == 0
+    (env / "keys" / "sets" / "idp-token.json").write_text("{not json")
+    status, _, err = _run(main, capsys, "keys", "list")
+    assert status == 2
+    assert err.strip().splitlines()[-1].startswith("idp: the index of key set idp-token is corrupt")
+
+
+@pytest.mark.pkcs11
+def test_idp_keys_with_a_missing_pkcs11_token(
+    env: Path,
+    softhsm: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("YIWANG_KEY_BACKEND", "pkcs11")
+    monkeypatch.setenv("YIWANG_PKCS11_MODULE", softhsm["module"])
+    monkeypatch.setenv("YIWANG_PKCS11_TOKEN", "not-there")
+    monkeypatch.setenv("YIWANG_PKCS11_PIN", softhsm["pin"])
+    status, _, err = _run(_idp_main(), capsys, "keys", "rotate")
+    assert status == 2
+    assert err.strip().splitlines()[-1] == (
+        "idp: no PKCS#11 token labelled 'not-there' (check YIWANG_PKCS11_TOKEN)"
+    )
+    monkeypatch.setenv("YIWANG_PKCS11_TOKEN", softhsm["token"])
+    assert _run(_idp_main(), capsys, "keys", "rotate")[0] == 0  # the right token works
+    monkeypatch.delenv("YIWANG_PKCS11_PIN")
+    status, _, err = _run(_idp_main(), capsys, "keys", "list")
+    assert status == 2 and "YIWANG_PKCS11_PIN must be set" in err
