@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from signing.qr import QrClaims
+from signing.pdf import CertificateDocument
+from signing.qr import QrClaims, encode_qr_payload
 
 from .conftest import ISSUER_USCC
 
@@ -63,3 +64,75 @@ def claims(kind: str = "resident", *, uscc: str = ISSUER_USCC, **changes: object
 
 
 KINDS = ("resident", "business", "diploma")
+
+
+def document(kind: str, signer: object, **changes: object) -> CertificateDocument:
+    """The certificate page for a demo type, with the QR payload signed by ``signer``."""
+    c = claims(kind)
+    text = encode_qr_payload(c, signer)  # type: ignore[arg-type]
+    common = dict(
+        holder_name=c.holder_name,
+        holder_code_masked=c.holder_code_masked,
+        identifier=c.identifier,
+        qr_text=text,
+        issued_at=c.issued_at,
+        valid_from=c.valid_from,
+        valid_until=c.valid_until,
+        issuer_uscc=c.issuer_uscc,
+    )
+    if kind == "resident":
+        doc = CertificateDocument(
+            title_zh="居住证明",
+            title_en="Certificate of Residence",
+            issuer_name="北京市东城区公安分局",
+            paper_serial="JZ2026-0000123",
+            fields=(
+                ("住址", "Address", "北京市东城区东华门街道南池子大街12号"),
+                ("登记日期", "Registered on", "2020-09-01"),
+            ),
+            **common,  # type: ignore[arg-type]
+        )
+    elif kind == "business":
+        doc = CertificateDocument(
+            title_zh="营业执照",
+            title_en="Business Licence",
+            issuer_name="北京市海淀区市场监督管理局",
+            paper_serial="No. 1100000123456",
+            fields=(
+                ("类型", "Type", "股份有限公司"),
+                ("法定代表人", "Legal representative", "欧阳建国"),
+                ("注册资本", "Registered capital", "人民币壹亿元整"),
+                ("成立日期", "Established on", "2015-03-12"),
+                ("住所", "Domicile", "北京市海淀区中关村大街1号"),
+                (
+                    "经营范围",
+                    "Business scope",
+                    "技术开发、技术咨询、技术服务；软件开发；信息系统集成服务；数据处理和存储服务。"
+                    * 3,
+                ),
+            ),
+            holder_label_zh="名称",
+            holder_label_en="Name",
+            holder_code_label_zh="统一社会信用代码",
+            holder_code_label_en="Unified social credit code",
+            accent="#A61B1B",
+            **common,  # type: ignore[arg-type]
+        )
+    else:
+        doc = CertificateDocument(
+            title_zh="学历证书",
+            title_en="Diploma",
+            issuer_name="北京大学",
+            paper_serial="100011202605000042",
+            fields=(
+                ("专业", "Major", "计算机科学与技术"),
+                ("学位", "Degree", "工学学士"),
+                ("学制", "Length of study", "四年"),
+            ),
+            **common,  # type: ignore[arg-type]
+        )
+    if changes:
+        from dataclasses import replace
+
+        doc = replace(doc, **changes)  # type: ignore[arg-type]
+    return doc
