@@ -1,0 +1,282 @@
+"""The end-session endpoint: RP-initiated and front-channel logout pages.
+
+``/logout`` (GET and POST) implements OpenID Connect RP-Initiated Logout 1.0;
+:mod:`idp.logout.rp` validates the request, this module decides with the
+browser's SSO session:
+
+- a valid ``id_token_hint`` naming the browser's current session proves the
+  request came from a relying party of that session: the session ends at once;
+- otherwise (no hint, or a hint for another session) the citizen is asked to
+  confirm on a CSRF-protected form (§2: "the OP SHOULD ask the End-User
+  whether to log out");
+- no session at all: nothing is ended; the citizen goes back to a validated
+  ``post_logout_redirect_uri`` or sees a neutral page;
+- a request we must refuse (forged hint, unregistered redirect URI…): an
+  error page, nothing ended, no redirect.
+
+Ending goes through ``SessionStore.end`` like every other sign-out, so the
+back-channel deliveries and token revocation happen in its hooks. The
+logged-out page then loads the front-channel logout URIs of the session's
+clients in iframes with ``iss`` and ``sid`` (Front-Channel Logout 1.0 §2–§3),
+under a CSP whose ``frame-src`` names exactly their origins, and a static
+script (no inline script) continues to the post-logout redirect when they have
+loaded.
+
+It also starts the in-process job worker of the embedded default on the first
+request (not at import or app creation, so a pre-forking server starts one per
+worker process, after the fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+from joserfc.jwk import KeySet
+
+from ..logout.rp import LogoutPlan, LogoutRequestError, plan_logout
+from .common import SESSION_COOKIE, current_session, lang, rt
+from .i18n import translate
+from .security import CSP, check_csrf, csrf_token
+
+__all__ = ["bp", "frontchannel_uris", "MESSAGES"]
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("logout", __name__)
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "logout_title": {"zh-CN": "退出登录", "en": "Sign out"},
+    "logout_confirm": {
+        "zh-CN": "是否退出统一身份认证？退出后，您在所有政务服务网站的登录都将结束。",
+        "en": "Sign out of Yiwang? You will be signed out of every government service site.",
+    },
+    "logout_confirm_for": {
+        "zh-CN": "{client} 请求您退出登录。",
+        "en": "{client} asks you to sign out.",
+    },
+    "logout_yes": {"zh-CN": "退出登录", "en": "Sign out"},
+    "logout_no": {"zh-CN": "保持登录", "en": "Stay signed in"},
+    "logout_done": {"zh-CN": "您已退出登录。", "en": "You are signed out."},
+    "logout_none": {"zh-CN": "您当前没有登录。", "en": "You are not signed in."},
+    "logout_kept": {"zh-CN": "您仍处于登录状态。", "en": "You are still signed in."},
+    "logout_continue": {"zh-CN": "继续", "en": "Continue"},
+    "logout_frontchannel": {
+        "zh-CN": "正在通知已登录的网站……",
+        "en": "Telling the sites you signed in to…",
+    },
+    "logout_error_title": {"zh-CN": "无法处理退出请求", "en": "The sign-out request cannot be handled"},
+    "logout_bad_hint": {
+        "zh-CN": "请求中的身份令牌无效，不是本系统签发的。",
+        "en": "The ID token in the request is not valid or was not issued here.",
+    },
+    "logout_bad_request": {
+        "zh-CN": "退出请求的参数不正确。",
+        "en": "The sign-out request has wrong parameters.",
+    },
+    "logout_bad_redirect": {
+        "zh-CN": "退出后要返回的地址未经登记，为保护您的安全，不会跳转。",
+        "en": "The address to return to after sign-out is not registered, so you are not sent there.",
+    },
+    "logout_csrf": {
+        "zh-CN": "表单已过期，请重新操作。",
+        "en": "The form has expired; please try again.",
+    },
+}
+
+
+def _t(language: str) -> Any:
+    def t(key: str, **values: Any) -> str:
+        entry = MESSAGES.get(key)
+        if entry is not None:
+            text = entry.get(language) or entry["zh-CN"]
+            return text.format(**values) if values else text
+        return translate(language, key, **values)
+
+    return t
+
+
+def _lang_switch_url(current: str) -> str:
+    args = request.args.to_dict()
+    args["lang"] = "en" if current == "zh-CN" else "zh-CN"
+    return request.path + "?" + urlencode(args)
+
+
+def _render(template: str, status: int = 200, *, language: str, **ctx: Any) -> Response:
+    """Like ``common.render``, with this module's messages added to the catalogue."""
+    html = render_template(
+        template,
+        t=_t(language),
+        language=language,
+        html_lang=language,
+        csrf_token=csrf_token,
+        lang_switch_url=_lang_switch_url,
+        **ctx,
+    )
+    resp = make_response(html, status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# -------------------------------------------------- in-process worker start
+
+_start_lock = threading.Lock()
+
+
+@bp.before_app_request
+def _start_inprocess_worker() -> None:
+    ext = current_app.extensions.get("yiwang")
+    logout = getattr(ext, "logout", None)
+    if logout is None or getattr(logout, "_web_worker_checked", False):
+        return
+    with _start_lock:
+        if getattr(logout, "_web_worker_checked", False):
+            return
+        logout._web_worker_checked = True
+        settings = ext.settings
+        wanted = settings.inprocess_worker
+        if wanted is None:
+            wanted = not settings.common.redis_url
+        if wanted:
+            logout.start_worker(threads=2, sweep=True)
+            logger.info("in-process job worker started (back-channel logout, session sweep)")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _keys() -> KeySet:
+    return KeySet.import_key_set(rt().provider.tokens.jwks())  # type: ignore[arg-type]
+
+
+def _plan(params: dict[str, str]) -> LogoutPlan:
+    r = rt()
+    return plan_logout(params, issuer=r.provider.issuer, keys=_keys, query_client=r.provider.query_client)
+
+
+def _params() -> dict[str, str]:
+    return {k: v for k, v in request.values.items()}
+
+
+def _client_name(client_id: str | None) -> str | None:
+    if not client_id:
+        return None
+    client = rt().provider.query_client(client_id)
+    return client.name if client is not None else None
+
+
+def frontchannel_uris(client_ids: Any, *, issuer: str, sid: str, query_client: Any) -> list[str]:
+    """Front-Channel Logout 1.0 §2–§3: each client's URI with ``iss`` and ``sid`` added."""
+    out = []
+    for client_id in sorted(client_ids):
+        client = query_client(client_id)
+        uri = getattr(client, "frontchannel_logout_uri", None) if client is not None else None
+        if not uri:
+            continue
+        sep = "&" if urlsplit(uri).query else "?"
+        out.append(f"{uri}{sep}{urlencode({'iss': issuer, 'sid': sid})}")
+    return out
+
+
+def _origin(uri: str) -> str:
+    p = urlsplit(uri)
+    return f"{p.scheme}://{p.netloc}"
+
+
+def _logged_out(language: str, *, ended: Any, plan: LogoutPlan | None) -> Response:
+    r = rt()
+    continue_to = plan.final_redirect() if plan is not None else None
+    frames: list[str] = []
+    if ended is not None:
+        frames = frontchannel_uris(
+            ended.clients, issuer=r.provider.issuer, sid=ended.sid, query_client=r.provider.query_client
+        )
+    if not frames and continue_to:
+        resp = redirect(continue_to, code=303)
+    else:
+        resp = _render(
+            "logout_done.html",
+            language=language,
+            message="logout_done" if ended is not None else "logout_none",
+            frames=frames,
+            continue_to=continue_to,
+        )
+        if frames:
+            origins = " ".join(sorted({_origin(u) for u in frames}))
+            resp.headers["Content-Security-Policy"] = f"{CSP}; frame-src {origins}"
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def _end(current: Any, plan: LogoutPlan | None, language: str) -> Response:
+    ended = rt().sessions.end(current.sid, "logout")
+    rt().provider.audit(
+        "session.logout",
+        client_id=plan.client_id if plan else None,
+        detail={"sid": current.sid, "rp_initiated": plan is not None and plan.client_id is not None},
+    )
+    return _logged_out(language, ended=ended, plan=plan)
+
+
+# ------------------------------------------------------------------ views
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def end_session() -> Any:
+    """RP-Initiated Logout 1.0 §2: the end-session endpoint."""
+    params = _params()
+    language = lang(params.get("ui_locales"))
+    if request.method == "POST" and "decision" in request.form:
+        return _confirmed(language)
+    try:
+        plan = _plan(params)
+    except LogoutRequestError as e:
+        logger.info("logout request refused: %s", e.description)
+        return _render("logout_error.html", 400, language=language, message=e.message)
+    current = current_session(touch=False)
+    if current is None:
+        # Nothing to end (never signed in, or the sid is gone already).
+        return _logged_out(language, ended=None, plan=plan)
+    if plan.proves_session(current.sid):
+        return _end(current, plan, language)
+    return _render(
+        "logout_confirm.html",
+        language=language,
+        client_name=_client_name(plan.client_id),
+        hidden={
+            "client_id": plan.client_id or "",
+            "post_logout_redirect_uri": plan.redirect_uri or "",
+            "state": plan.state or "",
+            "ui_locales": plan.ui_locales or "",
+        },
+    )
+
+
+def _confirmed(language: str) -> Any:
+    if not check_csrf():
+        return _render("logout_error.html", 400, language=language, message="logout_csrf")
+    params = {
+        k: request.form.get(k, "")
+        for k in ("client_id", "post_logout_redirect_uri", "state", "ui_locales")
+    }
+    try:
+        plan = _plan(params)  # the redirect is checked again: hidden fields are input too
+    except LogoutRequestError as e:
+        return _render("logout_error.html", 400, language=language, message=e.message)
+    if request.form.get("decision") != "logout":
+        return _render("logout_done.html", language=language, message="logout_kept", frames=[], continue_to=None)
+    current = current_session(touch=False)
+    if current is None:
+        return _logged_out(language, ended=None, plan=plan)
+    return _end(current, plan, language)
