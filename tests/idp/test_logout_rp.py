@@ -12,7 +12,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from keys.backend import b64url
 from keys.jws import encode_jws
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import ISSUER, authorize_code, csrf_of, exchange, make_rp, pkce_pair, query_of
+from tests.idp.oidc_helpers import (
+    ISSUER,
+    authorize_code,
+    csrf_of,
+    exchange,
+    make_rp,
+    pkce_pair,
+    query_of,
+)
 
 POST_LOGOUT = "https://portal.example.cn/bye?from=idp"
 
