@@ -719,18 +719,27 @@ def _issue_crl(keyring: Keyring, state: dict[str, Any]) -> bytes:
     return der
 
 
+def _fresh_crl(path: Path) -> bytes | None:
+    try:
+        der = path.read_bytes()
+        next_update = x509.load_der_x509_crl(der).next_update_utc
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        logger.warning("the stored CRL is unreadable; issuing a new one")
+        return None
+    if next_update is not None and next_update - _now() > _CRL_REFRESH:
+        return der
+    return None
+
+
 def current_crl(keyring: Keyring) -> bytes:
     """The issuing CA's current CRL (DER), re-signed when it is about to expire."""
     d = _dir(keyring)
-    try:
-        der = (d / "issuing.crl").read_bytes()
-        crl = x509.load_der_x509_crl(der)
-        next_update = crl.next_update_utc
-        if next_update is not None and next_update - _now() > _CRL_REFRESH:
-            return der
-    except FileNotFoundError:
-        pass
-    except ValueError:
-        logger.warning("the stored CRL is unreadable; issuing a new one")
+    der = _fresh_crl(d / "issuing.crl")
+    if der is not None:
+        return der
     with file_lock(d / ".lock"):
-        return _issue_crl(keyring, _region_state(keyring))
+        state = _region_state(keyring)
+        der = _fresh_crl(d / "issuing.crl")  # another process may have just re-signed it
+        return der if der is not None else _issue_crl(keyring, state)

@@ -174,3 +174,19 @@ def test_ca_keys_are_sealed_by_the_backend(keyring: Keyring, region: pki.RegionC
         blob = (keyring.directory / "private" / f"{ref['handle']}.key").read_bytes()
         assert blob.startswith(b"YWS1") and b"PRIVATE" not in blob
     assert not list((keyring.directory / "pki").glob("*.key"))
+
+
+def test_crl_is_re_signed_before_it_expires(keyring: Keyring, region: pki.RegionCA) -> None:
+    import datetime as dt
+
+    from freezegun import freeze_time
+
+    first = x509.load_der_x509_crl(pki.current_crl(keyring))
+    assert pki.current_crl(keyring) == first.public_bytes(Encoding.DER)  # still fresh: same bytes
+    assert first.next_update_utc is not None
+    with freeze_time(first.next_update_utc - dt.timedelta(hours=12)):
+        later = x509.load_der_x509_crl(pki.current_crl(keyring))
+    assert later.next_update_utc is not None and later.next_update_utc > first.next_update_utc
+    number = later.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number == first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    assert later.is_signature_valid(region.issuing.public_key())  # type: ignore[arg-type]
