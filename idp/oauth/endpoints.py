@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
@@ -77,10 +78,30 @@ def _find(provider: Any, token: str, hint: str | None) -> FoundToken | None:
     return None
 
 
+class UnsupportedTokenTypeError(OAuth2Error):
+    """RFC 7009 §2.2.1: "The authorization server does not support the revocation of the
+    presented token type." Answered with 400 as every RFC 6749 §5.2 error."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+def _check_hint(request: Any, supported: tuple[str, ...]) -> None:
+    """RFC 7009 §2.2.1: an unsupported hint is ``unsupported_token_type``, a 400 (RFC 6749 §5.2)."""
+    if "token" not in request.form:
+        raise InvalidRequestError("Missing 'token'")
+    hint = request.form.get("token_type_hint")
+    if hint and hint not in supported:
+        raise UnsupportedTokenTypeError()
+
+
 class IntrospectionEndpoint(_Introspection):
     """RFC 7662: any authenticated client may ask about a token issued to it or meant for it."""
 
     CLIENT_AUTH_METHODS = _CLIENT_AUTH
+
+    def check_params(self, request: Any, client: Any) -> None:
+        _check_hint(request, self.SUPPORTED_TOKEN_TYPES)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
         return _find(self.server.provider, token_string, token_type_hint)
@@ -108,6 +129,9 @@ class RevocationEndpoint(_Revocation):
     """RFC 7009. Revoking a refresh token also revokes its family's access tokens (§2.1)."""
 
     CLIENT_AUTH_METHODS = _CLIENT_AUTH
+
+    def check_params(self, request: Any, client: Any) -> None:
+        _check_hint(request, self.SUPPORTED_TOKEN_TYPES)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
         return _find(self.server.provider, token_string, token_type_hint)
