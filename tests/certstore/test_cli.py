@@ -1,0 +1,134 @@
+"""The certstore command line, run in-process through ``certstore.cli.main``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certstore.cli import main
+
+from .conftest import DEMO_REQUESTS, PSB, UNI
+
+
+class Cli:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            rc = main(list(args))  # click returns the exit status outside standalone mode
+            code = rc if isinstance(rc, int) else 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def cli(yiwang_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    for k, v in yiwang_env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("YIWANG_ISSUER", "http://idp.test")
+    return Cli(capsys)
+
+
+@pytest.fixture
+def demo(cli: Cli) -> Cli:
+    code, out, err = cli("init", "--demo")
+    assert code == 0, err
+    return cli
+
+
+def issue_args(code: str, out: Path) -> list[str]:
+    body = DEMO_REQUESTS[code]["body"]
+    args = [
+        "issue", "--type", code, "--issuer", DEMO_REQUESTS[code]["issuer"],
+        "--holder-id", body["holder_code"], "--holder-name", body["holder_name"],
+        "--paper-serial", body["paper_serial"], "--out", str(out),
+    ]
+    for k, v in body["fields"].items():
+        args += ["--field", f"{k}={v}"]
+    return args
+
+
+def test_init_demo_is_idempotent_and_lists_types_and_issuers(demo: Cli) -> None:
+    code, out, err = demo("init", "--demo")
+    assert code == 0, err
+    assert "region CA 110000 present" in out
+    code, out, _ = demo("types", "list")
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["BYZS", "JZZM", "YYZZ"]
+    code, out, _ = demo("issuers", "list")
+    assert PSB in out and "demo-psb" in out
+
+
+def test_db_upgrade(cli: Cli) -> None:
+    code, out, err = cli("db", "upgrade")
+    assert code == 0, err
+    assert "revision 0001" in out
+
+
+def test_issue_and_verify_pdf_and_text(demo: Cli, tmp_path: Path) -> None:
+    pdf = tmp_path / "c.pdf"
+    code, out, err = demo(*issue_args("BYZS", pdf))
+    assert code == 0, err
+    ident = out.strip()
+    assert ident.startswith(f"1.2.156.3005.2.BYZS.{UNI}.")
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    code, out, _ = demo("verify", str(pdf))
+    assert code == 0 and out.strip().endswith("VALID")
+    assert "ok   signature_intact" in out
+    tampered = tmp_path / "t.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    code, out, _ = demo("verify", str(tampered))
+    assert code == 1 and "NOT VALID" in out and "FAIL" in out
+
+
+def test_verify_text_of_another_format_fails(demo: Cli) -> None:
+    code, out, _ = demo("verify", "--text", "HELLO WORLD")
+    assert code == 1
+    assert "FAIL format" in out
+
+
+def test_bad_input_is_one_line_and_exit_2(demo: Cli, tmp_path: Path) -> None:
+    args = issue_args("JZZM", tmp_path / "x.pdf")
+    args[args.index("--holder-id") + 1] = "110105194912310021"
+    code, out, err = demo(*args)
+    assert code == 2
+    assert err.count("\n") == 1 and "check character" in err
+    assert "110105194912310021" not in err
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_issuer_not_allowed_type(demo: Cli, tmp_path: Path) -> None:
+    args = issue_args("JZZM", tmp_path / "x.pdf")
+    args[args.index("--issuer") + 1] = UNI
+    code, _, err = demo(*args)
+    assert code == 2 and "may not issue" in err
+
+
+def test_types_add_refuses_a_bad_file(demo: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"code": "XX01", "name_zh": "x", "name_en": "x", "holder_code_type": "111",
+                               "fields": [{"name": "a", "label_zh": "a", "label_en": "a", "kind": "blob"}]}))
+    code, _, err = demo("types", "add", str(bad))
+    assert code == 2 and "fields[0].kind" in err
+
+
+def test_issuers_add_with_client_and_types(demo: Cli) -> None:
+    code, out, err = demo("issuers", "add", "--uscc", "91110108MA0000002G", "--name", "测试机关",
+                          "--region", "110000", "--type", "JZZM", "--client-id", "portal-x")
+    assert code == 0, err
+    assert "client portal-x" in out and "signer certificate serial" in out
+    code, _, err = demo("issuers", "add", "--uscc", "91110108MA0000002H", "--name", "x", "--region", "110000")
+    assert code == 2 and "uscc" in err
+
+
+def test_verify_needs_exactly_one_input(demo: Cli) -> None:
+    code, _, err = demo("verify")
+    assert code == 2
