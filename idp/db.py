@@ -113,6 +113,7 @@ def alembic_config(database: Database | None = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("version_locations", str(_MIGRATIONS / "versions"))
     if database is not None:
