@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from certstore.cli import main
 from certstore.settings import CertstoreSettings
 from certstore.tokens import StaticJwksSource
 from keys.config import CommonSettings
@@ -169,3 +170,50 @@ def client(app: Any) -> Any:
 
 def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+# -- the command line, in-process ---------------------------------------------------
+
+
+class Cli:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            rc = main(list(args))  # click returns the exit status outside standalone mode
+            code = rc if isinstance(rc, int) else 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def cli(yiwang_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    for k, v in yiwang_env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("YIWANG_ISSUER", "http://idp.test")
+    return Cli(capsys)
+
+
+@pytest.fixture
+def demo(cli: Cli) -> Cli:
+    code, out, err = cli("init", "--demo")
+    assert code == 0, err
+    return cli
+
+
+def issue_args(code: str, out: Path) -> list[str]:
+    body = DEMO_REQUESTS[code]["body"]
+    args = [
+        "issue", "--type", code, "--issuer", DEMO_REQUESTS[code]["issuer"],
+        "--holder-id", body["holder_code"], "--holder-name", body["holder_name"],
+        "--paper-serial", body["paper_serial"], "--out", str(out),
+    ]
+    for k, v in body["fields"].items():
+        args += ["--field", f"{k}={v}"]
+    return args
+
+

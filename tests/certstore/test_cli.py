@@ -4,55 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from certstore.cli import main
-
-from .conftest import DEMO_REQUESTS, PSB, UNI
-
-
-class Cli:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            rc = main(list(args))  # click returns the exit status outside standalone mode
-            code = rc if isinstance(rc, int) else 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-
-@pytest.fixture
-def cli(yiwang_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    for k, v in yiwang_env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("YIWANG_ISSUER", "http://idp.test")
-    return Cli(capsys)
-
-
-@pytest.fixture
-def demo(cli: Cli) -> Cli:
-    code, out, err = cli("init", "--demo")
-    assert code == 0, err
-    return cli
-
-
-def issue_args(code: str, out: Path) -> list[str]:
-    body = DEMO_REQUESTS[code]["body"]
-    args = [
-        "issue", "--type", code, "--issuer", DEMO_REQUESTS[code]["issuer"],
-        "--holder-id", body["holder_code"], "--holder-name", body["holder_name"],
-        "--paper-serial", body["paper_serial"], "--out", str(out),
-    ]
-    for k, v in body["fields"].items():
-        args += ["--field", f"{k}={v}"]
-    return args
+from .conftest import PSB, UNI, Cli, issue_args
 
 
 def test_init_demo_is_idempotent_and_lists_types_and_issuers(demo: Cli) -> None:

@@ -191,10 +191,10 @@ def test_tampered_qr_and_foreign_signer_are_caught(services: Services, tmp_path:
     assert any(not c.ok for c in res.checks if c.name in ("format", "signature"))
 
     # Signed by a key of another region: unknown kid.
+    import signing.qr
     from keys import pki
     from keys.config import KeySettings
     from keys.keyring import open_keyring
-    import signing.qr
 
     other = open_keyring(KeySettings(home=tmp_path / "x", kek_file=tmp_path / "x" / "kek"))
     pki.init_region(other, region="310000", name="Other")

@@ -66,7 +66,7 @@ def test_forged_signature_is_refused(jwks_source: StaticJwksSource, mint: Any) -
 
 def test_alg_none_and_hmac_are_refused(jwks_source: StaticJwksSource, mint: Any) -> None:
     for alg in ("none", "HS256"):
-        head = b64url(('{"alg":"%s","kid":"x","typ":"at+jwt"}' % alg).encode())
+        head = b64url((f'{{"alg":"{alg}","kid":"x","typ":"at+jwt"}}').encode())
         token = head + "." + mint().split(".")[1] + "."
         with pytest.raises(Unauthorized, match="algorithm"):
             _validator(jwks_source).validate(token)
