@@ -39,6 +39,9 @@ def _flow_lang(flow: dict[str, Any] | None) -> str:
 def _after_login(fid: str | None, flow: dict[str, Any] | None) -> Any:
     if flow and flow.get("params"):
         return redirect(url_for("oauth.resume", flow=fid), code=303)
+    back = (flow or {}).get("return_to")
+    if isinstance(back, str) and back.startswith("/") and not back.startswith("//"):
+        return redirect(back, code=303)  # a local page that sent the citizen to log in (device flow)
     if fid:
         rt().flows.delete(fid)
     return redirect(url_for("account.home"), code=303)

@@ -1,0 +1,186 @@
+"""Device authorization grant (RFC 8628): the endpoint and the verification page.
+
+``/device/authorize`` (also ``/device_authorization``) is the device
+authorization endpoint of §3.1, answered by Authlib's
+``DeviceAuthorizationEndpoint`` (:mod:`idp.device`); ``/device`` is the
+verification URI of §3.3, where the citizen — on their phone, through its SSO
+session, or after logging in — enters or confirms the user code and approves
+or denies the request on a CSRF-protected form. The device grant itself is
+served by the ordinary token endpoint, where :func:`idp.device.register_device_flow`
+registered it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+
+from ..device import DeviceApproval, DeviceCodeStore, normalize_user_code, register_device_flow
+from .common import current_session, lang, rt
+from .i18n import translate
+from .security import check_csrf, csrf_token
+
+__all__ = ["bp", "MESSAGES", "VERIFICATION_PATH"]
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("device", __name__)
+
+VERIFICATION_PATH = "/device"
+DEVICE_CODE_SECONDS = 600
+POLL_INTERVAL = 5
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "device_title": {"zh-CN": "在其他设备上登录", "en": "Sign in on another device"},
+    "device_enter": {
+        "zh-CN": "请输入自助终端或电视上显示的 8 位代码。",
+        "en": "Enter the 8-character code shown on the kiosk or TV.",
+    },
+    "device_code_label": {"zh-CN": "设备代码", "en": "Device code"},
+    "device_next": {"zh-CN": "下一步", "en": "Next"},
+    "device_unknown": {
+        "zh-CN": "代码无效或已过期，请核对终端上显示的代码。",
+        "en": "The code is not valid or has expired: check the code on the device.",
+    },
+    "device_confirm": {
+        "zh-CN": "{client} 请求在设备上以您的身份登录。请确认设备上显示的代码与下方一致：",
+        "en": "{client} asks to sign you in on a device. Check that the device shows this code:",
+    },
+    "device_scopes": {"zh-CN": "将获取：{scopes}", "en": "It will get: {scopes}"},
+    "device_approve": {"zh-CN": "允许", "en": "Allow"},
+    "device_deny": {"zh-CN": "拒绝", "en": "Deny"},
+    "device_approved": {
+        "zh-CN": "已允许。设备将自动完成登录，您可以关闭此页面。",
+        "en": "Allowed. The device signs in by itself; you can close this page.",
+    },
+    "device_denied": {"zh-CN": "已拒绝，设备不会登录。", "en": "Denied: the device will not be signed in."},
+    "device_csrf": {"zh-CN": "表单已过期，请重新操作。", "en": "The form has expired; please try again."},
+}
+
+
+def _t(language: str) -> Any:
+    def t(key: str, **values: Any) -> str:
+        entry = MESSAGES.get(key)
+        if entry is not None:
+            text = entry.get(language) or entry["zh-CN"]
+            return text.format(**values) if values else text
+        return translate(language, key, **values)
+
+    return t
+
+
+def _lang_switch_url(current: str) -> str:
+    args = request.args.to_dict()
+    args["lang"] = "en" if current == "zh-CN" else "zh-CN"
+    return request.path + "?" + urlencode(args)
+
+
+def _render(template: str, status: int = 200, **ctx: Any) -> Response:
+    language = lang()
+    html = render_template(
+        template,
+        t=_t(language),
+        language=language,
+        html_lang=language,
+        csrf_token=csrf_token,
+        lang_switch_url=_lang_switch_url,
+        **ctx,
+    )
+    resp = make_response(html, status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.record_once
+def _register(state: Any) -> None:
+    runtime = state.app.extensions["yiwang"]
+    store = DeviceCodeStore(
+        runtime.services.redis,
+        runtime.services.keyspace.base,
+        expires_in=DEVICE_CODE_SECONDS,
+        interval=POLL_INTERVAL,
+    )
+    register_device_flow(
+        runtime.server, store, verification_uri=f"{runtime.provider.issuer}{VERIFICATION_PATH}"
+    )
+
+
+def _store() -> DeviceCodeStore:
+    return rt().server.device_codes  # type: ignore[no-any-return]
+
+
+@bp.post("/device/authorize")
+@bp.post("/device_authorization")
+def device_authorization() -> Any:
+    """RFC 8628 §3.1–§3.2."""
+    return rt().server.create_endpoint_response("device_authorization")
+
+
+def _to_login(user_code: str | None) -> Any:
+    back = VERIFICATION_PATH + (("?" + urlencode({"user_code": user_code})) if user_code else "")
+    fid = rt().flows.create({"return_to": back})
+    return redirect(url_for("auth.login", flow=fid), code=303)
+
+
+def _client_name(client_id: str) -> str:
+    client = rt().provider.query_client(client_id)
+    return client.name if client is not None else client_id
+
+
+@bp.get(VERIFICATION_PATH)
+def verify() -> Any:
+    """RFC 8628 §3.3: the citizen enters (or the QR code carries) the user code."""
+    raw = request.args.get("user_code", "")
+    session = current_session(touch=True)
+    if session is None:
+        return _to_login(raw[:20] or None)
+    if not raw:
+        return _render("device_enter.html", error=None, user_code="")
+    pending = _store().pending_for_user_code(raw)
+    if pending is None:
+        return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
+    return _render(
+        "device_confirm.html",
+        client_name=_client_name(pending["client_id"]),
+        scopes=pending["scope"].split(),
+        user_code=pending["user_code"],
+    )
+
+
+@bp.post(VERIFICATION_PATH)
+def decide() -> Any:
+    """Approve or deny (RFC 8628 §3.3); the session that approves owns the device's tokens."""
+    if not check_csrf():
+        return _render("device_enter.html", 400, error="device_csrf", user_code="")
+    raw = request.form.get("user_code", "")
+    session = current_session(touch=True)
+    if session is None:
+        return _to_login(normalize_user_code(raw))
+    if request.form.get("decision") not in ("approve", "deny"):
+        # The code-entry form: show the confirmation for the code typed in.
+        return redirect(url_for("device.verify", user_code=raw[:20]), code=303)
+    approval = None
+    if request.form["decision"] == "approve":
+        citizen = rt().services.accounts.get(int(session.citizen_id))
+        if citizen is None or citizen.disabled:
+            return _to_login(None)
+        approval = DeviceApproval(
+            citizen_id=citizen.id,
+            public_id=citizen.public_id,
+            sid=session.sid,
+            auth_time=session.auth_time,
+            acr=session.acr,
+            amr=tuple(session.amr),
+        )
+    client_id = _store().decide(raw, approval=approval)
+    if client_id is None:
+        return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
+    rt().provider.audit(
+        "device.approved" if approval else "device.denied",
+        client_id=client_id,
+        detail={"sid": session.sid},
+    )
+    return _render("device_done.html", message="device_approved" if approval else "device_denied")
