@@ -101,6 +101,7 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     if session is not None and citizen is not None:
         user = GrantUser(citizen_id=citizen.id, public_id=citizen.public_id, sid=session.sid,
                          auth_time=session.auth_time, acr=session.acr, amr=list(session.amr))
+    params = dict(params)
     oreq = ParamsRequest("GET", params)
     try:
         grant = r.server.get_consent_grant(oreq, end_user=user)
@@ -154,7 +155,9 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     scopes = final_scopes(requested, first_party=client.first_party,
                           may_receive_id_number=client.may_receive_id_number,
                           consented=consented)
-    grant.request.scope = " ".join(scopes)
+    # Authlib re-validates the request when it issues the code and recomputes
+    # the scope from the parameters, so the cut is made in the parameters.
+    oreq.payload.data["scope"] = " ".join(scopes)
     grant.request.user = user
     response = r.server.create_authorization_response(oreq, grant_user=user, grant=grant)
     r.sessions.add_client(session.sid, client.client_id)

@@ -1,0 +1,225 @@
+"""Authorization endpoint: redirect safety, PKCE rules, prompt, max_age, acr step-up, consent, ID number."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+from urllib.parse import urlsplit
+
+import pyotp
+
+from tests.idp.oidc_helpers import *  # noqa: F403
+from tests.idp.oidc_helpers import (
+    ID_NUMBER, ISSUER, authorize_code, csrf_of, exchange, login, make_rp, pkce_pair, query_of,
+)
+
+
+def _claims(jwt: str) -> dict:
+    part = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def _params(rp, **kw):
+    _v, ch = pkce_pair()
+    p = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
+         "scope": "openid profile", "state": "s", "code_challenge": ch, "code_challenge_method": "S256"}
+    p.update(kw)
+    return {k: v for k, v in p.items() if v is not None}
+
+
+def test_unregistered_redirect_uri_shows_page_never_redirects(web, rp):
+    for uri in ("https://evil.example/cb", rp.redirect_uri + "?x=1", rp.redirect_uri + "/", "https://portal.example.cn/cb#f"):
+        resp = web.get("/authorize", query_string=_params(rp, redirect_uri=uri))
+        assert resp.status_code == 400
+        assert "Location" not in resp.headers
+        assert "text/html" in resp.headers["Content-Type"]
+
+
+def test_unknown_client_shows_page(web):
+    resp = web.get("/authorize", query_string={"response_type": "code", "client_id": "nobody",
+                                               "redirect_uri": "https://evil.example/cb"})
+    assert resp.status_code == 400 and "Location" not in resp.headers
+
+
+def test_errors_redirect_once_client_and_uri_are_good(web, rp):
+    resp = web.get("/authorize", query_string=_params(rp, response_type="token"))
+    assert resp.status_code == 302
+    q = query_of(resp.headers["Location"])
+    assert resp.headers["Location"].startswith(rp.redirect_uri)
+    assert q["error"] == "unsupported_response_type" and q["state"] == "s" and q["iss"] == ISSUER
+
+
+def test_plain_pkce_refused(web, rp):
+    resp = web.get("/authorize", query_string=_params(rp, code_challenge_method="plain"))
+    assert query_of(resp.headers["Location"])["error"] == "invalid_request"
+    resp = web.get("/authorize", query_string=_params(rp, code_challenge_method=None))
+    assert query_of(resp.headers["Location"])["error"] == "invalid_request"
+
+
+def test_public_client_requires_pkce(web, public_rp):
+    resp = web.get("/authorize", query_string=_params(public_rp, code_challenge=None, code_challenge_method=None))
+    assert query_of(resp.headers["Location"])["error"] == "invalid_request"
+
+
+def test_public_client_full_flow(web, citizen, public_rp):
+    q, v = authorize_code(web, public_rp)
+    resp = exchange(web, public_rp, q["code"], v)
+    assert resp.status_code == 200, resp.data
+
+
+def test_duplicate_parameters_refused(web, rp):
+    qs = "&".join(f"{k}={v}" for k, v in _params(rp).items()) + "&state=again"
+    resp = web.get("/authorize?" + qs)
+    assert resp.status_code == 400 and "Location" not in resp.headers
+
+
+def test_prompt_none_without_session_is_login_required(web, rp):
+    resp = web.get("/authorize", query_string=_params(rp, prompt="none"))
+    q = query_of(resp.headers["Location"])
+    assert resp.headers["Location"].startswith(rp.redirect_uri) and q["error"] == "login_required"
+
+
+def test_prompt_none_with_session_but_no_consent_is_consent_required(web, citizen, rp, first_party_rp):
+    authorize_code(web, first_party_rp)  # signs in, no consent needed for first party
+    resp = web.get("/authorize", query_string=_params(rp, prompt="none"))
+    assert query_of(resp.headers["Location"])["error"] == "consent_required"
+
+
+def test_sso_prompt_none_after_login_and_consent(web, citizen, rp):
+    first, _ = authorize_code(web, rp)
+    resp = web.get("/authorize", query_string=_params(rp, prompt="none"))
+    q = query_of(resp.headers["Location"])
+    assert "code" in q and q["iss"] == ISSUER
+
+
+def test_first_party_skips_consent(web, citizen, first_party_rp):
+    resp = web.get("/authorize", query_string=_params(first_party_rp))
+    resp = login(web, resp.headers["Location"])
+    resp = web.get(resp.headers["Location"])  # resume
+    assert resp.headers["Location"].startswith(first_party_rp.redirect_uri)
+
+
+def test_consent_denied_is_access_denied(web, citizen, rp):
+    q, _ = authorize_code(web, rp, consent=False)
+    assert q["error"] == "access_denied" and q["state"] == "st-1"
+
+
+def test_prompt_login_forces_fresh_login_and_updates_auth_time(app, web, citizen, rp):
+    q, v = authorize_code(web, rp)
+    first = _claims(exchange(web, rp, q["code"], v).get_json()["id_token"])
+    time.sleep(1.1)
+    verifier, challenge = pkce_pair()
+    resp = web.get("/authorize", query_string=_params(rp, prompt="login", code_challenge=challenge))
+    assert urlsplit(resp.headers["Location"]).path == "/login"
+    resp = login(web, resp.headers["Location"])
+    resp = web.get(resp.headers["Location"])  # resume: consent remembered, no loop back to login
+    q2 = query_of(resp.headers["Location"])
+    second = _claims(exchange(web, rp, q2["code"], verifier).get_json()["id_token"])
+    assert second["auth_time"] > first["auth_time"] and second["sid"] == first["sid"]
+
+
+def test_max_age_zero_forces_login(web, citizen, rp):
+    authorize_code(web, rp)
+    time.sleep(1.1)
+    resp = web.get("/authorize", query_string=_params(rp, max_age="0"))
+    assert urlsplit(resp.headers["Location"]).path == "/login"
+    resp = web.get("/authorize", query_string=_params(rp, max_age="0", prompt="none"))
+    assert query_of(resp.headers["Location"])["error"] == "login_required"
+    resp = web.get("/authorize", query_string=_params(rp, max_age="-1"))
+    assert query_of(resp.headers["Location"])["error"] == "invalid_request"
+
+
+def test_max_age_login_updates_auth_time_in_same_session(app, web, citizen, rp):
+    q, v = authorize_code(web, rp)
+    first = _claims(exchange(web, rp, q["code"], v).get_json()["id_token"])
+    time.sleep(1.1)
+    q2, v2 = authorize_code(web, rp, extra={"max_age": "0"})
+    second = _claims(exchange(web, rp, q2["code"], v2).get_json()["id_token"])
+    assert second["auth_time"] > first["auth_time"]
+    assert second["sid"] == first["sid"]
+
+
+def test_totp_account_needs_second_factor_and_gets_2fa_acr(web, idp_services, citizen, rp):
+    enrol = idp_services.accounts.enrol_totp(ID_NUMBER)
+    verifier, challenge = pkce_pair()
+    resp = web.get("/authorize", query_string=_params(rp, code_challenge=challenge))
+    resp = login(web, resp.headers["Location"])
+    assert urlsplit(resp.headers["Location"]).path == "/login/second-factor"
+    page = web.get(resp.headers["Location"])
+    bad = web.post(resp.headers["Location"], data={"csrf_token": csrf_of(page.get_data(as_text=True)), "code": "000000"})
+    assert bad.status_code == 401
+    code = pyotp.TOTP(enrol.secret).now()
+    resp = web.post(resp.headers["Location"], data={"csrf_token": csrf_of(page.get_data(as_text=True)), "code": code})
+    resp = web.get(resp.headers["Location"])  # resume → consent
+    page = web.get(resp.headers["Location"])
+    resp = web.post(resp.headers["Location"], data={"csrf_token": csrf_of(page.get_data(as_text=True)), "decision": "allow"})
+    resp = web.get(resp.headers["Location"])
+    q = query_of(resp.headers["Location"])
+    idt = _claims(exchange(web, rp, q["code"], verifier).get_json()["id_token"])
+    assert idt["acr"] == "urn:yiwang:acr:2fa" and idt["amr"] == ["pwd", "otp"]
+
+
+def test_step_up_keeps_the_session(web, idp_services, citizen, first_party_rp):
+    q, v = authorize_code(web, first_party_rp)
+    before = _claims(exchange(web, first_party_rp, q["code"], v).get_json()["id_token"])
+    assert before["acr"] == "urn:yiwang:acr:pwd"
+    enrol = idp_services.accounts.enrol_totp(ID_NUMBER)
+    verifier, challenge = pkce_pair()
+    resp = web.get("/authorize", query_string=_params(first_party_rp, code_challenge=challenge,
+                                                      acr_values="urn:yiwang:acr:2fa"))
+    assert urlsplit(resp.headers["Location"]).path == "/login/second-factor"
+    page = web.get(resp.headers["Location"])
+    resp = web.post(resp.headers["Location"], data={"csrf_token": csrf_of(page.get_data(as_text=True)),
+                                                    "code": pyotp.TOTP(enrol.secret).now()})
+    resp = web.get(resp.headers["Location"])
+    q2 = query_of(resp.headers["Location"])
+    after = _claims(exchange(web, first_party_rp, q2["code"], verifier).get_json()["id_token"])
+    assert after["acr"] == "urn:yiwang:acr:2fa" and after["sid"] == before["sid"]
+
+
+def test_id_number_never_released_to_unregistered_client(web, citizen, rp):
+    q, v = authorize_code(web, rp, scope="openid profile id_number", share_id_number=True)
+    tokens = exchange(web, rp, q["code"], v).get_json()
+    assert "id_number" not in _claims(tokens["id_token"])
+    ui = web.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
+    assert "id_number" not in ui and ID_NUMBER not in json.dumps(ui)
+
+
+def test_id_number_needs_consent_even_for_first_party(web, idp_services, citizen):
+    rp = make_rp(idp_services, name="公安", first_party=True, may_receive_id_number=True,
+                 scopes=("openid", "profile", "id_number"), redirect_uri="https://ga.example.cn/cb")
+    # consent page is shown; not ticking the box withholds the number
+    q, v = authorize_code(web, rp, scope="openid profile id_number", share_id_number=False)
+    tokens = exchange(web, rp, q["code"], v).get_json()
+    assert "id_number" not in _claims(tokens["id_token"])
+    assert "id_number" not in tokens["scope"].split()
+
+
+def test_id_number_released_with_registration_and_consent(web, idp_services, citizen):
+    rp = make_rp(idp_services, name="社保", may_receive_id_number=True,
+                 scopes=("openid", "profile", "id_number"), redirect_uri="https://sb.example.cn/cb")
+    q, v = authorize_code(web, rp, scope="openid profile id_number", share_id_number=True)
+    tokens = exchange(web, rp, q["code"], v).get_json()
+    assert _claims(tokens["id_token"])["id_number"] == ID_NUMBER
+    ui = web.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
+    assert ui["id_number"] == ID_NUMBER
+
+
+def test_pairwise_sub_differs_per_sector_and_public_is_stable(web, idp_services, citizen):
+    a = make_rp(idp_services, name="A", redirect_uri="https://a.example.cn/cb")
+    b = make_rp(idp_services, name="B", redirect_uri="https://b.example.cn/cb")
+    a2 = make_rp(idp_services, name="A2", redirect_uri="https://a.example.cn/other")
+    subs = {}
+    for name, c in (("a", a), ("b", b), ("a2", a2)):
+        q, v = authorize_code(web, c)
+        subs[name] = _claims(exchange(web, c, q["code"], v).get_json()["id_token"])["sub"]
+    assert subs["a"] != subs["b"]
+    assert subs["a"] == subs["a2"]  # same sector (host)
+
+
+def test_login_hint_prefills_id_number(web, rp):
+    resp = web.get("/authorize", query_string=_params(rp, login_hint=ID_NUMBER))
+    page = web.get(resp.headers["Location"]).get_data(as_text=True)
+    assert f'value="{ID_NUMBER}"' in page
