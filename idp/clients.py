@@ -76,7 +76,7 @@ class ClientSpec:
     sector_identifier: str | None = None
     first_party: bool = False
     may_receive_id_number: bool = False
-    id_token_alg: str = "ES256"
+    id_token_alg: str = "ES256"  # noqa: S105 - an algorithm name
     auth_method: str | None = None
     """Default: ``none`` for public clients, else ``client_secret_basic``."""
     jwks: dict[str, Any] | None = None

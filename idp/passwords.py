@@ -12,6 +12,7 @@ Only the test suite lowers the memory cost (``IdpSettings.password_hash_memory_k
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -77,10 +78,8 @@ class PasswordHasher:
     def _verify_dummy(self, data: bytes) -> None:
         if not self._dummy:
             self._dummy.append(self.hash("dummy password for absent accounts"))
-        try:
+        with contextlib.suppress(InvalidKey):
             Argon2id.verify_phc_encoded(data, self._dummy[0])
-        except InvalidKey:
-            pass
 
     def needs_rehash(self, phc: str) -> bool:
         """True if ``phc`` was made with other parameters than these."""

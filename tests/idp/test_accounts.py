@@ -17,7 +17,8 @@ from idp.models import AuditEvent, Citizen
 from idp.passwords import OWASP_ITERATIONS, OWASP_MEMORY_KIB, PasswordHasher
 from idp.services import Services
 from keys.errors import InvalidIdentifier
-from tests.idp.data_helpers import make_id, services, settings  # noqa: F401
+from tests.idp.data_helpers import *  # noqa: F403
+from tests.idp.data_helpers import make_id
 
 ALICE = make_id("11010519491231002")
 BOB = make_id("44030019900101123")

@@ -11,7 +11,7 @@ from idp.audit import GENESIS_HASH, AuditLog, record_hash
 from idp.db import Database
 from idp.models import AuditEvent, AuditHead
 from idp.services import Services
-from tests.idp.data_helpers import services, settings  # noqa: F401
+from tests.idp.data_helpers import *  # noqa: F403
 
 
 def _fill(audit: AuditLog, n: int) -> None:

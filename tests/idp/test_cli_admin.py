@@ -181,8 +181,8 @@ def test_clients_lifecycle(idp: Run, env: dict[str, str]) -> None:
     data = json.loads(result.out)
     client_id, secret = data["client_id"], data["client_secret"]
     assert data["scopes"] == ["openid", "profile", "id_number"]
-    assert data["first_party"] and data["id_token_signed_response_alg"] == "RS256"
-    assert data["token_endpoint_auth_method"] == "client_secret_post"
+    assert data["first_party"] and data["id_token_signed_response_alg"] == "RS256"  # noqa: S105
+    assert data["token_endpoint_auth_method"] == "client_secret_post"  # noqa: S105
 
     shown = idp("clients", "show", client_id, "--json")
     assert shown.code == 0 and secret not in shown.out
@@ -257,7 +257,7 @@ def test_the_console_script_exits_2_with_one_line(env: dict[str, str]) -> None:
     """The real executable, not just main(): status and stderr as an operator sees them."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("YIWANG_")}
     exe = Path(sys.executable).with_name("idp")
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: S603
         [str(exe), "users", "add", "--id-number", WRONG_CHECK, "--name", "x"],
         env={**clean, **env},
         capture_output=True,

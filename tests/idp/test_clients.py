@@ -12,7 +12,8 @@ from idp.clients import ClientSpec, validate_redirect_uri
 from idp.errors import InvalidInput, NotFound
 from idp.models import AuditEvent, Client, Consent, TokenRecord, utcnow
 from idp.services import Services
-from tests.idp.data_helpers import make_id, services, settings  # noqa: F401
+from tests.idp.data_helpers import *  # noqa: F403
+from tests.idp.data_helpers import make_id
 
 
 def _add(services: Services, **kw: object) -> tuple[Client, str | None]:
@@ -29,7 +30,7 @@ def test_confidential_client_gets_a_256_bit_secret_stored_as_sha256(services: Se
     assert not stored.check_client_secret(secret[:-1] + ("A" if secret[-1] != "A" else "B"))
     assert not stored.check_client_secret("")
     assert not stored.check_client_secret(None)
-    assert stored.token_endpoint_auth_method == "client_secret_basic"
+    assert stored.token_endpoint_auth_method == "client_secret_basic"  # noqa: S105
     assert stored.check_endpoint_auth_method("client_secret_basic", "token")
     assert not stored.check_endpoint_auth_method("client_secret_post", "token")
     assert not stored.check_endpoint_auth_method("none", "introspection")

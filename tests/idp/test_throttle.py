@@ -8,7 +8,8 @@ from limits.storage import MemoryStorage
 from idp.services import Services
 from idp.throttle import ACCOUNT_TIERS, IP_TIERS, Throttle
 from tests.conftest import TEST_REDIS_URL
-from tests.idp.data_helpers import make_id, services, settings  # noqa: F401
+from tests.idp.data_helpers import *  # noqa: F403
+from tests.idp.data_helpers import make_id
 
 ALICE = make_id("11010519491231002")
 
