@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -194,6 +195,7 @@ class CertificateService:
         self._signers: dict[str, tuple[object, Any]] = {}
         self._lock = threading.Lock()
         self._trust: tuple[int, Any] | None = None
+        self._tsa_roots: list[x509.Certificate] | None = None
 
     # -- issuing -----------------------------------------------------------
 
@@ -422,7 +424,9 @@ class CertificateService:
             if self.settings.tsa_url:
                 # B-LT: the timestamp plus the chain's CRL embedded, so the PDF verifies offline for years.
                 vc = signing.pades.make_validation_context(
-                    [pki.region_root(self.keyring)], crls=[pki.current_crl(self.keyring)]
+                    self._trust_roots(),
+                    crls=[pki.current_crl(self.keyring)],
+                    other_certs=list(signer.chain),
                 )
                 return signing.pades.sign_pdf(
                     pdf, signer, timestamper_url=self.settings.tsa_url, validation_context=vc
@@ -431,6 +435,19 @@ class CertificateService:
         except SigningError as e:
             logger.warning("signing %s failed: %s", cid, e)
             raise ServiceUnavailable(f"the certificate could not be signed: {e}") from e
+
+    def _trust_roots(self) -> list[x509.Certificate]:
+        """The region root, plus the TSA's root(s) when timestamps are configured."""
+        roots = [pki.region_root(self.keyring)]
+        path = self.settings.tsa_root_file
+        if path is not None:
+            if self._tsa_roots is None:
+                try:
+                    self._tsa_roots = x509.load_pem_x509_certificates(path.read_bytes())
+                except (OSError, ValueError) as e:
+                    raise ServiceUnavailable(f"the TSA root file {path} cannot be read: {e}") from None
+            roots += self._tsa_roots
+        return roots
 
     # -- reading -----------------------------------------------------------
 
@@ -572,7 +589,7 @@ class CertificateService:
         if not isinstance(pdf, bytes | bytearray) or not bytes(pdf[:1024]).lstrip().startswith(b"%PDF-"):
             raise InvalidInput("the upload is not a PDF file", field="file", code="not_a_pdf")
         try:
-            roots = [pki.region_root(self.keyring)]
+            roots = self._trust_roots()
             crls = [pki.current_crl(self.keyring)]
         except KeyNotFound:
             raise ServiceUnavailable("this deployment has no region CA yet (run: certstore init)") from None

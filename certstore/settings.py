@@ -12,6 +12,7 @@ from keys.config import (
     CommonSettings,
     Variable,
     parse_int,
+    parse_path,
     parse_url,
     read_environment,
 )
@@ -24,6 +25,7 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_PUBLIC_URL", parse_url("http", "https"), "certstore's own base URL"),
     Variable("CERTSTORE_REGION", str, "region code of this deployment (e.g. 110000)"),
     Variable("CERTSTORE_TSA_URL", parse_url("http", "https"), "RFC 3161 timestamp authority"),
+    Variable("CERTSTORE_TSA_ROOT", parse_path, "PEM file with the TSA's root certificate(s)"),
     Variable("CERTSTORE_MAX_UPLOAD_BYTES", parse_int, "largest upload the verify endpoints accept"),
 )
 
@@ -37,6 +39,8 @@ class CertstoreSettings:
     region: str = "110000"
     tsa_url: str | None = None
     """With a TSA, PDFs are signed PAdES B-LT; without, B-B."""
+    tsa_root_file: Path | None = None
+    """PEM file of the root certificate(s) the TSA chains to, trusted for timestamps."""
     audience: str = "certstore"
     """The ``aud`` certstore requires in access tokens from the idp."""
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -56,6 +60,8 @@ class CertstoreSettings:
             kwargs["region"] = values["CERTSTORE_REGION"]
         if "CERTSTORE_TSA_URL" in values:
             kwargs["tsa_url"] = values["CERTSTORE_TSA_URL"]
+        if "CERTSTORE_TSA_ROOT" in values:
+            kwargs["tsa_root_file"] = values["CERTSTORE_TSA_ROOT"]
         if "CERTSTORE_MAX_UPLOAD_BYTES" in values:
             kwargs["max_upload_bytes"] = values["CERTSTORE_MAX_UPLOAD_BYTES"]
         return cls(common=common, **kwargs)
