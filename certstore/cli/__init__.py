@@ -60,6 +60,11 @@ def _describe(exc: BaseException) -> str | None:
         from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError:  # pragma: no cover
         return None
+    text = str(getattr(exc, "orig", "") or "")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.ProgrammingError) and (
+        "no such table" in text or "does not exist" in text and "relation" in text
+    ):
+        return "the database has no certstore tables yet (run: certstore init, or certstore db upgrade)"
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return "the database cannot be reached (check YIWANG_DATABASE_URL and that it is running)"
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):

@@ -85,3 +85,9 @@ def test_issuers_add_with_client_and_types(demo: Cli) -> None:
 def test_verify_needs_exactly_one_input(demo: Cli) -> None:
     code, _, err = demo("verify")
     assert code == 2
+
+
+def test_an_uninitialised_database_says_what_to_run(cli: Cli) -> None:
+    code, _, err = cli("verify", "--text", "YW1:ABC")
+    assert code == 2
+    assert "certstore init" in err
