@@ -253,7 +253,7 @@ def par() -> Any:
         client = r.server.authenticate_client(oreq, AUTH_METHODS, "par")
         form = request.form.to_dict()
         if "request_uri" in form:
-            raise InvalidRequestError("request_uri must not be pushed (RFC 9126 §2.1)")
+            raise InvalidRequestError("request_uri must not be pushed (RFC 9126 section 2.1)")
         if form.get("client_id") and form["client_id"] != client.client_id:
             raise InvalidRequestError("client_id does not match the authenticated client")
         form.pop("client_secret", None)
