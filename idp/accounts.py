@@ -340,8 +340,10 @@ class AccountService:
         number = parse_resident_id(id_number).number
         index = self.index_of(number)
         masked = mask_resident_id(number)
+        failures_on_record = True
         if self.throttle is not None:
             decision = self.throttle.check(index, ip)
+            failures_on_record = decision.account_failures
             if not decision.allowed:
                 self._audit(
                     None,
@@ -358,7 +360,9 @@ class AccountService:
                 self.throttle.hit(index, ip)
             self._audit(None, "login.failure", subject=masked, client_id=client_id, ip=ip)
             return LoginOutcome("invalid")
-        if self.throttle is not None:
+        # With a second factor to come, the counters are cleared only once it
+        # passes: a known password must not buy fresh TOTP guesses.
+        if self.throttle is not None and failures_on_record and not citizen.has_totp:
             self.throttle.reset(index)
         self._audit(
             None,
@@ -395,13 +399,37 @@ class AccountService:
             citizen.totp_last_step = None
             self._audit(s, "account.totp_removed", actor=actor, subject=citizen.id_number_masked)
 
-    def verify_totp(self, citizen_id: int, code: str, *, at: float | None = None) -> bool:
+    def verify_totp(
+        self, citizen_id: int, code: str, *, at: float | None = None, ip: str | None = None
+    ) -> bool:
         """True once per code: the step before, the current and the next are accepted.
 
         RFC 6238 §5.2: a code that was accepted is not accepted again (the
-        last accepted step is stored and compared atomically).
+        last accepted step is stored and compared atomically), and wrong
+        codes count against the account's login throttle, so the million
+        codes cannot be tried (§5.1: "throttling"); a throttled attempt is
+        refused like a wrong code.
         """
         code = (code or "").strip().replace(" ", "")
+        with self.db.session() as s:
+            citizen = s.get(Citizen, citizen_id)
+            if citizen is None or citizen.totp_secret_enc is None:
+                return False
+            index, masked = citizen.id_number_index, citizen.id_number_masked
+        if self.throttle is not None and not self.throttle.check(index, ip).allowed:
+            self._audit(None, "login.locked", subject=masked, ip=ip, detail={"factor": "totp"})
+            return False
+        if self._check_totp(citizen_id, code, at):
+            if self.throttle is not None:
+                self.throttle.reset(index)
+            self._audit(None, "login.totp_success", subject=masked, ip=ip, detail={"amr": ["pwd", "otp"]})
+            return True
+        if self.throttle is not None:
+            self.throttle.hit(index, ip)
+        self._audit(None, "login.totp_failure", subject=masked, ip=ip)
+        return False
+
+    def _check_totp(self, citizen_id: int, code: str, at: float | None) -> bool:
         if not (code.isascii() and code.isdigit() and len(code) == 6):
             return False
         with self.db.session() as s:

@@ -48,6 +48,7 @@ KINDS = frozenset(
         "login.failure",
         "login.locked",
         "login.totp_failure",
+        "login.totp_success",
         "consent.granted",
         "consent.revoked",
         "token.issued",

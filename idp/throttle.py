@@ -55,6 +55,8 @@ class ThrottleDecision:
     """Seconds until a new attempt will be considered (0 when allowed)."""
     scope: str | None = None
     """``account`` or ``ip``: which counter ran out (the page words its message with it)."""
+    account_failures: bool = True
+    """False when the account's counters are known to be empty (no reset needed after success)."""
 
 
 def make_throttle_storage(
@@ -98,15 +100,18 @@ class Throttle:
         """May a login for this (blind-indexed) number from this address be tried now?"""
         now = time.time()
         worst: tuple[float, str] | None = None
+        account_failures = False
         for scope, item, ident in self._keys(id_index, ip):
             stats = self.limiter.get_window_stats(item, scope, ident)
+            if scope == "account" and stats.remaining < item.amount:
+                account_failures = True
             if stats.remaining <= 0:
                 wait = stats.reset_time - now
                 if worst is None or wait > worst[0]:
                     worst = (wait, scope)
         if worst is None:
-            return ThrottleDecision(True)
-        return ThrottleDecision(False, max(1, math.ceil(worst[0])), worst[1])
+            return ThrottleDecision(True, account_failures=account_failures)
+        return ThrottleDecision(False, max(1, math.ceil(worst[0])), worst[1], account_failures)
 
     def hit(self, id_index: str | None, ip: str | None) -> None:
         """Count one failed attempt."""

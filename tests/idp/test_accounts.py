@@ -286,3 +286,48 @@ def test_import_reads_gb18030_when_told(services: Services, tmp_path: Path) -> N
 def test_blind_index_purpose_is_shared_with_other_modules(services: Services) -> None:
     citizen = services.accounts.add(ALICE, "张三", "correct horse")
     assert citizen.id_number_index == services.pii.blind_index(ALICE, purpose=ID_NUMBER_PURPOSE)
+
+
+def test_wrong_totp_codes_count_against_the_account(services: Services) -> None:
+    citizen = services.accounts.add(ALICE, "张三", "correct horse")
+    secret = services.accounts.enrol_totp(ALICE).secret
+    now = time.time()
+    good = pyotp.TOTP(secret).at(now)
+    wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        assert not services.accounts.verify_totp(citizen.id, wrong, at=now, ip="192.0.2.3")
+    # locked: even the right code is refused now, and the login page is throttled too
+    assert not services.accounts.verify_totp(citizen.id, good, at=now, ip="192.0.2.3")
+    assert services.accounts.login(ALICE, "correct horse", ip="192.0.2.3").status == "throttled"
+    with services.db.session() as s:
+        kinds = s.scalars(sa.select(AuditEvent.kind).order_by(AuditEvent.seq)).all()
+    assert kinds.count("login.totp_failure") == 5 and "login.locked" in kinds
+
+
+def test_a_known_password_does_not_buy_fresh_totp_guesses(services: Services) -> None:
+    citizen = services.accounts.add(ALICE, "张三", "correct horse")
+    secret = services.accounts.enrol_totp(ALICE).secret
+    now = time.time()
+    good = pyotp.TOTP(secret).at(now)
+    wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+    for _ in range(2):
+        outcome = services.accounts.login(ALICE, "correct horse", ip="192.0.2.4")
+        assert outcome.ok and outcome.needs_second_factor
+        assert not services.accounts.verify_totp(citizen.id, wrong, at=now, ip="192.0.2.4")
+        assert not services.accounts.verify_totp(citizen.id, wrong, at=now, ip="192.0.2.4")
+    # four failures so far survive the two password successes; the fifth locks
+    assert not services.accounts.verify_totp(citizen.id, wrong, at=now, ip="192.0.2.4")
+    assert services.accounts.login(ALICE, "correct horse", ip="192.0.2.4").status == "throttled"
+
+
+def test_passing_the_second_factor_clears_the_counters(services: Services) -> None:
+    citizen = services.accounts.add(ALICE, "张三", "correct horse")
+    secret = services.accounts.enrol_totp(ALICE).secret
+    now = time.time()
+    good = pyotp.TOTP(secret).at(now)
+    wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        services.accounts.verify_totp(citizen.id, wrong, at=now)
+    assert services.accounts.verify_totp(citizen.id, good, at=now)
+    for _ in range(4):
+        assert services.accounts.login(ALICE, "wrong horse").status == "invalid"
