@@ -31,7 +31,7 @@ from keys.errors import InvalidIdentifier
 from keys.identifiers import mask_resident_id, parse_resident_id
 from keys.pii import PiiProtector
 
-from .db import Database
+from .db import Database, rowcount
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Citizen, utcnow
 from .passwords import MAX_PASSWORD_BYTES, PasswordHasher
@@ -446,15 +446,15 @@ class AccountService:
                     matched = step
             if matched is None:
                 return False
-            taken = s.execute(
+            claim = (
                 sa.update(Citizen)
                 .where(
                     Citizen.id == citizen_id,
                     sa.or_(Citizen.totp_last_step.is_(None), Citizen.totp_last_step < matched),
                 )
                 .values(totp_last_step=matched)
-            ).rowcount
-            return taken == 1
+            )
+            return rowcount(s.execute(claim)) == 1
 
     # ---------------------------------------------------------------- import
 

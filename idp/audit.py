@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .db import Database
+from .db import Database, rowcount
 from .models import AuditEvent, AuditHead, utcnow
 
 __all__ = ["AuditLog", "ChainReport", "GENESIS_HASH", "record_hash", "KINDS"]
@@ -189,9 +189,9 @@ class AuditLog:
         # The UPDATE comes first: it takes the row lock (PostgreSQL) or the
         # write lock (SQLite) before the head is read, so the head we chain
         # onto cannot change under us.
-        bumped = s.execute(
-            sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
-        ).rowcount
+        bumped = rowcount(
+            s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
+        )
         if not bumped:
             self._create_head(s)
             s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))

@@ -430,6 +430,6 @@ def _check_jwks(jwks: dict[str, Any]) -> None:
         if not isinstance(key, dict) or any(p in key for p in ("d", "p", "q", "k")):
             raise InvalidInput("the JWKS must hold public keys only")
     try:
-        KeySet.import_key_set(jwks)
+        KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as e:
         raise InvalidInput(f"the JWKS cannot be read: {e}") from None

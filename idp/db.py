@@ -32,6 +32,7 @@ __all__ = [
     "upgrade",
     "current_revision",
     "head_revision",
+    "rowcount",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(u, **kwargs)
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE touched (``CursorResult.rowcount``, loosely typed upstream)."""
+    return int(result.rowcount)
 
 
 class Database:

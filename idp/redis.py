@@ -22,22 +22,24 @@ from typing import TYPE_CHECKING
 import redis
 
 if TYPE_CHECKING:
+    import fakeredis
+
     from .settings import IdpSettings
 
 __all__ = ["connect_redis", "embedded_server", "Keyspace", "is_embedded"]
 
 _lock = threading.Lock()
-_server: object | None = None
+_server: fakeredis.FakeServer | None = None
 
 
-def embedded_server() -> object:
+def embedded_server() -> fakeredis.FakeServer:
     """The process-wide fakeredis server behind every embedded connection."""
     global _server
     with _lock:
         if _server is None:
-            import fakeredis
+            import fakeredis as _fakeredis
 
-            _server = fakeredis.FakeServer()
+            _server = _fakeredis.FakeServer()
         return _server
 
 
@@ -52,16 +54,16 @@ def connect_redis(settings: IdpSettings) -> redis.Redis:
         return redis.Redis.from_url(
             url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
         )
-    import fakeredis
+    import fakeredis as _fakeredis
 
-    return fakeredis.FakeRedis(server=embedded_server())
+    return _fakeredis.FakeRedis(server=embedded_server())
 
 
 def is_embedded(client: redis.Redis) -> bool:
     """True for the fakeredis stand-in (no Lua, not shared between processes)."""
-    import fakeredis
+    import fakeredis as _fakeredis
 
-    return isinstance(client, fakeredis.FakeRedis)
+    return isinstance(client, _fakeredis.FakeRedis)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from .redis import Keyspace, connect_redis
 from .throttle import Throttle, make_throttle_storage
 
 if TYPE_CHECKING:
-    import redis
+    import redis as redis_lib
 
     from .settings import IdpSettings
 
@@ -39,7 +39,7 @@ class Services:
 
     settings: IdpSettings
     db: Database
-    redis: redis.Redis
+    redis: redis_lib.Redis
     keyspace: Keyspace
     keyring: Any
     """``keys.keyring.Keyring`` (``None`` only in tests that need no signing keys)."""
@@ -66,7 +66,7 @@ class Services:
         pii: PiiProtector,
         keyring: Any = None,
         db: Database | None = None,
-        redis_client: redis.Redis | None = None,
+        redis_client: redis_lib.Redis | None = None,
     ) -> Services:
         db = db or Database(settings.database_url)
         client = redis_client or connect_redis(settings)
