@@ -355,17 +355,16 @@ class CertificateService:
             return IssueResult(self._view(row), replayed=True)
 
     def _allocate_serial(self, uscc: str, type_code: str) -> int:
-        table = SerialCounter.__table__
         with session_scope(self.sessions) as s:
             dialect = s.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             stmt = (
-                insert(table)
+                insert(SerialCounter)
                 .values(issuer_uscc=uscc, type_code=type_code, last=1)
                 .on_conflict_do_update(
-                    index_elements=["issuer_uscc", "type_code"], set_={"last": table.c.last + 1}
+                    index_elements=["issuer_uscc", "type_code"], set_={"last": SerialCounter.last + 1}
                 )
-                .returning(table.c.last)
+                .returning(SerialCounter.last)
             )
             return int(s.execute(stmt).scalar_one())
 
@@ -572,7 +571,10 @@ class CertificateService:
         claims = outcome.claims
         view = None
         public_claims: dict[str, Any] = {}
-        if claims is not None:
+        signature_ok = any(c.name == "signature" and c.ok for c in checks)
+        if claims is not None and signature_ok:
+            # Claims are shown only once their signature verified: a forged payload's
+            # "holder" and "issuer" would otherwise be displayed as if they meant something.
             public_claims = _public_claims(claims)
             with self.sessions() as s:
                 row = s.scalar(sa.select(Certificate).where(Certificate.identifier == claims.identifier))
@@ -581,6 +583,8 @@ class CertificateService:
                 else:
                     view = self._view(row)
                     checks.append(_status_check(row.status))
+        else:
+            checks.append(Check("status", False, "not checked: the signature did not verify"))
         valid = bool(outcome.valid) and all(c.ok for c in checks)
         return VerificationResult("qr", valid, checks, view, public_claims)
 

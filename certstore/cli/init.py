@@ -6,6 +6,8 @@ certificate types and three demo issuers (``make demo``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
 from keys import pki
@@ -15,31 +17,41 @@ from ..db import upgrade
 from ..types import demo_type_files, load_type_file
 from ._common import get_services, settings_of
 
-__all__ = ["register", "DEMO_ISSUERS"]
+__all__ = ["register", "DEMO_ISSUERS", "DemoIssuer"]
+
+
+@dataclass(frozen=True)
+class DemoIssuer:
+    uscc: str
+    name_zh: str
+    name_en: str
+    types: tuple[str, ...]
+    client_id: str
+
 
 # Demo agencies (credit codes with valid check characters; not real agencies).
 DEMO_ISSUERS = (
-    {
-        "uscc": "111101050000000017",
-        "name_zh": "北京市公安局朝阳分局",
-        "name_en": "Beijing Public Security Bureau, Chaoyang Branch",
-        "types": ("JZZM",),
-        "client_id": "demo-psb",
-    },
-    {
-        "uscc": "11110105000000002A",
-        "name_zh": "北京市朝阳区市场监督管理局",
-        "name_en": "Chaoyang District Administration for Market Regulation",
-        "types": ("YYZZ",),
-        "client_id": "demo-amr",
-    },
-    {
-        "uscc": "121100004000000014",
-        "name_zh": "北京示范大学",
-        "name_en": "Beijing Demonstration University",
-        "types": ("BYZS",),
-        "client_id": "demo-university",
-    },
+    DemoIssuer(
+        "111101050000000017",
+        "北京市公安局朝阳分局",
+        "Beijing Public Security Bureau, Chaoyang Branch",
+        ("JZZM",),
+        "demo-psb",
+    ),
+    DemoIssuer(
+        "11110105000000002A",
+        "北京市朝阳区市场监督管理局",
+        "Chaoyang District Administration for Market Regulation",
+        ("YYZZ",),
+        "demo-amr",
+    ),
+    DemoIssuer(
+        "121100004000000014",
+        "北京示范大学",
+        "Beijing Demonstration University",
+        ("BYZS",),
+        "demo-university",
+    ),
 )
 
 
@@ -72,11 +84,11 @@ def register(group: click.Group) -> None:
             click.echo(f"type {spec.code} {spec.name_zh}")
         for d in DEMO_ISSUERS:
             info = svc.registry.add_issuer(
-                uscc=d["uscc"],
-                name_zh=d["name_zh"],
-                name_en=d["name_en"],
+                uscc=d.uscc,
+                name_zh=d.name_zh,
+                name_en=d.name_en,
                 region=settings.region,
-                types=d["types"],
-                client_id=d["client_id"],
+                types=d.types,
+                client_id=d.client_id,
             )
             click.echo(f"issuer {info.uscc} {info.name_zh} ({', '.join(info.allowed_types)})")

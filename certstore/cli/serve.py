@@ -21,8 +21,8 @@ def register(group: click.Group) -> None:
         """Serve the API, the verify page and the PKI files."""
         settings = settings_of(ctx)
         if importlib.util.find_spec("granian") is not None:
-            from granian import Granian  # type: ignore[import-not-found]
-            from granian.constants import Interfaces  # type: ignore[import-not-found]
+            from granian import Granian
+            from granian.constants import Interfaces
 
             # granian imports the factory in its workers; they read the environment themselves.
             Granian(

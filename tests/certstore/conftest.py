@@ -139,8 +139,8 @@ def populate(svc: Services) -> None:
         svc.registry.add_type(load_type_file(path))
     for d in DEMO_ISSUERS:
         svc.registry.add_issuer(
-            uscc=str(d["uscc"]), name_zh=str(d["name_zh"]), name_en=str(d["name_en"]),
-            region="110000", types=d["types"], client_id=str(d["client_id"]),
+            uscc=d.uscc, name_zh=d.name_zh, name_en=d.name_en,
+            region="110000", types=d.types, client_id=d.client_id,
         )
 
 
