@@ -16,13 +16,17 @@ rejected, so every byte string has exactly one encoding.
 
 from __future__ import annotations
 
+import struct
+
 __all__ = ["ALPHABET", "b43encode", "b43decode", "Base43Error"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ$*+-./:"
 """The QR alphanumeric set (ISO/IEC 18004 §7.4.4) minus space and ``%``, in Base45 order."""
 
-_VALUE = {c: i for i, c in enumerate(ALPHABET)}
 _B = 43
+_INVALID = 0xFF
+# bytes.translate table: ASCII code -> digit value, 0xFF for anything else.
+_TABLE = bytes(ALPHABET.index(chr(i)) if chr(i) in ALPHABET else _INVALID for i in range(256))
 
 
 class Base43Error(ValueError):
@@ -30,40 +34,41 @@ class Base43Error(ValueError):
 
 
 def b43encode(data: bytes) -> str:
-    out: list[str] = []
-    append = out.append
     alphabet = ALPHABET
-    n_pairs = len(data) // 2
-    for i in range(n_pairs):
-        n = (data[2 * i] << 8) | data[2 * i + 1]
+    out: list[str] = []
+    for n in struct.unpack_from(f">{len(data) // 2}H", data):
         n, c = divmod(n, _B)
         e, d = divmod(n, _B)
-        append(alphabet[c] + alphabet[d] + alphabet[e])
+        out.append(alphabet[c] + alphabet[d] + alphabet[e])
     if len(data) % 2:
         e_, c_ = divmod(data[-1], _B)
-        append(alphabet[c_] + alphabet[e_])
+        out.append(ALPHABET[c_] + ALPHABET[e_])
     return "".join(out)
 
 
 def b43decode(text: str) -> bytes:
+    """Decode; C-speed translation and packing around one list comprehension,
+    because verification speed is dominated by this on a busy verifier."""
     try:
-        values = [_VALUE[c] for c in text]
-    except KeyError:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
         raise Base43Error("a character outside the Base43 alphabet") from None
-    full, rest = divmod(len(values), 3)
+    v = raw.translate(_TABLE)
+    if _INVALID in v:
+        raise Base43Error("a character outside the Base43 alphabet")
+    full, rest = divmod(len(v), 3)
     if rest == 1:
         raise Base43Error("a dangling single character at the end")
-    out = bytearray()
-    for i in range(full):
-        c, d, e = values[3 * i : 3 * i + 3]
-        n = c + d * _B + e * _B * _B
-        if n > 0xFFFF:
-            raise Base43Error("a 3-character group out of range")
-        out += n.to_bytes(2, "big")
+    end = full * 3
+    values = [
+        c + d * 43 + e * 1849 for c, d, e in zip(v[0:end:3], v[1:end:3], v[2:end:3], strict=True)
+    ]
+    if values and max(values) > 0xFFFF:
+        raise Base43Error("a 3-character group out of range")
+    out = struct.pack(f">{full}H", *values)
     if rest == 2:
-        c, d = values[-2:]
-        n = c + d * _B
+        n = v[end] + v[end + 1] * _B
         if n > 0xFF:
             raise Base43Error("a 2-character group out of range")
-        out.append(n)
-    return bytes(out)
+        out += bytes((n,))
+    return out

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import cbor2
@@ -98,6 +98,8 @@ _NO_SEMANTIC_TAGS = {
     )
 }
 _PROTECTED_CACHE: dict[int, bytes] = {}
+_MAPS = (dict, cbor2.frozendict)
+_ARRAYS = (list, tuple)
 
 
 def cbor_decode_strict(data: bytes, *, what: str) -> Any:
@@ -132,6 +134,12 @@ def _protected_header(alg: int) -> bytes:
     return cached
 
 
+_KNOWN_PROTECTED = {
+    _protected_header(ALG_ES256): {_HDR_ALG: ALG_ES256},
+    _protected_header(ALG_EDDSA): {_HDR_ALG: ALG_EDDSA},
+}
+
+
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
     """The bytes that are signed (RFC 9052 §4.4): ``["Signature1", protected, b"", payload]``."""
     return cbor2.dumps(["Signature1", protected, b"", payload], canonical=True)
@@ -155,7 +163,7 @@ class Sign1:
     def algorithm(self) -> str:
         return _ALG_NAMES[self.alg]
 
-    @property
+    @cached_property
     def signed_bytes(self) -> bytes:
         """The Sig_structure the signature covers."""
         return sig_structure(self.protected, self.payload)
@@ -183,7 +191,7 @@ def sign1_decode(data: bytes) -> Sign1:
         if item.tag != COSE_SIGN1_TAG:
             raise PayloadError(f"CBOR tag {item.tag} is not COSE_Sign1 (18)", reason="cose")
         item = item.value
-    if not isinstance(item, (list, tuple)) or len(item) != 4:
+    if not isinstance(item, _ARRAYS) or len(item) != 4:
         raise PayloadError("a COSE_Sign1 is an array of four items", reason="cose")
     protected, unprotected, payload, signature = item
     if not isinstance(protected, bytes) or not isinstance(payload, bytes):
@@ -192,10 +200,12 @@ def sign1_decode(data: bytes) -> Sign1:
         )
     if not isinstance(signature, bytes) or len(signature) != 64:
         raise PayloadError("the COSE signature must be 64 bytes", reason="cose")
-    if not isinstance(unprotected, Mapping):
+    if not isinstance(unprotected, _MAPS):
         raise PayloadError("the COSE unprotected header must be a map", reason="cose")
-    header = cbor_decode_strict(protected, what="COSE protected header") if protected else {}
-    if not isinstance(header, Mapping):
+    header = _KNOWN_PROTECTED.get(protected)
+    if header is None:
+        header = cbor_decode_strict(protected, what="COSE protected header") if protected else {}
+    if not isinstance(header, _MAPS):
         raise PayloadError("the COSE protected header must be a map", reason="cose")
     alg = header.get(_HDR_ALG)
     if type(alg) is not int or alg not in _ALG_NAMES:

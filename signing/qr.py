@@ -316,6 +316,8 @@ def _compact_number(value: str) -> int | str:
 
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {c: i for i, c in enumerate(_USCC_ALPHABET)}
+_USCC_PAIRS = [a + b for a in _USCC_ALPHABET for b in _USCC_ALPHABET]  # 961 two-character strings
+_MAPS = (dict, cbor2.frozendict)
 _PACKED_USCC_LEN = 12  # 31**18 < 2**96
 
 
@@ -335,11 +337,11 @@ def _unpack_code(value: Any, what: str) -> str:
     if isinstance(value, bytes) and len(value) == _PACKED_USCC_LEN:
         n = int.from_bytes(value, "big")
         if n < 31**18:
-            digits = []
-            for _ in range(18):
-                n, d = divmod(n, 31)
-                digits.append(_USCC_ALPHABET[d])
-            return "".join(reversed(digits))
+            pairs = []
+            for _ in range(9):
+                n, d = divmod(n, 961)
+                pairs.append(_USCC_PAIRS[d])
+            return "".join(reversed(pairs))
     raise _bad(f"the {what} claim must be text or a packed credit code")
 
 
@@ -466,7 +468,7 @@ def _part(value: str, what: str) -> str:
 
 
 def _claims_from_map(m: Any) -> QrClaims:
-    if not isinstance(m, Mapping):
+    if not isinstance(m, _MAPS):
         raise _bad("the claim set must be a CBOR map")
     if any(type(k) is not int or k not in _KNOWN_CLAIMS for k in m):
         raise _bad("the claim set has keys this version does not define")
@@ -496,7 +498,7 @@ def _claims_from_map(m: Any) -> QrClaims:
         if type(status_index) is not int or not 0 <= status_index < 2**32:
             raise _bad("the status index claim must be a non-negative integer")
     fields_raw = m.get(_C_FIELDS, {})
-    if not isinstance(fields_raw, Mapping) or not all(
+    if not isinstance(fields_raw, _MAPS) or not all(
         isinstance(k, str) and 0 < len(k) <= 64 for k in fields_raw
     ):
         raise _bad("the fields claim must map text to text")

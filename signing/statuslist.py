@@ -101,7 +101,9 @@ class StatusList:
 
     def _locate(self, index: int) -> tuple[int, int]:
         if type(index) is not int or not 0 <= index < self.size:
-            raise StatusListError(f"index {index!r} is outside the list (size {self.size})", reason="index")
+            raise StatusListError(
+                f"index {index!r} is outside the list (size {self.size})", reason="index"
+            )
         per_byte = 8 // self.bits
         return index // per_byte, (index % per_byte) * self.bits
 
@@ -127,7 +129,10 @@ class StatusList:
     def encode(self) -> dict[str, Any]:
         """The ``status_list`` claim: bits and base64url(ZLIB(bytes)) without padding (§4.2)."""
         compressed = zlib.compress(bytes(self._data), 9)
-        return {"bits": self.bits, "lst": base64.urlsafe_b64encode(compressed).rstrip(b"=").decode("ascii")}
+        return {
+            "bits": self.bits,
+            "lst": base64.urlsafe_b64encode(compressed).rstrip(b"=").decode("ascii"),
+        }
 
     @classmethod
     def decode(cls, claim: Any) -> StatusList:
@@ -146,7 +151,9 @@ class StatusList:
             if inflater.unconsumed_tail:
                 raise StatusListError("the status list is implausibly large", reason="format")
         except (binascii.Error, ValueError, zlib.error):
-            raise StatusListError("status_list.lst is not base64url ZLIB data", reason="format") from None
+            raise StatusListError(
+                "status_list.lst is not base64url ZLIB data", reason="format"
+            ) from None
         if not raw:
             raise StatusListError("the status list is empty", reason="format")
         return cls(size=len(raw) * 8 // bits, bits=bits, data=raw)
@@ -241,11 +248,15 @@ def verify_status_list_token(
         header_b64 = token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
     except (ValueError, binascii.Error):
-        raise StatusListError("the status list token's header cannot be read", reason="format") from None
+        raise StatusListError(
+            "the status list token's header cannot be read", reason="format"
+        ) from None
     if not isinstance(header, dict) or header.get("typ") != TYP:
         raise StatusListError(f"a status list token has typ {TYP}", reason="format")
     if header.get("alg") not in _ALGORITHMS:
-        raise StatusListError("the status list token uses an algorithm not allowed", reason="signature")
+        raise StatusListError(
+            "the status list token uses an algorithm not allowed", reason="signature"
+        )
     payload: bytes | None = None
     for key in keys:
         try:
@@ -272,7 +283,9 @@ def verify_status_list_token(
     exp = _ts(claims["exp"], "exp") if "exp" in claims else None
     ttl = claims.get("ttl")
     if ttl is not None and (type(ttl) is not int or ttl < 0):
-        raise StatusListError("the status list's ttl must be a whole number of seconds", reason="format")
+        raise StatusListError(
+            "the status list's ttl must be a whole number of seconds", reason="format"
+        )
     if iat > now + skew:
         raise StatusListError("the status list is dated in the future", reason="format")
     if exp is not None and now >= exp + skew:

@@ -61,6 +61,28 @@ def test_signing_goes_through_the_keys_signer_with_der_signatures(pki: Pki, page
     assert cms_signer(pki.signer) is cms_signer(pki.signer)  # adapter cached
 
 
+def test_repeat_signatures_reuse_the_cms_skeleton_and_verify(
+    pki: Pki, page: bytes, signed: bytes
+) -> None:
+    """After the first B-B signature the CMS is assembled from a cached
+    skeleton; it must be the same structure with a new digest and signature."""
+    again = sign_pdf(page, pki.signer)
+    result = verify_pdf(again, trust_roots=[pki.root], crls=[pki.crl()])
+    assert result.valid, result.checks
+    first = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0].signed_data
+    second = PdfFileReader(io.BytesIO(again)).embedded_signatures[0].signed_data
+    assert first["certificates"].dump() == second["certificates"].dump()
+    si1, si2 = first["signer_infos"][0], second["signer_infos"][0]
+    assert [a["type"].native for a in si1["signed_attrs"]] == [
+        a["type"].native for a in si2["signed_attrs"]
+    ]
+    assert si1["sid"].dump() == si2["sid"].dump()
+    assert si1["signature"].native != si2["signature"].native
+    # A different page gives a different digest in the same skeleton.
+    other = sign_pdf(render_certificate_pdf(document("diploma", pki.signer)), pki.signer)
+    assert verify_pdf(other, trust_roots=[pki.root]).valid
+
+
 def test_signature_is_pades(signed: bytes) -> None:
     sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
     assert sig.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"

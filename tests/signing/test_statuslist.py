@@ -91,7 +91,11 @@ def test_sign_and_verify(signers: tuple[Any, Any]) -> None:
     header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     assert header["typ"] == TYP and header["alg"] == "ES256"
     got = verify_status_list_token(
-        token, [a.public_key()], uri=URI, now=NOW + dt.timedelta(minutes=3), max_age=dt.timedelta(hours=1)
+        token,
+        [a.public_key()],
+        uri=URI,
+        now=NOW + dt.timedelta(minutes=3),
+        max_age=dt.timedelta(hours=1),
     )
     assert (got.status(5), got.status(77_777), got.status(6)) == (INVALID, SUSPENDED, VALID)
     assert got.ttl == 120 and got.issued_at == NOW
@@ -100,12 +104,22 @@ def test_sign_and_verify(signers: tuple[Any, Any]) -> None:
 
 def test_wrong_key_wrong_uri_stale_expired(signers: tuple[Any, Any]) -> None:
     a, b = signers
-    token = sign_status_list(StatusList(), a, uri=URI, issued_at=NOW, lifetime=dt.timedelta(hours=2))
+    token = sign_status_list(
+        StatusList(), a, uri=URI, issued_at=NOW, lifetime=dt.timedelta(hours=2)
+    )
     hour = dt.timedelta(hours=1)
     cases = [
         (dict(keys=[b.public_key()], uri=URI, now=NOW, max_age=hour), "signature"),
         (dict(keys=[a.public_key()], uri=URI + "8", now=NOW, max_age=hour), "uri"),
-        (dict(keys=[a.public_key()], uri=URI, now=NOW + 2 * hour - dt.timedelta(minutes=10), max_age=hour), "too_old"),
+        (
+            dict(
+                keys=[a.public_key()],
+                uri=URI,
+                now=NOW + 2 * hour - dt.timedelta(minutes=10),
+                max_age=hour,
+            ),
+            "too_old",
+        ),
         (dict(keys=[a.public_key()], uri=URI, now=NOW + 3 * hour, max_age=10 * hour), "expired"),
     ]
     for kwargs, reason in cases:
@@ -113,7 +127,9 @@ def test_wrong_key_wrong_uri_stale_expired(signers: tuple[Any, Any]) -> None:
             verify_status_list_token(token, **kwargs)  # type: ignore[arg-type]
         assert e.value.reason == reason, kwargs
     with pytest.raises(StatusListError, match="90 minutes old, older than the allowed 60 minutes"):
-        verify_status_list_token(token, [a.public_key()], uri=URI, now=NOW + 90 * dt.timedelta(minutes=1), max_age=hour)
+        verify_status_list_token(
+            token, [a.public_key()], uri=URI, now=NOW + 90 * dt.timedelta(minutes=1), max_age=hour
+        )
 
 
 def test_tampered_and_mistyped_tokens(signers: tuple[Any, Any]) -> None:
@@ -125,9 +141,16 @@ def test_tampered_and_mistyped_tokens(signers: tuple[Any, Any]) -> None:
     claims["status_list"] = other.encode()
     forged_p = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     wrong_typ = encode_jws(a, claims, typ="JWT")
-    for bad, reason in [(f"{h}.{forged_p}.{s}", "signature"), (wrong_typ, "format"), ("a.b", "format"), ("x.y.z", "format")]:
+    for bad, reason in [
+        (f"{h}.{forged_p}.{s}", "signature"),
+        (wrong_typ, "format"),
+        ("a.b", "format"),
+        ("x.y.z", "format"),
+    ]:
         with pytest.raises(StatusListError) as e:
-            verify_status_list_token(bad, [a.public_key()], uri=URI, now=NOW, max_age=dt.timedelta(hours=1))
+            verify_status_list_token(
+                bad, [a.public_key()], uri=URI, now=NOW, max_age=dt.timedelta(hours=1)
+            )
         assert e.value.reason == reason
 
 
