@@ -1,0 +1,347 @@
+"""A demo government portal: a relying party of the idp, built only on Authlib's client.
+
+It is what an agency's portal would write, and nothing more: it knows the idp
+by its discovery URL, signs in with the authorization code flow and PKCE
+(Authlib's Flask client), signs out with RP-initiated logout (OIDC
+RP-Initiated Logout 1.0 §2, ``id_token_hint`` and a registered
+``post_logout_redirect_uri``), and receives back-channel logout tokens
+(Back-Channel Logout 1.0 §2.5), which it validates as §2.6 says before ending
+its own sessions for that ``sid``.
+
+Its sessions are server-side (a dict in memory — a demo); the browser holds a
+random id in a cookie named after the portal, so two portals on the same host
+keep separate cookies.
+
+Run: ``python -m demo.portal --name A --port 5201 --issuer http://127.0.0.1:5000
+--client-id …`` with ``PORTAL_CLIENT_SECRET`` set (``demo.serve`` does this for you).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import secrets
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from authlib.integrations.flask_client import OAuth
+from flask import Flask, Response, jsonify, redirect, request, session
+
+with warnings.catch_warnings():  # authlib.jose announces its move to joserfc
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebKey, JsonWebToken
+    from authlib.jose.errors import JoseError
+
+__all__ = ["PortalConfig", "SessionBook", "create_portal", "validate_logout_token", "main"]
+
+logger = logging.getLogger(__name__)
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+_ALGORITHMS = ["ES256", "RS256", "EdDSA"]  # never "none"
+_MAX_TOKEN_AGE = 300
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    name: str
+    port: int
+    issuer: str
+    client_id: str
+    client_secret: str
+    host: str = "127.0.0.1"
+    expose_state: bool = True
+    """Serve ``/_state`` (signed-in sessions, received logout tokens): for the demo and tests."""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass
+class LocalSession:
+    sub: str
+    sid: str | None
+    name: str
+    id_token: str
+    signed_in_at: float = field(default_factory=time.time)
+
+
+class SessionBook:
+    """The portal's own sessions, indexed by the idp's ``sid`` for back-channel logout."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, LocalSession] = {}
+        self._seen_jti: dict[str, float] = {}
+        self.received: list[dict[str, Any]] = []
+        """Logout tokens received and accepted: ``{"token", "sid", "sub", "ended"}``."""
+        self.rejected = 0
+
+    def add(self, s: LocalSession) -> str:
+        key = secrets.token_urlsafe(24)
+        with self._lock:
+            self._sessions[key] = s
+        return key
+
+    def get(self, key: str | None) -> LocalSession | None:
+        if not key:
+            return None
+        with self._lock:
+            return self._sessions.get(key)
+
+    def drop(self, key: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(key or "", None)
+
+    def end_for(self, *, sid: str | None, sub: str | None) -> int:
+        """§2.7: end the sessions of ``sid`` (or, with only ``sub``, all of that subject's)."""
+        with self._lock:
+            doomed = [
+                k
+                for k, s in self._sessions.items()
+                if (sid and s.sid == sid) or (not sid and sub and s.sub == sub)
+            ]
+            for k in doomed:
+                del self._sessions[k]
+        return len(doomed)
+
+    def first_use_of(self, jti: str, exp: float) -> bool:
+        """§2.6 step 8 (optional): refuse a ``jti`` seen before."""
+        now = time.time()
+        with self._lock:
+            for k in [k for k, e in self._seen_jti.items() if e < now]:
+                del self._seen_jti[k]
+            if jti in self._seen_jti:
+                return False
+            self._seen_jti[jti] = max(exp, now) + _MAX_TOKEN_AGE
+            return True
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def sids(self) -> list[str | None]:
+        with self._lock:
+            return [s.sid for s in self._sessions.values()]
+
+
+class _Jwks:
+    """The idp's JWKS, fetched from the discovery document and refreshed on an unknown kid."""
+
+    def __init__(self, metadata: Any) -> None:
+        self._metadata = metadata
+        self._jwks: dict[str, Any] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, kid: str | None) -> Any:
+        with self._lock:
+            known = {k.get("kid") for k in (self._jwks or {}).get("keys", [])}
+            if self._jwks is None or (kid not in known and time.time() - self._at > 5):
+                uri = self._metadata()["jwks_uri"]
+                self._jwks = requests.get(uri, timeout=5).json()
+                self._at = time.time()
+            return JsonWebKey.import_key_set(self._jwks)
+
+
+class LogoutTokenError(Exception):
+    pass
+
+
+def validate_logout_token(token: str, *, keys: Any, issuer: str, client_id: str) -> dict[str, Any]:
+    """Back-Channel Logout 1.0 §2.6 steps 1–7; returns the claims or raises :class:`LogoutTokenError`."""
+    jwt = JsonWebToken(_ALGORITHMS)
+    try:
+        claims = jwt.decode(
+            token,
+            keys,
+            claims_options={
+                "iss": {"essential": True, "value": issuer},  # step 4
+                "aud": {"essential": True, "value": client_id},  # step 4
+                "iat": {"essential": True},  # step 4
+                "exp": {"essential": True},
+                "jti": {"essential": True},
+            },
+        )
+        claims.validate(leeway=30)
+    except (JoseError, ValueError) as e:  # steps 2–4
+        raise LogoutTokenError(f"invalid logout token ({type(e).__name__})") from None
+    if claims.header.get("typ") not in (None, "logout+jwt"):  # §2.4 explicit typing
+        raise LogoutTokenError("not a logout token (typ)")
+    if time.time() - int(claims["iat"]) > _MAX_TOKEN_AGE:
+        raise LogoutTokenError("logout token too old")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):  # step 5
+        raise LogoutTokenError("no back-channel logout event")
+    if not (claims.get("sid") or claims.get("sub")):  # step 6
+        raise LogoutTokenError("neither sid nor sub")
+    if "nonce" in claims:  # step 7
+        raise LogoutTokenError("a logout token must not carry a nonce")
+    return dict(claims)
+
+
+def _mask(text: str) -> str:
+    return text[:1] + "*" * max(1, len(text) - 1) if text else ""
+
+
+def create_portal(config: PortalConfig) -> Flask:
+    app = Flask(f"portal-{config.name}")
+    app.secret_key = secrets.token_bytes(32)
+    app.config["SESSION_COOKIE_NAME"] = f"portal_{config.name.lower()}"
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    book = SessionBook()
+    app.extensions["portal_sessions"] = book
+
+    oauth = OAuth(app)
+    idp = oauth.register(
+        "yiwang",
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        server_metadata_url=f"{config.issuer}/.well-known/openid-configuration",
+        client_kwargs={"scope": "openid profile", "code_challenge_method": "S256"},
+    )
+    jwks = _Jwks(idp.load_server_metadata)
+
+    def current() -> LocalSession | None:
+        return book.get(session.get("sid_local"))
+
+    @app.get("/")
+    def home() -> Response:
+        s = current()
+        title = f"Demo portal {html.escape(config.name)}"
+        if s is None:
+            body = (
+                f"<h1>{title}</h1><p id='state'>signed out</p>"
+                f"<p><a id='login' href='/login'>Sign in with Yiwang</a></p>"
+            )
+        else:
+            body = (
+                f"<h1>{title}</h1><p id='state'>signed in as {html.escape(_mask(s.name))}"
+                f" (sub {html.escape(s.sub[:6])}…)</p>"
+                f"<p><a id='logout' href='/logout'>Sign out</a></p>"
+            )
+        return Response(f"<!doctype html><meta charset=utf-8><title>{title}</title>{body}", mimetype="text/html")
+
+    @app.get("/login")
+    def login() -> Any:
+        return idp.authorize_redirect(f"{config.base_url}/callback")
+
+    @app.get("/callback")
+    def callback() -> Any:
+        if "error" in request.args:
+            return Response(
+                f"sign-in failed: {html.escape(request.args.get('error', ''))}", status=400, mimetype="text/plain"
+            )
+        token = idp.authorize_access_token()  # checks state, PKCE, ID token (sig, iss, aud, nonce)
+        userinfo = token.get("userinfo") or {}
+        info = idp.userinfo(token=token)
+        s = LocalSession(
+            sub=str(userinfo.get("sub")),
+            sid=userinfo.get("sid"),
+            name=str(info.get("name") or ""),
+            id_token=token["id_token"],
+        )
+        session["sid_local"] = book.add(s)
+        return redirect("/")
+
+    @app.get("/logout")
+    def logout() -> Any:
+        s = current()
+        book.drop(session.pop("sid_local", None))
+        end = idp.load_server_metadata().get("end_session_endpoint")
+        if s is None or not end:
+            return redirect("/")
+        state = secrets.token_urlsafe(16)
+        session["logout_state"] = state
+        params = {
+            "id_token_hint": s.id_token,
+            "client_id": config.client_id,
+            "post_logout_redirect_uri": f"{config.base_url}/",
+            "state": state,
+        }
+        return redirect(f"{end}?{urlencode(params)}")
+
+    @app.post("/backchannel-logout")
+    def backchannel_logout() -> Response:
+        headers = {"Cache-Control": "no-store"}
+        token = request.form.get("logout_token", "")
+        try:
+            keys = jwks.get(_kid_of(token))
+            claims = validate_logout_token(token, keys=keys, issuer=config.issuer, client_id=config.client_id)
+            if not book.first_use_of(str(claims["jti"]), float(claims["exp"])):
+                raise LogoutTokenError("logout token replayed")
+        except LogoutTokenError as e:
+            book.rejected += 1
+            logger.warning("portal %s rejected a logout token: %s", config.name, e)
+            return Response('{"error":"invalid_request"}', status=400, headers=headers, mimetype="application/json")
+        ended = book.end_for(sid=claims.get("sid"), sub=claims.get("sub"))
+        book.received.append({"token": token, "sid": claims.get("sid"), "sub": claims.get("sub"), "ended": ended})
+        logger.info("portal %s: back-channel logout ended %d session(s)", config.name, ended)
+        return Response("", status=200, headers=headers)
+
+    if config.expose_state:
+
+        @app.get("/_state")
+        def state() -> Response:
+            return jsonify(
+                {
+                    "portal": config.name,
+                    "client_id": config.client_id,
+                    "signed_in": book.count(),
+                    "sids": book.sids(),
+                    "logout_tokens": book.received,
+                    "rejected": book.rejected,
+                }
+            )
+
+    return app
+
+
+def _kid_of(token: str) -> str | None:
+    import base64
+    import json
+
+    try:
+        head = token.split(".", 1)[0]
+        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+    except Exception:
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Yiwang demo portal")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--issuer", required=True)
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument(
+        "--client-secret", help="default: $PORTAL_CLIENT_SECRET (keeps it out of the process list)"
+    )
+    args = parser.parse_args(argv)
+    secret = args.client_secret or os.environ.get("PORTAL_CLIENT_SECRET")
+    if not secret:
+        parser.error("no client secret: pass --client-secret or set PORTAL_CLIENT_SECRET")
+    logging.basicConfig(level=logging.INFO, format=f"portal-{args.name} %(levelname)s %(message)s")
+    app = create_portal(
+        PortalConfig(
+            name=args.name,
+            port=args.port,
+            issuer=args.issuer.rstrip("/"),
+            client_id=args.client_id,
+            client_secret=secret,
+        )
+    )
+    from werkzeug.serving import run_simple
+
+    run_simple("127.0.0.1", args.port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""``python -m demo.serve``: the idp, the certificate store and two demo portals, together.
+
+A small in-process supervisor in the spirit of honcho/foreman: it starts each
+service as a subprocess, prefixes its output with the service's name, and
+stops all of them (SIGTERM, then SIGKILL after a grace period) when one exits
+or when it gets Ctrl-C. ``make demo`` runs ``idp init --demo`` and
+``certstore init --demo`` first; if the demo clients are missing this runs
+``idp init --demo`` itself.
+
+Ports: idp 5000, certstore 5100 (when its CLI is installed), portal A 5201,
+portal B 5202. Sign in at portal A, open portal B — no login form — and sign
+out at either: both portals get a back-channel logout token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import requests
+
+__all__ = ["Service", "Supervisor", "main", "demo_services"]
+
+IDP_PORT = 5000
+CERTSTORE_PORT = 5100
+_COLOURS = ("\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m")
+_RESET = "\033[0m"
+
+
+@dataclass
+class Service:
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ready_url: str | None = None
+
+
+class Supervisor:
+    """Runs services as subprocesses; one exiting (or a signal) stops them all."""
+
+    def __init__(self, services: Sequence[Service], *, out: IO[str] = sys.stdout, grace: float = 5.0) -> None:
+        self.services = list(services)
+        self.out = out
+        self.grace = grace
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        width = max((len(s.name) for s in self.services), default=4)
+        colour = sys.stdout.isatty() if out is sys.stdout else False
+        self._prefix = {
+            s.name: (f"{_COLOURS[i % len(_COLOURS)]}{s.name:<{width}} |{_RESET} " if colour else f"{s.name:<{width}} | ")
+            for i, s in enumerate(self.services)
+        }
+
+    def _pump(self, name: str, stream: IO[str]) -> None:
+        for line in stream:
+            with self._lock:
+                self.out.write(self._prefix[name] + line)
+                self.out.flush()
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text if text.endswith("\n") else text + "\n")
+            self.out.flush()
+
+    def start(self) -> None:
+        for s in self.services:
+            env = {**os.environ, **s.env, "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen(  # noqa: S603 - our own argv
+                list(s.argv),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+            )
+            self.procs[s.name] = proc
+            threading.Thread(target=self._pump, args=(s.name, proc.stdout), daemon=True).start()
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        for s in self.services:
+            if not s.ready_url:
+                continue
+            while True:
+                if self.procs[s.name].poll() is not None:
+                    return False
+                try:
+                    if requests.get(s.ready_url, timeout=1).status_code < 500:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
+        return True
+
+    def wait(self) -> int:
+        """Block until a service exits or :meth:`stop` is called; return the exit code."""
+        while not self._stopping.is_set():
+            for name, proc in self.procs.items():
+                code = proc.poll()
+                if code is not None:
+                    self.say(f"{name} exited with status {code}; stopping the others")
+                    self.stop()
+                    return code or 1
+            self._stopping.wait(0.3)
+        return 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+
+def _cli(name: str) -> list[str]:
+    script = Path(sys.executable).with_name(name)
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", f"from {name}.cli import main; main()"]
+
+
+def _home() -> Path:
+    return Path(os.environ.get("YIWANG_HOME") or "instance").resolve()
+
+
+def load_demo(home: Path) -> dict:
+    path = home / "demo-clients.json"
+    if not path.exists():
+        subprocess.run([*_cli("idp"), "init", "--demo"], check=True)  # noqa: S603
+    return dict(json.loads(path.read_text()))
+
+
+def demo_services(demo: dict, *, with_certstore: bool = True) -> list[Service]:
+    issuer = demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"
+    services = [
+        Service("idp", [*_cli("idp"), "serve", "--port", str(IDP_PORT)], ready_url=f"{issuer}/healthz"),
+    ]
+    if with_certstore and importlib.util.find_spec("certstore.cli.serve") is not None:
+        services.append(
+            Service(
+                "certstore",
+                [*_cli("certstore"), "serve", "--port", str(CERTSTORE_PORT)],
+                ready_url=f"http://127.0.0.1:{CERTSTORE_PORT}/",
+            )
+        )
+    for letter, client in zip("AB", sorted(demo["clients"].values(), key=lambda c: c["port"]), strict=False):
+        services.append(
+            Service(
+                f"portal-{letter.lower()}",
+                [
+                    sys.executable, "-m", "demo.portal", "--name", letter, "--port", str(client["port"]),
+                    "--issuer", issuer, f"--client-id={client['client_id']}",
+                ],
+                env={"PORTAL_CLIENT_SECRET": client["client_secret"]},
+                ready_url=f"http://127.0.0.1:{client['port']}/",
+            )
+        )
+    return services
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the Yiwang demo: idp, certstore, two portals")
+    parser.add_argument("--no-certstore", action="store_true", help="do not start the certificate store")
+    args = parser.parse_args(argv)
+    demo = load_demo(_home())
+    sup = Supervisor(demo_services(demo, with_certstore=not args.no_certstore))
+    signal.signal(signal.SIGTERM, lambda *_: sup.stop())
+    sup.start()
+    try:
+        if sup.wait_ready():
+            citizen = demo["citizen"]
+            ports = sorted(c["port"] for c in demo["clients"].values())
+            sup.say(
+                "\n".join(
+                    [
+                        "",
+                        "Yiwang demo is running:",
+                        f"  idp        http://127.0.0.1:{IDP_PORT}/account",
+                        *[f"  portal {letter}   http://127.0.0.1:{p}/" for letter, p in zip("AB", ports, strict=False)],
+                        f"  sign in with ID number {citizen['id_number']} and password {citizen['password']}",
+                        "  (sign in at portal A, open portal B: no login form; sign out at either: both end)",
+                        "  Ctrl-C stops everything.",
+                        "",
+                    ]
+                )
+            )
+        return sup.wait()
+    except KeyboardInterrupt:
+        sup.say("stopping")
+        sup.stop()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

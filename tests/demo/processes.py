@@ -1,0 +1,120 @@
+"""Start the idp and the demo portals for real, as subprocesses, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+__all__ = ["free_port", "idp_cli", "Proc", "started", "Portal", "register_portal", "wait_http"]
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def idp_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run ``idp …`` and return its standard output; fail the test on a non-zero exit."""
+    res = subprocess.run(  # noqa: S603
+        [str(VENV_BIN / "idp"), *args], env={**os.environ, **env}, input=stdin, capture_output=True, text=True,
+        timeout=120, cwd=REPO,
+    )
+    assert res.returncode == 0, f"idp {' '.join(args)} failed: {res.stderr[-2000:]}"
+    return res.stdout
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def wait_http(url: str, proc: Proc, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"{proc.name} exited: {proc.output()}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{proc.name} did not answer at {url}: {proc.output()}")
+
+
+@contextmanager
+def started(specs: Sequence[tuple[str, list[str], dict[str, str], str | None]], logdir: Path) -> Iterator[dict[str, Proc]]:
+    """Start ``(name, argv, env, ready_url)`` processes; stop them all afterwards."""
+    procs: dict[str, Proc] = {}
+    try:
+        for name, argv, env, ready in specs:
+            log = logdir / f"{name}.log"
+            fh = log.open("wb")
+            popen = subprocess.Popen(  # noqa: S603
+                argv, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=fh, stderr=subprocess.STDOUT,
+                cwd=REPO, start_new_session=True,
+            )
+            procs[name] = Proc(name, popen, log)
+            if ready:
+                wait_http(ready, procs[name])
+        yield procs
+    finally:
+        for p in procs.values():
+            if p.popen.poll() is None:
+                os.killpg(p.popen.pid, 15)
+        for p in procs.values():
+            try:
+                p.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.popen.pid, 9)
+                p.popen.wait()
+
+
+@dataclass
+class Portal:
+    name: str
+    port: int
+    client_id: str
+    client_secret: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self, issuer: str) -> list[str]:
+        return [sys.executable, "-m", "demo.portal", "--name", self.name, "--port", str(self.port),
+                "--issuer", issuer, f"--client-id={self.client_id}"]
+
+    def state(self) -> dict:
+        return dict(requests.get(f"{self.url}/_state", timeout=5).json())
+
+
+def register_portal(env: dict[str, str], name: str, *, extra: Sequence[str] = ()) -> Portal:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    out = idp_cli(
+        env, "clients", "add", "--name", f"Portal {name}", "--redirect-uri", f"{base}/callback",
+        "--post-logout-redirect-uri", f"{base}/", "--backchannel-logout-uri", f"{base}/backchannel-logout",
+        "--scope", "openid", "--scope", "profile", "--first-party", *extra, "--json",
+    )
+    data = json.loads(out)
+    return Portal(name, port, data["client_id"], data["client_secret"])
