@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--no-first-run", "--disable-sync",
 ]
 ID_NUMBER = "11010519491231002X"
-PASSWORD = "demo-password-for-tests"
+PASSWORD = "demo-password-for-tests"  # noqa: S105 - a test account
 
 
 @pytest.fixture
