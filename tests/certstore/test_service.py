@@ -243,3 +243,25 @@ def test_expired_certificate_fails_validity(services: Services) -> None:
     res = services.certificates.verify_qr(view.qr_text)
     assert not res.valid
     assert not next(c for c in res.checks if c.name == "validity").ok
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_certificate(services: Services) -> None:
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            req = IssueRequest(**{**_req("JZZM").__dict__, "idempotency_key": "race"})
+            results.append(services.certificates.issue(req, agency_uscc=PSB))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({r.certificate.identifier for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert _count(services, Certificate) == 1
