@@ -67,4 +67,4 @@ def register(group: click.Group) -> None:
         argv = granian_argv(host=host, port=port, workers=workers, threads=threads)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, argv)
+        os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with granian

@@ -9,7 +9,7 @@ from .grants import AUTH_METHODS
 
 __all__ = ["discovery_document", "ACR_PASSWORD", "ACR_2FA", "ACR_VALUES"]
 
-ACR_PASSWORD = "urn:yiwang:acr:pwd"
+ACR_PASSWORD = "urn:yiwang:acr:pwd"  # noqa: S105 - an acr value, not a secret
 ACR_2FA = "urn:yiwang:acr:2fa"
 ACR_VALUES = (ACR_PASSWORD, ACR_2FA)
 

@@ -115,7 +115,7 @@ class IntrospectionEndpoint(_Introspection):
             c = token.access.claims
             out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
                    if k in c}
-            out["token_type"] = "Bearer"
+            out["token_type"] = "Bearer"  # noqa: S105
         else:
             row = token.row or {}
             out = {"scope": row["scope"], "client_id": row["client_id"], "exp": row["expires_at"],

@@ -11,9 +11,8 @@ without HTTP.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .claims import ID_NUMBER_SCOPE
 from .discovery import ACR_2FA

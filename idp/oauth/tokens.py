@@ -50,7 +50,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ACCESS_TOKEN_TYP = "at+jwt"
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE typ
 ES_KEYSET = "idp-token"
 RS_KEYSET = "idp-token-rs256"
 

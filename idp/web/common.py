@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import current_app, g, render_template, request
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, redirect, url_for
 
 from ..models import Client, Consent, utcnow
 from .common import SESSION_COOKIE, current_session, render, rt
@@ -97,5 +97,4 @@ def revoke_consent(client_id: str) -> Any:
         ).scalars())
     r.provider.tokens.revoke(jtis=jtis)
     r.provider.audit("consent.revoked", client_id=client_id)
-    _ = request
     return redirect(url_for("account.home"), code=303)

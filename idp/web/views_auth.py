@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, make_response, redirect, request, url_for
+from flask import Blueprint, redirect, request, url_for
 
 from keys.errors import InvalidIdentifier
 from keys.identifiers import parse_resident_id
@@ -211,4 +211,3 @@ def _remember_consent(citizen_id: int, client_id: str, scopes: list[str]) -> Non
             c.scopes = scopes
             c.revoked_at = None
             c.updated_at = utcnow()
-    _ = make_response

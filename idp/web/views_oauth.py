@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
@@ -14,9 +13,8 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from ..models import Consent
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
 from ..oauth.grants import AUTH_METHODS
-from ..oauth.par import REQUEST_URI_PREFIX
 from ..oauth.provider import GrantUser
-from .common import current_session, lang, render, rt
+from .common import current_session, render, rt
 from .oauth_server import NO_STORE, ParamsRequest
 
 __all__ = ["bp", "oauth_error_response"]
@@ -277,5 +275,3 @@ def par() -> Any:
     resp.headers.update(NO_STORE)
     return resp
 
-
-_ = (urlencode, lang, REQUEST_URI_PREFIX)

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 ISSUER = "http://idp.test"
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 - test account
 ID_NUMBER = "11010519491231002" + resident_id_check_character("11010519491231002")
 FAST_HASH = {"password_hash_memory_kib": 64, "password_hash_iterations": 1}
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import time
-
 from urllib.parse import urlsplit
 
 import pyotp
 
 from tests.idp.oidc_helpers import *  # noqa: F403
 from tests.idp.oidc_helpers import (
-    ID_NUMBER, ISSUER, authorize_code, csrf_of, exchange, login, make_rp, pkce_pair, query_of,
+    ID_NUMBER,
+    ISSUER,
+    authorize_code,
+    csrf_of,
+    exchange,
+    login,
+    make_rp,
+    pkce_pair,
+    query_of,
 )
 
 

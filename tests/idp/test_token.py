@@ -159,7 +159,7 @@ def test_unsupported_grant_type(web, rp):
 def test_rs256_client_gets_rs256_id_token(web, idp_services, citizen):
     from tests.idp.oidc_helpers import make_rp
 
-    rs_rp = make_rp(idp_services, name="RS", id_token_alg="RS256")
+    rs_rp = make_rp(idp_services, name="RS", id_token_alg="RS256")  # noqa: S106
     q, verifier = authorize_code(web, rs_rp)
     body = exchange(web, rs_rp, q["code"], verifier).get_json()
     assert _header(body["id_token"])["alg"] == "RS256"
