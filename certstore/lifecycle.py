@@ -54,7 +54,7 @@ __all__ = [
 MAX_REASON = 500
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """DESIGN.md's status codes."""
 
     VALID = "01"
@@ -85,7 +85,7 @@ _LABELS = {
 }
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     SUSPEND = "suspend"
     REINSTATE = "reinstate"
     REVOKE = "revoke"

@@ -66,6 +66,7 @@ __all__ = [
     "agency_signer",
     "region_root",
     "region_ca",
+    "root_signer",
     "list_signers",
     "signer_stamp",
     "current_crl",
@@ -295,6 +296,17 @@ def region_ca(keyring: Keyring) -> RegionCA:
 def region_root(keyring: Keyring) -> x509.Certificate:
     """The trust anchor verifiers install."""
     return region_ca(keyring).root
+
+
+def root_signer(keyring: Keyring) -> Signer:
+    """A signer for the region *root* key (the key stays in its backend).
+
+    The root signs only what other regions check against it as their trust
+    anchor: the issuing CA and the region's exported trust list (certstore
+    ``trust export``).
+    """
+    state = _region_state(keyring)
+    return _key_signer(keyring, state["root_key"])
 
 
 # -- the CAs -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 from keys.backend import Signer
 from keys.jws import encode_jws
@@ -70,6 +71,18 @@ _BITS = (1, 2, 4, 8)
 _MAX_COMPRESSED = 16 * 1024 * 1024
 _MAX_RAW = 64 * 1024 * 1024
 _ALGORITHMS = ["ES256", "EdDSA", "RS256"]
+
+
+class _Registry(JWSRegistry):
+    """joserfc's default limits (512-byte header, 128 kB payload) are for tokens;
+    a trust list carries an x5c root in its header and many certificates, a status
+    list of a million entries can exceed 128 kB once many are revoked."""
+
+    max_header_length = 2048
+    max_payload_length = 48 * 1024 * 1024
+
+
+_REGISTRY = _Registry(algorithms=_ALGORITHMS)
 
 
 class StatusListError(SigningError):
@@ -260,7 +273,7 @@ def verify_status_list_token(
     payload: bytes | None = None
     for key in keys:
         try:
-            obj = jws.deserialize_compact(token, _jwk(key), algorithms=_ALGORITHMS)
+            obj = jws.deserialize_compact(token, _jwk(key), algorithms=_ALGORITHMS, registry=_REGISTRY)
         except (JoseError, ValueError):
             continue
         payload = obj.payload

@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 from keys.backend import Signer
 from keys.jws import encode_jws
@@ -75,6 +76,18 @@ TYP = "trustlist+jwt"
 FORMAT = 1
 _MAX_DOCUMENT = 4 * 1024 * 1024
 _ALGORITHMS = ["ES256", "RS256"]
+
+
+class _Registry(JWSRegistry):
+    """joserfc's default limits (512-byte header, 128 kB payload) are for tokens;
+    a trust list carries an x5c root in its header and many certificates, a status
+    list of a million entries can exceed 128 kB once many are revoked."""
+
+    max_header_length = 16384
+    max_payload_length = 48 * 1024 * 1024
+
+
+_REGISTRY = _Registry(algorithms=_ALGORITHMS)
 
 
 class TrustListError(SigningError):
@@ -272,7 +285,7 @@ def import_trust_list(
     key = anchor.public_key()
     try:
         jwk = ECKey.import_key(key) if header.get("alg") == "ES256" else RSAKey.import_key(key)  # type: ignore[arg-type]
-        obj = jws.deserialize_compact(text, jwk, algorithms=_ALGORITHMS)
+        obj = jws.deserialize_compact(text, jwk, algorithms=_ALGORITHMS, registry=_REGISTRY)
     except (JoseError, ValueError, TypeError):
         raise _fail("the trust list's signature does not verify with the region root", "signature") from None
     try:
