@@ -265,3 +265,14 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_certificate(servi
     assert len({r.certificate.identifier for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
     assert _count(services, Certificate) == 1
+
+
+def test_an_incremental_update_changing_the_holder_name_is_caught(services: Services) -> None:
+    from tests.signing.test_pades import _overwrite_holder_name
+
+    view = services.certificates.issue(_req("JZZM"), agency_uscc=PSB).certificate
+    pdf = services.certificates.pdf(view.identifier)
+    res = services.certificates.verify_pdf(_overwrite_holder_name(pdf, "Li Si"))
+    assert not res.valid
+    failed = {c.name for c in res.checks if not c.ok}
+    assert failed == {"no_changes_after_signing", "record"}
