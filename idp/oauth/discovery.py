@@ -14,7 +14,15 @@ ACR_2FA = "urn:yiwang:acr:2fa"
 ACR_VALUES = (ACR_PASSWORD, ACR_2FA)
 
 
-def discovery_document(issuer: str, *, require_par: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def discovery_document(
+    issuer: str,
+    *,
+    require_par: bool = False,
+    end_session_path: str | None = "/logout",
+    device_path: str | None = "/device/authorize",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metadata; endpoints that this deployment does not serve are left out."""
     i = issuer.rstrip("/")
     doc: dict[str, Any] = {
         "issuer": i,
@@ -25,8 +33,6 @@ def discovery_document(issuer: str, *, require_par: bool = False, extra: dict[st
         "introspection_endpoint": f"{i}/introspect",
         "revocation_endpoint": f"{i}/revoke",
         "pushed_authorization_request_endpoint": f"{i}/par",
-        "end_session_endpoint": f"{i}/logout",
-        "device_authorization_endpoint": f"{i}/device/authorize",
         "scopes_supported": list(SCOPES_SUPPORTED),
         "claims_supported": list(CLAIMS_SUPPORTED),
         "response_types_supported": ["code"],
@@ -59,6 +65,16 @@ def discovery_document(issuer: str, *, require_par: bool = False, extra: dict[st
         "frontchannel_logout_session_supported": True,
         "access_token_signing_alg_values_supported": ["ES256"],
     }
+    if end_session_path:
+        doc["end_session_endpoint"] = i + end_session_path
+    else:
+        for k in ("backchannel_logout_supported", "backchannel_logout_session_supported",
+                  "frontchannel_logout_supported", "frontchannel_logout_session_supported"):
+            doc.pop(k)
+    if device_path:
+        doc["device_authorization_endpoint"] = i + device_path
+    else:
+        doc["grant_types_supported"].remove("urn:ietf:params:oauth:grant-type:device_code")
     if extra:
         doc.update(extra)
     return doc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from ..oauth.discovery import discovery_document
 from .common import rt
@@ -14,9 +14,19 @@ __all__ = ["bp"]
 bp = Blueprint("wellknown", __name__)
 
 
+def _route(*candidates: str) -> str | None:
+    """The first of ``candidates`` that this application serves (logout and device flow are optional)."""
+    rules = {rule.rule for rule in current_app.url_map.iter_rules()}
+    return next((c for c in candidates if c in rules), None)
+
+
 def _doc() -> Any:
     r = rt()
-    resp = jsonify(discovery_document(r.provider.issuer, require_par=r.provider.config.require_par))
+    resp = jsonify(discovery_document(
+        r.provider.issuer, require_par=r.provider.config.require_par,
+        end_session_path=_route("/logout", "/end_session", "/session/end"),
+        device_path=_route("/device/authorize", "/device_authorization", "/device/code"),
+    ))
     resp.headers["Cache-Control"] = "public, max-age=300"
     resp.headers["Access-Control-Allow-Origin"] = "*"
     return resp
