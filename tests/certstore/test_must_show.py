@@ -75,6 +75,8 @@ def test_demo_type_must_show(demo: Cli, nssdb: Path, tmp_path: Path, code: str) 
     rc, out, _ = demo("verify", "--text", text)
     assert rc == 0, out
     assert out.strip().endswith("VALID") and "FAIL" not in out
+    rc, out, _ = demo("verify", f"{page}.png")  # the rendered page as an image upload
+    assert rc == 0, out
 
     # One character changed in the scanned text: caught.
     i = len(text) // 2

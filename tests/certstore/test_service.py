@@ -276,3 +276,19 @@ def test_an_incremental_update_changing_the_holder_name_is_caught(services: Serv
     assert not res.valid
     failed = {c.name for c in res.checks if not c.ok}
     assert failed == {"no_changes_after_signing", "record"}
+
+
+def test_verify_qr_never_raises_on_any_text(services: Services) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(st.text(max_size=300), st.builds(lambda t: "YW1:" + t, st.text(alphabet, max_size=300))))
+    def check(text: str) -> None:
+        res = services.certificates.verify_qr(text)
+        assert not res.valid
+        assert res.checks and not all(c.ok for c in res.checks)
+
+    check()
