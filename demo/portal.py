@@ -8,6 +8,11 @@ RP-Initiated Logout 1.0 §2, ``id_token_hint`` and a registered
 (Back-Channel Logout 1.0 §2.5), which it validates as §2.6 says before ending
 its own sessions for that ``sid``.
 
+``/kiosk`` plays a kiosk or TV (RFC 8628 device authorization grant): it
+shows the user code and a QR code (SVG) of ``verification_uri_complete``, and
+polls the token endpoint (``<meta refresh>``, honouring ``interval`` and
+``slow_down``) until the citizen approves on their phone.
+
 Its sessions are server-side (a dict in memory — a demo); the browser holds a
 random id in a cookie named after the portal, so two portals on the same host
 keep separate cookies.
@@ -39,7 +44,15 @@ with warnings.catch_warnings():  # authlib.jose announces its move to joserfc
     from authlib.jose import JsonWebKey, JsonWebToken
     from authlib.jose.errors import JoseError
 
-__all__ = ["PortalConfig", "SessionBook", "create_portal", "validate_logout_token", "main"]
+__all__ = [
+    "PortalConfig",
+    "SessionBook",
+    "create_portal",
+    "validate_logout_token",
+    "validate_id_token",
+    "qr_svg",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +200,35 @@ def validate_logout_token(token: str, *, keys: Any, issuer: str, client_id: str)
     return dict(claims)
 
 
+def qr_svg(text: str) -> str:
+    """An SVG QR code (level M) of ``text`` for the kiosk screen."""
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(
+        text,
+        image_factory=qrcode.image.svg.SvgPathImage,
+        error_correction=qrcode.constants.ERROR_CORRECT_M,
+    )
+    return str(img.to_string(encoding="unicode"))
+
+
+def validate_id_token(token: str, *, keys: Any, issuer: str, client_id: str) -> dict[str, Any]:
+    """An ID token from the token endpoint (OIDC Core §3.1.3.7): signature, iss, aud, exp."""
+    claims = JsonWebToken(_ALGORITHMS).decode(
+        token,
+        keys,
+        claims_options={
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": client_id},
+            "exp": {"essential": True},
+            "sub": {"essential": True},
+        },
+    )
+    claims.validate(leeway=30)
+    return dict(claims)
+
+
 def _mask(text: str) -> str:
     return text[:1] + "*" * max(1, len(text) - 1) if text else ""
 
@@ -220,6 +262,7 @@ def create_portal(config: PortalConfig) -> Flask:
             body = (
                 f"<h1>{title}</h1><p id='state'>signed out</p>"
                 f"<p><a id='login' href='/login'>Sign in with Yiwang</a></p>"
+                f"<p><a id='kiosk' href='/kiosk'>Kiosk mode: sign in with your phone</a></p>"
             )
         else:
             body = (
@@ -285,6 +328,77 @@ def create_portal(config: PortalConfig) -> Flask:
         book.received.append({"token": token, "sid": claims.get("sid"), "sub": claims.get("sub"), "ended": ended})
         logger.info("portal %s: back-channel logout ended %d session(s)", config.name, ended)
         return Response("", status=200, headers=headers)
+
+    # -- kiosk mode (RFC 8628): this portal as a kiosk/TV client ----------------
+    kiosks: dict[str, dict[str, Any]] = {}
+
+    def _kiosk_page(k: dict[str, Any], note: str = "") -> Response:
+        qr = qr_svg(k["verification_uri_complete"])
+        body = (
+            f"<h1>Kiosk · portal {html.escape(config.name)}</h1>"
+            f"<p>Scan with your phone, or open <b>{html.escape(k['verification_uri'])}</b> "
+            f"and enter <b id='user-code'>{html.escape(k['user_code'])}</b></p>"
+            f"<div id='qr'>{qr}</div><p id='kiosk-note'>{html.escape(note)}</p>"
+        )
+        head = f"<meta http-equiv='refresh' content='{int(k['interval'])};url=/kiosk/poll'>"
+        return Response(
+            f"<!doctype html><meta charset=utf-8>{head}<title>Kiosk</title>{body}", mimetype="text/html"
+        )
+
+    def _client_auth() -> tuple[str, str]:
+        return (config.client_id, config.client_secret)
+
+    @app.get("/kiosk")
+    def kiosk_start() -> Any:
+        meta = idp.load_server_metadata()
+        resp = requests.post(
+            meta["device_authorization_endpoint"], data={"scope": "openid profile"}, auth=_client_auth(), timeout=10
+        )
+        if resp.status_code != 200:
+            return Response(f"device authorization failed: HTTP {resp.status_code}", status=502, mimetype="text/plain")
+        k = resp.json()
+        kid = secrets.token_urlsafe(16)
+        kiosks[kid] = k
+        session["kiosk"] = kid
+        return _kiosk_page(k)
+
+    @app.get("/kiosk/poll")
+    def kiosk_poll() -> Any:
+        k = kiosks.get(session.get("kiosk") or "")
+        if k is None:
+            return redirect("/kiosk")
+        meta = idp.load_server_metadata()
+        resp = requests.post(
+            meta["token_endpoint"],
+            data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": k["device_code"]},
+            auth=_client_auth(),
+            timeout=10,
+        )
+        data = resp.json()
+        if resp.status_code == 200:
+            kiosks.pop(session.pop("kiosk"), None)
+            claims = validate_id_token(
+                data["id_token"], keys=jwks.get(_kid_of(data["id_token"])), issuer=config.issuer,
+                client_id=config.client_id,
+            )
+            info = idp.userinfo(token=data)
+            session["sid_local"] = book.add(
+                LocalSession(sub=str(claims["sub"]), sid=claims.get("sid"), name=str(info.get("name") or ""),
+                             id_token=data["id_token"])
+            )
+            return redirect("/")
+        error = data.get("error")
+        if error == "slow_down":  # RFC 8628 §3.5: five seconds more, from now on
+            k["interval"] = int(k["interval"]) + 5
+        if error in ("authorization_pending", "slow_down"):
+            return _kiosk_page(k, "waiting for approval…")
+        kiosks.pop(session.pop("kiosk"), None)
+        return Response(
+            f"<!doctype html><meta charset=utf-8><p id='kiosk-note'>{html.escape(str(error))}</p>"
+            "<p><a href='/kiosk'>start again</a></p>",
+            status=400,
+            mimetype="text/html",
+        )
 
     if config.expose_state:
 
