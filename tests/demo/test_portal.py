@@ -74,7 +74,7 @@ def _logout_token(idp: dict[str, Any], **overrides: Any) -> str:
 
 
 def _with_session(portal: Any, sid: str = "sid-1") -> None:
-    portal.extensions["portal_sessions"].add(LocalSession(sub="sub-1", sid=sid, name="张三", id_token="x"))
+    portal.extensions["portal_sessions"].add(LocalSession(sub="sub-1", sid=sid, name="张三", id_token="x"))  # noqa: S106
 
 
 def test_valid_logout_token_ends_the_sessions_of_its_sid(idp, portal):
