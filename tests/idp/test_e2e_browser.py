@@ -15,7 +15,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def _free_port() -> int:
 
 
 def _idp(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    out = subprocess.run([str(ROOT / ".venv/bin/idp"), *args],
+    out = subprocess.run([str(ROOT / ".venv/bin/idp"), *args],  # noqa: S603 - our own CLI
                          env=env, input=stdin, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -57,8 +56,8 @@ def served_idp(yiwang_env, tmp_path):
     redirect_uri = f"http://127.0.0.1:{cb_port}/cb"
     client = json.loads(_idp(env, "clients", "add", "--name", "测试门户 Test portal", "--redirect-uri", redirect_uri,
                              "--scope", "openid", "--scope", "profile", "--json"))
-    log = open(tmp_path / "idp.log", "w")
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/idp"), "serve", "--port", str(port), "--threads", "4"],
+    log = open(tmp_path / "idp.log", "w")  # noqa: SIM115 - outlives this block (the server's log)
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/idp"), "serve", "--port", str(port), "--threads", "4"],  # noqa: S603
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 30
