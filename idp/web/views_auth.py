@@ -147,7 +147,7 @@ def second_factor() -> Any:
     if not check_csrf():
         return render("error.html", 400, message="error_csrf", detail=None, language=language)
     code = request.form.get("code", "")
-    if not r.services.accounts.verify_totp(int(citizen_id), code):
+    if not r.services.accounts.verify_totp(int(citizen_id), code, ip=client_ip()):
         r.provider.audit("login.second_factor_failure", detail={"citizen": int(citizen_id)})
         ctx["error"] = ("totp_wrong", {})
         return render("totp.html", 401, **ctx)
