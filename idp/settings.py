@@ -31,6 +31,8 @@ IDP_VARIABLES = (
     Variable("IDP_SESSION_SWEEP_SECONDS", parse_int, "period of the session expiry sweep"),
     Variable("IDP_INPROCESS_WORKER", parse_bool, "run the job worker inside the web process"),
     Variable("IDP_PASSWORD_HASH_MEMORY_KIB", parse_int, "Argon2id memory cost (default 19456)"),
+    Variable("IDP_CLIENT_CREDENTIALS_SECONDS", parse_int, "lifetime of client_credentials tokens"),
+    Variable("IDP_REQUIRE_PAR", parse_bool, "refuse authorization requests not pushed first (RFC 9126)"),
 )
 
 
@@ -47,6 +49,12 @@ class IdpSettings:
     id_token_seconds: int = 600
     refresh_token_seconds: int = 30 * 24 * 3600
     code_seconds: int = 60
+    client_credentials_seconds: int = 300
+    """Machine tokens live minutes (Authlib's default is 10 days)."""
+    par_seconds: int = 60
+    """How long a pushed authorization request waits for its browser (RFC 9126 §2.2)."""
+    require_par: bool = False
+    """``require_pushed_authorization_requests`` (RFC 9126 §5)."""
     logout_timeout_seconds: int = 5
     """Connect and read time-out of each back-channel logout POST."""
     logout_min_backoff_ms: int = 15_000
@@ -84,6 +92,8 @@ class IdpSettings:
             ("IDP_SESSION_SWEEP_SECONDS", "session_sweep_seconds"),
             ("IDP_INPROCESS_WORKER", "inprocess_worker"),
             ("IDP_PASSWORD_HASH_MEMORY_KIB", "password_hash_memory_kib"),
+            ("IDP_CLIENT_CREDENTIALS_SECONDS", "client_credentials_seconds"),
+            ("IDP_REQUIRE_PAR", "require_par"),
         ):
             if name in values:
                 kwargs[attr] = values[name]

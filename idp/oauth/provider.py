@@ -236,7 +236,7 @@ class Provider:
 
     # revocation on session end (issue 4 §6) ---------------------------
     def _revoke_on_session_end(self, session: Any, reason: str) -> None:
-        everywhere = reason in ("sign_out_everywhere", "password_change", "admin")
+        everywhere = reason in ("sign_out_everywhere", "password_change")
         self.tokens.revoke_session_tokens(session.sid, include_offline=everywhere)
 
     # audit ------------------------------------------------------------

@@ -54,16 +54,15 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> 
     sessions = SessionStore(
         services.redis, services.keyspace, settings.session_idle_seconds, settings.session_max_seconds
     )
-    extra = dict(settings.extra or {})
     config = ProviderConfig(
         issuer=settings.issuer,
         access_token_seconds=settings.access_token_seconds,
-        client_credentials_seconds=int(extra.get("client_credentials_seconds", 300)),
+        client_credentials_seconds=settings.client_credentials_seconds,
         id_token_seconds=settings.id_token_seconds,
         refresh_token_seconds=settings.refresh_token_seconds,
         code_seconds=settings.code_seconds,
-        par_seconds=int(extra.get("par_seconds", 60)),
-        require_par=bool(extra.get("require_pushed_authorization_requests", False)),
+        par_seconds=settings.par_seconds,
+        require_par=settings.require_par,
     )
     provider = Provider(
         config, db=services.db, redis=services.redis, keyspace=services.keyspace,

@@ -53,3 +53,22 @@ def test_par_requires_client_auth_and_valid_request(web, rp):
     assert nested.get_json()["error"] == "invalid_request"
     plain, _ = _push(web, rp, code_challenge_method="plain")
     assert plain.get_json()["error"] == "invalid_request"
+
+
+def test_require_par_setting(idp_settings, idp_services, rp):
+    from idp.web import create_app
+
+    app = create_app(idp_settings.with_(require_par=True), services=idp_services)
+    try:
+        web = app.test_client()
+        assert web.get("/.well-known/openid-configuration").get_json()["require_pushed_authorization_requests"] is True
+        direct = web.get("/authorize", query_string={"response_type": "code", "client_id": rp.client_id,
+                                                     "redirect_uri": rp.redirect_uri, "scope": "openid"})
+        assert direct.status_code == 400 and "Location" not in direct.headers
+        pushed, _ = _push(web, rp)
+        r = web.get("/authorize", query_string={"client_id": rp.client_id,
+                                                "request_uri": pushed.get_json()["request_uri"]})
+        assert r.status_code == 302 and "/login" in r.headers["Location"]
+    finally:
+        if app.extensions["yiwang"].logout is not None:
+            app.extensions["yiwang"].logout.close()
