@@ -7,6 +7,7 @@ short-lived child, which also runs under a timeout.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import subprocess
@@ -38,6 +39,28 @@ def image_kind(data: bytes) -> str | None:
     return None
 
 
+_MAX_PIXELS = 40_000_000  # a 40-megapixel phone photo; beyond that, an image bomb
+
+
+def _check_dimensions(data: bytes) -> None:
+    """Refuse images whose header promises more pixels than a photo has (reads the header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:
+        raise InvalidInput("the image has far too many pixels", field="file", code="image_too_large") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise InvalidInput("the image cannot be read", field="file", code="unreadable_image") from None
+    if width * height > _MAX_PIXELS:
+        raise InvalidInput(
+            f"the image is {width}x{height} pixels; at most {_MAX_PIXELS // 1_000_000} megapixels are accepted",
+            field="file",
+            code="image_too_large",
+        )
+
+
 def decode_qr_image(data: bytes, *, timeout: float = 15.0) -> list[str]:
     """The texts of the QR codes in an image (payloads in ``YW1:`` form first).
 
@@ -47,6 +70,7 @@ def decode_qr_image(data: bytes, *, timeout: float = 15.0) -> list[str]:
     kind = image_kind(data)
     if kind is None:
         raise InvalidInput("the upload is neither a PDF nor a PNG/JPEG/GIF/WebP image", field="file", code="unsupported_upload")
+    _check_dimensions(data)
     exe = shutil.which("zbarimg")
     if exe is None:
         raise ServiceUnavailable("QR images cannot be read here: zbarimg (zbar-tools) is not installed")

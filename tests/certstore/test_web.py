@@ -229,3 +229,19 @@ def test_verify_page_languages(client: Any, mint: Any, lang: str, word: str) -> 
     token = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True)).group(1)
     html = client.post("/verify", data={"text": cert["qr_text"], "csrf": token, "lang": lang}).get_data(as_text=True)
     assert word in html
+
+
+def test_an_image_bomb_header_is_refused_before_decoding(client: Any) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # A tiny file whose header claims 8000 x 8000 pixels (64 megapixels).
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 1, 0, 0, 0, 0)) + chunk(
+        b"IDAT", zlib.compress(b"\x00" * 100)
+    ) + chunk(b"IEND", b"")
+    problem = _is_problem(client.post("/api/v1/verify", data={"file": (io.BytesIO(png), "bomb.png")}), 422)
+    assert problem["field"] == "file"
+    assert problem["code"] == "image_too_large"
