@@ -20,11 +20,16 @@ value that looks like a full resident ID number.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import queue
 import re
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,20 +96,18 @@ def _at_text(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+_HASHED = ("seq", "at", "kind", "actor", "subject", "client_id", "ip", "detail", "prev_hash")
+
+
+def _digest(fields: Mapping[str, Any]) -> str:
+    body = {name: fields[name] for name in _HASHED}
+    body["at"] = _at_text(body["at"])
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
 def record_hash(event: AuditEvent) -> str:
     """SHA-256 hex over the canonical JSON of ``event`` (without its own hash)."""
-    body = {
-        "seq": event.seq,
-        "at": _at_text(event.at),
-        "kind": event.kind,
-        "actor": event.actor,
-        "subject": event.subject,
-        "client_id": event.client_id,
-        "ip": event.ip,
-        "detail": event.detail,
-        "prev_hash": event.prev_hash,
-    }
-    return hashlib.sha256(_canonical(body)).hexdigest()
+    return _digest({name: getattr(event, name) for name in _HASHED})
 
 
 def _check_clean(value: Any, path: str) -> None:
@@ -141,11 +144,53 @@ class ChainReport:
         return self.broken_seq is None
 
 
-class AuditLog:
-    """Writes and verifies the audit chain."""
+@dataclass(frozen=True)
+class _Pending:
+    """A checked record waiting for its place in the chain."""
 
-    def __init__(self, db: Database) -> None:
+    at: dt.datetime
+    kind: str
+    actor: str | None
+    subject: str | None
+    client_id: str | None
+    ip: str | None
+    detail: dict[str, Any]
+
+
+class AuditLog:
+    """Writes and verifies the audit chain.
+
+    With ``background=True`` (the web process) records written outside a
+    caller's transaction are queued and appended by one writer thread in
+    batches: a commit costs milliseconds of disk sync on PostgreSQL, and one
+    per token grant would cap the token endpoint at a few hundred requests a
+    second, while one per batch costs nothing noticeable. The queue is
+    drained at exit and by :meth:`flush`; records written with ``session``
+    (admin actions, together with the change they describe) are always
+    synchronous.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        background: bool = False,
+        batch_max: int = 500,
+        queue_max: int = 50_000,
+    ) -> None:
         self.db = db
+        self.background = background
+        self.batch_max = batch_max
+        self.queue_max = queue_max
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Pending | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        if background:
+            atexit.register(self.close)
+
+    def __repr__(self) -> str:
+        return f"AuditLog(background={self.background})"
 
     def record(
         self,
@@ -157,65 +202,157 @@ class AuditLog:
         ip: str | None = None,
         detail: Mapping[str, Any] | None = None,
         session: Session | None = None,
-    ) -> AuditEvent:
+    ) -> AuditEvent | None:
         """Append one record.
 
         With ``session`` the record joins that transaction (and commits or
-        rolls back with the change it describes); otherwise it is written in
-        a transaction of its own. ``subject`` is a masked ID number or a
-        client id, never anything secret.
+        rolls back with the change it describes). Otherwise it is written in
+        a transaction of its own — at once, or by the background writer (then
+        ``None`` is returned). ``subject`` is a masked ID number or a client
+        id, never anything secret; :class:`ValueError` if it looks otherwise.
         """
         if not _KIND.match(kind):
             raise ValueError(f"audit kind {kind!r} is not of the form area.event")
         detail = dict(detail or {})
         _check_clean(detail, "detail")
-        for name, value in (("actor", actor), ("subject", subject), ("client_id", client_id), ("ip", ip)):
+        for name, value, limit in (
+            ("actor", actor, 200),
+            ("subject", subject, 200),
+            ("client_id", client_id, 64),
+            ("ip", ip, 64),
+        ):
             _check_clean(value, name)
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                raise ValueError(f"audit field {name} must be text of at most {limit} characters")
+        pending = _Pending(utcnow(), kind, actor, subject, client_id, ip, detail)
         if session is not None:
-            return self._append(session, kind, actor, subject, client_id, ip, detail)
+            return AuditEvent(**self._append(session, [pending])[0])
+        if self.background:
+            self._enqueue(pending)
+            return None
         with self.db.session() as s:
-            return self._append(s, kind, actor, subject, client_id, ip, detail)
+            return AuditEvent(**self._append(s, [pending])[0])
 
-    def _append(
-        self,
-        s: Session,
-        kind: str,
-        actor: str | None,
-        subject: str | None,
-        client_id: str | None,
-        ip: str | None,
-        detail: dict[str, Any],
-    ) -> AuditEvent:
+    # ------------------------------------------------------ background writer
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                # first use, or first use in a forked worker: the parent's
+                # thread did not survive the fork
+                self._queue = queue.Queue(self.queue_max)
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="audit-writer", daemon=True
+                )
+                self._thread.start()
+            q = self._queue
+        assert q is not None
+        q.put(pending)  # blocks when the database has been away for long: back-pressure
+
+    def _run(self, q: queue.Queue[_Pending | None]) -> None:
+        delay = 0.1
+        while True:
+            first = q.get()
+            if first is None:
+                q.task_done()
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.batch_max:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            while True:
+                try:
+                    with self.db.session() as s:
+                        self._append(s, batch)
+                    delay = 0.1
+                    break
+                except (sa.exc.OperationalError, sa.exc.InterfaceError):
+                    # the database is away: keep the records, try again later
+                    logger.warning("audit writer: database unavailable, %d records waiting", len(batch))
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                except Exception:
+                    # a record the database refuses must not block the others
+                    logger.exception("audit writer: batch refused, writing one by one")
+                    self._write_singly(batch)
+                    break
+            for _ in range(len(batch) + (1 if stop else 0)):
+                q.task_done()
+            if stop:
+                return
+
+    def _write_singly(self, batch: list[_Pending]) -> None:
+        for p in batch:
+            try:
+                with self.db.session() as s:
+                    self._append(s, [p])
+            except Exception:
+                logger.error("audit writer: dropped an unwritable %s record", p.kind, exc_info=True)
+
+    def flush(self) -> None:
+        """Wait until every queued record is in the database."""
+        with self._lock:
+            q = self._queue if self._pid == os.getpid() else None
+        if q is not None:
+            q.join()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        with self._lock:
+            q, thread = (self._queue, self._thread) if self._pid == os.getpid() else (None, None)
+            self._queue = self._thread = None
+        if q is not None and thread is not None and thread.is_alive():
+            q.put(None)
+            thread.join(timeout=30)
+
+    # ---------------------------------------------------------------- append
+
+    def _append(self, s: Session, batch: list[_Pending]) -> list[dict[str, Any]]:
+        n = len(batch)
         # The UPDATE comes first: it takes the row lock (PostgreSQL) or the
         # write lock (SQLite) before the head is read, so the head we chain
-        # onto cannot change under us.
-        bumped = rowcount(
-            s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-        )
-        if not bumped:
+        # onto cannot change under us. One UPDATE reserves seqs for the batch.
+        bump = sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + n)
+        if not rowcount(s.execute(bump)):
             self._create_head(s)
-            s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
+            s.execute(bump)
         head = s.execute(
             sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()
         ).scalar_one()
         s.refresh(head)
-        event = AuditEvent(
-            seq=head.seq,
-            at=utcnow(),
-            kind=kind,
-            actor=actor,
-            subject=subject,
-            client_id=client_id,
-            ip=ip,
-            detail=detail,
-            prev_hash=head.hash,
-        )
-        event.hash = record_hash(event)
-        head.hash = event.hash
-        s.add(event)
+        prev = head.hash
+        rows: list[dict[str, Any]] = []
+        for i, p in enumerate(batch):
+            row: dict[str, Any] = {
+                "seq": head.seq - n + 1 + i,
+                "at": p.at,
+                "kind": p.kind,
+                "actor": p.actor,
+                "subject": p.subject,
+                "client_id": p.client_id,
+                "ip": p.ip,
+                "detail": p.detail,
+                "prev_hash": prev,
+            }
+            row["hash"] = prev = _digest(row)
+            rows.append(row)
+        head.hash = prev
+        # Core-speed bulk insert: the background writer appends hundreds at once.
+        s.execute(sa.insert(AuditEvent), rows)
         s.flush()
-        logger.info("audit %s seq=%d client=%s", kind, event.seq, client_id or "-")
-        return event
+        if n == 1:
+            logger.info("audit %s seq=%d client=%s", batch[0].kind, rows[0]["seq"], batch[0].client_id or "-")
+        else:
+            logger.info("audit %d records seq=%d..%d", n, rows[0]["seq"], rows[-1]["seq"])
+        return rows
 
     @staticmethod
     def _create_head(s: Session) -> None:

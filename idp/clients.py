@@ -288,7 +288,7 @@ class ClientService:
                 )
             sector = hosts.pop() if hosts else None
 
-        client_id = spec.client_id or secrets.token_urlsafe(18)
+        client_id = spec.client_id or _new_client_id()
         if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id):
             raise InvalidInput("a client id is 1-64 characters of A-Z a-z 0-9 . _ ~ -")
         return Client(
@@ -412,6 +412,14 @@ class ClientService:
     def _audit(self, session: Any, kind: str, **fields: Any) -> None:
         if self.audit is not None:
             self.audit.record(kind, session=session, **fields)
+
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _new_client_id() -> str:
+    """24 letters and digits (~143 bits): no ``-`` that a shell or CLI would take for an option."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
 def _origin(uri: str) -> tuple[str, str, int | None]:

@@ -52,11 +52,15 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: IdpSettings) -> Services:
-        """Open the database, Redis and the keyring named by ``settings``."""
+        """Open the database, Redis and the keyring named by ``settings``.
+
+        Audit records written outside a transaction go through the
+        background writer (see :class:`~idp.audit.AuditLog`).
+        """
         from keys.keyring import open_keyring
 
         keyring = open_keyring(settings.common.keys)
-        return cls.build(settings, keyring=keyring, pii=keyring.pii())
+        return cls.build(settings, keyring=keyring, pii=keyring.pii(), audit_background=True)
 
     @classmethod
     def build(
@@ -67,7 +71,9 @@ class Services:
         keyring: Any = None,
         db: Database | None = None,
         redis_client: redis_lib.Redis | None = None,
+        audit_background: bool = False,
     ) -> Services:
+        """Wire the services; ``audit_background`` batches audit writes (web and worker processes)."""
         db = db or Database(settings.database_url)
         client = redis_client or connect_redis(settings)
         keyspace = Keyspace(settings.common.redis_prefix)
@@ -75,7 +81,7 @@ class Services:
             memory_kib=settings.password_hash_memory_kib,
             iterations=settings.password_hash_iterations,
         )
-        audit = AuditLog(db)
+        audit = AuditLog(db, background=audit_background)
         throttle = Throttle(make_throttle_storage(settings, client, keyspace))
         accounts = AccountService(db, pii, hasher, audit=audit, throttle=throttle)
         clients = ClientService(db, audit=audit)
@@ -94,6 +100,7 @@ class Services:
         )
 
     def close(self) -> None:
+        self.audit.close()
         self.db.dispose()
         try:
             self.redis.close()

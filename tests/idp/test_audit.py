@@ -136,3 +136,37 @@ def test_concurrent_writers_do_not_fork_the_chain(services: Services) -> None:
     with services.db.session() as s:
         seqs = s.scalars(sa.select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
     assert seqs == list(range(1, 33))
+
+
+def test_background_writer_batches_and_keeps_the_chain(services: Services) -> None:
+    """Two web processes' writers and a synchronous admin write share one chain."""
+    first = AuditLog(services.db, background=True, batch_max=7)
+    second = AuditLog(services.db, background=True)
+    try:
+        for i in range(40):
+            assert first.record("token.grant", client_id="c1", detail={"i": i}) is None
+            second.record("token.grant", client_id="c2", detail={"i": i})
+            if i == 20:
+                services.audit.record("admin.client_added", subject="portal")
+        first.flush()
+        second.flush()
+    finally:
+        first.close()
+        second.close()
+    report = services.audit.verify()
+    assert report.intact and report.records == 81
+    with services.db.session() as s:
+        by_client = s.execute(
+            sa.select(AuditEvent.client_id, sa.func.count()).group_by(AuditEvent.client_id)
+        ).all()
+    assert dict(by_client) == {"c1": 40, "c2": 40, None: 1}
+
+
+def test_closing_the_background_writer_drains_it(services: Services) -> None:
+    audit = AuditLog(services.db, background=True)
+    for i in range(25):
+        audit.record("login.failure", subject="110105********002X", detail={"i": i})
+    audit.close()
+    assert services.audit.verify().records == 25
+    with pytest.raises(ValueError, match="at most 64"):
+        audit.record("login.failure", ip="x" * 65)

@@ -185,15 +185,17 @@ def test_clients_lifecycle(idp: Run, env: dict[str, str]) -> None:
     assert data["token_endpoint_auth_method"] == "client_secret_post"  # noqa: S105
 
     shown = idp("clients", "show", client_id, "--json")
-    assert shown.code == 0 and secret not in shown.out
+    assert shown.code == 0, shown.err
+    assert secret not in shown.out
     assert json.loads(shown.out)["redirect_uris"] == [
         "https://portal.example.cn/cb",
         "https://portal.example.cn/cb2",
     ]
-    assert client_id in idp("clients", "list").out
+    listed = idp("clients", "list")
+    assert client_id in listed.out, listed.err
 
     rotated = idp("clients", "rotate-secret", client_id)
-    assert rotated.code == 0
+    assert rotated.code == 0, rotated.err
     new_secret = rotated.out.split("client_secret:")[1].split()[0]
     services = _services(env)
     try:
@@ -203,9 +205,11 @@ def test_clients_lifecycle(idp: Run, env: dict[str, str]) -> None:
         services.close()
 
     public = idp("clients", "add", "--name", "app", "--public", "--redirect-uri", "cn.gov.app:/cb")
-    assert public.code == 0 and "client_secret" not in public.out
+    assert public.code == 0, public.err
+    assert "client_secret" not in public.out
 
-    assert idp("clients", "delete", client_id, "--yes").code == 0
+    deleted = idp("clients", "delete", client_id, "--yes")
+    assert deleted.code == 0, deleted.err
     gone = idp("clients", "show", client_id)
     assert gone.code == 2 and "no client" in _one_line(gone.err)
 

@@ -239,6 +239,12 @@ def test_delete_removes_the_client_with_its_consents_and_tokens(services: Servic
     assert [c.client_id for c in services.clients.list()] == [other.client_id]
 
 
+def test_generated_client_ids_are_letters_and_digits(services: Services) -> None:
+    ids = {_add(services, name=f"c{i}")[0].client_id for i in range(20)}
+    assert len(ids) == 20
+    assert all(len(i) == 24 and i.isalnum() and i.isascii() for i in ids)
+
+
 def test_fixed_client_ids_are_unique_and_well_formed(services: Services) -> None:
     client, _ = _add(services, client_id="demo-portal")
     assert client.client_id == "demo-portal"
