@@ -55,6 +55,7 @@ _HDR_KID = 4
 COSE_SIGN1_TAG = 18
 
 _MAX_DEPTH = 6
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 def _reject_tag(_decoder: Any) -> Any:
@@ -236,7 +237,7 @@ def verify_signature(message: Sign1, public_key: PublicKeyTypes) -> str | None:
             der = encode_dss_signature(
                 int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
             )
-            public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(der, data, _ECDSA_SHA256)
         else:
             if not isinstance(public_key, ed25519.Ed25519PublicKey):
                 return "the payload says EdDSA but the issuer's key is not an Ed25519 key"

@@ -25,13 +25,14 @@ status-list position — never the full ID number.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 import qrcode
@@ -106,6 +107,7 @@ _C_STATUS_LIST = 12
 _C_STATUS_INDEX = 13
 _C_FIELDS = 14
 _KNOWN_CLAIMS = frozenset(range(1, 15))
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 _REQUIRED_CLAIMS = (
     _C_TYPE,
     _C_ISSUER,
@@ -118,6 +120,7 @@ _REQUIRED_CLAIMS = (
     _C_FROM,
 )
 
+_REQUIRED_SET = frozenset(_REQUIRED_CLAIMS)
 CHECK_NAMES = ("format", "signature", "issuer_trusted", "type_allowed", "validity")
 
 
@@ -187,9 +190,8 @@ class DecodedPayload:
     message: Sign1
 
 
-@dataclass(frozen=True)
-class Check:
-    """One named verification step and its outcome."""
+class Check(NamedTuple):
+    """One named verification step and its outcome (immutable)."""
 
     name: str
     ok: bool
@@ -458,7 +460,7 @@ def _date(m: Mapping[Any, Any], key: int, what: str) -> _dt.date | None:
         return None
     if type(value) is not int or not -700_000 <= value <= 2_900_000:
         raise _bad(f"the {what} claim must be a day number")
-    return _EPOCH + _dt.timedelta(days=value)
+    return _dt.date.fromordinal(_EPOCH_ORDINAL + value)
 
 
 def _part(value: str, what: str) -> str:
@@ -470,11 +472,12 @@ def _part(value: str, what: str) -> str:
 def _claims_from_map(m: Any) -> QrClaims:
     if not isinstance(m, _MAPS):
         raise _bad("the claim set must be a CBOR map")
-    if any(type(k) is not int or k not in _KNOWN_CLAIMS for k in m):
+    keys = m.keys()
+    if not _KNOWN_CLAIMS.issuperset(keys) or not all(type(k) is int for k in keys):
         raise _bad("the claim set has keys this version does not define")
-    for key in _REQUIRED_CLAIMS:
-        if key not in m:
-            raise _bad(f"the claim set lacks claim {key}")
+    if not _REQUIRED_SET.issubset(keys):
+        missing = sorted(_REQUIRED_SET - set(keys))
+        raise _bad(f"the claim set lacks claim {missing[0]}")
     type_code = _part(_text(m, _C_TYPE, "type", max_len=32), "type")
     uscc = _part(_unpack_code(m[_C_ISSUER], "issuer"), "issuer")
     serial = _part(_number_text(m, _C_SERIAL, "serial"), "serial")
@@ -683,29 +686,40 @@ def _issuer_check(claims: QrClaims, issuer: TrustedIssuer) -> Check:
 
 
 def _validity(claims: QrClaims, now: _dt.datetime, skew: _dt.timedelta) -> Check:
-    start = _day_start(claims.valid_from) - skew
-    if now < start:
+    # Valid from the start of valid_from to the end of valid_until, China time,
+    # with the skew allowed on both sides.
+    if (now + skew).astimezone(CHINA_TZ).date() < claims.valid_from:
         return Check("validity", False, f"not valid before {claims.valid_from.isoformat()}")
-    if claims.valid_until is not None:
-        end = _day_start(claims.valid_until + _dt.timedelta(days=1)) + skew
-        if now >= end:
-            return Check(
-                "validity", False, f"expired at the end of {claims.valid_until.isoformat()}"
-            )
-        return Check(
-            "validity",
-            True,
-            f"valid from {claims.valid_from.isoformat()} to {claims.valid_until.isoformat()}",
-        )
-    return Check("validity", True, f"valid from {claims.valid_from.isoformat()}, no end date")
+    until = claims.valid_until
+    if until is None:
+        return Check("validity", True, f"valid from {claims.valid_from.isoformat()}, no end date")
+    if (now - skew).astimezone(CHINA_TZ).date() > until:
+        return Check("validity", False, f"expired at the end of {until.isoformat()}")
+    return Check(
+        "validity", True, f"valid from {claims.valid_from.isoformat()} to {until.isoformat()}"
+    )
 
 
 # -- drawing ------------------------------------------------------------------
 
 
+def _alnum_version(length: int) -> int:
+    """Smallest QR version holding ``length`` alphanumeric characters in one
+    segment at level M (ISO/IEC 18004 §7.4.4; the count field is 9 bits up to
+    version 9, 11 bits from version 10). Saves qrcode's sizing pass."""
+    limits = qrcode.util.BIT_LIMIT_TABLE[qrcode.constants.ERROR_CORRECT_M]
+    data_bits = 11 * (length // 2) + 6 * (length % 2)
+    for version in range(1, 41):
+        count_bits = 9 if version <= 9 else 11 if version <= 26 else 13
+        if 4 + count_bits + data_bits <= limits[version]:
+            return version
+    return 41
+
+
 def make_qr(text: str) -> qrcode.QRCode:
     """The QR code for ``text``: level M, fixed mask, smallest version, one
-    alphanumeric segment. Raises :class:`PayloadTooLarge` above version 11."""
+    alphanumeric segment (byte mode for other text). Raises
+    :class:`PayloadTooLarge` above version 11."""
     if len(text) > MAX_TEXT_LENGTH:
         raise PayloadTooLarge(
             f"{len(text)} characters do not fit QR version {MAX_QR_VERSION} at level M "
@@ -713,18 +727,18 @@ def make_qr(text: str) -> qrcode.QRCode:
             length=len(text),
             limit=MAX_TEXT_LENGTH,
         )
-    mode = qrcode.util.MODE_ALPHA_NUM
-    if any(c not in qrcode.util.ALPHA_NUM.decode() for c in text):
-        mode = qrcode.util.MODE_8BIT_BYTE
+    alnum = _ALNUM_SET.issuperset(text)
+    version = _alnum_version(len(text)) if alnum else None
     code = qrcode.QRCode(
-        version=None,
+        version=version,
         error_correction=qrcode.constants.ERROR_CORRECT_M,
         border=4,
         mask_pattern=QR_MASK_PATTERN,
     )
+    mode = qrcode.util.MODE_ALPHA_NUM if alnum else qrcode.util.MODE_8BIT_BYTE
     code.add_data(qrcode.util.QRData(text.encode("utf-8"), mode=mode, check_data=False))
     try:
-        code.make(fit=True)
+        code.make(fit=version is None)
     except qrcode.exceptions.DataOverflowError:
         raise PayloadTooLarge(
             "the text does not fit any QR code", length=len(text), limit=MAX_TEXT_LENGTH
@@ -738,11 +752,21 @@ def make_qr(text: str) -> qrcode.QRCode:
     return code
 
 
+_ALNUM_SET = frozenset(qrcode.util.ALPHA_NUM.decode("ascii"))
+
+
+@functools.lru_cache(maxsize=64)
+def _matrix(text: str) -> tuple[tuple[bool, ...], ...]:
+    return tuple(tuple(bool(m) for m in row) for row in make_qr(text).modules)
+
+
 def qr_matrix(text: str) -> list[list[bool]]:
-    """The module matrix of :func:`make_qr` without the quiet zone (``True`` = dark)."""
-    code = make_qr(text)
-    modules = code.modules
-    return [[bool(m) for m in row] for row in modules]
+    """The module matrix of :func:`make_qr` without the quiet zone (``True`` = dark).
+
+    The last few matrices are cached: a certificate's QR is drawn into the
+    PDF and often fetched as PNG or SVG right after.
+    """
+    return [list(row) for row in _matrix(text)]
 
 
 def _runs(row: list[bool]) -> Iterator[tuple[int, int]]:

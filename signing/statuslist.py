@@ -273,7 +273,9 @@ def verify_status_list_token(
     payload: bytes | None = None
     for key in keys:
         try:
-            obj = jws.deserialize_compact(token, _jwk(key), algorithms=_ALGORITHMS, registry=_REGISTRY)
+            obj = jws.deserialize_compact(
+                token, _jwk(key), algorithms=_ALGORITHMS, registry=_REGISTRY
+            )
         except (JoseError, ValueError):
             continue
         payload = obj.payload

@@ -174,7 +174,9 @@ def export_trust_list(document: RegionTrustList, root_signer: Signer) -> str:
         "iat": int(document.issued_at.timestamp()),
         "next_update": int(document.next_update.timestamp()),
         "status_list_base_url": document.status_list_base_url,
-        "types": [{"code": t.code, "name_zh": t.name_zh, "name_en": t.name_en} for t in document.types],
+        "types": [
+            {"code": t.code, "name_zh": t.name_zh, "name_en": t.name_en} for t in document.types
+        ],
         "intermediates": [_b64der(c) for c in document.intermediates],
         "issuers": [
             {
@@ -187,7 +189,9 @@ def export_trust_list(document: RegionTrustList, root_signer: Signer) -> str:
             for i in document.issuers
         ],
     }
-    return encode_jws(root_signer, payload, typ=TYP, extra_headers={"x5c": [_b64der(document.root)]})
+    return encode_jws(
+        root_signer, payload, typ=TYP, extra_headers={"x5c": [_b64der(document.root)]}
+    )
 
 
 # -- import ---------------------------------------------------------------------
@@ -273,7 +277,9 @@ def import_trust_list(
         raise _fail("the trust list's header has no x5c root certificate", "format")
     root = _cert(x5c[0], "the x5c root")
     root_der = root.public_bytes(serialization.Encoding.DER)
-    anchor = next((a for a in anchors if a.public_bytes(serialization.Encoding.DER) == root_der), None)
+    anchor = next(
+        (a for a in anchors if a.public_bytes(serialization.Encoding.DER) == root_der), None
+    )
     if anchor is None:
         raise _fail(
             "the trust list is signed by a root that is not a configured trust anchor "
@@ -287,7 +293,9 @@ def import_trust_list(
         jwk = ECKey.import_key(key) if header.get("alg") == "ES256" else RSAKey.import_key(key)  # type: ignore[arg-type]
         obj = jws.deserialize_compact(text, jwk, algorithms=_ALGORITHMS, registry=_REGISTRY)
     except (JoseError, ValueError, TypeError):
-        raise _fail("the trust list's signature does not verify with the region root", "signature") from None
+        raise _fail(
+            "the trust list's signature does not verify with the region root", "signature"
+        ) from None
     try:
         payload = json.loads(obj.payload)
     except ValueError:
@@ -316,14 +324,20 @@ def import_trust_list(
     if not isinstance(types_raw, list):
         raise _fail("the trust list declares no types", "format")
     types = tuple(
-        ListedType(_text(t, "code", "types[].code"), _text(t, "name_zh", "types[].name_zh"), _text(t, "name_en", "types[].name_en", optional=True))
+        ListedType(
+            _text(t, "code", "types[].code"),
+            _text(t, "name_zh", "types[].name_zh"),
+            _text(t, "name_en", "types[].name_en", optional=True),
+        )
         for t in types_raw
         if isinstance(t, dict)
     )
     if len(types) != len(types_raw):
         raise _fail("types[] must be objects", "format")
     declared = {t.code for t in types}
-    policy = None if allowed_types is None or region not in allowed_types else set(allowed_types[region])
+    policy = (
+        None if allowed_types is None or region not in allowed_types else set(allowed_types[region])
+    )
     inter_raw = payload.get("intermediates", [])
     if not isinstance(inter_raw, list):
         raise _fail("intermediates must be a list", "format")
@@ -343,7 +357,10 @@ def import_trust_list(
         uscc = _text(item, "uscc", f"issuers[{n}].uscc")
         cert = _cert(item.get("certificate"), f"the signer certificate of {uscc}")
         if not any(_issued_by(cert, ca) for ca in intermediates) and not _issued_by(cert, anchor):
-            raise _fail(f"the signer certificate of {uscc} does not chain to region {region}'s root", "chain")
+            raise _fail(
+                f"the signer certificate of {uscc} does not chain to region {region}'s root",
+                "chain",
+            )
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise _fail(
                 f"the signer certificate of {uscc} expired on {cert.not_valid_after_utc.date().isoformat()}"
@@ -352,7 +369,9 @@ def import_trust_list(
                 "signer_expired",
             )
         if uscc_of(cert) not in (None, uscc):
-            raise _fail(f"the signer certificate listed for {uscc} belongs to another agency", "uscc")
+            raise _fail(
+                f"the signer certificate listed for {uscc} belongs to another agency", "uscc"
+            )
         types_of = item.get("allowed_types")
         if not isinstance(types_of, list) or not all(isinstance(t, str) for t in types_of):
             raise _fail(f"issuers[{n}].allowed_types must be a list of type codes", "format")
@@ -363,7 +382,10 @@ def import_trust_list(
                     "type",
                 )
             if policy is not None and t not in policy:
-                raise _fail(f"issuer {uscc} claims type {t[:24]}, which this region does not accept from {region}", "type")
+                raise _fail(
+                    f"issuer {uscc} claims type {t[:24]}, which this region does not accept from {region}",
+                    "type",
+                )
         name_en = item.get("name_en")
         issuers.append(
             ListedIssuer(

@@ -114,3 +114,18 @@ def test_base43_round_trip(data: bytes) -> None:
     text = b43encode(data)
     assert b43decode(text) == data
     assert len(text) == (len(data) // 2) * 3 + (len(data) % 2) * 2
+
+
+def test_base43_refuses_non_canonical_groups() -> None:
+    import pytest
+
+    from signing.base43 import Base43Error
+
+    # 65535 = 3 + 19*43 + 35*1849 -> "3JZ", the largest 3-character group;
+    # 255 = 40 + 5*43 -> ".5", the largest 2-character group.
+    assert b43encode(b"\xff\xff") == "3JZ" and b43decode("3JZ") == b"\xff\xff"
+    assert b43encode(b"\xff") == ".5" and b43decode(".5") == b"\xff"
+    for bad in ("4JZ", ":::", "3JZ:::", "/5", "::", "A", "ab", "A B", "%%%", "é00"):
+        with pytest.raises(Base43Error):
+            b43decode(bad)
+    assert b43decode("") == b""

@@ -46,7 +46,9 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Keyring, Keyring]
     return a, b
 
 
-def _doc(ring: Keyring, *, issuers: list[ListedIssuer] | None = None, **changes: Any) -> RegionTrustList:
+def _doc(
+    ring: Keyring, *, issuers: list[ListedIssuer] | None = None, **changes: Any
+) -> RegionTrustList:
     ca = pki.region_ca(ring)
     if issuers is None:
         issuers = [
@@ -62,7 +64,10 @@ def _doc(ring: Keyring, *, issuers: list[ListedIssuer] | None = None, **changes:
         root=ca.root,
         issuers=tuple(issuers),
         intermediates=(ca.issuing,),
-        types=(ListedType("JZZM", "居住证明", "Residence"), ListedType("YYZZ", "营业执照", "Licence")),
+        types=(
+            ListedType("JZZM", "居住证明", "Residence"),
+            ListedType("YYZZ", "营业执照", "Licence"),
+        ),
     )
     base.update(changes)
     return RegionTrustList(**base)  # type: ignore[arg-type]
