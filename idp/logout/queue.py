@@ -197,6 +197,13 @@ class JobQueue:
 
     # actors -------------------------------------------------------------
     def _deliver(self, delivery_id: str) -> None:
+        # One attempt at a time per delivery: a duplicate job (recovery after a
+        # restart, an operator's resend) that finds another attempt running
+        # drops out; one that runs later finds the row delivered and stops.
+        lock = f"{self._marker_prefix}{delivery_id}:lock"
+        lock_ms = (self.settings.logout_timeout_seconds * 2 + 30) * 1000
+        if not self._redis.set(lock, "1", nx=True, px=lock_ms):
+            return
         # Refresh the marker: while retries go on, recovery leaves this row alone.
         self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
         try:
@@ -206,6 +213,8 @@ class JobQueue:
         except Exception:
             self.forget_job(delivery_id)
             raise
+        finally:
+            self._redis.delete(lock)
         self.forget_job(delivery_id)
 
     def _sweep(self) -> None:
