@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .db import Database, rowcount
+from .db import Database
 from .models import AuditEvent, AuditHead, utcnow
 
 __all__ = ["AuditLog", "ChainReport", "GENESIS_HASH", "record_hash", "KINDS"]
@@ -317,22 +317,25 @@ class AuditLog:
 
     def _append(self, s: Session, batch: list[_Pending]) -> list[dict[str, Any]]:
         n = len(batch)
-        # The UPDATE comes first: it takes the row lock (PostgreSQL) or the
-        # write lock (SQLite) before the head is read, so the head we chain
-        # onto cannot change under us. One UPDATE reserves seqs for the batch.
-        bump = sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + n)
-        if not rowcount(s.execute(bump)):
+        # One UPDATE … RETURNING reserves the batch's seqs and reads the head:
+        # it takes the row lock (PostgreSQL) or the write lock (SQLite) first,
+        # so the head we chain onto cannot change under us.
+        bump = (
+            sa.update(AuditHead)
+            .where(AuditHead.id == 1)
+            .values(seq=AuditHead.seq + n)
+            .returning(AuditHead.seq, AuditHead.hash)
+        )
+        got = s.execute(bump).one_or_none()
+        if got is None:
             self._create_head(s)
-            s.execute(bump)
-        head = s.execute(
-            sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        ).scalar_one()
-        s.refresh(head)
-        prev = head.hash
+            got = s.execute(bump).one()
+        head_seq, head_hash = int(got[0]), str(got[1])
+        prev = head_hash
         rows: list[dict[str, Any]] = []
         for i, p in enumerate(batch):
             row: dict[str, Any] = {
-                "seq": head.seq - n + 1 + i,
+                "seq": head_seq - n + 1 + i,
                 "at": p.at,
                 "kind": p.kind,
                 "actor": p.actor,
@@ -344,10 +347,9 @@ class AuditLog:
             }
             row["hash"] = prev = _digest(row)
             rows.append(row)
-        head.hash = prev
         # Core-speed bulk insert: the background writer appends hundreds at once.
         s.execute(sa.insert(AuditEvent), rows)
-        s.flush()
+        s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(hash=prev))
         if n == 1:
             logger.info("audit %s seq=%d client=%s", batch[0].kind, rows[0]["seq"], batch[0].client_id or "-")
         else:
