@@ -148,7 +148,7 @@ class JobQueue:
         self.broker = broker if broker is not None else build_broker(settings)
         self._redis = redis
         self._marker_prefix = f"{prefix}logout:job:"
-        self._sweep_lease = _Lease(redis, f"{prefix}idp:sweep-lease")
+        self._sweep_lease = _Lease(redis, f"{prefix}sweep-lease")
         self._worker: dramatiq.Worker | None = None
         self._lock = threading.Lock()
 
