@@ -233,24 +233,36 @@ class _CmsTemplate:
 
 
 _cache_lock = threading.Lock()
-_SIGNER_CACHE: dict[tuple[int, bytes], KeysCmsSigner] = {}
+_SIGNER_CACHE: dict[tuple[bytes, ...], KeysCmsSigner] = {}
 _TIMESTAMPERS: dict[str, timestamps.HTTPTimeStamper] = {}
 
 
 def cms_signer(signer: Signer) -> KeysCmsSigner:
-    """The cached pyHanko adapter for an agency signer (``certificate`` and ``chain`` attributes)."""
+    """The cached pyHanko adapter for an agency signer (``certificate`` and ``chain`` attributes).
+
+    Cached by certificate and chain, not by signer object: ``keys`` may hand
+    out a fresh signer object for the same key each time, and the adapter's
+    parsed certificates and CMS skeleton stay valid for any signer holding
+    the certificate's key.
+    """
     certificate = getattr(signer, "certificate", None)
-    chain = getattr(signer, "chain", [])
+    chain = list(getattr(signer, "chain", []))
     if not isinstance(certificate, x509.Certificate):
         raise SigningError("a PDF signer needs its certificate (keys.pki.AgencySigner)")
-    key = (id(signer), certificate.fingerprint(_SHA256))
+    key = (
+        certificate.fingerprint(_SHA256),
+        *(c.fingerprint(_SHA256) for c in chain),
+        signer.algorithm.encode(),
+    )
     adapter = _SIGNER_CACHE.get(key)
-    if adapter is None or adapter._keys_signer is not signer:
-        adapter = KeysCmsSigner(signer, certificate, list(chain))
+    if adapter is None:
+        adapter = KeysCmsSigner(signer, certificate, chain)
         with _cache_lock:
             if len(_SIGNER_CACHE) > 256:
                 _SIGNER_CACHE.clear()
             _SIGNER_CACHE[key] = adapter
+    elif adapter._keys_signer is not signer:
+        adapter._keys_signer = signer
     return adapter
 
 

@@ -83,6 +83,23 @@ def test_repeat_signatures_reuse_the_cms_skeleton_and_verify(
     assert verify_pdf(other, trust_roots=[pki.root]).valid
 
 
+def test_a_new_signer_object_for_the_same_certificate_reuses_the_adapter(
+    pki: Pki, page: bytes
+) -> None:
+    from .conftest import MemoryAgencySigner
+
+    same = MemoryAgencySigner(
+        pki.signer._key,  # type: ignore[arg-type]
+        uscc=pki.signer.uscc,
+        certificate=pki.signer.certificate,
+        chain=list(pki.signer.chain),
+    )
+    assert cms_signer(same) is cms_signer(pki.signer)
+    signed = sign_pdf(page, same)
+    assert same.sign_calls == 1
+    assert verify_pdf(signed, trust_roots=[pki.root]).valid
+
+
 def test_signature_is_pades(signed: bytes) -> None:
     sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
     assert sig.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
