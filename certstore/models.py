@@ -29,6 +29,11 @@ __all__ = [
     "SerialCounter",
     "IdempotencyRecord",
     "AuditEvent",
+    "StatusListRow",
+    "StatusSlot",
+    "TrustImport",
+    "AccessLog",
+    "WalletLink",
 ]
 
 # DESIGN.md, domain reference: certificate status codes.
@@ -94,6 +99,7 @@ class Certificate(Base):
         sa.UniqueConstraint("issuer_uscc", "type_code", "serial", "version", name="uq_cert_serial"),
         sa.Index("ix_cert_holder", "holder_code_index"),
         sa.Index("ix_cert_pdf_sha256", "pdf_sha256"),
+        sa.Index("ix_cert_status_list", "status_list"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
@@ -160,3 +166,78 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(sa.String(40))
     subject: Mapped[str | None] = mapped_column(sa.String(120))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# -- lifecycle, status lists, trust lists, wallet (issue 6) ------------------------
+
+
+class StatusListRow(Base):
+    """One IETF Token Status List of an issuer (``certstore.statuslists``).
+
+    The bits are not stored: the list is rebuilt from the certificates that
+    point into it whenever ``version`` (bumped in the same transaction as every
+    status change) differs from ``token_version``, and the signed token kept.
+    """
+
+    __tablename__ = "cert_status_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer_uscc: Mapped[str] = mapped_column(sa.ForeignKey("cert_issuers.uscc"), index=True)
+    size: Mapped[int]
+    bits: Mapped[int] = mapped_column(default=2)
+    used: Mapped[int] = mapped_column(default=0)
+    version: Mapped[int] = mapped_column(default=1)
+    token: Mapped[str | None] = mapped_column(sa.Text)
+    token_version: Mapped[int] = mapped_column(default=0)
+    token_iat: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+
+
+class StatusSlot(Base):
+    """A position taken in a status list; the primary key makes reuse impossible."""
+
+    __tablename__ = "cert_status_slots"
+
+    list_id: Mapped[int] = mapped_column(sa.ForeignKey("cert_status_lists.id"), primary_key=True)
+    idx: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+
+
+class TrustImport(Base):
+    """Another region's trust list as imported (``certstore trust import``), re-verified on load."""
+
+    __tablename__ = "cert_trust_imports"
+
+    region: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    region_name: Mapped[str] = mapped_column(sa.String(200))
+    document: Mapped[str] = mapped_column(sa.Text)
+    anchor_pem: Mapped[str] = mapped_column(sa.Text)
+    next_update: Mapped[dt.datetime]
+    imported_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+
+
+class AccessLog(Base):
+    """Who read a citizen's certificates, when and why (shown in the wallet)."""
+
+    __tablename__ = "cert_access_log"
+    __table_args__ = (sa.Index("ix_cert_access_holder", "holder_code_index", "at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+    holder_code_index: Mapped[str] = mapped_column(sa.String(64))
+    client_id: Mapped[str] = mapped_column(sa.String(200))
+    client_name: Mapped[str | None] = mapped_column(sa.String(200))
+    via: Mapped[str] = mapped_column(sa.String(20))
+    """``wallet``, ``consent`` (certs:read) or ``lookup`` (certs:lookup)."""
+    purpose: Mapped[str | None] = mapped_column(sa.String(500))
+    identifiers: Mapped[list[str]] = mapped_column(default=list)
+
+
+class WalletLink(Base):
+    """The idp ``sub`` certstore received at wallet sign-in, linked to the holder's blind index."""
+
+    __tablename__ = "cert_wallet_links"
+
+    sub: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    holder_code_index: Mapped[str] = mapped_column(sa.String(64), index=True)
+    linked_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)

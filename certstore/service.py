@@ -49,6 +49,7 @@ from signing.errors import PayloadError, PayloadTooLarge, PdfError, SigningError
 from .db import session_scope
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from .identifier import build_identifier, format_serial, parse_identifier
+from .lifecycle import is_expired
 from .models import (
     STATUS_CODES,
     STATUS_VALID,
@@ -195,6 +196,22 @@ class CertificateService:
         self._signers: dict[str, tuple[object, Any]] = {}
         self._lock = threading.Lock()
         self._trust: tuple[int, Any] | None = None
+        # Lifecycle, status lists and trust lists (issue 6: certstore.statuslists, .trust, .status_changes).
+        from .status_changes import LifecycleService
+        from .statuslists import StatusListCache, StatusListService
+        from .trust import TrustStore
+
+        self.status_lists = StatusListService(settings, sessions, keyring, clock=clock)
+        self.lifecycle = LifecycleService(sessions, clock=clock)
+        self.trust_store = TrustStore(
+            settings, sessions, keyring, self.registry, status_base_url=self.status_lists.base_url, clock=clock
+        )
+        self.status_cache = StatusListCache(
+            cache_dir=settings.home / "cache" / "status-lists",
+            clock=clock,
+            max_age=dt.timedelta(seconds=settings.status_list_max_age),
+            default_ttl=settings.status_list_ttl,
+        )
         self._tsa_roots: list[x509.Certificate] | None = None
 
     # -- issuing -----------------------------------------------------------
@@ -211,6 +228,7 @@ class CertificateService:
         serial = self._allocate_serial(agency_uscc, prepared.spec.code)
         cid = build_identifier(prepared.spec.code, agency_uscc, serial, 1)
         signer = self._signer(agency_uscc)
+        slot = self.status_lists.allocate(agency_uscc)
         claims = signing.qr.QrClaims(
             identifier=str(cid),
             type_code=prepared.spec.code,
@@ -222,6 +240,8 @@ class CertificateService:
             valid_until=prepared.valid_until,
             issued_at=now.date(),
             fields={k: str(prepared.fields[k]) for k in prepared.spec.qr_fields if k in prepared.fields},
+            status_list=slot.list_id,
+            status_index=slot.index,
         )
         try:
             qr_text = signing.qr.encode_qr_payload(claims, signer)
@@ -256,6 +276,8 @@ class CertificateService:
             pdf_sha256=hashlib.sha256(pdf).hexdigest(),
             qr_text=qr_text,
             idempotency_key=key,
+            status_list=slot.list_id,
+            status_index=slot.index,
         )
         try:
             with session_scope(self.sessions) as s:
@@ -562,8 +584,9 @@ class CertificateService:
     def verify_qr(self, text: str) -> VerificationResult:
         """Check a QR payload: offline checks (``signing.qr``), then this registry's record."""
         try:
+            merged = self.trust_store.merged(self.trust_list())
             outcome = signing.qr.verify_qr_payload(
-                text, self.trust_list(), now=self.clock(), skew=CLOCK_SKEW
+                text, merged.trust_list, now=self.clock(), skew=CLOCK_SKEW
             )
         except PayloadError as e:
             return VerificationResult("qr", False, [Check("format", False, str(e))])
@@ -576,10 +599,13 @@ class CertificateService:
             # Claims are shown only once their signature verified: a forged payload's
             # "holder" and "issuer" would otherwise be displayed as if they meant something.
             public_claims = _public_claims(claims)
+            if is_expired(claims.valid_until, self.clock()):
+                # Expiry applied on read (issue 6): the record turns 05 before it is shown.
+                self.lifecycle.expire_if_due(claims.identifier)
             with self.sessions() as s:
                 row = s.scalar(sa.select(Certificate).where(Certificate.identifier == claims.identifier))
                 if row is None:
-                    checks.append(Check("status", False, "no certificate with this identifier in this registry"))
+                    checks.append(self._remote_status(claims, outcome.issuer, merged))
                 else:
                     view = self._view(row)
                     checks.append(_status_check(row.status))
@@ -587,6 +613,16 @@ class CertificateService:
             checks.append(Check("status", False, "not checked: the signature did not verify"))
         valid = bool(outcome.valid) and all(c.ok for c in checks)
         return VerificationResult("qr", valid, checks, view, public_claims)
+
+    def _remote_status(self, claims: Any, issuer: Any, merged: Any) -> Check:
+        """Status of a certificate not in this registry: from its issuer's status list, fetched whole."""
+        if claims.status_list is None or claims.status_index is None:
+            return Check("status", False, "no certificate with this identifier in this registry, and it names no status list")
+        uri = merged.status_uri(issuer, claims.status_list) if issuer is not None else None
+        if uri is None:
+            return Check("status", False, "the issuer's region publishes no status list this deployment knows")
+        answer = self.status_cache.lookup(uri, claims.status_index, [issuer.public_key])
+        return Check("status", answer.ok, answer.reason)
 
     def verify_pdf(self, pdf: bytes) -> VerificationResult:
         """Check a certificate PDF: its PAdES signature (``signing.pades``), the record's hash and status."""

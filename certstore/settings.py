@@ -27,6 +27,7 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_TSA_URL", parse_url("http", "https"), "RFC 3161 timestamp authority"),
     Variable("CERTSTORE_TSA_ROOT", parse_path, "PEM file with the TSA's root certificate(s)"),
     Variable("CERTSTORE_MAX_UPLOAD_BYTES", parse_int, "largest upload the verify endpoints accept"),
+    Variable("CERTSTORE_STATUS_LIST_MAX_AGE", parse_int, "seconds: older status lists are refused by verifiers"),
 )
 
 
@@ -45,6 +46,14 @@ class CertstoreSettings:
     """The ``aud`` certstore requires in access tokens from the idp."""
     max_upload_bytes: int = 10 * 1024 * 1024
     """Uploads (QR images, PDFs) above this are refused with 413."""
+    status_list_size: int = 131_072
+    """Entries per status list (issue 6: at least 131,072, so a position hides in a crowd)."""
+    status_list_ttl: int = 300
+    """Seconds a signed status list is served and cached before it is re-signed / re-fetched."""
+    status_list_lifetime: int = 86_400
+    """``exp - iat`` of a signed status list."""
+    status_list_max_age: int = 86_400
+    """A verifier refuses a status list issued longer ago than this (seconds)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -64,6 +73,8 @@ class CertstoreSettings:
             kwargs["tsa_root_file"] = values["CERTSTORE_TSA_ROOT"]
         if "CERTSTORE_MAX_UPLOAD_BYTES" in values:
             kwargs["max_upload_bytes"] = values["CERTSTORE_MAX_UPLOAD_BYTES"]
+        if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
+            kwargs["status_list_max_age"] = values["CERTSTORE_STATUS_LIST_MAX_AGE"]
         return cls(common=common, **kwargs)
 
     @property

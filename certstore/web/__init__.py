@@ -39,10 +39,11 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["certstore"] = services
 
-    from . import api, public
+    from . import api, lifecycle, public
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(lifecycle.bp)  # issue 6: status changes, status lists, signed trust list
     register_error_handlers(app)
 
     @app.after_request

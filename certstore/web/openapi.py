@@ -26,6 +26,14 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
+    doc = _document(server_url)
+    from .lifecycle import OPENAPI_PATHS  # issue 6 routes, documented beside their views
+
+    doc["paths"].update(OPENAPI_PATHS)
+    return doc
+
+
+def _document(server_url: str) -> dict[str, Any]:
     cert_ref = {"$ref": "#/components/schemas/Certificate"}
     result_ref = {"$ref": "#/components/schemas/VerificationResult"}
     return {
