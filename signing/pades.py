@@ -38,10 +38,12 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError as PyHankoPdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.timestamps import TimestampRequestError
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -338,8 +340,12 @@ def sign_pdf(
             bytes_reserved=_BYTES_RESERVED_TSA if timestamper else _BYTES_RESERVED,
             output=out,
         )
+    except TimestampRequestError as exc:
+        raise SigningError(f"the timestamp authority did not answer properly: {exc}") from exc
     except (PyHankoSigningError, OSError) as exc:
         raise SigningError(f"PDF signing failed: {exc}") from exc
+    except PyHankoPdfError as exc:
+        raise PdfError(f"the PDF cannot be signed: {exc}") from exc
     level = "B-LT" if lt else "B-T" if timestamper else "B-B"
     logger.info("signed PDF (%s) for %s", level, getattr(signer, "uscc", signer.kid))
     return out.getvalue()

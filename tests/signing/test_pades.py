@@ -219,6 +219,16 @@ def test_signer_without_certificate_is_refused(page: bytes) -> None:
         sign_pdf(page, MemorySigner(ec.generate_private_key(ec.SECP256R1())))
 
 
+def test_unreachable_timestamp_authority_is_a_clear_error(pki: Pki, page: bytes) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SigningError, match="timestamp authority"):
+        sign_pdf(page, pki.signer, timestamper_url=f"http://127.0.0.1:{port}/tsa")
+
+
 @pytest.mark.slow
 def test_b_t_signature_carries_a_trusted_timestamp(pki: Pki, page: bytes, tsa: Tsa) -> None:
     signed = sign_pdf(page, pki.signer, timestamper_url=tsa.url)
