@@ -580,24 +580,38 @@ class AccountService:
     def _store_batch(
         self, batch: list[tuple[int, Citizen]], report: ImportReport, actor: str
     ) -> None:
-        with self.db.session() as s:
-            indexes = [c.id_number_index for _, c in batch]
-            existing = set(
-                s.scalars(sa.select(Citizen.id_number_index).where(Citizen.id_number_index.in_(indexes)))
-            )
-            fresh = []
+        try:
+            added, rejected = self._insert_batch(batch, actor)
+        except sa.exc.IntegrityError:
+            # Someone created one of these accounts meanwhile: go row by row.
+            added, rejected = 0, []
             for line, citizen in batch:
-                if citizen.id_number_index in existing:
-                    report.rejected.append(
-                        RejectedRow(line, "an account with this ID number already exists")
-                    )
-                else:
-                    fresh.append(citizen)
+                try:
+                    n, r = self._insert_batch([(line, citizen)], actor)
+                except sa.exc.IntegrityError:
+                    n, r = 0, [line]
+                added += n
+                rejected += r
+        report.imported += added
+        report.rejected += [
+            RejectedRow(line, "an account with this ID number already exists") for line in rejected
+        ]
+
+    @staticmethod
+    def _existing_indexes(s: Session, indexes: list[str]) -> set[str]:
+        query = sa.select(Citizen.id_number_index).where(Citizen.id_number_index.in_(indexes))
+        return set(s.scalars(query))
+
+    def _insert_batch(self, batch: list[tuple[int, Citizen]], actor: str) -> tuple[int, list[int]]:
+        """Insert the rows whose number is new; ``(inserted, lines already there)``."""
+        with self.db.session() as s:
+            existing = self._existing_indexes(s, [c.id_number_index for _, c in batch])
+            fresh = [c for _, c in batch if c.id_number_index not in existing]
             s.add_all(fresh)
             s.flush()
             if fresh:
                 self._audit(s, "account.imported", actor=actor, detail={"count": len(fresh)})
-        report.imported += len(fresh)
+        return len(fresh), [line for line, c in batch if c.id_number_index in existing]
 
     # ----------------------------------------------------------------- audit
 

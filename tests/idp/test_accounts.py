@@ -9,6 +9,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as RealArgon2id
+from sqlalchemy.orm import Session
 
 import idp.passwords
 from idp.accounts import ID_NUMBER_PURPOSE, AccountService
@@ -331,3 +332,30 @@ def test_passing_the_second_factor_clears_the_counters(services: Services) -> No
     assert services.accounts.verify_totp(citizen.id, good, at=now)
     for _ in range(4):
         assert services.accounts.login(ALICE, "wrong horse").status == "invalid"
+
+
+
+def test_import_survives_an_account_created_meanwhile(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another admin adds one of the numbers between the check and the insert."""
+    services.accounts.add(BOB, "李四", "their pass 1")
+    original = AccountService._existing_indexes
+    missed: list[bool] = []
+
+    def stale_once(s: Session, indexes: list[str]) -> set[str]:
+        if not missed:  # the first check ran before the other admin's commit
+            missed.append(True)
+            return set()
+        return original(s, indexes)
+
+    monkeypatch.setattr(AccountService, "_existing_indexes", staticmethod(stale_once))
+    path = _write(tmp_path, f"id_number,name\n{ALICE},张三\n{BOB},李四的重复\n")
+    report = services.accounts.import_csv(path)
+    assert missed and report.imported == 1
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (3, "an account with this ID number already exists")
+    ]
+    alice = services.accounts.find_by_id_number(ALICE)
+    bob = services.accounts.find_by_id_number(BOB)
+    assert alice is not None and bob is not None and bob.name == "李四"
