@@ -146,7 +146,7 @@ class QrClaims:
     """Which status list holds this certificate's status (issue 6)."""
     status_index: int | None = None
     """Its position in that list."""
-    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     """The few type-specific fields the type puts into the QR."""
 
     def __post_init__(self) -> None:
@@ -333,17 +333,26 @@ def _pack_code(code: str) -> str | bytes:
     return n.to_bytes(_PACKED_USCC_LEN, "big")
 
 
+_UNPACKED: dict[bytes, str] = {}  # packed credit code -> text; issuers repeat
+
+
 def _unpack_code(value: Any, what: str) -> str:
     if isinstance(value, str) and 0 < len(value) <= 64:
         return value
     if isinstance(value, bytes) and len(value) == _PACKED_USCC_LEN:
+        known = _UNPACKED.get(value)
+        if known is not None:
+            return known
         n = int.from_bytes(value, "big")
         if n < 31**18:
             pairs = []
             for _ in range(9):
                 n, d = divmod(n, 961)
                 pairs.append(_USCC_PAIRS[d])
-            return "".join(reversed(pairs))
+            code = "".join(reversed(pairs))
+            if len(_UNPACKED) < 4096:
+                _UNPACKED[value] = code
+            return code
     raise _bad(f"the {what} claim must be text or a packed credit code")
 
 

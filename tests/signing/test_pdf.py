@@ -117,3 +117,18 @@ def test_zbarimg_decodes_the_qr_from_a_150_dpi_rendering(
     assert scanned == doc.qr_text
     assert decode_qr_payload(scanned).claims.holder_name == doc.holder_name
     assert make_qr(scanned).version <= 11
+
+
+@pytest.mark.external
+def test_zbarimg_decodes_the_qr_png(pki: Pki, tmp_path: Path) -> None:
+    from signing.qr import qr_png
+
+    text = document("business", pki.signer).qr_text
+    (tmp_path / "q.png").write_bytes(qr_png(text, box_size=4))
+    scanned = subprocess.run(
+        [_tool("zbarimg"), "--raw", "-q", str(tmp_path / "q.png")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert scanned == text

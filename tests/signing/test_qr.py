@@ -321,3 +321,11 @@ def test_with_check_recomputes_validity(pki: Pki) -> None:
     revoked = result.with_check(Check("status", False, "revoked (03)"))
     assert result.valid and not revoked.valid
     assert revoked.check("status") is not None
+
+
+def test_claims_are_hashable_and_comparable() -> None:
+    a, b = claims("resident"), claims("resident")
+    assert a == b and hash(a) == hash(b)
+    assert a != claims("resident", fields={"ad": "别处"})
+    with pytest.raises(TypeError):
+        a.fields["ad"] = "x"  # type: ignore[index]
