@@ -30,6 +30,8 @@ def _id_number(value: str) -> str:
 
 
 def _read_password() -> str:
+    if sys.stdin.isatty():  # typed by a person: hidden, twice
+        return str(click.prompt("password", hide_input=True, confirmation_prompt=True, err=True))
     line = sys.stdin.readline()
     if not line:
         raise InvalidInput("--password-stdin: nothing on standard input")
@@ -83,7 +85,10 @@ def register(group: click.Group) -> None:
             citizen = services.accounts.set_password(number, password, actor=cli_actor())
         finally:
             services.close()
-        click.echo(f"password set for {citizen.id_number_masked}")
+        from ..logout.runtime import end_sessions_after_password_change
+
+        ended = end_sessions_after_password_change(settings, citizen.id)  # issue 4 §4
+        click.echo(f"password set for {citizen.id_number_masked}; {ended} session(s) ended")
 
     @users.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
