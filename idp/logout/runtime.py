@@ -17,7 +17,13 @@ from ..settings import IdpSettings
 from .delivery import LogoutService
 from .queue import JobQueue
 
-__all__ = ["LogoutRuntime", "ProcessStack", "install_logout", "build_from_settings"]
+__all__ = [
+    "LogoutRuntime",
+    "ProcessStack",
+    "install_logout",
+    "build_from_settings",
+    "end_sessions_after_password_change",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +133,23 @@ def build_from_settings(settings: IdpSettings) -> ProcessStack:
         sessions=sessions,
     )
     return ProcessStack(services, sessions, runtime)
+
+
+def end_sessions_after_password_change(settings: IdpSettings, citizen_id: int) -> int:
+    """End every session of a citizen whose password changed (issue 4 §4: back-channel fires).
+
+    For callers outside the web app (``idp users set-password``); deliveries
+    go to the queue (drained here when it is the in-process one).
+    """
+    stack = build_from_settings(settings)
+    try:
+        ended = stack.sessions.end_all_for_citizen(str(citizen_id), "password_change")
+        if ended and stack.logout.queue.in_process:
+            stack.logout.queue.start_worker(sweep=False)
+            try:
+                stack.logout.queue.join(timeout_ms=10_000)
+            except Exception:  # still pending: recovered by the next worker start
+                logger.info("some logout deliveries are still pending")
+        return len(ended)
+    finally:
+        stack.close()

@@ -149,3 +149,15 @@ def test_init_demo_is_idempotent_and_keeps_secrets(env, tmp_path):
     assert runner.invoke(cli, ["init", "--demo"], env=env).exit_code == 0
     assert json.loads(path.read_text()) == data
     assert data["citizen"]["password"] not in first.output
+
+
+def test_password_change_ends_every_session_with_back_channel(world, rp):
+    res = world["runner"].invoke(
+        cli, ["users", "set-password", "--id-number", ID_NUMBER, "--password-stdin"],
+        input="a brand new passphrase 42\n", env=world["env"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "2 session(s) ended" in res.output
+    assert all(world["sessions"].get(s, touch=False) is None for s in world["sids"])
+    _deliver_with_worker(world, lambda: _deliveries(world)["counts"]["delivered"] == 2)
+    assert {d["reason"] for d in _deliveries(world)["deliveries"]} == {"password_change"}
