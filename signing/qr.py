@@ -358,12 +358,24 @@ def _unpack_code(value: Any, what: str) -> str:
 
 def _pack_text(text: str) -> str | bytes:
     """Chinese text as GB 18030 bytes when that is shorter than UTF-8 (2 bytes
-    per common character instead of 3); anything else stays a text string."""
+    per common character instead of 3); anything else stays a text string.
+
+    Only when every non-ASCII character has a two-byte GB 18030 code and none
+    is a private-use character: the few mappings that changed between
+    GB 18030-2005 and -2022 are all four-byte or private-use codes, so every
+    decoder (Python's codec, browsers' ``TextDecoder("gb18030")``) reads the
+    same text back.
+    """
+    if text.isascii():
+        return text
     try:
         gb = text.encode("gb18030")
     except UnicodeError:
         return text
-    return gb if len(gb) < len(text.encode("utf-8")) else text
+    non_ascii = sum(1 for ch in text if ord(ch) > 0x7F)
+    if len(gb) != len(text) + non_ascii or any("\ue000" <= ch <= "\uf8ff" for ch in text):
+        return text
+    return gb
 
 
 def _unpack_text(value: Any, what: str, *, max_len: int = 200) -> str:

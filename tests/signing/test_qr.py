@@ -329,3 +329,19 @@ def test_claims_are_hashable_and_comparable() -> None:
     assert a != claims("resident", fields={"ad": "别处"})
     with pytest.raises(TypeError):
         a.fields["ad"] = "x"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "packed"),
+    [
+        ("张三丰", True),  # common characters: two-byte GB 18030
+        ("Zhang San", False),  # ASCII stays text
+        ("王𠮷", False),  # a supplementary-plane character has a four-byte code: UTF-8
+        ("李\ue816", False),  # private use: mappings differ between GB 18030 editions
+    ],
+)
+def test_holder_name_encoding_choice_round_trips(pki: Pki, name: str, packed: bool) -> None:
+    text = encode_qr_payload(claims("resident", holder_name=name), pki.signer)
+    claim_map = cbor2.loads(cbor2.loads(b43decode(text[len(PREFIX) :])).value[2])
+    assert isinstance(claim_map[6], bytes) == packed
+    assert decode_qr_payload(text).claims.holder_name == name
