@@ -58,6 +58,7 @@ rl_config.useA85 = 0
 
 _font_lock = threading.Lock()
 _font_registered: str | None = None
+_font_path: Path | None = None
 
 _PAGE_W, _PAGE_H = A4
 _MARGIN = 36.0
@@ -124,12 +125,18 @@ class _Style:
 
 
 def register_cjk_font(path: str | Path | None = None) -> str:
-    """Register the CJK TrueType font once per process; returns its reportlab name."""
-    global _font_registered
-    if _font_registered is not None and path is None:
+    """Register the CJK TrueType font once per process; returns its reportlab name.
+
+    Reading the font (a 17 MB collection) takes ~150 ms, so it happens once;
+    an explicit ``path`` different from the registered one registers that
+    font instead.
+    """
+    global _font_registered, _font_path
+    wanted = Path(path) if path is not None else None
+    if _font_registered is not None and (wanted is None or wanted == _font_path):
         return _font_registered
     with _font_lock:
-        if _font_registered is not None and path is None:
+        if _font_registered is not None and (wanted is None or wanted == _font_path):
             return _font_registered
         candidates = (Path(path),) if path is not None else FONT_CANDIDATES
         for candidate in candidates:
@@ -140,6 +147,7 @@ def register_cjk_font(path: str | Path | None = None) -> str:
                     raise PdfError(f"cannot read the CJK font {candidate}: {exc}") from exc
                 pdfmetrics.registerFont(font)
                 _font_registered = FONT_NAME
+                _font_path = candidate
                 logger.info("registered CJK font %s", candidate)
                 return FONT_NAME
         raise PdfError(

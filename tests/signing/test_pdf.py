@@ -132,3 +132,13 @@ def test_zbarimg_decodes_the_qr_png(pki: Pki, tmp_path: Path) -> None:
         check=True,
     ).stdout.strip()
     assert scanned == text
+
+
+def test_explicit_font_path_is_used(pki: Pki) -> None:
+    from signing.pdf import FONT_CANDIDATES
+
+    path = next((p for p in FONT_CANDIDATES if p.is_file()), None)
+    if path is None:
+        pytest.skip("no CJK font installed")
+    doc = document("diploma", pki.signer)
+    assert render_certificate_pdf(doc, font_path=path) == render_certificate_pdf(doc)
