@@ -136,7 +136,11 @@ _start_lock = threading.Lock()
 
 @bp.before_app_request
 def _start_inprocess_worker() -> None:
-    ext = current_app.extensions.get("yiwang")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Runs once: then it takes itself off the request path (hot endpoints pay nothing).
+    funcs = app.before_request_funcs
+    funcs[None] = [f for f in funcs.get(None, []) if f is not _start_inprocess_worker]
+    ext = app.extensions.get("yiwang")
     logout = getattr(ext, "logout", None)
     if logout is None or getattr(logout, "_web_worker_checked", False):
         return

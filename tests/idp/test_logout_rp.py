@@ -219,3 +219,14 @@ def test_unknown_sid_without_session_ends_nothing_and_shows_a_neutral_page(web, 
     assert resp.status_code == 200
     assert 'id="logout-message"' in resp.get_data(as_text=True)
     assert app.extensions["yiwang"].sessions.get(sid, touch=False) is not None
+
+
+def test_worker_start_hook_leaves_the_request_path_after_the_first_request(app, web):
+    from idp.web.logout import _start_inprocess_worker
+
+    assert _start_inprocess_worker in app.before_request_funcs[None]
+    web.get("/.well-known/openid-configuration")
+    assert _start_inprocess_worker not in app.before_request_funcs[None]
+    runtime = app.extensions["yiwang"]
+    # Embedded default (no Redis server configured): the in-process worker runs.
+    assert (runtime.logout.queue._worker is not None) == (not runtime.settings.common.redis_url)
