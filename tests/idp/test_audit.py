@@ -170,3 +170,28 @@ def test_closing_the_background_writer_drains_it(services: Services) -> None:
     assert services.audit.verify().records == 25
     with pytest.raises(ValueError, match="at most 64"):
         audit.record("login.failure", ip="x" * 65)
+
+
+def test_an_altered_head_is_found_even_on_an_empty_log(services: Services) -> None:
+    assert services.audit.verify().intact
+    _sql(services.db, "UPDATE audit_head SET hash = :h", h="f" * 64)
+    report = services.audit.verify()
+    assert not report.intact and "head" in (report.problem or "")
+
+
+def test_verify_stops_at_the_head_it_read(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records a running idp appends during the walk are not mistaken for tampering."""
+    _fill(services.audit, 3)
+    real_walk = AuditLog._walk
+
+    def walk_while_appending(self: AuditLog, s: object, upto: int, batch: int = 1000):  # type: ignore[no-untyped-def]
+        AuditLog(services.db).record("token.grant", client_id="late")  # another instance
+        yield from real_walk(self, s, upto, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AuditLog, "_walk", walk_while_appending)
+    report = services.audit.verify()
+    monkeypatch.undo()
+    assert report.intact and report.records == 3
+    assert services.audit.verify().records == 4
