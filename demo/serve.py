@@ -201,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
                         "Yiwang demo is running:",
                         f"  idp        http://127.0.0.1:{IDP_PORT}/account",
                         *[f"  portal {letter}   http://127.0.0.1:{p}/" for letter, p in zip("AB", ports, strict=False)],
+                        f"  kiosk      http://127.0.0.1:{ports[-1]}/kiosk (device grant: approve on the idp)",
+                        *(
+                            [f"  certstore  http://127.0.0.1:{CERTSTORE_PORT}/verify"]
+                            if any(s.name == "certstore" for s in sup.services)
+                            else []
+                        ),
                         f"  sign in with ID number {citizen['id_number']} and password {citizen['password']}",
                         "  (sign in at portal A, open portal B: no login form; sign out at either: both end)",
                         "  Ctrl-C stops everything.",
