@@ -55,6 +55,7 @@ class Supervisor:
         self.out = out
         self.grace = grace
         self.procs: dict[str, subprocess.Popen[str]] = {}
+        self._pumps: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         width = max((len(s.name) for s in self.services), default=4)
@@ -88,7 +89,9 @@ class Supervisor:
                 start_new_session=True,
             )
             self.procs[s.name] = proc
-            threading.Thread(target=self._pump, args=(s.name, proc.stdout), daemon=True).start()
+            pump = threading.Thread(target=self._pump, args=(s.name, proc.stdout), daemon=True)
+            pump.start()
+            self._pumps.append(pump)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -134,6 +137,8 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        for pump in self._pumps:  # the last lines a service wrote before exiting
+            pump.join(timeout=2)
 
 
 def _cli(name: str) -> list[str]:
