@@ -31,8 +31,7 @@ def granian_argv(*, host: str, port: int, workers: int, threads: int | None = No
         "--workers", str(workers), "--no-ws", "--log-level", "warning",
     ]
     if threads:
-        # One request per blocking thread: more would only queue on the GIL.
-        argv += ["--blocking-threads", str(threads), "--backpressure", str(threads)]
+        argv += ["--blocking-threads", str(threads)]
     return [*argv, TARGET]
 
 
@@ -42,8 +41,8 @@ def register(group: click.Group) -> None:
     @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
     @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
                   help="worker processes")
-    @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
-                  help="blocking threads per worker (requests handled at once)")
+    @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256),
+                  help="Python threads per worker; more only help while requests wait on Redis, SQL or Argon2id")
     @click.option("--check", is_flag=True, help="build the application once and exit (configuration check)")
     @click.pass_obj
     def serve(settings: IdpSettings, host: str, port: int, workers: int, threads: int | None, check: bool) -> None:

@@ -106,7 +106,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
             claims["nonce"] = code.nonce
         if token.get("access_token"):
             claims["at_hash"] = at_hash(token["access_token"])
-        citizen = provider.get_citizen(user.citizen_id)
+        citizen = user.citizen if user.citizen is not None else provider.get_citizen(user.citizen_id)
         if citizen is not None:
             allowed = provider.id_number_allowed(client, scopes)
             claims.update(user_claims(
@@ -184,7 +184,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             citizen_id=citizen.id, public_id=citizen.public_id, sid=authorization_code.sid,
             auth_time=authorization_code.auth_time, acr=authorization_code.acr,
             amr=list(authorization_code.amr), code_hash=authorization_code.code_hash,
-            extra={"resource": authorization_code.resource},
+            extra={"resource": authorization_code.resource}, citizen=citizen,
         )
 
 
@@ -244,6 +244,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             citizen_id=citizen.id, public_id=citizen.public_id, sid=row["sid"],
             auth_time=int(data.get("auth_time", 0)), acr=data.get("acr", ""),
             amr=list(data.get("amr", [])), family_id=row["family_id"], parent_jti=row["jti"],
+            citizen=citizen,
         )
 
     def revoke_old_credential(self, refresh_token: Any) -> None:

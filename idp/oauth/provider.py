@@ -64,6 +64,8 @@ class GrantUser:
     parent_jti: str | None = None
     code_hash: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    citizen: Any = None
+    """The loaded Citizen row, kept so one request reads it once."""
 
     def get_user_id(self) -> int:
         return self.citizen_id
@@ -223,16 +225,20 @@ class Provider:
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         rows = token.pop("_rows", None)
-        if rows:
-            self.tokens.store.add(rows)
-            code_hash = rows[0].get("code_hash")
-            if code_hash and request.payload.grant_type == "authorization_code":
-                self.codes.record_tokens(code_hash, [r["jti"] for r in rows])
-            self.audit(
-                "token.grant", client_id=request.client.client_id,
-                detail={"grant_type": request.payload.grant_type, "jti": rows[0]["jti"],
-                        "refresh": len(rows) > 1},
-            )
+        if not rows:
+            return  # client_credentials: nothing to record (the hot path stays off SQL)
+        detail = {"grant_type": request.payload.grant_type, "jti": rows[0]["jti"], "refresh": len(rows) > 1}
+        client_id = request.client.client_id
+
+        def audit(session: Any) -> None:
+            # One transaction for the records and their audit entry.
+            if self.audit_log is not None:
+                self.audit_log.record("token.grant", client_id=client_id, detail=detail, session=session)
+
+        self.tokens.store.add(rows, also=audit)
+        code_hash = rows[0].get("code_hash")
+        if code_hash and request.payload.grant_type == "authorization_code":
+            self.codes.record_tokens(code_hash, [r["jti"] for r in rows])
 
     # revocation on session end (issue 4 §6) ---------------------------
     def _revoke_on_session_end(self, session: Any, reason: str) -> None:

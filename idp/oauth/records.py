@@ -39,10 +39,13 @@ class SqlTokenStore(TokenStore):
     def __init__(self, db: Any) -> None:
         self._db = db
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+    def add(self, rows: Sequence[dict[str, Any]], *, also: Any = None) -> None:
+        """Insert the records; ``also(session)`` joins the same transaction (the audit record)."""
         if not rows:
             return
         with self._db.session() as s:
+            if also is not None:
+                also(s)
             for row in rows:
                 values = {k: v for k, v in row.items() if k in _FIELDS}
                 s.add(TokenRecord(

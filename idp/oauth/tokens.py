@@ -103,7 +103,7 @@ class TokenStore:
     another. Every method takes and returns plain values.
     """
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> None:  # pragma: no cover - interface
+    def add(self, rows: Sequence[dict[str, Any]], *, also: Any = None) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     def get(self, jti: str) -> dict[str, Any] | None:  # pragma: no cover

@@ -98,7 +98,8 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     user = None
     if session is not None and citizen is not None:
         user = GrantUser(citizen_id=citizen.id, public_id=citizen.public_id, sid=session.sid,
-                         auth_time=session.auth_time, acr=session.acr, amr=list(session.amr))
+                         auth_time=session.auth_time, acr=session.acr, amr=list(session.amr),
+                         citizen=citizen)
     params = dict(params)
     oreq = ParamsRequest("GET", params)
     try:
@@ -161,8 +162,6 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     r.sessions.add_client(session.sid, client.client_id)
     if fid:
         r.flows.delete(fid)
-    provider.audit("oauth.authorize", client_id=client.client_id,
-                   detail={"sid": session.sid, "scope": grant.request.scope})
     return response
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from ..oauth.discovery import discovery_document
 from .common import rt
@@ -21,12 +22,17 @@ def _route(*candidates: str) -> str | None:
 
 
 def _doc() -> Any:
-    r = rt()
-    resp = jsonify(discovery_document(
-        r.provider.issuer, require_par=r.provider.config.require_par,
-        end_session_path=_route("/logout", "/end_session", "/session/end"),
-        device_path=_route("/device/authorize", "/device_authorization", "/device/code"),
-    ))
+    # Built once per application: the document changes only with the deployment.
+    body = current_app.extensions.get("yiwang.discovery")
+    if body is None:
+        r = rt()
+        body = json.dumps(discovery_document(
+            r.provider.issuer, require_par=r.provider.config.require_par,
+            end_session_path=_route("/logout", "/end_session", "/session/end"),
+            device_path=_route("/device/authorize", "/device_authorization", "/device/code"),
+        ), ensure_ascii=False).encode()
+        current_app.extensions["yiwang.discovery"] = body
+    resp = Response(body, mimetype="application/json")
     resp.headers["Cache-Control"] = "public, max-age=300"
     resp.headers["Access-Control-Allow-Origin"] = "*"
     return resp
