@@ -1,0 +1,167 @@
+"""Logout fan-out benchmark (issue 4, ``make bench``).
+
+A session signed in to 50 clients, each with a back-channel logout URI on a
+local receiver, ends; we measure the time until all 50 logout tokens have been
+POSTed and answered, and the deliveries per second, with 1 and 2 ``idp
+worker`` processes (Dramatiq on Redis). Without ``YIWANG_REDIS_URL`` the queue
+is in-process and one worker thread pool is measured instead.
+
+Run: ``python -m idp.logout.bench [--clients 50] [--rounds 3]`` with the same
+``YIWANG_*`` environment as the idp (it adds clients named ``bench-fanout-N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..settings import IdpSettings
+
+__all__ = ["main", "run"]
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.count += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/bcl"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _ensure_clients(stack: Any, n: int, uri: str) -> list[str]:
+    from ..clients import ClientSpec
+    from ..models import Client
+
+    ids = [f"bench-fanout-{i}" for i in range(n)]
+    for cid in ids:
+        existing = stack.services.clients.get(cid)
+        if existing is None:
+            stack.services.clients.add(
+                ClientSpec(name=cid, client_id=cid, redirect_uris=["https://bench.example/cb"], backchannel_logout_uri=uri),
+                actor="bench",
+            )
+        else:
+            with stack.database.session() as db:
+                row = db.get(Client, cid)
+                row.backchannel_logout_uri = uri
+    return ids
+
+
+def _one_round(stack: Any, receiver: _Receiver, ids: list[str], timeout: float = 120.0) -> float:
+    session, _ = stack.sessions.create("0", int(time.time()), "bench", ["pwd"], "bench", "", "")
+    for cid in ids:
+        stack.sessions.add_client(session.sid, cid)
+    start_count = receiver.count
+    t0 = time.perf_counter()
+    stack.sessions.end(session.sid, "admin")
+    while receiver.count - start_count < len(ids):
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError(f"only {receiver.count - start_count} of {len(ids)} delivered in {timeout:g} s")
+        time.sleep(0.002)
+    return time.perf_counter() - t0
+
+
+def _start_workers(n: int, threads: int) -> list[subprocess.Popen[bytes]]:
+    idp = str(Path(sys.executable).with_name("idp"))
+    procs = [
+        subprocess.Popen(  # noqa: S603
+            [idp, "worker", "--threads", str(threads)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(n)
+    ]
+    time.sleep(3)  # workers connect and declare their queues
+    return procs
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.wait(timeout=30)
+
+
+def run(settings: IdpSettings, *, clients: int = 50, rounds: int = 3, threads: int = 8) -> list[dict[str, Any]]:
+    from .runtime import build_from_settings
+
+    stack = build_from_settings(settings)
+    receiver = _Receiver()
+    results = []
+    try:
+        ids = _ensure_clients(stack, clients, receiver.uri)
+        setups: list[tuple[str, int]] = (
+            [("idp worker ×1", 1), ("idp worker ×2", 2)] if settings.common.redis_url else [("in-process worker", 0)]
+        )
+        for label, workers in setups:
+            procs = _start_workers(workers, threads) if workers else []
+            if not workers:
+                stack.logout.queue.start_worker(threads=threads, sweep=False)
+            try:
+                _one_round(stack, receiver, ids)  # warm-up: connections, key loading
+                times = [_one_round(stack, receiver, ids) for _ in range(rounds)]
+            finally:
+                if workers:
+                    _stop_workers(procs)
+                else:
+                    stack.logout.queue.stop_worker()
+            median = statistics.median(times)
+            results.append(
+                {"setup": label, "clients": clients, "seconds": median, "deliveries_per_s": clients / median}
+            )
+    finally:
+        receiver.close()
+        stack.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Back-channel logout fan-out benchmark")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8, help="worker threads per process")
+    args = parser.parse_args(argv)
+    settings = IdpSettings.from_env(os.environ)
+    print(f"logout fan-out: one session signed in to {args.clients} clients, median of {args.rounds}")
+    for r in run(settings, clients=args.clients, rounds=args.rounds, threads=args.threads):
+        print(
+            f"  {r['setup']:<18} all {r['clients']} logout tokens delivered in {r['seconds'] * 1000:7.1f} ms"
+            f"  ({r['deliveries_per_s']:7.1f} deliveries/s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
