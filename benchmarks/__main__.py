@@ -1,0 +1,68 @@
+"""``python -m benchmarks [--only a,b] [--quick]``: every figure the issues ask for.
+
+Sections run one after the other (never in parallel: each pins its server to
+core 0 and its load to core 1), and a section whose parts are missing says so
+instead of failing the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+
+SECTIONS = {
+    "idp": "benchmarks.oidc",
+    "logout": "benchmarks.logout",
+    "signing": "signing.bench",
+    "certstore": "certstore.benchmark",
+    "batch": "benchmarks.batch",
+    "statuslist": "benchmarks.statuslist",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--only", help="comma-separated sections: " + ", ".join(SECTIONS))
+    parser.add_argument("--quick", action="store_true", help="one round, short runs")
+    args = parser.parse_args(argv)
+    wanted = args.only.split(",") if args.only else list(SECTIONS)
+    failed = 0
+    for name in wanted:
+        if name not in SECTIONS:
+            print(f"unknown section {name!r}", file=sys.stderr)
+            return 2
+        print(f"\n=== {name} ===", flush=True)
+        start = time.monotonic()
+        try:
+            module = importlib.import_module(SECTIONS[name])
+        except ModuleNotFoundError as e:
+            print(f"skipped: {e}")
+            continue
+        try:
+            if name == "idp":
+                module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8)
+            elif hasattr(module, "main"):
+                module.main([] if not args.quick else ["--quick"]) if _takes_argv(module.main) else module.main()
+            else:
+                module.run()
+        except Exception:
+            failed += 1
+            traceback.print_exc()
+        print(f"({name}: {time.monotonic() - start:.0f} s)", flush=True)
+    return 1 if failed else 0
+
+
+def _takes_argv(fn: object) -> bool:
+    import inspect
+
+    try:
+        return len(inspect.signature(fn).parameters) > 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The idp beside the reference provider (panva's oidc-provider), on the same core.
+
+Starts, for real: the idp (``idp serve``, one granian worker, on PostgreSQL and
+Redis like production) and the reference provider from ``shared/oidc-bench``,
+both pinned to core 0; drives ``bench/compare.sh`` from core 1 so that each
+scenario runs A, B, A, B… with the same settings; prints the medians and the
+ratio idp/reference per scenario. Also measures the Argon2id hash time, since
+password logins/s are bounded by 1/(hash time), not by the reference's figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ._proc import REDIS_URL, free_port, pg_schema, pinned, started, wait_http
+
+__all__ = ["run"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_BENCH = ROOT.parent / "shared" / "oidc-bench"
+BENCH_COPY = Path(tempfile.gettempdir()) / "yiwang-oidc-bench"
+CITIZEN = ("11010519491231002X", "bench-password-0123")
+CLIENT_ID = "benchclient0000000000001"
+
+
+def argon2_hash_seconds(samples: int = 15) -> float:
+    """Median wall time of one Argon2id hash at the production parameters."""
+    from idp.passwords import PasswordHasher
+
+    hasher = PasswordHasher()
+    times = []
+    for i in range(samples):
+        t = time.perf_counter()
+        hasher.hash(f"password-{i}")
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _prepare_bench_copy() -> Path:
+    if not SHARED_BENCH.is_dir():
+        raise RuntimeError(f"{SHARED_BENCH} not found")
+    if not (BENCH_COPY / "node_modules" / "oidc-provider").is_dir():
+        shutil.rmtree(BENCH_COPY, ignore_errors=True)
+        shutil.copytree(SHARED_BENCH, BENCH_COPY)
+        for p in BENCH_COPY.rglob("*"):
+            p.chmod(p.stat().st_mode | 0o200)
+        cmd = ["npm", "ci"] if (BENCH_COPY / "package-lock.json").exists() else ["npm", "install"]
+        subprocess.run(cmd, cwd=BENCH_COPY, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    return BENCH_COPY
+
+
+def _idp(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    exe = str(Path(sys.executable).parent / "idp")
+    done = subprocess.run(  # noqa: S603
+        [exe, *args], env=env, input=stdin, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"idp {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None) -> dict[str, object]:
+    bench = _prepare_bench_copy()
+    work = Path(tempfile.mkdtemp(prefix="yiwang-bench-"))
+    port = free_port()
+    results: dict[str, object] = {}
+    with pg_schema() as db_url:
+        env = {
+            **os.environ,
+            "YIWANG_HOME": str(work / "home"),
+            "YIWANG_DATABASE_URL": db_url,
+            "YIWANG_REDIS_URL": REDIS_URL,
+            "YIWANG_REDIS_PREFIX": f"bench{port}:",
+            "YIWANG_ISSUER": f"http://127.0.0.1:{port}",
+            "YIWANG_LOG_LEVEL": "warning",
+        }
+        _idp(env, "init")
+        _idp(env, "users", "add", "--id-number", CITIZEN[0], "--name", "压测用户", "--password-stdin", stdin=CITIZEN[1] + "\n")
+        client = json.loads(
+            _idp(
+                env, "clients", "add", "--name", "oidc-bench", "--client-id", CLIENT_ID,
+                "--redirect-uri", "http://127.0.0.1:9100/cb",
+                "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+                "--grant-type", "client_credentials",
+                "--scope", "openid", "--scope", "profile", "--scope", "email",
+                "--scope", "offline_access", "--scope", "api:read",
+                "--first-party", "--json",
+            )
+        )
+        config = json.loads((bench / "bench" / "config.template.json").read_text())
+        config["issuer"] = env["YIWANG_ISSUER"]
+        config["user"] = {"username": CITIZEN[0], "password": CITIZEN[1]}
+        config["clients"]["confidential"].update(client_id=client["client_id"], client_secret=client["client_secret"])
+        config["login_adapter_options"] = {
+            "usernameField": "id_number",
+            "passwordField": "password",
+            "consentMarker": "data-consent",
+        }
+        cfg_file = work / "yiwang.json"
+        cfg_file.write_text(json.dumps(config, indent=2))
+
+        idp_argv = pinned([str(Path(sys.executable).parent / "idp"), "serve", "--port", str(port), "--workers", "1"], 0)
+        ref_env = {**os.environ, "REF_OP_QUIET": "1"}
+        with (
+            started(idp_argv, env=env, log=work / "idp.log") as idp_proc,
+            started(pinned(["node", "ref-op/server.js"], 0), env=ref_env, log=work / "ref.log", cwd=bench) as ref_proc,
+        ):
+            wait_http(f"{env['YIWANG_ISSUER']}/.well-known/openid-configuration")
+            wait_http("http://127.0.0.1:3000/.well-known/openid-configuration")
+            argv = [
+                "bash", "bench/compare.sh", "--rounds", str(rounds), "--duration", str(duration),
+                "--pid-a", str(ref_proc.pid), "--pid-b", str(idp_proc.pid), "--out", str(work / "compare"),
+            ]
+            if shutil.which("taskset"):
+                argv += ["--cpu", "1"]
+            if scenarios:
+                argv += ["--scenarios", scenarios]
+            argv += ["bench/config.ref-op.json", str(cfg_file)]
+            done = subprocess.run(argv, cwd=bench, capture_output=True, text=True, check=False)  # noqa: S603
+            print(done.stdout, end="")
+            if done.returncode != 0:
+                print(done.stderr, end="", file=sys.stderr)
+            results["compare_rc"] = done.returncode
+            results["compare_output"] = done.stdout
+    hash_s = argon2_hash_seconds()
+    results["argon2id_hash_ms"] = hash_s * 1000
+    print(f"Argon2id hash (m=19 MiB, t=2, p=1): {hash_s * 1000:.1f} ms -> ceiling {1 / hash_s:.1f} password logins/s per core")
+    print(f"(work files in {work})")
+    return results
