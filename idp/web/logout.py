@@ -9,8 +9,11 @@ browser's SSO session:
 - otherwise (no hint, or a hint for another session) the citizen is asked to
   confirm on a CSRF-protected form (§2: "the OP SHOULD ask the End-User
   whether to log out");
-- no session at all: nothing is ended; the citizen goes back to a validated
-  ``post_logout_redirect_uri`` or sees a neutral page;
+- no session cookie (a cross-site POST from the RP does not carry it under
+  ``SameSite=Lax``) but a valid hint: the session the hint names ends if it
+  still lives;
+- no session at all (unknown or ended ``sid``): nothing is ended; the citizen
+  goes back to a validated ``post_logout_redirect_uri`` or sees a neutral page;
 - a request we must refuse (forged hint, unregistered redirect URI…): an
   error page, nothing ended, no redirect.
 
@@ -223,13 +226,17 @@ def _logged_out(language: str, *, ended: Any, plan: LogoutPlan | None) -> Respon
     return resp
 
 
-def _end(current: Any, plan: LogoutPlan | None, language: str) -> Response:
-    ended = rt().sessions.end(current.sid, "logout")
+def _audit_logout(plan: LogoutPlan | None, sid: str) -> None:
     rt().provider.audit(
         "session.logout",
         client_id=plan.client_id if plan else None,
-        detail={"sid": current.sid, "rp_initiated": plan is not None and plan.client_id is not None},
+        detail={"sid": sid, "rp_initiated": plan is not None and plan.client_id is not None},
     )
+
+
+def _end(current: Any, plan: LogoutPlan | None, language: str) -> Response:
+    ended = rt().sessions.end(current.sid, "logout")
+    _audit_logout(plan, current.sid)
     return _logged_out(language, ended=ended, plan=plan)
 
 
@@ -250,6 +257,14 @@ def end_session() -> Any:
         return _render("logout_error.html", 400, language=language, message=e.message)
     current = current_session(touch=False)
     if current is None:
+        if plan.hint is not None and plan.hint.sid:
+            # No cookie came along — typically a cross-site POST from the RP,
+            # which SameSite=Lax keeps the cookie from — but our own ID token
+            # names the session: end it if it still lives (§2).
+            ended = rt().sessions.end(plan.hint.sid, "logout")
+            if ended is not None:
+                _audit_logout(plan, ended.sid)
+            return _logged_out(language, ended=ended, plan=plan)
         # Nothing to end (never signed in, or the sid is gone already).
         return _logged_out(language, ended=None, plan=plan)
     if plan.proves_session(current.sid):

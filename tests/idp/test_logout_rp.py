@@ -211,14 +211,26 @@ def test_hint_for_another_session_asks_instead_of_ending(web, portal, app, idp_s
     assert app.extensions["yiwang"].sessions.get(new_sid, touch=False) is not None
 
 
-def test_unknown_sid_without_session_ends_nothing_and_shows_a_neutral_page(web, portal, app, idp_services):
-    id_token = _signed_in(web, portal)
-    sid = _claims(id_token)["sid"]
+def test_unknown_sid_ends_nothing_and_shows_a_neutral_page(web, portal, app, idp_services):
+    old = _signed_in(web, portal)
+    app.extensions["yiwang"].sessions.end(_claims(old)["sid"], "admin")
+    current = _signed_in(web, portal)  # another live session of the same citizen
     other = app.test_client()  # a browser with no SSO cookie
-    resp = other.get("/logout", query_string={"id_token_hint": id_token})
+    resp = other.get("/logout", query_string={"id_token_hint": old})
     assert resp.status_code == 200
     assert 'id="logout-message"' in resp.get_data(as_text=True)
-    assert app.extensions["yiwang"].sessions.get(sid, touch=False) is not None
+    assert "iframe" not in resp.get_data(as_text=True)
+    assert app.extensions["yiwang"].sessions.get(_claims(current)["sid"], touch=False) is not None
+
+
+def test_cross_site_post_without_cookie_ends_the_hinted_session(web, portal, app):
+    id_token = _signed_in(web, portal)
+    sid = _claims(id_token)["sid"]
+    rp_backend = app.test_client()  # SameSite=Lax: a cross-site POST carries no SSO cookie
+    resp = rp_backend.post("/logout", data={"id_token_hint": id_token, "post_logout_redirect_uri": POST_LOGOUT})
+    assert resp.status_code == 200 and "fc-logout" in resp.get_data(as_text=True)
+    assert app.extensions["yiwang"].sessions.get(sid, touch=False) is None
+    assert _prompt_none(web, portal)["error"] == "login_required"
 
 
 def test_worker_start_hook_leaves_the_request_path_after_the_first_request(app, web):
