@@ -242,3 +242,12 @@ def test_worker_start_hook_leaves_the_request_path_after_the_first_request(app, 
     runtime = app.extensions["yiwang"]
     # Embedded default (no Redis server configured): the in-process worker runs.
     assert (runtime.logout.queue._worker is not None) == (not runtime.settings.common.redis_url)
+
+
+def test_ui_locales_chooses_the_language(web, portal):
+    _signed_in(web, portal)
+    english = web.get("/logout", query_string={"ui_locales": "en", "client_id": portal.client_id})
+    assert "Sign out of Yiwang?" in english.get_data(as_text=True)
+    assert 'lang="en"' in english.get_data(as_text=True)
+    chinese = web.get("/logout", query_string={"ui_locales": "zh-CN"})
+    assert "是否退出统一身份认证" in chinese.get_data(as_text=True)
