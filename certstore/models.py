@@ -34,6 +34,8 @@ __all__ = [
     "TrustImport",
     "AccessLog",
     "WalletLink",
+    "BatchJob",
+    "BatchRow",
 ]
 
 # DESIGN.md, domain reference: certificate status codes.
@@ -241,3 +243,32 @@ class WalletLink(Base):
     sub: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     holder_code_index: Mapped[str] = mapped_column(sa.String(64), index=True)
     linked_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+
+
+class BatchJob(Base):
+    """One ``certstore issue-batch`` run (rows in :class:`BatchRow`), written before any job is queued."""
+
+    __tablename__ = "cert_batch_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer_uscc: Mapped[str] = mapped_column(sa.ForeignKey("cert_issuers.uscc"))
+    type_code: Mapped[str] = mapped_column(sa.ForeignKey("cert_types.code"))
+    source: Mapped[str] = mapped_column(sa.String(300))
+    total: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class BatchRow(Base):
+    """One CSV row: its data sealed (it holds an ID number), then its outcome."""
+
+    __tablename__ = "cert_batch_rows"
+
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("cert_batch_jobs.id"), primary_key=True)
+    row_no: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    external_ref: Mapped[str] = mapped_column(sa.String(200))
+    data_enc: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    state: Mapped[str] = mapped_column(sa.String(12), default="pending")
+    """``pending``, ``issued``, ``existing`` (issued by an earlier run) or ``failed``."""
+    identifier: Mapped[str | None] = mapped_column(sa.String(120))
+    error: Mapped[str | None] = mapped_column(sa.String(500))

@@ -103,6 +103,8 @@ class IssueRequest:
     issuer: str | None = None
     """The issuer named in the body; when given it must be the caller's."""
     idempotency_key: str | None = None
+    external_ref: str | None = None
+    """Batch issuance's idempotency (issue 6): unique per issuer (``certstore.batch``)."""
 
     def __repr__(self) -> str:  # the holder code stays out of logs
         return f"IssueRequest(type={self.type_code!r}, issuer={self.issuer!r})"
@@ -276,6 +278,7 @@ class CertificateService:
             pdf_sha256=hashlib.sha256(pdf).hexdigest(),
             qr_text=qr_text,
             idempotency_key=key,
+            external_ref=request.external_ref,
             status_list=slot.list_id,
             status_index=slot.index,
         )

@@ -75,9 +75,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('certificates', schema=None) as batch_op:
         batch_op.create_index('ix_cert_status_list', ['status_list'], unique=False)
+    op.create_table('cert_batch_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('issuer_uscc', sa.String(length=18), nullable=False),
+    sa.Column('type_code', sa.String(length=24), nullable=False),
+    sa.Column('source', sa.String(length=300), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['issuer_uscc'], ['cert_issuers.uscc'], ),
+    sa.ForeignKeyConstraint(['type_code'], ['cert_types.code'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('cert_batch_rows',
+    sa.Column('job_id', sa.Integer(), nullable=False),
+    sa.Column('row_no', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('external_ref', sa.String(length=200), nullable=False),
+    sa.Column('data_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('identifier', sa.String(length=120), nullable=True),
+    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['job_id'], ['cert_batch_jobs.id'], ),
+    sa.PrimaryKeyConstraint('job_id', 'row_no')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('cert_batch_rows')
+    op.drop_table('cert_batch_jobs')
     with op.batch_alter_table('certificates', schema=None) as batch_op:
         batch_op.drop_index('ix_cert_status_list')
     op.drop_table('cert_status_slots')
