@@ -153,14 +153,11 @@ class RevocationEndpoint(_Revocation):
 
 def userinfo_claims(provider: Any, access: AccessTokenClaims) -> dict[str, Any] | None:
     """OIDC Core §5.3.2 claims for a verified access token; ``None`` if it has no citizen."""
-    row = provider.tokens.store.get(access.jti)
-    if row is None or row["revoked_at"] is not None or not row["citizen_id"]:
-        return None
     scopes = scope_to_list(access.scope) or []
     if "openid" not in scopes:
         return None
+    citizen = provider.token_citizen(access.jti)
     client = provider.query_client(access.client_id)
-    citizen = provider.get_citizen(int(row["citizen_id"]))
     if client is None or citizen is None or citizen.disabled:
         return None
     allowed = provider.id_number_allowed(client, scopes)

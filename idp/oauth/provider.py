@@ -138,6 +138,22 @@ class Provider:
                 s.expunge(c)
             return c
 
+    def token_citizen(self, jti: str) -> Citizen | None:
+        """The citizen of a live, recorded access token, in one query (the userinfo hot path)."""
+        import sqlalchemy as sa
+
+        from ..models import TokenRecord
+
+        with self.db.session() as s:
+            row = s.execute(
+                sa.select(Citizen)
+                .join(TokenRecord, TokenRecord.citizen_id == Citizen.id)
+                .where(TokenRecord.jti == jti, TokenRecord.revoked_at.is_(None))
+            ).scalar_one_or_none()
+            if row is not None:
+                s.expunge(row)
+            return row
+
     def citizen_claims(self, citizen: Citizen, *, with_id_number: bool) -> CitizenClaims:
         number = None
         if with_id_number:
