@@ -6,7 +6,9 @@ by its discovery URL, signs in with the authorization code flow and PKCE
 RP-Initiated Logout 1.0 §2, ``id_token_hint`` and a registered
 ``post_logout_redirect_uri``), and receives back-channel logout tokens
 (Back-Channel Logout 1.0 §2.5), which it validates as §2.6 says before ending
-its own sessions for that ``sid``.
+its own sessions for that ``sid``; it also answers front-channel logout
+(``/frontchannel-logout?iss=…&sid=…``, Front-Channel Logout 1.0 §2) when
+registered for it.
 
 ``/kiosk`` plays a kiosk or TV (RFC 8628 device authorization grant): it
 shows the user code and a QR code (SVG) of ``verification_uri_complete``, and
@@ -96,6 +98,8 @@ class SessionBook:
         self.received: list[dict[str, Any]] = []
         """Logout tokens received and accepted: ``{"token", "sid", "sub", "ended"}``."""
         self.rejected = 0
+        self.frontchannel: list[dict[str, Any]] = []
+        """Front-channel logout requests received: ``{"sid", "ended"}``."""
 
     def add(self, s: LocalSession) -> str:
         key = secrets.token_urlsafe(24)
@@ -311,6 +315,20 @@ def create_portal(config: PortalConfig) -> Flask:
         }
         return redirect(f"{end}?{urlencode(params)}")
 
+    @app.get("/frontchannel-logout")
+    def frontchannel_logout() -> Response:
+        """Front-Channel Logout 1.0 §2: loaded by the idp in an iframe, with ``iss`` and ``sid``."""
+        iss, sid = request.args.get("iss"), request.args.get("sid")
+        ended = 0
+        if iss == config.issuer and sid:  # §2: both must match what we know
+            ended = book.end_for(sid=sid, sub=None)
+            book.frontchannel.append({"sid": sid, "ended": ended})
+        return Response(
+            "<!doctype html><meta charset=utf-8><title>signed out</title>",
+            mimetype="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.post("/backchannel-logout")
     def backchannel_logout() -> Response:
         headers = {"Cache-Control": "no-store"}
@@ -412,6 +430,7 @@ def create_portal(config: PortalConfig) -> Flask:
                     "sids": book.sids(),
                     "logout_tokens": book.received,
                     "rejected": book.rejected,
+                    "frontchannel": book.frontchannel,
                 }
             )
 

@@ -108,9 +108,11 @@ class Portal:
         return dict(requests.get(f"{self.url}/_state", timeout=5).json())
 
 
-def register_portal(env: dict[str, str], name: str, *, extra: Sequence[str] = ()) -> Portal:
+def register_portal(env: dict[str, str], name: str, *, frontchannel: bool = False, extra: Sequence[str] = ()) -> Portal:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    if frontchannel:
+        extra = [*extra, "--frontchannel-logout-uri", f"{base}/frontchannel-logout"]
     out = idp_cli(
         env, "clients", "add", "--name", f"Portal {name}", "--redirect-uri", f"{base}/callback",
         "--post-logout-redirect-uri", f"{base}/", "--backchannel-logout-uri", f"{base}/backchannel-logout",

@@ -41,7 +41,7 @@ def stack(yiwang_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]
     env = {**yiwang_env, "YIWANG_ISSUER": issuer, "YIWANG_IDP_LOGOUT_MIN_BACKOFF_MS": "200"}
     idp_cli(env, "init")
     idp_cli(env, "users", "add", "--id-number", ID_NUMBER, "--name", "张三", "--password-stdin", stdin=PASSWORD)
-    a = register_portal(env, "A")
+    a = register_portal(env, "A", frontchannel=True)  # A also registers front-channel logout
     b = register_portal(env, "B")
     bin_dir = Path(sys.executable).parent
     specs = [("idp", [str(bin_dir / "idp"), "serve", "--port", str(port)], env, f"{issuer}/healthz")]
@@ -104,10 +104,15 @@ def test_sso_across_portals_and_single_sign_out(stack: dict[str, Any], page: Any
     sid_a, sid_b = a.state()["sids"], b.state()["sids"]
     assert sid_a == sid_b and sid_a[0]
 
-    # Sign out at B: RP-initiated logout with id_token_hint, back to B.
+    # Sign out at B: RP-initiated logout with id_token_hint. The idp's page
+    # loads A's front-channel URI in an iframe, then its script continues to B.
+    csp_errors: list[str] = []
+    page.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.click("#logout")
     page.wait_for_url(f"{b.url}/*")
     assert page.inner_text("#state") == "signed out"
+    assert [f["sid"] for f in a.state()["frontchannel"]] == [sid_a[0]]
+    assert csp_errors == []
 
     # Both portals got a valid logout token through the back channel.
     jwks = requests.get(f"{issuer}/jwks.json", timeout=5).json()
