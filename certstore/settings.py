@@ -28,6 +28,8 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_TSA_ROOT", parse_path, "PEM file with the TSA's root certificate(s)"),
     Variable("CERTSTORE_MAX_UPLOAD_BYTES", parse_int, "largest upload the verify endpoints accept"),
     Variable("CERTSTORE_STATUS_LIST_MAX_AGE", parse_int, "seconds: older status lists are refused by verifiers"),
+    Variable("CERTSTORE_CLIENT_ID", str, "certstore's client id at the idp (wallet sign-in, introspection)"),
+    Variable("CERTSTORE_CLIENT_SECRET", str, "certstore's client secret at the idp (never logged)"),
 )
 
 
@@ -54,6 +56,10 @@ class CertstoreSettings:
     """``exp - iat`` of a signed status list."""
     status_list_max_age: int = 86_400
     """A verifier refuses a status list issued longer ago than this (seconds)."""
+    client_id: str | None = None
+    """certstore's own client at the idp (registered ``--may-receive-id-number``): wallet
+    sign-in and introspection of citizens' tokens (``certstore.wallet``)."""
+    client_secret: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +79,9 @@ class CertstoreSettings:
             kwargs["tsa_root_file"] = values["CERTSTORE_TSA_ROOT"]
         if "CERTSTORE_MAX_UPLOAD_BYTES" in values:
             kwargs["max_upload_bytes"] = values["CERTSTORE_MAX_UPLOAD_BYTES"]
+        for name in ("client_id", "client_secret"):
+            if f"CERTSTORE_{name.upper()}" in values:
+                kwargs[name] = values[f"CERTSTORE_{name.upper()}"]
         if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
             kwargs["status_list_max_age"] = values["CERTSTORE_STATUS_LIST_MAX_AGE"]
         return cls(common=common, **kwargs)

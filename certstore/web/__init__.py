@@ -39,11 +39,12 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["certstore"] = services
 
-    from . import api, lifecycle, public
+    from . import api, lifecycle, public, wallet
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(lifecycle.bp)  # issue 6: status changes, status lists, signed trust list
+    app.register_blueprint(wallet.bp)  # issue 6: consented sharing and lookups
     register_error_handlers(app)
 
     @app.after_request

@@ -27,9 +27,10 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     doc = _document(server_url)
-    from .lifecycle import OPENAPI_PATHS  # issue 6 routes, documented beside their views
+    from . import lifecycle, wallet  # issue 6 routes, documented beside their views
 
-    doc["paths"].update(OPENAPI_PATHS)
+    doc["paths"].update(lifecycle.OPENAPI_PATHS)
+    doc["paths"].update(wallet.OPENAPI_PATHS)
     return doc
 
 
