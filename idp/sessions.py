@@ -24,7 +24,6 @@ the session back and fires the hooks.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -83,10 +82,12 @@ class Session:
 
 SessionEndHook = Callable[[Session, str], None]
 
-# KEYS: 1 hash, 2 expiry zset; ARGV: now, idle, max, grace, sid, touch
+# KEYS: 1 hash, 2 expiry zset; ARGV: now, idle, max, grace, sid, touch, cookie hash ('' = none)
+# The cookie check compares SHA-256 digests of a 256-bit secret: their timing reveals nothing.
 _GET = """
-local v = redis.call('HMGET', KEYS[1], 'created_at', 'last_seen')
+local v = redis.call('HMGET', KEYS[1], 'created_at', 'last_seen', 'cookie')
 if not v[1] then return false end
+if ARGV[7] ~= '' and v[3] ~= ARGV[7] then return false end
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
 local maxs = tonumber(ARGV[3])
@@ -225,7 +226,7 @@ class SessionStore:
         logger.info("session %s started (channel %s)", sid, channel)
         return session, f"{sid}.{secret}"
 
-    def get(self, sid: str, *, touch: bool = True) -> Session | None:
+    def get(self, sid: str, *, touch: bool = True, _cookie_hash: str = "") -> Session | None:
         """The live session ``sid``, or ``None``; touching extends its idle deadline."""
         if not sid or len(sid) > 64:
             return None
@@ -238,6 +239,7 @@ class SessionStore:
                 GRACE_SECONDS,
                 sid,
                 "1" if touch else "0",
+                _cookie_hash,
             ],
         )
         if not res:
@@ -255,10 +257,10 @@ class SessionStore:
         if not cookie or "." not in cookie or len(cookie) > 200:
             return None
         sid, secret = cookie.split(".", 1)
-        stored = self._r.hget(self._k(sid), "cookie")
-        if stored is None or not hmac.compare_digest(_text(stored), _hash_secret(secret)):
+        if not secret:
             return None
-        return self.get(sid, touch=touch)
+        # One round trip: the script checks the cookie before it touches the session.
+        return self.get(sid, touch=touch, _cookie_hash=_hash_secret(secret))
 
     def update_auth(self, sid: str, *, auth_time: int, acr: str, amr: Iterable[str]) -> Session | None:
         """Record a fresh login or a step-up in the same session (issue 4 §2)."""
@@ -338,7 +340,7 @@ class SessionStore:
             sid = _text(raw)
             res = self._get(
                 keys=[self._k(sid), self._kexp],
-                args=[now, self.idle_seconds, self.max_seconds, GRACE_SECONDS, sid, "0"],
+                args=[now, self.idle_seconds, self.max_seconds, GRACE_SECONDS, sid, "0", ""],
             )
             if not res:
                 self._r.zrem(self._kexp, sid)  # the data is gone: drop the index entry
