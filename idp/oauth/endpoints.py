@@ -31,6 +31,8 @@ class FoundToken:
         self.row = row
         self.revoked = revoked
         self.now = now
+        self.caller: Any = None
+        """The client introspecting this token (set once its permission is checked)."""
 
     @property
     def client_id(self) -> str:
@@ -108,7 +110,10 @@ class IntrospectionEndpoint(_Introspection):
 
     def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:
         # §4: a resource server may learn only about tokens it may accept.
-        return token.check_client(client) or client.client_id in token.audiences()
+        allowed = token.check_client(client) or client.client_id in token.audiences()
+        if allowed:
+            token.caller = client  # introspect_token (which Authlib calls without it) needs the caller
+        return bool(allowed)
 
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
         if token.access is not None:
@@ -116,6 +121,7 @@ class IntrospectionEndpoint(_Introspection):
             out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
                    if k in c}
             out["token_type"] = "Bearer"  # noqa: S105
+            out.update(_id_number_for_resource_server(self.server.provider, token))
         else:
             row = token.row or {}
             out = {"scope": row["scope"], "client_id": row["client_id"], "exp": row["expires_at"],
@@ -123,6 +129,27 @@ class IntrospectionEndpoint(_Introspection):
                    "token_type": "refresh_token"}
         out["active"] = True
         return out
+
+
+def _id_number_for_resource_server(provider: Any, token: FoundToken) -> dict[str, Any]:
+    """``{"id_number": …}`` for the one reader allowed it, else ``{}``.
+
+    certstore (issue 6) must know whose certificates a citizen's token is about,
+    but the token's ``sub`` is pairwise per portal and the number must never be
+    in a token the portal holds. So the number is released here only to a
+    *resource server* — a client in the token's audience, not the client the
+    token was issued to — registered ``may_receive_id_number``.
+    """
+    caller = getattr(token, "caller", None)
+    if token.access is None or caller is None or token.check_client(caller):
+        return {}
+    if caller.client_id not in token.audiences() or not getattr(caller, "may_receive_id_number", False):
+        return {}
+    citizen = provider.token_citizen(token.access.jti)
+    if citizen is None or citizen.disabled:
+        return {}
+    number = provider.citizen_claims(citizen, with_id_number=True).id_number
+    return {"id_number": number} if number else {}
 
 
 class RevocationEndpoint(_Revocation):

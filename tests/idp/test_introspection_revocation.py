@@ -73,3 +73,23 @@ def test_revoke_client_credentials_token(web, rp):
     assert web.post("/introspect", data={"token": at}, headers=rp.basic()).get_json()["active"] is True
     web.post("/revoke", data={"token": at}, headers=rp.basic())
     assert web.post("/introspect", data={"token": at}, headers=rp.basic()).get_json()["active"] is False
+
+
+def test_introspection_gives_the_id_number_only_to_the_resource_server(web, idp_services, citizen):
+    # issue 6: certstore maps a citizen's certs:read token to their certificates through
+    # introspection; the portal holding the token never sees the number.
+    certstore = make_rp(idp_services, name="certstore", client_id="certstore", may_receive_id_number=True,
+                        redirect_uri="https://certs.example.cn/wallet/callback")
+    nosy = make_rp(idp_services, name="nosy", client_id="nosy-rs", may_receive_id_number=True,
+                   redirect_uri="https://nosy.example.cn/cb")
+    portal = make_rp(idp_services, name="portal", scopes=("openid", "certs:read"),
+                     redirect_uri="https://p.example.cn/cb")
+    q, v = authorize_code(web, portal, scope="openid certs:read")
+    token = exchange(web, portal, q["code"], v).get_json()["access_token"]
+    body = web.post("/introspect", data={"token": token}, headers=certstore.basic()).get_json()
+    assert body["active"] is True and body["aud"] == "certstore"
+    assert len(body["id_number"]) == 18
+    own = web.post("/introspect", data={"token": token}, headers=portal.basic()).get_json()
+    assert own["active"] is True and "id_number" not in own
+    # a client outside the audience learns nothing at all
+    assert web.post("/introspect", data={"token": token}, headers=nosy.basic()).get_json() == {"active": False}
