@@ -52,6 +52,7 @@ from signing.statuslist import (
     VALID,
     StatusList,
     StatusListError,
+    StatusListToken,
     describe_age,
     sign_status_list,
     verify_status_list_token,
@@ -252,6 +253,12 @@ def requests_fetch(url: str) -> FetchResponse:
     return FetchResponse(resp.status_code, resp.content)
 
 
+def _key_ids(keys: Sequence[PublicKeyTypes]) -> tuple[bytes, ...]:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return tuple(hashlib.sha256(k.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).digest() for k in keys)
+
+
 @dataclass(frozen=True)
 class StatusAnswer:
     """What the status list says about one position, and how old that knowledge is."""
@@ -266,6 +273,10 @@ class StatusAnswer:
 class _Cached:
     token: str
     fetched_at: dt.datetime
+    verified: StatusListToken | None = None
+    """The token once verified (signature checked, list inflated): a cache hit reuses it."""
+    verified_with: tuple[bytes, ...] = ()
+    """Which keys it was verified against: a lookup with other keys verifies again."""
 
 
 class StatusListCache:
@@ -337,7 +348,7 @@ class StatusListCache:
         problem: str | None = None
         if hit is not None:
             try:
-                tok = verify_status_list_token(hit.token, keys, uri=uri, now=now, max_age=self.max_age)
+                tok = self._verified(hit, keys, uri, now)
                 ttl = tok.ttl if tok.ttl is not None else self.default_ttl
                 if now - hit.fetched_at < dt.timedelta(seconds=ttl):
                     return self._answer(tok.status(index), hit.fetched_at, now)
@@ -356,8 +367,27 @@ class StatusListCache:
                 except StatusListError:
                     pass
             return StatusAnswer(False, None, f"the status cannot be confirmed: {e}")
+        fresh.verified, fresh.verified_with = tok, _key_ids(keys)
         self._store(uri, fresh)
         return self._answer(tok.status(index), fresh.fetched_at, now)
+
+    def _verified(self, hit: _Cached, keys: Sequence[PublicKeyTypes], uri: str, now: dt.datetime) -> StatusListToken:
+        tok = hit.verified
+        ids = _key_ids(keys)
+        if tok is None or hit.verified_with != ids:
+            tok = verify_status_list_token(hit.token, keys, uri=uri, now=now, max_age=self.max_age)
+            hit.verified, hit.verified_with = tok, ids
+            return tok
+        # Verified before (with one of these keys): only its age can have changed since.
+        if tok.expires_at is not None and now >= tok.expires_at:
+            raise StatusListError("the cached status list has expired", reason="expired")
+        if now - tok.issued_at > self.max_age:
+            raise StatusListError(
+                f"the status list is {describe_age(now - tok.issued_at)} old, older than the allowed "
+                f"{describe_age(self.max_age)}; the status cannot be confirmed",
+                reason="too_old",
+            )
+        return tok
 
     @staticmethod
     def _answer(value: int, fetched_at: dt.datetime, now: dt.datetime) -> StatusAnswer:
