@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
-from ..models import Consent
+from ..models import Citizen, Consent
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
 from ..oauth.grants import AUTH_METHODS
 from ..oauth.provider import GrantUser
@@ -92,14 +92,12 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     r = rt()
     provider = r.provider
     session = current_session()
-    citizen = provider.get_citizen(int(session.citizen_id)) if session is not None else None
-    if citizen is not None and citizen.disabled:
-        citizen = None
+    # The citizen row is read later, with the consent, in one query; the
+    # grant's validation needs only to know that someone is signed in.
     user = None
-    if session is not None and citizen is not None:
-        user = GrantUser(citizen_id=citizen.id, public_id=citizen.public_id, sid=session.sid,
-                         auth_time=session.auth_time, acr=session.acr, amr=list(session.amr),
-                         citizen=citizen)
+    if session is not None:
+        user = GrantUser(citizen_id=int(session.citizen_id), public_id="", sid=session.sid,
+                         auth_time=session.auth_time, acr=session.acr, amr=list(session.amr))
     params = dict(params)
     oreq = ParamsRequest("GET", params)
     try:
@@ -122,7 +120,12 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
             return _redirect_error(redirect_uri, "invalid_request", "max_age must be a whole number", st)
 
     requested = scope_to_list(grant.request.scope) or []
-    consent = _consent(citizen.id, client.client_id) if citizen is not None else None
+    citizen, consent = _citizen_and_consent(user.citizen_id, client.client_id) if user else (None, None)
+    if citizen is None or citizen.disabled:
+        user = None
+    else:
+        user.public_id = citizen.public_id
+        user.citizen = citizen
     consented = granted if state.consent_given else (consent.scopes if consent is not None and consent.revoked_at is None else None)
     missing = consent_missing(requested, first_party=client.first_party,
                               may_receive_id_number=client.may_receive_id_number, consented=consented)
@@ -165,15 +168,22 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     return response
 
 
-def _consent(citizen_id: int, client_id: str) -> Consent | None:
+def _citizen_and_consent(citizen_id: int, client_id: str) -> tuple[Citizen | None, Consent | None]:
     import sqlalchemy as sa
 
     with rt().services.db.session() as s:
-        c = s.execute(sa.select(Consent).where(Consent.citizen_id == citizen_id,
-                                               Consent.client_id == client_id)).scalar_one_or_none()
-        if c is not None:
-            s.expunge(c)
-        return c
+        row = s.execute(
+            sa.select(Citizen, Consent)
+            .outerjoin(Consent, sa.and_(Consent.citizen_id == Citizen.id, Consent.client_id == client_id))
+            .where(Citizen.id == citizen_id)
+        ).first()
+        if row is None:
+            return None, None
+        citizen, consent = row
+        s.expunge(citizen)
+        if consent is not None:
+            s.expunge(consent)
+        return citizen, consent
 
 
 # ------------------------------------------------------------------ token
