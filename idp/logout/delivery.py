@@ -23,7 +23,9 @@ queue gone with a restarted idp).
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,8 +136,20 @@ class LogoutService:
         self._salt = pairwise_salt
         self.sessions = sessions
         self.tokens = tokens
-        self._http = http or requests.Session()
+        self._fixed_http = http
+        self._local = threading.local()
         self.queue: Any | None = None
+
+    def _http(self) -> requests.Session:
+        """One HTTP session per worker thread (keep-alive to RPs), never storing cookies."""
+        if self._fixed_http is not None:
+            return self._fixed_http
+        session = getattr(self._local, "http", None)
+        if session is None:
+            session = requests.Session()
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            self._local.http = session
+        return session
 
     # -- hook: a session ended --------------------------------------------
     def session_ended(self, session: Any, reason: str) -> list[int]:
@@ -242,7 +256,7 @@ class LogoutService:
             created = row.created_at
         token = encode_logout_token(self._signer(), spec)
         outcome = post_logout_token(
-            uri, token, timeout=self.settings.logout_timeout_seconds, session=self._http
+            uri, token, timeout=self.settings.logout_timeout_seconds, session=self._http()
         )
         now = utcnow()
         give_up = (now - created).total_seconds() >= self.settings.logout_retry_seconds
