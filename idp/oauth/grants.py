@@ -214,18 +214,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         from .tokens import refresh_hash
 
         jti = refresh_hash(refresh_token)
-        row = provider.tokens.store.get(jti)
-        if row is None or row["kind"] != "refresh":
-            return None
-        if row["client_id"] != self.request.client.client_id:
-            return None
-        status = provider.tokens.store.consume_refresh(jti, provider.tokens.now())
-        if status == "reused":
+        status, row = provider.tokens.store.take_refresh(
+            jti, self.request.client.client_id, provider.tokens.now()
+        )
+        if status == "reused" and row is not None:
             n = provider.tokens.revoke(family_id=row["family_id"])
             provider.audit("token.refresh_reuse", client_id=row["client_id"], detail={"revoked": n})
             logger.warning("rotated refresh token reused by client %s; family revoked (%d)", row["client_id"], n)
             return None
-        if status != "ok":
+        if status != "ok" or row is None:
             return None
         if row["sid"] and not row["offline"] and provider.sessions.get(row["sid"], touch=False) is None:
             # A session-bound refresh token dies with its session (issue 4 §6).

@@ -57,6 +57,38 @@ class SqlTokenStore(TokenStore):
             r = s.get(TokenRecord, jti)
             return _row(r) if r is not None else None
 
+    def take_refresh(self, jti: str, client_id: str, now: int) -> tuple[str, dict[str, Any] | None]:
+        """Consume a refresh token of ``client_id`` in one transaction.
+
+        ``("ok", row)`` when it was live (and is now consumed); otherwise the
+        reason — ``reused`` (already rotated: the caller revokes the family),
+        ``revoked``, ``expired``, ``unknown`` — with the row if there is one.
+        A token of another client is ``unknown`` and stays untouched.
+        """
+        with self._db.session() as s:
+            r = s.execute(
+                sa.update(TokenRecord)
+                .where(
+                    TokenRecord.jti == jti, TokenRecord.kind == "refresh",
+                    TokenRecord.client_id == client_id,
+                    TokenRecord.consumed_at.is_(None), TokenRecord.revoked_at.is_(None),
+                    TokenRecord.expires_at > _ts(now),
+                )
+                .values(consumed_at=_ts(now))
+                .returning(TokenRecord)
+            ).scalar_one_or_none()
+            if r is not None:
+                return "ok", _row(r)
+            r = s.get(TokenRecord, jti)
+            if r is None or r.kind != "refresh" or r.client_id != client_id:
+                return "unknown", None
+            row = _row(r)
+            if r.consumed_at is not None:
+                return "reused", row
+            if r.revoked_at is not None:
+                return "revoked", row
+            return "expired", row
+
     def consume_refresh(self, jti: str, now: int) -> str:
         """Atomic: one UPDATE that succeeds only for a live, unconsumed token."""
         with self._db.session() as s:

@@ -109,6 +109,10 @@ class TokenStore:
     def get(self, jti: str) -> dict[str, Any] | None:  # pragma: no cover
         raise NotImplementedError
 
+    def take_refresh(self, jti: str, client_id: str, now: int) -> tuple[str, dict[str, Any] | None]:  # pragma: no cover
+        """Consume a live refresh token of ``client_id``; ``(status, row)``."""
+        raise NotImplementedError
+
     def consume_refresh(self, jti: str, now: int) -> str:  # pragma: no cover
         """Mark a refresh token consumed; ``ok``, ``reused``, ``revoked``, ``expired`` or ``unknown``."""
         raise NotImplementedError

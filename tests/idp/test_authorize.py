@@ -230,3 +230,10 @@ def test_login_hint_prefills_id_number(web, rp):
     resp = web.get("/authorize", query_string=_params(rp, login_hint=ID_NUMBER))
     page = web.get(resp.headers["Location"]).get_data(as_text=True)
     assert f'value="{ID_NUMBER}"' in page
+
+
+def test_disabled_account_loses_sso(web, idp_services, citizen, rp):
+    authorize_code(web, rp)
+    idp_services.accounts.set_disabled(ID_NUMBER, True)
+    resp = web.get("/authorize", query_string=_params(rp, prompt="none"))
+    assert query_of(resp.headers["Location"])["error"] == "login_required"
