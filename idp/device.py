@@ -42,6 +42,7 @@ from authlib.oauth2.rfc8628 import (
     DeviceCodeGrant,
     DeviceCredentialDict,
 )
+from redis.exceptions import WatchError
 
 __all__ = [
     "USER_CODE_ALPHABET",
@@ -218,10 +219,8 @@ class DeviceCodeStore:
                         },
                     )
                 pipe.execute()
-            except Exception as e:  # WatchError: decided concurrently
-                if type(e).__name__ == "WatchError":
-                    return None
-                raise
+            except WatchError:  # decided concurrently: the other decision stands
+                return None
         return _text(client_id)
 
     # the token endpoint ---------------------------------------------------
