@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 
 from flask import Flask, Response
 
@@ -35,16 +34,22 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
-    app.config["SECRET_KEY"] = secrets.token_bytes(32)  # no Flask session is used
+    # Signs the wallet's session cookie (issue 6); stable across restarts and instances.
+    app.config["SECRET_KEY"] = services.keyring.secret("certstore-cookie")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.public_url.startswith("https://")
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["certstore"] = services
 
-    from . import api, lifecycle, public, wallet
+    from . import api, lifecycle, public, wallet, wallet_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(lifecycle.bp)  # issue 6: status changes, status lists, signed trust list
     app.register_blueprint(wallet.bp)  # issue 6: consented sharing and lookups
+    app.register_blueprint(wallet_pages.bp)  # issue 6: the citizen's wallet (OIDC sign-in)
+    wallet_pages.init_wallet(app)
     register_error_handlers(app)
 
     @app.after_request

@@ -121,4 +121,25 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         }
     },
+    **{
+        path: {
+            method: {
+                "operationId": op,
+                "summary": summary,
+                "description": "HTML page of the citizen's wallet (session cookie after OIDC sign-in at the idp).",
+                "security": [],
+                **({"parameters": [{"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}]} if "{identifier}" in path else {}),
+                "responses": {"200": {"description": "Page or file"}, "302": {"description": "Redirect"}},
+            }
+        }
+        for path, method, op, summary in (
+            ("/wallet", "get", "walletHome", "The signed-in citizen's certificates and who read them"),
+            ("/wallet/login", "get", "walletLogin", "Start the OIDC sign-in at the idp"),
+            ("/wallet/callback", "get", "walletCallback", "OIDC redirect URI"),
+            ("/wallet/logout", "post", "walletLogout", "Sign out of the wallet"),
+            ("/wallet/certificates/{identifier}/pdf", "get", "walletPdf", "Download one's own certificate PDF"),
+            ("/wallet/certificates/{identifier}/qr", "get", "walletQr", "One's own certificate's QR, full screen"),
+            ("/wallet/certificates/{identifier}/qr.svg", "get", "walletQrSvg", "The QR as SVG"),
+        )
+    },
 }

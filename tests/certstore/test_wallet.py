@@ -96,3 +96,71 @@ def test_lookup_requires_scope_and_purpose(client: Any, mint: Any, wallet: Walle
     assert [(r.client_id, r.client_name, r.via, r.purpose) for r in log] == [
         ("demo-amr", "北京市朝阳区市场监督管理局", "lookup", "business licence check")
     ]
+
+
+class _FakeIdp:
+    """Stands in for Authlib's registered client: the callback's token exchange."""
+
+    def __init__(self, userinfo: dict[str, str]) -> None:
+        self.info = userinfo
+
+    def authorize_access_token(self) -> dict[str, Any]:
+        return {"access_token": "x", "userinfo": dict(self.info)}
+
+    def userinfo(self, token: Any) -> dict[str, str]:
+        return dict(self.info)
+
+
+class _FakeOAuth:
+    def __init__(self, userinfo: dict[str, str]) -> None:
+        self.idp = _FakeIdp(userinfo)
+
+
+def test_wallet_pages(app: Any, client: Any, mint: Any, wallet: WalletService, issued: dict[str, Any]) -> None:
+    resp = client.get("/wallet")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/wallet/login")
+    assert client.get("/wallet/login").status_code == 503  # no client credentials configured
+    assert client.get(f"/wallet/certificates/{issued['JZZM'].identifier}/pdf").status_code == 401
+
+    # someone read two certificates with the citizen's consent: it shows in the wallet
+    token = mint("portal-housing", scope="certs:read", sub="pw")
+    wallet.resolver.table[token] = PERSON_ID  # type: ignore[union-attr]
+    assert _get(client, token, "?purpose=tenancy").status_code == 200
+
+    app.extensions["certstore.oauth"] = _FakeOAuth({"sub": "pairwise-wallet", "id_number": PERSON_ID, "name": "张三丰"})
+    resp = client.get("/wallet/callback?code=c&state=s")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/wallet")
+    cookie = resp.headers["Set-Cookie"]
+    assert PERSON_ID not in cookie
+    with client.session_transaction() as sess:
+        assert PERSON_ID not in repr(dict(sess))
+        assert sess["wallet"]["hi"] == wallet.holder_index(PERSON_ID)
+
+    page = client.get("/wallet")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"]
+    assert issued["JZZM"].identifier in html and issued["BYZS"].identifier in html
+    assert issued["YYZZ"].identifier not in html  # the company's licence is not this person's
+    assert "portal-housing" in html and "tenancy" in html
+    assert "<script" not in html
+
+    pdf = client.get(f"/wallet/certificates/{issued['JZZM'].identifier}/pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    assert client.get(f"/wallet/certificates/{issued['YYZZ'].identifier}/pdf").status_code == 404
+    qr = client.get(f"/wallet/certificates/{issued['BYZS'].identifier}/qr")
+    assert qr.status_code == 200 and "qr.svg" in qr.get_data(as_text=True)
+    svg = client.get(f"/wallet/certificates/{issued['BYZS'].identifier}/qr.svg")
+    assert svg.mimetype == "image/svg+xml" and svg.data.startswith(b"<svg")
+
+    # sign out needs the form's CSRF token
+    assert client.post("/wallet/logout", data={"csrf": "wrong"}).status_code == 400
+    with client.session_transaction() as sess:
+        csrf = sess["wallet_csrf"]
+    assert client.post("/wallet/logout", data={"csrf": csrf}).status_code == 302
+    assert client.get("/wallet").status_code == 302
+
+
+def test_wallet_refuses_a_sign_in_without_the_id_number(app: Any, client: Any, wallet: WalletService) -> None:
+    app.extensions["certstore.oauth"] = _FakeOAuth({"sub": "pairwise-wallet"})
+    assert client.get("/wallet/callback?code=c&state=s").status_code == 403
+    assert client.get("/wallet").status_code == 302
