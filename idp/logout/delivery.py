@@ -111,7 +111,7 @@ class LogoutService:
     """Revocation and back-channel fan-out for ended sessions; the job handlers.
 
     Collaborators are keyword-only: ``database`` (``idp.db.Database``),
-    ``signer`` (a callable returning the active ``idp-token`` signer, read at
+    ``signer`` (a callable returning the active signer for an algorithm, read at
     each attempt so key rotation takes effect), ``pairwise_salt``, ``tokens``
     (``idp.oauth.tokens.TokenService``: revokes records and marks access tokens
     revoked in Redis), and
@@ -124,7 +124,7 @@ class LogoutService:
         settings: IdpSettings,
         *,
         database: Any,
-        signer: Callable[[], Signer],
+        signer: Callable[[str], Signer],
         pairwise_salt: bytes,
         sessions: Any | None = None,
         tokens: Any | None = None,
@@ -254,7 +254,12 @@ class LogoutService:
             )
             uri = row.uri
             created = row.created_at
-        token = encode_logout_token(self._signer(), spec)
+            # Sign with the algorithm the client gets its ID tokens in: an RP
+            # that registered RS256 may accept nothing else (OIDC Registration §2).
+            alg = db.scalar(
+                sa.select(Client.id_token_signed_response_alg).where(Client.client_id == row.client_id)
+            )
+        token = encode_logout_token(self._signer(alg or "ES256"), spec)
         outcome = post_logout_token(
             uri, token, timeout=self.settings.logout_timeout_seconds, session=self._http()
         )

@@ -78,7 +78,11 @@ def install_logout(
     service = LogoutService(
         settings,
         database=database,
-        signer=lambda: keyring.keyset("idp-token").active(),
+        signer=lambda alg: (
+            keyring.keyset("idp-token-rs256", algorithm="RS256").active()
+            if alg == "RS256"
+            else keyring.keyset("idp-token").active()
+        ),
         pairwise_salt=keyring.secret("pairwise-salt"),
         sessions=sessions,
         tokens=tokens,

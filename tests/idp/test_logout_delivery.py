@@ -221,3 +221,29 @@ def test_ending_a_session_revokes_its_tokens_and_sign_out_everywhere_offline_one
         assert _rows(stack) == []  # no back-channel URI registered: nothing to deliver
     finally:
         stack.close()
+
+
+def test_rs256_client_gets_an_rs256_logout_token(env, rp):
+    from idp.models import Client
+
+    stack = make_stack(env, create_schema=True)
+    try:
+        rp.start()
+        citizen = seed(stack.database, backchannel={"portal-rs": rp.uri})
+        with stack.database.session() as db:
+            db.get(Client, "portal-rs").id_token_signed_response_alg = "RS256"  # noqa: S105
+        session = _sign_in(stack, citizen, "portal-rs")
+        stack.logout.start_worker(sweep=False)
+        stack.sessions.end(session.sid, "logout")
+        wait_until(lambda: rp.tokens)
+        jwks = {"keys": stack.keyring.keyset("idp-token").jwks()["keys"]
+                + stack.keyring.keyset("idp-token-rs256", algorithm="RS256").jwks()["keys"]}
+        import base64
+        import json
+
+        header = json.loads(base64.urlsafe_b64decode(rp.tokens[0].split(".")[0] + "=="))
+        assert header["alg"] == "RS256"
+        claims = verify_logout_token(rp.tokens[0], jwks, issuer=stack.settings.issuer, client_id="portal-rs")
+        assert claims["sid"] == session.sid
+    finally:
+        stack.close()
