@@ -84,6 +84,14 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def _china_date(moment: dt.datetime) -> dt.date:
+    """The calendar date printed on a certificate: China Standard Time, not UTC."""
+    return _aware(moment).astimezone(CHINA_STANDARD_TIME).date()
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
@@ -169,7 +177,7 @@ class IssueResult:
 class _Prepared:
     spec: CertificateType
     issuer: IssuerInfo
-    holder_code: str
+    holder_code: str = field(repr=False)  # an ID number stays out of reprs and logs
     holder_name: str
     fields: dict[str, Any]
     paper_serial: str | None
@@ -240,7 +248,7 @@ class CertificateService:
             holder_code_type=prepared.spec.holder_code_type,
             valid_from=prepared.valid_from,
             valid_until=prepared.valid_until,
-            issued_at=now.date(),
+            issued_at=_china_date(now),
             fields={k: str(prepared.fields[k]) for k in prepared.spec.qr_fields if k in prepared.fields},
             status_list=slot.list_id,
             status_index=slot.index,
@@ -338,7 +346,7 @@ class CertificateService:
                 f"paper_serial must be printable text of at most {_PAPER_SERIAL_MAX} characters",
                 field="paper_serial",
             )
-        valid_from = request.valid_from or self.clock().date()
+        valid_from = request.valid_from or _china_date(self.clock())
         valid_until = spec.validity.valid_until(valid_from, request.valid_until)
         key = request.idempotency_key
         fingerprint = None
@@ -435,7 +443,7 @@ class CertificateService:
             identifier=cid,
             paper_serial=p.paper_serial or "—",
             qr_text=qr_text,
-            issued_at=issued_at.date(),
+            issued_at=_china_date(issued_at),
             valid_from=p.valid_from,
             valid_until=p.valid_until,
             fields=rows,

@@ -292,3 +292,12 @@ def test_verify_qr_never_raises_on_any_text(services: Services) -> None:
         assert res.checks and not all(c.ok for c in res.checks)
 
     check()
+
+
+def test_dates_are_china_standard_time(services: Services) -> None:
+    # 20:00 UTC on 27 November is already 28 November in Beijing.
+    services.certificates.clock = lambda: dt.datetime(2026, 11, 27, 20, 0, tzinfo=dt.UTC)
+    view = services.certificates.issue(_req("JZZM"), agency_uscc=PSB).certificate
+    assert view.valid_from == dt.date(2026, 11, 28)
+    assert view.valid_until == dt.date(2027, 5, 27)
+    assert "110105194912310" not in repr(services.certificates._prepare(_req("JZZM"), PSB))
