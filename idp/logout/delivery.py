@@ -103,6 +103,13 @@ class DeliveryView:
         }
 
 
+@dataclass(frozen=True)
+class _ParkedSession:
+    sid: str
+    citizen_id: str
+    clients: frozenset[str]
+
+
 def _origin_and_path(uri: str) -> str:
     return uri.split("?", 1)[0]
 
@@ -153,11 +160,27 @@ class LogoutService:
 
     # -- hook: a session ended --------------------------------------------
     def session_ended(self, session: Any, reason: str) -> list[int]:
-        """``SessionStore.on_session_end`` hook; returns the delivery ids queued."""
+        """``SessionStore.on_session_end`` hook; returns the delivery ids queued.
+
+        If the database cannot be written (it is down), the ended session is
+        parked in Redis and the sweep records it later: the session itself is
+        already gone from Redis, so this is the only place that still knows
+        which relying parties to tell.
+        """
         now = utcnow()
-        self._revoke_tokens(session, reason)
-        with self.database.session() as db:
-            ids = self._record_deliveries(db, session, reason, now)
+        try:
+            self._revoke_tokens(session, reason)
+            with self.database.session() as db:
+                ids = self._record_deliveries(db, session, reason, now)
+        except Exception:
+            if self.queue is None:
+                raise
+            logger.exception("session %s: could not record its logout deliveries; parked for the sweep", session.sid)
+            self.queue.park(
+                {"sid": session.sid, "citizen_id": session.citizen_id, "clients": sorted(session.clients),
+                 "reason": reason}
+            )
+            return []
         # Committed: now the jobs. A failure to enqueue leaves the rows pending
         # for the recovery sweep instead of losing them.
         for delivery_id in ids:
@@ -339,8 +362,34 @@ class LogoutService:
             logger.info("re-queued %d pending logout deliveries", count)
         return count
 
+    def record_parked(self, limit: int = 1000) -> int:
+        """Record the deliveries of sessions that ended while the database was down."""
+        if self.queue is None:
+            return 0
+        done = 0
+        for _ in range(limit):
+            item = self.queue.take_parked()
+            if item is None:
+                break
+            ended = _ParkedSession(
+                sid=item["sid"], citizen_id=item.get("citizen_id") or "", clients=frozenset(item["clients"])
+            )
+            try:
+                self._revoke_tokens(ended, item["reason"])
+                with self.database.session() as db:
+                    ids = self._record_deliveries(db, ended, item["reason"], utcnow())
+            except Exception:
+                self.queue.park(item, front=True)
+                logger.warning("parked session ends still cannot be recorded; next sweep tries again")
+                break
+            for delivery_id in ids:
+                self._enqueue(delivery_id)
+            done += 1
+        return done
+
     def sweep(self) -> None:
         """The worker's periodic job: expire overdue sessions, recover lost deliveries."""
+        self.record_parked()
         if self.sessions is not None:
             self.sessions.sweep_expired()
         self.resend_pending(only_lost=True)

@@ -28,6 +28,7 @@ The actors:
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -148,6 +149,7 @@ class JobQueue:
         self.broker = broker if broker is not None else build_broker(settings)
         self._redis = redis
         self._marker_prefix = f"{prefix}logout:job:"
+        self._parked = f"{prefix}logout:parked"
         self._sweep_lease = _Lease(redis, f"{prefix}sweep-lease")
         self._worker: dramatiq.Worker | None = None
         self._lock = threading.Lock()
@@ -190,6 +192,18 @@ class JobQueue:
 
     def forget_job(self, delivery_id: str) -> None:
         self._redis.delete(self._marker_prefix + delivery_id)
+
+    # parked session ends (the database was down when they ended) ---------
+    def park(self, item: dict[str, Any], *, front: bool = False) -> None:
+        data = json.dumps(item)
+        if front:
+            self._redis.lpush(self._parked, data)
+        else:
+            self._redis.rpush(self._parked, data)
+
+    def take_parked(self) -> dict[str, Any] | None:
+        raw = self._redis.lpop(self._parked)
+        return None if raw is None else dict(json.loads(raw))
 
     def start_sweep_chain(self) -> None:
         """Send the first sweep message (each worker does at start; the lease dedups)."""

@@ -247,3 +247,33 @@ def test_rs256_client_gets_an_rs256_logout_token(env, rp):
         assert claims["sid"] == session.sid
     finally:
         stack.close()
+
+
+class _DownDatabase:
+    def session(self):
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+
+def test_session_ending_while_the_database_is_down_is_told_later(env, rp):
+    stack = make_stack(env, create_schema=True)
+    try:
+        rp.start()
+        citizen = seed(stack.database, backchannel={"portal-a": rp.uri})
+        session = _sign_in(stack, citizen, "portal-a")
+        service = stack.logout.service
+        real = service.database
+        service.database = _DownDatabase()
+        assert stack.sessions.end(session.sid, "logout") is not None  # the sign-out itself works
+        assert service.record_parked() == 0  # still down: stays parked
+        service.database = real
+        assert _rows(stack) == []
+        stack.logout.start_worker(sweep=False)
+        service.sweep()
+        wait_until(lambda: rp.tokens)
+        claims = verify_logout_token(
+            rp.tokens[0], stack.keyring.keyset("idp-token").jwks(), issuer=stack.settings.issuer, client_id="portal-a"
+        )
+        assert claims["sid"] == session.sid
+        assert [r.reason for r in _rows(stack)] == ["logout"]
+    finally:
+        stack.close()
