@@ -223,6 +223,21 @@ class DeviceCodeStore:
                 return None
         return _text(client_id)
 
+    # guessing (RFC 8628 §5.1) ---------------------------------------------
+    MISS_LIMIT = 10
+    MISS_WINDOW = 600
+
+    def locked_out(self, who: str) -> bool:
+        """Too many wrong user codes from ``who`` (an SSO session) lately."""
+        return int(self._r.get(f"{self._p}miss:{who}") or 0) >= self.MISS_LIMIT
+
+    def miss(self, who: str) -> None:
+        """Count a wrong user code: §5.1 asks to rate-limit user-code entry."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.incr(f"{self._p}miss:{who}")
+        pipe.expire(f"{self._p}miss:{who}", self.MISS_WINDOW)
+        pipe.execute()
+
     # the token endpoint ---------------------------------------------------
     def credential(self, device_code: str) -> DeviceCredentialDict | None:
         """The device code's record as Authlib's grant reads it."""

@@ -57,6 +57,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Allowed. The device signs in by itself; you can close this page.",
     },
     "device_denied": {"zh-CN": "已拒绝，设备不会登录。", "en": "Denied: the device will not be signed in."},
+    "device_locked": {
+        "zh-CN": "输入错误次数过多，请 10 分钟后再试。",
+        "en": "Too many wrong codes: try again in 10 minutes.",
+    },
     "device_csrf": {"zh-CN": "表单已过期，请重新操作。", "en": "The form has expired; please try again."},
 }
 
@@ -139,8 +143,11 @@ def verify() -> Any:
         return _to_login(raw[:20] or None)
     if not raw:
         return _render("device_enter.html", error=None, user_code="")
+    if _store().locked_out(session.sid):
+        return _render("device_enter.html", 429, error="device_locked", user_code="")
     pending = _store().pending_for_user_code(raw)
     if pending is None:
+        _store().miss(session.sid)
         return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
     return _render(
         "device_confirm.html",
@@ -175,8 +182,11 @@ def decide() -> Any:
             acr=session.acr,
             amr=tuple(session.amr),
         )
+    if _store().locked_out(session.sid):
+        return _render("device_enter.html", 429, error="device_locked", user_code="")
     client_id = _store().decide(raw, approval=approval)
     if client_id is None:
+        _store().miss(session.sid)
         return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
     rt().provider.audit(
         "device.approved" if approval else "device.denied",

@@ -185,3 +185,16 @@ def test_decision_without_csrf_changes_nothing(web, kiosk, app):
     forged = phone.post("/device", data={"user_code": data["user_code"], "decision": "approve"})
     assert forged.status_code == 400
     assert _poll(web, kiosk, data["device_code"]).get_json()["error"] == "authorization_pending"
+
+
+def test_guessing_user_codes_is_rate_limited(web, kiosk, app):
+    data = _start(web, kiosk)
+    phone = app.test_client()
+    start = phone.get("/device", query_string={"user_code": "BCDF-GHJK"})
+    login(phone, start.headers["Location"])
+    for _ in range(10):
+        assert phone.get("/device", query_string={"user_code": "BCDF-GHJK"}).status_code == 400
+    # Locked out for a while, even with the right code.
+    locked = phone.get("/device", query_string={"user_code": data["user_code"]})
+    assert locked.status_code == 429
+    assert 'id="approve"' not in locked.get_data(as_text=True)
