@@ -121,9 +121,9 @@ class LogoutService:
     ``signer`` (a callable returning the active signer for an algorithm, read at
     each attempt so key rotation takes effect), ``pairwise_salt``, ``tokens``
     (``idp.oauth.tokens.TokenService``: revokes records and marks access tokens
-    revoked in Redis), and
-    ``enqueue`` (``JobQueue.enqueue_delivery``, attached after construction
-    because the queue needs this object as its handler).
+    revoked in Redis). ``queue`` (a :class:`~idp.logout.queue.JobQueue`) is
+    attached after construction, because the queue needs this object as its
+    handler.
     """
 
     def __init__(
