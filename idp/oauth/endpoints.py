@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 
-from .claims import user_claims
+from .claims import CitizenClaims, user_claims
 from .grants import AUTH_METHODS
 from .tokens import AccessTokenClaims, refresh_hash
 
@@ -179,16 +179,30 @@ class RevocationEndpoint(_Revocation):
 
 
 def userinfo_claims(provider: Any, access: AccessTokenClaims) -> dict[str, Any] | None:
-    """OIDC Core §5.3.2 claims for a verified access token; ``None`` if it has no citizen."""
+    """OIDC Core §5.3.2 claims for a verified, unrevoked access token; ``None`` if it has no citizen.
+
+    The claims come from the snapshot taken when the token was issued (one
+    Redis round trip); the database is read only for the ID number or for a
+    token issued without a snapshot.
+    """
     scopes = scope_to_list(access.scope) or []
     if "openid" not in scopes:
         return None
-    citizen = provider.token_citizen(access.jti)
     client = provider.query_client(access.client_id)
-    if client is None or citizen is None or citizen.disabled:
+    if client is None:
         return None
     allowed = provider.id_number_allowed(client, scopes)
-    claims: dict[str, Any] = {"sub": provider.subject(client, citizen.public_id)}
-    claims.update(user_claims(provider.citizen_claims(citizen, with_id_number=allowed), scopes,
-                              may_receive_id_number=allowed))
+    revoked, snap = provider.tokens.snapshot_if_live(access.jti)
+    if revoked:
+        return None
+    if snap is not None and not allowed:
+        info = CitizenClaims(public_id=snap["public_id"], name=snap["name"], phone=snap.get("phone"),
+                             email=snap.get("email"))
+    else:
+        citizen = provider.token_citizen(access.jti)
+        if citizen is None or citizen.disabled:
+            return None
+        info = provider.citizen_claims(citizen, with_id_number=allowed)
+    claims: dict[str, Any] = {"sub": provider.subject(client, info.public_id)}
+    claims.update(user_claims(info, scopes, may_receive_id_number=allowed))
     return claims

@@ -237,10 +237,15 @@ class Provider:
             ))
             out["refresh_token"] = rt
         out["_rows"] = rows
+        if user.citizen is not None:
+            c = user.citizen
+            out["_snapshot"] = (jti, ttl, {"citizen_id": c.id, "public_id": c.public_id, "name": c.name,
+                                           "phone": c.phone, "email": c.email})
         return out
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         rows = token.pop("_rows", None)
+        snapshot = token.pop("_snapshot", None)
         if not rows:
             return  # client_credentials: nothing to record (the hot path stays off SQL)
         detail = {"grant_type": request.payload.grant_type, "jti": rows[0]["jti"], "refresh": len(rows) > 1}
@@ -255,6 +260,8 @@ class Provider:
         code_hash = rows[0].get("code_hash")
         if code_hash and request.payload.grant_type == "authorization_code":
             self.codes.record_tokens(code_hash, [r["jti"] for r in rows])
+        if snapshot is not None:
+            self.tokens.save_snapshot(*snapshot)
 
     # revocation on session end (issue 4 §6) ---------------------------
     def _revoke_on_session_end(self, session: Any, reason: str) -> None:

@@ -235,13 +235,16 @@ def userinfo() -> Any:
     if not token_value:
         return _bearer_error("", 401)
     provider = rt().provider
-    access = provider.tokens.verify_access_token(token_value)
+    # Revocation is checked with the claims snapshot, in the same round trip.
+    access = provider.tokens.verify_access_token(token_value, check_revoked=False)
     if access is None:
         return _bearer_error("invalid_token", 401, "the access token is not valid")
     # A token of an ended session is already revoked: the session-end hook
     # marks its jti, which verify_access_token checks (one round trip).
     claims = userinfo_claims(provider, access)
     if claims is None:
+        if provider.tokens.is_revoked(access.jti):
+            return _bearer_error("invalid_token", 401, "the access token was revoked")
         return _bearer_error("insufficient_scope", 403, "the token does not grant openid")
     resp = jsonify(claims)
     resp.headers.update(NO_STORE)

@@ -60,3 +60,21 @@ def test_userinfo_refused_after_session_ends(app, web, citizen, rp):
     sid = runtime.provider.tokens.verify_access_token(t["access_token"]).sid
     runtime.sessions.end(sid, "logout")
     assert web.get("/userinfo", headers={"Authorization": "Bearer " + t["access_token"]}).status_code == 401
+
+
+def test_no_id_number_in_redis_after_a_release(app, web, idp_services, citizen):
+    import json
+
+    from tests.idp.oidc_helpers import ID_NUMBER, make_rp
+
+    rp = make_rp(idp_services, name="社保", may_receive_id_number=True,
+                 scopes=("openid", "profile", "id_number"), redirect_uri="https://sb.example.cn/cb")
+    q, v = authorize_code(web, rp, scope="openid profile id_number", share_id_number=True)
+    t = exchange(web, rp, q["code"], v).get_json()
+    body = web.get("/userinfo", headers={"Authorization": "Bearer " + t["access_token"]}).get_json()
+    assert body["id_number"] == ID_NUMBER
+    r = idp_services.redis
+    for key in r.scan_iter(match=idp_services.keyspace.prefix + "*"):
+        if r.type(key) == b"string":
+            assert ID_NUMBER.encode() not in (r.get(key) or b""), key
+    assert json.dumps(body, ensure_ascii=False).count(ID_NUMBER) == 1
