@@ -42,7 +42,7 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["certstore"] = services
 
-    from . import api, lifecycle, public, wallet, wallet_pages
+    from . import api, lifecycle, offline, public, wallet, wallet_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
@@ -50,6 +50,7 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.register_blueprint(wallet.bp)  # issue 6: consented sharing and lookups
     app.register_blueprint(wallet_pages.bp)  # issue 6: the citizen's wallet (OIDC sign-in)
     wallet_pages.init_wallet(app)
+    app.register_blueprint(offline.bp)  # issue 6: QR verification in the browser, offline
     register_error_handlers(app)
 
     @app.after_request

@@ -27,10 +27,11 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     doc = _document(server_url)
-    from . import lifecycle, wallet  # issue 6 routes, documented beside their views
+    from . import lifecycle, offline, wallet  # issue 6 routes, documented beside their views
 
     doc["paths"].update(lifecycle.OPENAPI_PATHS)
     doc["paths"].update(wallet.OPENAPI_PATHS)
+    doc["paths"].update(offline.OPENAPI_PATHS)
     return doc
 
 

@@ -1,0 +1,140 @@
+"""The offline verify page (issue 6, "Build" 3): ``/verify/offline/``.
+
+A static page and script (``static/offline/verify.js``, no inline script)
+that verify a QR payload entirely in the browser, and a service worker
+(``sw.js``) that keeps the page, the trust list and the status lists so it
+works with the network cut once loaded. ``trust.json`` is the merged trust
+list (local and imported regions) as the script needs it: each issuer's QR
+``kid``, public key as a JWK, allowed types, certificate validity and the
+base URL of its status lists, plus the local status lists to prefetch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Blueprint, Response, jsonify, render_template, send_from_directory
+
+from ..models import StatusListRow
+from .context import services
+
+__all__ = ["bp", "OPENAPI_PATHS"]
+
+bp = Blueprint("offline", __name__, url_prefix="/verify/offline", template_folder="templates")
+
+_STATIC = Path(__file__).with_name("static") / "offline"
+
+
+def _b64(n: int) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+
+def _origins() -> str:
+    svc = services().certificates
+    merged = svc.trust_store.merged(svc.trust_list())
+    origins = {"'self'"}
+    for base in merged.status_base.values():
+        parts = urlsplit(base)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return " ".join(sorted(origins))
+
+
+def _csp() -> str:
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"connect-src {_origins()}; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+@bp.get("/")
+def page() -> Response:
+    resp = Response(render_template("verify_offline.html"), mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = _csp()
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def _static(name: str, mimetype: str) -> Response:
+    resp = send_from_directory(_STATIC, name, mimetype=mimetype, max_age=0)
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@bp.get("/verify.js")
+def script() -> Response:
+    return _static("verify.js", "text/javascript")
+
+
+@bp.get("/verify.css")
+def style() -> Response:
+    return _static("verify.css", "text/css")
+
+
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    resp = _static("sw.js", "text/javascript")
+    resp.headers["Content-Security-Policy"] = _csp()  # governs the worker's own fetches
+    return resp
+
+
+@bp.get("/trust.json")
+def trust_json() -> Response:
+    svc = services()
+    certs = svc.certificates
+    merged = certs.trust_store.merged(certs.trust_list())
+    issuers: list[dict[str, Any]] = []
+    for issuer in merged.trust_list:
+        key = issuer.public_key
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            continue  # the browser checks ES256 only
+        nums = key.public_numbers()
+        issuers.append(
+            {
+                "kid": issuer.kid.hex(),
+                "uscc": issuer.uscc,
+                "name": issuer.name,
+                "region": issuer.region,
+                "allowed_types": sorted(issuer.allowed_types),
+                "jwk": {"kty": "EC", "crv": "P-256", "x": _b64(nums.x), "y": _b64(nums.y), "ext": True},
+                "not_before": issuer.certificate.not_valid_before_utc.date().isoformat(),
+                "not_after": issuer.not_after.date().isoformat(),
+                "status_base": merged.status_base.get(issuer.kid),
+            }
+        )
+    with svc.sessions() as s:
+        ids = list(s.scalars(sa.select(StatusListRow.id).order_by(StatusListRow.id)))
+    resp = jsonify(
+        {
+            "region": svc.settings.region,
+            "status_list_max_age": svc.settings.status_list_max_age,
+            "issuers": issuers,
+            "status_lists": [certs.status_lists.uri(str(i)) for i in ids],
+        }
+    )
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    path: {
+        "get": {
+            "operationId": op,
+            "summary": summary,
+            "security": [],
+            "responses": {"200": {"description": summary}},
+        }
+    }
+    for path, op, summary in (
+        ("/verify/offline/", "offlineVerifyPage", "Verify a QR entirely in the browser (works offline once loaded)"),
+        ("/verify/offline/verify.js", "offlineVerifyScript", "The page's script"),
+        ("/verify/offline/verify.css", "offlineVerifyStyle", "The page's style sheet"),
+        ("/verify/offline/sw.js", "offlineServiceWorker", "The page's service worker"),
+        ("/verify/offline/trust.json", "offlineTrustList", "The merged trust list as the page's script needs it"),
+    )
+}
