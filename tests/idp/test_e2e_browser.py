@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+IDP_BIN = str(Path(sys.executable).with_name("idp"))  # the console script next to this interpreter
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -38,7 +40,7 @@ def _free_port() -> int:
 
 
 def _idp(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    out = subprocess.run([str(ROOT / ".venv/bin/idp"), *args],  # noqa: S603 - our own CLI
+    out = subprocess.run([IDP_BIN, *args],  # noqa: S603 - our own CLI
                          env=env, input=stdin, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -57,7 +59,7 @@ def served_idp(yiwang_env, tmp_path):
     client = json.loads(_idp(env, "clients", "add", "--name", "测试门户 Test portal", "--redirect-uri", redirect_uri,
                              "--scope", "openid", "--scope", "profile", "--json"))
     log = open(tmp_path / "idp.log", "w")  # noqa: SIM115 - outlives this block (the server's log)
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/idp"), "serve", "--port", str(port), "--threads", "4"],  # noqa: S603
+    proc = subprocess.Popen([IDP_BIN, "serve", "--port", str(port), "--threads", "4"],  # noqa: S603
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 30
