@@ -93,11 +93,12 @@ def _one_round(stack: Any, receiver: _Receiver, ids: list[str], timeout: float =
     return time.perf_counter() - t0
 
 
-def _start_workers(n: int, threads: int) -> list[subprocess.Popen[bytes]]:
+def _start_workers(n: int, threads: int, env: dict[str, str] | None) -> list[subprocess.Popen[bytes]]:
     idp = str(Path(sys.executable).with_name("idp"))
     procs = [
         subprocess.Popen(  # noqa: S603
             [idp, "worker", "--threads", str(threads)],
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -115,7 +116,15 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(timeout=30)
 
 
-def run(settings: IdpSettings, *, clients: int = 50, rounds: int = 3, threads: int = 8) -> list[dict[str, Any]]:
+def run(
+    settings: IdpSettings,
+    *,
+    clients: int = 50,
+    rounds: int = 3,
+    threads: int = 8,
+    env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Measure; ``env`` is the environment of the ``idp worker`` processes (default: ours)."""
     from .runtime import build_from_settings
 
     stack = build_from_settings(settings)
@@ -127,7 +136,7 @@ def run(settings: IdpSettings, *, clients: int = 50, rounds: int = 3, threads: i
             [("idp worker ×1", 1), ("idp worker ×2", 2)] if settings.common.redis_url else [("in-process worker", 0)]
         )
         for label, workers in setups:
-            procs = _start_workers(workers, threads) if workers else []
+            procs = _start_workers(workers, threads, env) if workers else []
             if not workers:
                 stack.logout.queue.start_worker(threads=threads, sweep=False)
             try:
