@@ -1,23 +1,33 @@
-"""Must show (issue 6): the citizen's wallet after SSO, in real Chromium.
+"""Must show (issue 6): the wallet after SSO and sharing consent from a second portal, in real Chromium.
 
 The idp runs for real (``idp serve``) and so does certstore (``certstore
 serve``), registered at the idp as a relying party allowed to receive the ID
 number. Chromium opens the wallet, signs in at the idp, allows the ID number
 on the consent page, and lands on the wallet listing the citizen's
-certificate; the PDF downloads and the QR shows full screen.
+certificate; the PDF downloads and the QR shows full screen. Then a second
+portal asks for ``certs:read`` through the idp's consent screen (single sign-on:
+no login form), reads the certificate from ``/api/v1/me/certificates`` with
+the citizen's token — certstore learns whose it is by introspection, the token
+itself carries no ID number — and the read appears in the wallet.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 
 from tests.demo.processes import free_port, idp_cli, started
 
@@ -61,6 +71,11 @@ def stack(yiwang_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]
         **env, "YIWANG_CERTSTORE_PUBLIC_URL": cs_url,
         "YIWANG_CERTSTORE_CLIENT_ID": "certstore", "YIWANG_CERTSTORE_CLIENT_SECRET": secret,
     }
+    portal_cb = f"http://127.0.0.1:{free_port()}/cb"  # nothing listens: the test reads the code off the redirect
+    portal = json.loads(idp_cli(
+        env, "clients", "add", "--name", "住房保障门户 Housing portal", "--redirect-uri", portal_cb,
+        "--scope", "openid", "--scope", "certs:read", "--json",
+    ))
     _certstore(cs_env, "init", "--demo")
     issued = _certstore(cs_env, *issue_args("JZZM", tmp_path / "c.pdf"))
     identifier = next(w for w in issued.split() if w.startswith("1.2.156.3005.2."))
@@ -70,7 +85,10 @@ def stack(yiwang_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]
         ("certstore", [str(bin_dir / "certstore"), "serve", "--port", str(cs_port)], cs_env, f"{cs_url}/verify"),
     ]
     with started(specs, tmp_path) as procs:
-        yield {"issuer": issuer, "certstore": cs_url, "identifier": identifier, "procs": procs}
+        yield {
+            "issuer": issuer, "certstore": cs_url, "identifier": identifier, "procs": procs,
+            "portal": portal, "portal_cb": portal_cb,
+        }
 
 
 def test_wallet_after_sso(stack: dict[str, Any]) -> None:
@@ -105,5 +123,43 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
             assert page.evaluate("document.getElementById('qr').naturalWidth") > 100
             for cookie in context.cookies():
                 assert PERSON_ID not in cookie["value"]
+
+            # A second portal asks, through the idp's consent screen, to read the certificates.
+            portal, cb = stack["portal"], stack["portal_cb"]
+            verifier = secrets.token_urlsafe(48)
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            redirects: list[str] = []
+            page.on("request", lambda r: redirects.append(r.url) if r.url.startswith(cb) else None)
+            params = {
+                "response_type": "code", "client_id": portal["client_id"], "redirect_uri": cb,
+                "scope": "openid certs:read", "state": "s1", "nonce": "n1",
+                "code_challenge": challenge, "code_challenge_method": "S256",
+            }
+            page.goto(f"{issuer}/authorize?{urlencode(params)}")
+            page.wait_for_url(f"{issuer}/consent*")  # SSO: no login form, only this portal's consent
+            assert "certs:read" in page.content() or "证照" in page.inner_text("body")
+            page.click("#allow")
+            deadline = time.monotonic() + 20
+            while not redirects and time.monotonic() < deadline:
+                page.wait_for_timeout(100)
+            code = parse_qs(urlsplit(redirects[0]).query)["code"][0]
+            tokens = requests.post(
+                f"{issuer}/token",
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": cb, "code_verifier": verifier},
+                auth=(portal["client_id"], portal["client_secret"]), timeout=10,
+            ).json()
+            access = tokens["access_token"]
+            assert PERSON_ID not in base64.urlsafe_b64decode(access.split(".")[1] + "==").decode()
+            shared = requests.get(
+                f"{cs}/api/v1/me/certificates", params={"purpose": "住房保障申请"},
+                headers={"Authorization": f"Bearer {access}"}, timeout=10,
+            )
+            assert shared.status_code == 200, shared.text
+            assert [c["identifier"] for c in shared.json()["certificates"]] == [stack["identifier"]]
+
+            # ... and the citizen sees it in the wallet.
+            page.goto(f"{cs}/wallet")
+            reads = page.inner_text("#reads")
+            assert portal["client_id"] in reads and "住房保障申请" in reads
         finally:
             browser.close()
