@@ -9,7 +9,7 @@ from idp.cli.serve import TARGET, granian_argv
 
 
 def test_granian_command_line():
-    argv = granian_argv(host="0.0.0.0", port=8080, workers=3, threads=2)
+    argv = granian_argv(host="127.0.0.2", port=8080, workers=3, threads=2)
     assert argv[1:3] == ["-m", "granian"]
     assert argv[argv.index("--interface") + 1] == "wsgi"
     assert argv[argv.index("--workers") + 1] == "3"
