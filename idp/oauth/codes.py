@@ -114,6 +114,11 @@ class CodeStore:
         data = json.loads(res[1])
         return Consumed("ok", AuthorizationCode(**data, code_hash=h))
 
+    @staticmethod
+    def hash_of(code: str) -> str:
+        """What TokenRecord.code_hash holds for tokens issued from ``code``."""
+        return _h(code)
+
     def record_tokens(self, code_hash: str, jtis: list[str]) -> None:
         key = self._p + "t:" + code_hash
         pipe = self._r.pipeline(transaction=False)

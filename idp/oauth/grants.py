@@ -164,7 +164,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         result = provider.codes.consume(code)
         if result.status == "replayed":
             # RFC 6749 §4.1.2 / §10.5: deny, and revoke what the code produced.
-            n = provider.tokens.revoke(jtis=provider.codes.issued_tokens(code))
+            n = provider.tokens.revoke(jtis=provider.codes.issued_tokens(code),
+                                       code_hash=provider.codes.hash_of(code))
             provider.audit("token.code_replay", client_id=client.client_id, detail={"revoked": n})
             logger.warning("authorization code replayed by client %s; %d token(s) revoked", client.client_id, n)
             return None
