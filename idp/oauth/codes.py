@@ -89,7 +89,7 @@ def _h(code: str) -> str:
 
 
 class CodeStore:
-    def __init__(self, redis: Any, prefix: str, *, ttl_seconds: int = 60, replay_window: int = 600) -> None:
+    def __init__(self, redis: Any, prefix: str, *, ttl_seconds: int = 60, replay_window: int = 86400) -> None:
         self._r = redis
         self._p = f"{prefix}code:"
         self.ttl_seconds = ttl_seconds
