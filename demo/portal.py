@@ -443,7 +443,8 @@ def _kid_of(token: str) -> str | None:
 
     try:
         head = token.split(".", 1)[0]
-        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+        kid = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+        return kid if isinstance(kid, str) else None
     except Exception:
         return None
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -152,14 +152,14 @@ def _home() -> Path:
     return Path(os.environ.get("YIWANG_HOME") or "instance").resolve()
 
 
-def load_demo(home: Path) -> dict:
+def load_demo(home: Path) -> dict[str, Any]:
     path = home / "demo-clients.json"
     if not path.exists():
         subprocess.run([*_cli("idp"), "init", "--demo"], check=True)  # noqa: S603
     return dict(json.loads(path.read_text()))
 
 
-def demo_services(demo: dict, *, with_certstore: bool = True) -> list[Service]:
+def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[Service]:
     issuer = demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"
     services = [
         Service("idp", [*_cli("idp"), "serve", "--port", str(IDP_PORT)], ready_url=f"{issuer}/healthz"),

@@ -299,11 +299,11 @@ class YiwangDeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
     @property
-    def EXPIRES_IN(self) -> int:  # type: ignore[override]  # noqa: N802
+    def EXPIRES_IN(self) -> int:  # noqa: N802
         return _store(self).expires_in
 
     @property
-    def INTERVAL(self) -> int:  # type: ignore[override]  # noqa: N802
+    def INTERVAL(self) -> int:  # noqa: N802
         return _store(self).interval
 
     def authenticate_client(self, request: Any) -> Any:

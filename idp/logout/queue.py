@@ -270,7 +270,7 @@ class JobQueue:
         if isinstance(self.broker, StubBroker):
             self.broker.join(QUEUE_NAME, timeout=timeout_ms, fail_fast=False)
         else:
-            self.broker.join(QUEUE_NAME, timeout=timeout_ms)  # type: ignore[attr-defined]
+            self.broker.join(QUEUE_NAME, timeout=timeout_ms)
 
     def close(self) -> None:
         self.stop_worker()

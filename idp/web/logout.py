@@ -164,7 +164,7 @@ def _start_inprocess_worker() -> None:
 
 
 def _keys() -> KeySet:
-    return KeySet.import_key_set(rt().provider.tokens.jwks())  # type: ignore[arg-type]
+    return KeySet.import_key_set(rt().provider.tokens.jwks())
 
 
 def _plan(params: dict[str, str]) -> LogoutPlan:
@@ -201,7 +201,7 @@ def _origin(uri: str) -> str:
     return f"{p.scheme}://{p.netloc}"
 
 
-def _logged_out(language: str, *, ended: Any, plan: LogoutPlan | None) -> Response:
+def _logged_out(language: str, *, ended: Any, plan: LogoutPlan | None) -> Any:
     r = rt()
     continue_to = plan.final_redirect() if plan is not None else None
     frames: list[str] = []
@@ -234,7 +234,7 @@ def _audit_logout(plan: LogoutPlan | None, sid: str) -> None:
     )
 
 
-def _end(current: Any, plan: LogoutPlan | None, language: str) -> Response:
+def _end(current: Any, plan: LogoutPlan | None, language: str) -> Any:
     ended = rt().sessions.end(current.sid, "logout")
     _audit_logout(plan, current.sid)
     return _logged_out(language, ended=ended, plan=plan)
