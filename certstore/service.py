@@ -49,7 +49,7 @@ from signing.errors import PayloadError, PayloadTooLarge, PdfError, SigningError
 from .db import session_scope
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from .identifier import build_identifier, format_serial, parse_identifier
-from .lifecycle import is_expired
+from .lifecycle import Action, is_expired, transition
 from .models import (
     STATUS_CODES,
     STATUS_VALID,
@@ -113,6 +113,9 @@ class IssueRequest:
     idempotency_key: str | None = None
     external_ref: str | None = None
     """Batch issuance's idempotency (issue 6): unique per issuer (``certstore.batch``)."""
+    supersedes: str | None = None
+    """Identifier of the certificate this one replaces (issue 6): same serial, next version;
+    the old one is cancelled (04, action ``supersede``) in the same transaction."""
 
     def __repr__(self) -> str:  # the holder code stays out of logs
         return f"IssueRequest(type={self.type_code!r}, issuer={self.issuer!r})"
@@ -235,8 +238,11 @@ class CertificateService:
             if existing is not None:
                 return existing
         now = self.clock().replace(microsecond=0)
-        serial = self._allocate_serial(agency_uscc, prepared.spec.code)
-        cid = build_identifier(prepared.spec.code, agency_uscc, serial, 1)
+        if request.supersedes is not None:
+            old_id, serial, version = self._superseded(request.supersedes, agency_uscc, prepared.spec.code)
+        else:
+            old_id, serial, version = None, self._allocate_serial(agency_uscc, prepared.spec.code), 1
+        cid = build_identifier(prepared.spec.code, agency_uscc, serial, version)
         signer = self._signer(agency_uscc)
         slot = self.status_lists.allocate(agency_uscc)
         claims = signing.qr.QrClaims(
@@ -269,8 +275,8 @@ class CertificateService:
             identifier=str(cid),
             type_code=prepared.spec.code,
             issuer_uscc=agency_uscc,
-            serial=format_serial(serial),
-            version=1,
+            serial=format_serial(int(serial)),
+            version=version,
             holder_code_type=prepared.spec.holder_code_type,
             holder_code_index=pii.blind_index(prepared.holder_code, purpose=PII_PURPOSE),
             holder_code_enc=pii.encrypt(prepared.holder_code, purpose=PII_PURPOSE),
@@ -292,6 +298,9 @@ class CertificateService:
         )
         try:
             with session_scope(self.sessions) as s:
+                if old_id is not None:
+                    row.supersedes = old_id
+                    self.lifecycle.supersede(s, old_id, str(cid), actor=actor or agency_uscc, at=now)
                 s.add(row)
                 s.flush()
                 if key is not None:
@@ -312,6 +321,8 @@ class CertificateService:
                     )
                 )
         except IntegrityError:
+            if key is None and old_id is not None:
+                raise Conflict("a new version of this certificate was issued a moment ago", field="supersedes") from None
             if key is None:
                 raise
             # Another request with the same key won the race: answer as it did.
@@ -321,6 +332,19 @@ class CertificateService:
             return existing
         logger.info("issued %s (type %s) for %s", cid, prepared.spec.code, agency_uscc)
         return IssueResult(self._view(row, prepared.spec, prepared.issuer))
+
+    def _superseded(self, identifier: str, agency_uscc: str, type_code: str) -> tuple[str, int, int]:
+        """``(old identifier, serial, next version)`` for a new version of ``identifier``."""
+        with self.sessions() as s:
+            old = self._find(s, identifier)
+            if old.issuer_uscc != agency_uscc:
+                raise Forbidden("only the issuing agency may issue a new version", field="supersedes")
+            if old.type_code != type_code:
+                raise InvalidInput("a new version keeps the certificate type", field="type")
+            # Refuse early (before any signing) what the state machine would refuse at commit.
+            transition(old.status, Action.SUPERSEDE, identifier=old.identifier, reason="new version",
+                       actor=agency_uscc, at=self.clock(), superseded_by=old.identifier)
+            return old.identifier, int(old.serial), old.version + 1
 
     def _prepare(self, request: IssueRequest, agency_uscc: str) -> _Prepared:
         if request.issuer is not None and request.issuer != agency_uscc:

@@ -105,6 +105,16 @@ class LifecycleService:
         logger.info("certificate %s: %s -> %s by %s", event.identifier, event.from_status.value, event.to_status.value, actor)
         return event
 
+    def supersede(self, s: Session, identifier: str, new_identifier: str, *, actor: str, at: dt.datetime) -> LifecycleEvent:
+        """Cancel ``identifier`` because ``new_identifier`` replaces it (inside the caller's transaction)."""
+        row = self._locked(s, identifier)
+        event = transition(
+            row.status, Action.SUPERSEDE, identifier=row.identifier,
+            reason=f"superseded by {new_identifier}", actor=actor, at=at, superseded_by=new_identifier,
+        )
+        self.apply(s, row, event)
+        return event
+
     def expire_due(self, *, limit: int = 10_000) -> list[LifecycleEvent]:
         """Set every live certificate past the end of its validity to 05 expired (``certstore expire-due``)."""
         now = self.clock()

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..errors import InvalidInput
 from ..lifecycle import Action
+from ..service import IssueRequest
 from .context import require_issuer, services
 
 __all__ = ["bp", "STATUS_MEDIA_TYPE", "OPENAPI_PATHS"]
@@ -61,6 +63,23 @@ def _change(identifier: str, action: str | None) -> Response:
 @bp.post("/api/v1/certificates/<identifier>/status")
 def change_status(identifier: str) -> Response:
     return _change(identifier, None)
+
+
+@bp.post("/api/v1/certificates/<identifier>/versions")
+def new_version(identifier: str) -> Response:
+    """Issue a new version (same serial, version + 1); the old one is cancelled as superseded."""
+    issuer = require_issuer(_ISSUE_SCOPE)
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInput("the request body must be JSON (Content-Type: application/json)", field="body")
+    req = IssueRequest.from_json(body)
+    req = dataclasses.replace(req, supersedes=identifier)
+    result = services().certificates.issue(req, agency_uscc=issuer.uscc, actor=f"client:{issuer.client_id}")
+    view = result.certificate
+    resp = jsonify(view.to_dict())
+    resp.status_code = 201
+    resp.headers["Location"] = url_for("api.get_certificate", identifier=view.identifier)
+    return resp
 
 
 @bp.get("/status-lists/<list_id>")
@@ -115,6 +134,22 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": {"description": "The new status", "content": {"application/json": {}}},
+                **{str(c): _PROBLEM for c in (401, 403, 404, 409, 422)},
+            },
+        }
+    },
+    "/api/v1/certificates/{identifier}/versions": {
+        "post": {
+            "operationId": "newVersion",
+            "summary": "Issue a new version of a certificate (same serial, version + 1); the old one is cancelled (04)",
+            "security": [{"bearer": ["certs:issue"]}],
+            "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IssueRequest"}}},
+            },
+            "responses": {
+                "201": {"description": "The new version", "content": {"application/json": {}}},
                 **{str(c): _PROBLEM for c in (401, 403, 404, 409, 422)},
             },
         }

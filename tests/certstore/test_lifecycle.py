@@ -116,3 +116,40 @@ def test_expiry_is_end_of_day_china_time() -> None:
     assert not is_expired(day, dt.datetime(2026, 11, 27, 15, 59, tzinfo=dt.UTC))
     assert is_expired(day, dt.datetime(2026, 11, 27, 16, 0, tzinfo=dt.UTC))
     assert not is_expired(None, dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
+
+
+# -- a new version supersedes the old one (through the API) -------------------------
+
+
+def test_new_version_supersedes_the_old(services: object, client: object, mint: object) -> None:
+    from typing import Any
+
+    from certstore.service import IssueRequest
+    from signing.qr import decode_qr_payload
+
+    from .conftest import DEMO_REQUESTS
+
+    svc: Any = services
+    http: Any = client
+    req = DEMO_REQUESTS["JZZM"]
+    old = svc.certificates.issue(IssueRequest.from_json(req["body"]), agency_uscc=req["issuer"]).certificate
+    body = dict(req["body"], fields=dict(req["body"]["fields"], address="北京市朝阳区新地址1号"))
+    auth = {"Authorization": f"Bearer {mint('demo-psb')}"}  # type: ignore[operator]
+    resp = http.post(f"/api/v1/certificates/{old.identifier}/versions", json=body, headers=auth)
+    assert resp.status_code == 201, resp.get_json()
+    new = resp.get_json()
+    new_id = new["identifier"]
+    assert new_id.split(".")[7] == old.identifier.split(".")[7]  # same serial
+    assert new_id.split(".")[8] == "2" and old.identifier.split(".")[8] == "1"
+    assert svc.certificates.get(old.identifier).status == "04"
+    assert svc.certificates.get(new_id).status == "01"
+    history = svc.certificates.lifecycle.history(old.identifier)
+    assert history[-1].action == "certificate.supersede" and history[-1].detail["superseded_by"] == new_id
+    # the old QR now fails on status, the new one verifies
+    assert not svc.certificates.verify_qr(old.qr_text).valid
+    assert svc.certificates.verify_qr(decode_qr_payload(new["qr_text"]) and new["qr_text"]).valid
+    # a cancelled certificate cannot get another new version, and only its issuer may make one
+    again = http.post(f"/api/v1/certificates/{old.identifier}/versions", json=body, headers=auth)
+    assert again.status_code == 409 and "cancelled" in again.get_json()["detail"]
+    other = {"Authorization": f"Bearer {mint('demo-amr')}"}  # type: ignore[operator]
+    assert http.post(f"/api/v1/certificates/{new_id}/versions", json=body, headers=other).status_code == 403
