@@ -44,7 +44,7 @@ class BatchQueue:
             Callbacks(),
             Retries(max_retries=3, min_backoff=1_000, max_backoff=30_000),
         ]
-        self.broker = RedisBroker(
+        self.broker = RedisBroker(  # type: ignore[no-untyped-call]
             client=redis.Redis.from_url(url),
             namespace=f"{settings.common.redis_prefix}certstore-dramatiq",
             middleware=middleware,
