@@ -137,3 +137,57 @@ def test_sign_in_on_one_instance_sso_and_sign_out_on_the_other(stack: dict[str, 
     # 4. The first instance sees no session.
     query, _ = _authorize(page, first, a, prompt="none")
     assert query.get("error") == ["login_required"]
+
+
+def _sign_in_with_requests(http: requests.Session, base: str, portal: Any) -> None:
+    """Password sign-in through the HTML form, as a browser would (cookies kept in ``http``)."""
+    import re
+
+    resp = http.get(f"{base}/authorize", params={
+        "response_type": "code", "client_id": portal.client_id, "redirect_uri": f"{portal.url}/callback",
+        "scope": "openid", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }, allow_redirects=False, timeout=10)
+    login_url = resp.headers["Location"]
+    login_url = login_url if login_url.startswith("http") else base + login_url
+    page = http.get(login_url, timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+    done = http.post(login_url, data={"csrf_token": csrf, "id_number": ID_NUMBER, "password": PASSWORD},
+                     allow_redirects=False, timeout=10)
+    assert done.status_code == 303, done.status_code
+
+
+def _sso_round_trip(http: requests.Session, base: str, portal: Any) -> bool:
+    """Session cookie → code (prompt=none) → tokens, all at ``base``."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    try:
+        resp = http.get(f"{base}/authorize", params={
+            "response_type": "code", "client_id": portal.client_id, "redirect_uri": f"{portal.url}/callback",
+            "scope": "openid", "prompt": "none", "code_challenge": challenge, "code_challenge_method": "S256",
+        }, allow_redirects=False, timeout=10)
+        code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+        tokens = requests.post(f"{base}/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": f"{portal.url}/callback",
+            "code_verifier": verifier,
+        }, auth=(portal.client_id, portal.client_secret), timeout=10)
+        return tokens.status_code == 200 and "id_token" in tokens.json()
+    except (requests.RequestException, KeyError):
+        return False
+
+
+def test_the_other_instance_keeps_serving_when_one_stops(stack: dict[str, Any]) -> None:
+    first, second, a = stack["first"], stack["second"], stack["a"]
+    http = requests.Session()
+    _sign_in_with_requests(http, first, a)
+    results: dict[str, list[bool]] = {"first": [], "second": []}
+    for i in range(40):
+        if i == 20:  # the first instance dies (no goodbye); the balancer stops sending to it
+            stack["procs"]["idp-1"].popen.kill()
+            stack["procs"]["idp-1"].popen.wait(timeout=10)
+        if i < 20 and i % 2 == 0:
+            results["first"].append(_sso_round_trip(http, first, a))
+        else:
+            results["second"].append(_sso_round_trip(http, second, a))
+    assert all(results["first"]) and len(results["first"]) == 10
+    assert all(results["second"]) and len(results["second"]) == 30
