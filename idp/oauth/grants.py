@@ -36,6 +36,7 @@ __all__ = [
     "RefreshTokenGrant",
     "ClientCredentialsGrant",
     "OpenIDCode",
+    "OpenIDRefresh",
     "CodeChallenge",
     "PrivateKeyJWTAuth",
 ]
@@ -89,7 +90,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
         provider = request._provider
         client = request.client
-        code: AuthorizationCode = request.authorization_code
+        code: AuthorizationCode | None = request.authorization_code
         user: GrantUser = request.user
         scopes = scope_to_list(token.get("scope") or "") or []
         claims: dict[str, Any] = {
@@ -119,6 +120,17 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     def process_token(self, grant: Any, response: Any) -> Any:
         grant.request._provider = grant.server.provider
         return super().process_token(grant, response)
+
+
+class OpenIDRefresh(OpenIDCode):
+    """OIDC Core §12.2: a refresh of an ``openid`` grant returns a new ID token.
+
+    Same ``iss``, ``sub``, ``aud``, ``sid`` and the original ``auth_time``;
+    no ``nonce`` (there is no authentication request to echo).
+    """
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_create_token_response", self.process_token)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):

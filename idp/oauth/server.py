@@ -17,6 +17,7 @@ from .grants import (
     ClientCredentialsGrant,
     CodeChallenge,
     OpenIDCode,
+    OpenIDRefresh,
     PrivateKeyJWTAuth,
     RefreshTokenGrant,
 )
@@ -42,7 +43,7 @@ def configure_server(server: Any, provider: Provider) -> Any:
     server.register_grant(
         AuthorizationCodeGrant, [OpenIDCode(require_nonce=False), CodeChallenge(required=True)]
     )
-    server.register_grant(RefreshTokenGrant)
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)

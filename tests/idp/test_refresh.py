@@ -69,3 +69,20 @@ def test_session_end_kills_session_tokens_but_not_offline(app, web, citizen, rp)
     assert not _active(web, rp, online["access_token"])
     assert _refresh(web, rp, online["refresh_token"]).get_json()["error"] == "invalid_grant"
     assert _refresh(web, rp, offline["refresh_token"]).status_code == 200
+
+
+def test_refresh_returns_a_consistent_id_token(web, citizen, rp):
+    import base64
+    import json
+
+    def claims(jwt):
+        part = jwt.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    q, v = authorize_code(web, rp)
+    first = exchange(web, rp, q["code"], v).get_json()
+    second = _refresh(web, rp, first["refresh_token"]).get_json()
+    a, b = claims(first["id_token"]), claims(second["id_token"])
+    for k in ("iss", "sub", "aud", "sid", "auth_time", "acr"):
+        assert a[k] == b[k]
+    assert "nonce" not in b
