@@ -34,9 +34,11 @@ CSRF_COOKIE = "yw_csrf"
 MAX_BODY = 64 * 1024
 MAX_PARAM = 2048
 
+# No form-action: browsers apply it to the redirects that follow a form POST
+# (consent → relying party), which may use a native app's private-use scheme.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 
 
