@@ -53,7 +53,7 @@ from .common import SESSION_COOKIE, current_session, lang, rt
 from .i18n import translate
 from .security import CSP, check_csrf, csrf_token
 
-__all__ = ["bp", "frontchannel_uris", "MESSAGES"]
+__all__ = ["bp", "frontchannel_uris", "frontchannel_response", "MESSAGES"]
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +223,27 @@ def _logged_out(language: str, *, ended: Any, plan: LogoutPlan | None) -> Any:
             origins = " ".join(sorted({_origin(u) for u in frames}))
             resp.headers["Content-Security-Policy"] = f"{CSP}; frame-src {origins}"
     resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def frontchannel_response(ended: Any, *, continue_to: str) -> Any | None:
+    """The logged-out page with front-channel iframes, for another page that ended ``ended``.
+
+    For the account page's sign-out (issue 4 §5): ``None`` when none of the
+    session's clients registered a ``frontchannel_logout_uri`` (the caller
+    then redirects as before).
+    """
+    if ended is None:
+        return None
+    r = rt()
+    frames = frontchannel_uris(
+        ended.clients, issuer=r.provider.issuer, sid=ended.sid, query_client=r.provider.query_client
+    )
+    if not frames:
+        return None
+    resp = _render("logout_done.html", language=lang(), message="logout_done", frames=frames, continue_to=continue_to)
+    origins = " ".join(sorted({_origin(u) for u in frames}))
+    resp.headers["Content-Security-Policy"] = f"{CSP}; frame-src {origins}"
     return resp
 
 

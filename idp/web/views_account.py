@@ -54,10 +54,14 @@ def end_session(sid: str) -> Any:
     if session is None or not check_csrf():
         return render("error.html", 400, message="error_csrf", detail=None)
     target = r.sessions.get(sid, touch=False)
+    ended = None
     if target is not None and target.citizen_id == session.citizen_id:
-        r.sessions.end(sid, "account")
+        ended = r.sessions.end(sid, "account")
     resp = redirect(url_for("account.home") if sid != session.sid else url_for("auth.login"), code=303)
     if sid == session.sid:
+        from .logout import frontchannel_response  # front-channel logout of this browser's RPs
+
+        resp = frontchannel_response(ended, continue_to=url_for("auth.login")) or resp
         resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
 
@@ -68,9 +72,12 @@ def sign_out_everywhere() -> Any:
     session = current_session()
     if session is None or not check_csrf():
         return render("error.html", 400, message="error_csrf", detail=None)
-    r.sessions.end_all_for_citizen(session.citizen_id, "sign_out_everywhere")
+    ended = r.sessions.end_all_for_citizen(session.citizen_id, "sign_out_everywhere")
     r.provider.tokens.revoke(citizen_id=int(session.citizen_id), include_offline=True)
-    resp = redirect(url_for("auth.login"), code=303)
+    from .logout import frontchannel_response  # front-channel logout of this browser's RPs
+
+    mine = next((s for s in ended if s.sid == session.sid), None)
+    resp = frontchannel_response(mine, continue_to=url_for("auth.login")) or redirect(url_for("auth.login"), code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
 

@@ -251,3 +251,25 @@ def test_ui_locales_chooses_the_language(web, portal):
     assert 'lang="en"' in english.get_data(as_text=True)
     chinese = web.get("/logout", query_string={"ui_locales": "zh-CN"})
     assert "是否退出统一身份认证" in chinese.get_data(as_text=True)
+
+
+def test_account_page_sign_out_runs_front_channel_logout(web, portal, app):
+    id_token = _signed_in(web, portal)
+    sid = _claims(id_token)["sid"]
+    page = web.get("/account").get_data(as_text=True)
+    resp = web.post(f"/account/sessions/{sid}/end", data={"csrf_token": csrf_of(page)})
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "https://portal.example.cn/fc-logout?iss=" in html and f"sid={sid}" in html
+    assert 'data-continue="/login"' in html
+    assert "frame-src https://portal.example.cn" in resp.headers["Content-Security-Policy"]
+    assert app.extensions["yiwang"].sessions.get(sid, touch=False) is None
+
+
+def test_sign_out_everywhere_without_front_channel_clients_redirects(web, idp_services, citizen, app):
+    rp = make_rp(idp_services)  # no front-channel URI
+    id_token = _signed_in(web, rp)
+    page = web.get("/account").get_data(as_text=True)
+    resp = web.post("/account/sign-out-everywhere", data={"csrf_token": csrf_of(page)})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/login")
+    assert app.extensions["yiwang"].sessions.get(_claims(id_token)["sid"], touch=False) is None
