@@ -510,7 +510,10 @@ class CertificateService:
     def _view(self, row: Certificate, spec: CertificateType | None = None, issuer: IssuerInfo | None = None) -> CertificateView:
         spec = spec or self.registry.get_type(row.type_code)
         issuer = issuer or self.registry.get_issuer(row.issuer_uscc)
-        zh, en = STATUS_CODES.get(row.status, ("?", "unknown"))
+        status = row.status
+        if status in ("01", "02") and is_expired(row.valid_until, self.clock()):
+            status = "05"  # expiry applied on read (issue 6); `certstore expire-due` records it
+        zh, en = STATUS_CODES.get(status, ("?", "unknown"))
         return CertificateView(
             identifier=row.identifier,
             type_code=row.type_code,
@@ -526,7 +529,7 @@ class CertificateService:
             issued_at=_aware(row.issued_at),
             valid_from=row.valid_from,
             valid_until=row.valid_until,
-            status=row.status,
+            status=status,
             status_zh=zh,
             status_en=en,
             version=row.version,

@@ -113,7 +113,14 @@ def test_expiry_on_read_and_expire_due(services: Any) -> None:
     cert = _issue(services)
     svc = services.certificates
     later = dt.datetime.combine(cert.valid_until or dt.date(2100, 1, 1), dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=2)
-    svc.lifecycle.clock = lambda: later
+    svc.clock = svc.lifecycle.clock = lambda: later
+    assert svc.get(cert.identifier).status == "05"  # applied on read, before the sweep
+    import sqlalchemy as sa
+
+    from certstore.models import Certificate
+
+    with svc.sessions() as s:  # ... but not yet written: the sweep records it, audited
+        assert s.scalar(sa.select(Certificate.status).where(Certificate.identifier == cert.identifier)) == "01"
     events = svc.lifecycle.expire_due()
     assert [e.identifier for e in events] == [cert.identifier]
     assert svc.get(cert.identifier).status == "05"
