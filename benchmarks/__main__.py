@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             if name == "idp":
                 module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8)
             elif hasattr(module, "main"):
-                module.main([] if not args.quick else ["--quick"]) if _takes_argv(module.main) else module.main()
+                module.main([]) if _takes_argv(module.main) else module.main()
             else:
                 module.run()
         except Exception:
