@@ -120,7 +120,6 @@ class StatusListService:
         self.sessions = sessions
         self.keyring = keyring
         self.clock = clock
-        self._lock = threading.Lock()
 
     @property
     def base_url(self) -> str:

@@ -57,6 +57,7 @@ __all__ = [
     "StatusListError",
     "sign_status_list",
     "verify_status_list_token",
+    "describe_age",
 ]
 
 logger = logging.getLogger(__name__)
@@ -324,5 +325,3 @@ def describe_age(age: dt.timedelta) -> str:
     """``"3 minutes"``: how pages and the CLI say how old a cached list is."""
     return _describe_age(age)
 
-
-__all__ += ["describe_age"]

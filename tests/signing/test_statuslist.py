@@ -162,3 +162,22 @@ def test_joserfc_can_read_it_as_a_jwt(signers: tuple[Any, Any], tmp_path: Path) 
     token = sign_status_list(StatusList(), a, uri=URI, issued_at=NOW)
     tok = jwt.decode(token, ECKey.import_key(a.public_jwk()), algorithms=["ES256"])
     assert tok.claims["sub"] == URI and tok.header["typ"] == "statuslist+jwt"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.builds(lambda a, b, c: f"{a}.{b}.{c}", st.text(max_size=80), st.text(max_size=80), st.text(max_size=80))))
+def test_verifying_garbage_only_ever_raises_status_list_error(text: str) -> None:
+    key = _garbage_key()
+    with pytest.raises(StatusListError):
+        verify_status_list_token(text, [key], uri=URI, now=NOW, max_age=dt.timedelta(hours=1))
+
+
+_KEY: list[Any] = []
+
+
+def _garbage_key() -> Any:
+    if not _KEY:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        _KEY.append(ec.generate_private_key(ec.SECP256R1()).public_key())
+    return _KEY[0]

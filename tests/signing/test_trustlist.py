@@ -166,3 +166,20 @@ def test_wrong_typ_refused(regions: tuple[Keyring, Keyring]) -> None:
     with pytest.raises(TrustListError, match="typ"):
         import_trust_list(text, [root], now=NOW)
     assert isinstance(root, x509.Certificate)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANCHOR: list[x509.Certificate] = []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.builds(lambda a, b, c: f"{a}.{b}.{c}", st.text(max_size=100), st.text(max_size=100), st.text(max_size=60))))
+def test_importing_garbage_only_ever_raises_trust_list_error(text: str) -> None:
+    if not _ANCHOR:
+        import tempfile
+
+        _ANCHOR.append(pki.region_root(_region(Path(tempfile.mkdtemp()), "440000")))
+    with pytest.raises(TrustListError):
+        import_trust_list(text, _ANCHOR, now=NOW)
