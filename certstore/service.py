@@ -659,7 +659,11 @@ class CertificateService:
         uri = merged.status_uri(issuer, claims.status_list) if issuer is not None else None
         if uri is None:
             return Check("status", False, "the issuer's region publishes no status list this deployment knows")
-        answer = self.status_cache.lookup(uri, claims.status_index, [issuer.public_key])
+        # Any current key of that agency may have signed the list (its signer may have been renewed).
+        keys = [issuer.public_key] + [
+            i.public_key for i in merged.trust_list if i.uscc == issuer.uscc and i.kid != issuer.kid
+        ]
+        answer = self.status_cache.lookup(uri, claims.status_index, keys)
         return Check("status", answer.ok, answer.reason)
 
     def verify_pdf(self, pdf: bytes) -> VerificationResult:
