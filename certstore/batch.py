@@ -156,6 +156,7 @@ class BatchService:
     def __init__(self, certificates: CertificateService) -> None:
         self.certificates = certificates
         self.sessions = certificates.sessions
+        self._jobs: dict[int, BatchJob] = {}
 
     def create_job(self, batch: BatchFile, *, issuer: str, type_code: str, source: str) -> int:
         """Store the job and its sealed rows in one transaction; returns the job id."""
@@ -201,14 +202,25 @@ class BatchService:
 
     def run_row(self, job_id: int, row_no: int) -> str:
         """Issue one row (or find it already issued); returns its new state. Never raises for bad data."""
-        job = self._job(job_id)
-        with self.sessions() as s:
+        job = self._jobs.get(job_id) or self._job(job_id)
+        self._jobs[job_id] = job
+        with self.sessions() as s:  # one read: the row, and whether an earlier run issued it
             row = s.get(BatchRow, (job_id, row_no))
             if row is None or row.state != "pending":
                 return row.state if row is not None else "missing"
             data_enc = row.data_enc
             ref = row.external_ref
-        state, identifier, error = self._issue(job, ref, data_enc)
+            existing = s.scalar(
+                sa.select(Certificate.identifier).where(
+                    Certificate.issuer_uscc == job.issuer_uscc, Certificate.external_ref == ref
+                )
+            ) if ref else None
+        identifier: str | None
+        error: str | None
+        if existing is not None:
+            state, identifier, error = "existing", existing, None
+        else:
+            state, identifier, error = self._issue(job, ref, data_enc)
         with session_scope(self.sessions) as s:
             s.execute(
                 sa.update(BatchRow)
@@ -226,10 +238,6 @@ class BatchService:
             )
 
     def _issue(self, job: BatchJob, ref: str, data_enc: bytes) -> tuple[str, str | None, str | None]:
-        if ref:
-            existing = self._existing(job.issuer_uscc, ref)
-            if existing is not None:
-                return "existing", existing, None
         try:
             cells = json.loads(self.certificates.keyring.pii().decrypt(data_enc, purpose=_PURPOSE))
             req = _request(cells, job.type_code, job.issuer_uscc)
