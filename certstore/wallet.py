@@ -41,7 +41,7 @@ from keys.errors import InvalidIdentifier
 from keys.identifiers import parse_resident_id
 
 from .db import session_scope
-from .errors import Forbidden, InvalidInput, ServiceUnavailable, Unauthorized
+from .errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, Unauthorized
 from .models import AccessLog, Certificate
 from .service import PII_PURPOSE, CertificateService
 from .views import CertificateView
@@ -140,8 +140,7 @@ class WalletService:
             rid = parse_resident_id(holder_code)
         except InvalidIdentifier as e:
             raise InvalidInput(f"id_number: {e}", field="id_number") from None
-        number = getattr(rid, "number", None) or str(holder_code).strip().upper()
-        return self.certificates.keyring.pii().blind_index(number, purpose=PII_PURPOSE)
+        return self.certificates.keyring.pii().blind_index(rid.number, purpose=PII_PURPOSE)
 
     def _list(self, index: str, types: frozenset[str] | None) -> list[CertificateView]:
         stmt = sa.select(Certificate).where(Certificate.holder_code_index == index).order_by(Certificate.issued_at.desc())
@@ -177,8 +176,6 @@ class WalletService:
         with self.certificates.sessions() as s:
             row = s.scalar(sa.select(Certificate.holder_code_index).where(Certificate.identifier == view.identifier))
         if row != index:
-            from .errors import NotFound
-
             raise NotFound("there is no certificate with that identifier", field="identifier")
         return view
 
