@@ -99,7 +99,10 @@ def _run_on_queue(ctx: click.Context, batch: BatchService, job_id: int, total: i
     settings = settings_of(ctx)
     queue = BatchQueue(settings)
     try:
-        for part in chunks(batch.pending(job_id), _CHUNK):
+        pending = batch.pending(job_id)
+        # Small enough that every worker gets a share, large enough to keep the queue short.
+        size = max(1, min(_CHUNK, len(pending) // (workers * 4) or 1))
+        for part in chunks(pending, size):
             queue.enqueue(job_id, part)
     finally:
         queue.close()
