@@ -52,6 +52,7 @@ __all__ = [
     "HolderResolver",
     "StaticResolver",
     "IntrospectionResolver",
+    "TokenHolder",
     "AccessRecord",
     "WalletService",
     "readable_types",
@@ -64,9 +65,21 @@ LOOKUP_SCOPE = "certs:lookup"
 _MAX_PURPOSE = 500
 
 
+@dataclass(frozen=True)
+class TokenHolder:
+    """Whose token it is (the ID number, kept only long enough to make the blind index)
+    and the display name of the client holding it, when the idp says."""
+
+    id_number: str
+    client_name: str | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenHolder(client_name={self.client_name!r})"
+
+
 class HolderResolver(Protocol):
-    def holder_code(self, token: str) -> str | None:
-        """The ID number of the citizen the access token ``token`` was issued for, or ``None``."""
+    def holder(self, token: str) -> TokenHolder | None:
+        """The citizen the access token ``token`` was issued for, or ``None``."""
 
 
 class StaticResolver:
@@ -75,8 +88,9 @@ class StaticResolver:
     def __init__(self, table: dict[str, str] | None = None) -> None:
         self.table = dict(table or {})
 
-    def holder_code(self, token: str) -> str | None:
-        return self.table.get(token)
+    def holder(self, token: str) -> TokenHolder | None:
+        number = self.table.get(token)
+        return TokenHolder(number) if number else None
 
 
 class IntrospectionResolver:
@@ -91,7 +105,7 @@ class IntrospectionResolver:
     def __repr__(self) -> str:
         return f"IntrospectionResolver({self.endpoint!r}, client_id={self.client_id!r})"
 
-    def holder_code(self, token: str) -> str | None:
+    def holder(self, token: str) -> TokenHolder | None:
         import requests
 
         try:
@@ -109,7 +123,10 @@ class IntrospectionResolver:
         if not isinstance(data, dict) or not data.get("active"):
             return None
         number = data.get("id_number")
-        return number if isinstance(number, str) else None
+        if not isinstance(number, str) or not number:
+            return None
+        name = data.get("client_name")
+        return TokenHolder(number, name if isinstance(name, str) and name.strip() else None)
 
 
 def readable_types(scopes: Iterable[str]) -> frozenset[str] | None:
@@ -205,16 +222,16 @@ class WalletService:
             raise Forbidden(f"the token lacks the scope {READ_SCOPE}", code="insufficient_scope", scope=READ_SCOPE)
         if self.resolver is None:
             raise ServiceUnavailable("certstore is not configured to identify citizens (introspection)")
-        number = self.resolver.holder_code(token)
-        if number is None:
+        holder = self.resolver.holder(token)
+        if holder is None:
             raise Unauthorized("the token does not identify a citizen to certstore")
-        index = self.holder_index(number)
+        index = self.holder_index(holder.id_number)
         types = allowed
         if type_filter:
             wanted = frozenset(t.strip() for t in type_filter.split(",") if t.strip())
             types = wanted if types is None else types & wanted
         views = self._list(index, types)
-        self._log(index, client_id=client_id, client_name=self._client_name(client_id), via="consent", purpose=_purpose(purpose, required=False), views=views)
+        self._log(index, client_id=client_id, client_name=holder.client_name or self._client_name(client_id), via="consent", purpose=_purpose(purpose, required=False), views=views)
         return views
 
     def lookup(self, id_number: str, *, client_id: str, purpose: Any, type_filter: str | None) -> list[CertificateView]:

@@ -149,7 +149,13 @@ def _id_number_for_resource_server(provider: Any, token: FoundToken) -> dict[str
     if citizen is None or citizen.disabled:
         return {}
     number = provider.citizen_claims(citizen, with_id_number=True).id_number
-    return {"id_number": number} if number else {}
+    if not number:
+        return {}
+    out: dict[str, Any] = {"id_number": number}
+    holder = provider.query_client(token.client_id)
+    if holder is not None and getattr(holder, "name", None):
+        out["client_name"] = holder.name  # so the citizen's wallet can say who read their certificates
+    return out
 
 
 class RevocationEndpoint(_Revocation):

@@ -160,6 +160,6 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
             # ... and the citizen sees it in the wallet.
             page.goto(f"{cs}/wallet")
             reads = page.inner_text("#reads")
-            assert portal["client_id"] in reads and "住房保障申请" in reads
+            assert "住房保障门户 Housing portal" in reads and "住房保障申请" in reads
         finally:
             browser.close()

@@ -88,7 +88,7 @@ def test_introspection_gives_the_id_number_only_to_the_resource_server(web, idp_
     token = exchange(web, portal, q["code"], v).get_json()["access_token"]
     body = web.post("/introspect", data={"token": token}, headers=certstore.basic()).get_json()
     assert body["active"] is True and body["aud"] == "certstore"
-    assert len(body["id_number"]) == 18
+    assert len(body["id_number"]) == 18 and body["client_name"] == "portal"
     own = web.post("/introspect", data={"token": token}, headers=portal.basic()).get_json()
     assert own["active"] is True and "id_number" not in own
     # a client outside the audience learns nothing at all
