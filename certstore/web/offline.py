@@ -71,6 +71,12 @@ def script() -> Response:
     return _static("verify.js", "text/javascript")
 
 
+@bp.get("/vendor/jsQR.js")
+def jsqr() -> Response:
+    """jsQR 1.4.0 (Apache-2.0, vendored unmodified: static/offline/vendor/README.md)."""
+    return _static("vendor/jsQR.js", "text/javascript")
+
+
 @bp.get("/verify.css")
 def style() -> Response:
     return _static("verify.css", "text/css")
@@ -134,6 +140,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ("/verify/offline/", "offlineVerifyPage", "Verify a QR entirely in the browser (works offline once loaded)"),
         ("/verify/offline/verify.js", "offlineVerifyScript", "The page's script"),
         ("/verify/offline/verify.css", "offlineVerifyStyle", "The page's style sheet"),
+        ("/verify/offline/vendor/jsQR.js", "offlineQrReader", "jsQR, the QR reader the page uses on images"),
         ("/verify/offline/sw.js", "offlineServiceWorker", "The page's service worker"),
         ("/verify/offline/trust.json", "offlineTrustList", "The merged trust list as the page's script needs it"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+import signing.qr
 from certstore.service import IssueRequest
 from certstore.tokens import StaticJwksSource
 
@@ -115,6 +117,16 @@ def test_offline_verification_in_chromium(served: tuple[str, Any]) -> None:
             flipped = text[:-5] + ("0" if text[-5] != "0" else "1") + text[-4:]
             verdict, checks = verify(flipped)
             assert "not valid" in verdict
+
+            # A QR image (a photo or screenshot), read in the page by jsQR, still offline.
+            png = Path(tempfile.mkdtemp()) / "qr.png"
+            png.write_bytes(signing.qr.qr_png(good.qr_text, box_size=6))
+            page.set_input_files("#image", str(png))
+            page.wait_for_selector("#result:not([hidden])")
+            page.wait_for_function("document.querySelectorAll('#checks li').length > 0")
+            assert page.input_value("#text") == good.qr_text
+            assert "not valid" not in page.inner_text("#verdict") and "valid" in page.inner_text("#verdict")
+            page.evaluate("document.getElementById('result').hidden = true; document.getElementById('checks').textContent = ''")
 
             verdict, checks = verify("HC1:NCFOXN%TS3DH")
             assert "not valid" in verdict and "YW1:" in checks["format"]

@@ -2,7 +2,7 @@
 // The page itself also stores the trust list and the status lists in the same cache.
 "use strict";
 const CACHE = "yiwang-offline-v1";
-const SHELL = ["./", "verify.js", "verify.css", "trust.json"];
+const SHELL = ["./", "verify.js", "vendor/jsQR.js", "verify.css", "trust.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));

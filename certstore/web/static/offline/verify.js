@@ -307,16 +307,32 @@
     show(await verify($("text").value));
   }
 
+  async function readQr(file) {
+    const bitmap = await createImageBitmap(file);
+    if ("BarcodeDetector" in window) {
+      const codes = await new window.BarcodeDetector({ formats: ["qr_code"] }).detect(bitmap);
+      if (codes.length) return codes[0].rawValue;
+    }
+    if (typeof window.jsQR !== "function") return null;
+    // Scale large photos down: jsQR's time grows with the pixel count.
+    const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const code = window.jsQR(pixels.data, pixels.width, pixels.height, { inversionAttempts: "attemptBoth" });
+    return code ? code.data : null;
+  }
+
   async function onImage() {
     const file = $("image").files[0];
     if (!file) return;
-    if (!("BarcodeDetector" in window)) {
-      $("state").textContent = "此浏览器不能识别图片中的二维码，请粘贴内容 · this browser cannot read QR images; paste the text";
-      return;
-    }
-    const codes = await new window.BarcodeDetector({ formats: ["qr_code"] }).detect(await createImageBitmap(file));
-    if (!codes.length) { $("state").textContent = "图片中没有二维码 · no QR code found"; return; }
-    $("text").value = codes[0].rawValue;
+    let text = null;
+    try { text = await readQr(file); } catch (e) { text = null; }
+    if (!text) { $("state").textContent = "图片中没有可识别的二维码 · no QR code found in the image"; return; }
+    $("text").value = text;
     await onSubmit(new Event("submit"));
   }
 
@@ -325,7 +341,7 @@
     // cache the service worker answers from when the network is gone.
     await loadTrust();
     const cache = "caches" in window ? await caches.open("yiwang-offline-v1") : null;
-    const urls = ["./", "verify.js", "verify.css", "trust.json", ...(trust.status_lists || [])];
+    const urls = ["./", "verify.js", "vendor/jsQR.js", "verify.css", "trust.json", ...(trust.status_lists || [])];
     for (const url of urls) {
       try {
         const resp = await fetch(url, { cache: "no-cache" });
