@@ -82,6 +82,7 @@ def test_file_checked_before_anything_is_issued(demo: Cli, tmp_path: Path, datab
     assert _count(database_url) == 0
 
 
+@pytest.mark.slow
 def test_bad_row_reported_and_rerun_is_idempotent(demo: Cli, tmp_path: Path, database_url: str) -> None:
     rows = _rows(4)
     rows[2]["holder_code"] = "110101199001010010"  # wrong check character
