@@ -19,6 +19,19 @@ def _read(path: Path, what: str) -> bytes:
         raise InvalidInput(f"cannot read the {what} {path}: {e.strerror}", field=what) from None
 
 
+def _fetch(url: str) -> bytes:
+    """Download a trust list; its signature, not the transport, is what is trusted."""
+    import requests
+
+    try:
+        resp = requests.get(url, timeout=15)
+    except requests.RequestException as e:
+        raise InvalidInput(f"cannot fetch the trust list ({type(e).__name__})", field="file") from None
+    if resp.status_code != 200:
+        raise InvalidInput(f"fetching the trust list answered HTTP {resp.status_code}", field="file")
+    return resp.content[:4 * 1024 * 1024]
+
+
 def register(group: click.Group) -> None:
     @group.group("trust")
     def trust() -> None:
@@ -44,12 +57,12 @@ def register(group: click.Group) -> None:
         click.echo(f"wrote the trust list of region {doc.region} ({len(doc.issuers)} issuers) to {out}")
 
     @trust.command("import")
-    @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+    @click.argument("file")
     @click.option("--anchor", required=True, type=click.Path(path_type=Path, dir_okay=False), help="the other region's root certificate (PEM), obtained out of band")
     @click.pass_context
-    def import_(ctx: click.Context, file: Path, anchor: Path) -> None:
-        """Verify and import another region's trust list."""
-        text = _read(file, "file")
+    def import_(ctx: click.Context, file: str, anchor: Path) -> None:
+        """Verify and import another region's trust list (a file, or the URL of its /trust-list.jwt)."""
+        text = _fetch(file) if file.startswith(("https://", "http://")) else _read(Path(file), "file")
         try:
             decoded = text.decode("ascii")
         except UnicodeDecodeError:

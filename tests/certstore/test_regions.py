@@ -139,8 +139,12 @@ def test_two_regions(region_a: tuple[Any, Recorder], region_b: tuple[Any, Clock]
     assert not before.valid and not _check(before, "signature").ok
     assert "not in the trust list" in _check(before, "signature").reason
 
-    # A exports, B imports against A's root obtained out of band.
-    exported = a.certificates.trust_store.export()
+    # A publishes its signed trust list; B fetches it and imports it against A's root,
+    # obtained out of band.
+    import requests
+
+    exported = requests.get(f"{a.settings.public_url}/trust-list.jwt", timeout=10).text
+    recorder.requests.clear()
     a_root_pem = pki.region_root(a.keyring).public_bytes(Encoding.PEM)
     b_root_pem = pki.region_root(b.keyring).public_bytes(Encoding.PEM)
     from certstore.errors import InvalidInput
@@ -250,7 +254,7 @@ def test_trust_cli_export_import_list(
     # switch to region B: its own home and database
     monkeypatch.setenv("YIWANG_HOME", str(tmp_path / "home-b"))
     monkeypatch.setenv("YIWANG_DATABASE_URL", second_database_url)
-    monkeypatch.setenv("CERTSTORE_REGION", "310000")
+    monkeypatch.setenv("YIWANG_CERTSTORE_REGION", "310000")
     code, out, err = demo("init")
     assert code == 0, err
     code, out, err = demo("trust", "import", str(out_file), "--anchor", str(out_file))
@@ -269,3 +273,26 @@ def test_trust_cli_export_import_list(
     assert code == 0
     code, out, err = demo("trust", "list")
     assert PSB not in out
+
+
+def test_trust_import_from_the_other_regions_url(
+    region_a: tuple[Any, Recorder], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, second_database_url: str,
+) -> None:
+    from .conftest import Cli
+
+    a, _ = region_a
+    root = tmp_path / "a-root.pem"
+    root.write_bytes(pki.region_root(a.keyring).public_bytes(Encoding.PEM))
+    monkeypatch.setenv("YIWANG_HOME", str(tmp_path / "home-b"))
+    monkeypatch.setenv("YIWANG_DATABASE_URL", second_database_url)
+    monkeypatch.setenv("YIWANG_ISSUER", "http://idp.test")
+    monkeypatch.setenv("YIWANG_CERTSTORE_REGION", "310000")
+    cli = Cli(capsys)
+    code, out, err = cli("init")
+    assert code == 0, err
+    url = f"{a.settings.public_url}/trust-list.jwt"
+    code, out, err = cli("trust", "import", url, "--anchor", str(root))
+    assert code == 0 and "imported the trust list of region 110000" in out, err
+    code, out, err = cli("trust", "import", f"{a.settings.public_url}/nope.jwt", "--anchor", str(root))
+    assert code == 2 and "HTTP 404" in err
