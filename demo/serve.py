@@ -9,7 +9,15 @@ or when it gets Ctrl-C. ``make demo`` runs ``idp init --demo`` and
 
 Ports: idp 5000, certstore 5100 (when its CLI is installed), portal A 5201,
 portal B 5202. Sign in at portal A, open portal B — no login form — and sign
-out at either: both portals get a back-channel logout token.
+out at either: both portals get a back-channel logout token. The citizen's
+wallet (certstore ``/wallet``) signs in through the idp the same way.
+
+idp and certstore never import each other; this is where they meet. ``idp
+init --demo`` registers certstore's client and the demo agencies' clients and
+writes their secrets to ``YIWANG_HOME/demo-clients.json``; :func:`certstore_env`
+turns that into certstore's ``YIWANG_CERTSTORE_CLIENT_ID`` /
+``YIWANG_CERTSTORE_CLIENT_SECRET`` / ``YIWANG_ISSUER``, and the banner shows how
+an agency gets a token and issues with curl (docs/agency-guide.md).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import IO, Any
 
 import requests
 
-__all__ = ["Service", "Supervisor", "main", "demo_services"]
+__all__ = ["Service", "Supervisor", "main", "demo_services", "certstore_env", "curl_example", "load_demo"]
 
 IDP_PORT = 5000
 CERTSTORE_PORT = 5100
@@ -159,6 +167,39 @@ def load_demo(home: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
+def certstore_env(demo: dict[str, Any]) -> dict[str, str]:
+    """certstore's environment: its client at the idp (wallet sign-in, introspection) and the issuer."""
+    env = {"YIWANG_ISSUER": demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"}
+    client = demo.get("certstore") or {}
+    if client.get("client_id") and client.get("client_secret"):
+        env["YIWANG_CERTSTORE_CLIENT_ID"] = client["client_id"]
+        env["YIWANG_CERTSTORE_CLIENT_SECRET"] = client["client_secret"]
+    return env
+
+
+def curl_example(demo: dict[str, Any], demo_path: Path, *, agency: str = "demo-psb") -> list[str]:
+    """Shell lines an agency would run: a client-credentials token, then one certificate issued.
+
+    The secret is read from the demo file rather than printed.
+    """
+    issuer = demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"
+    if agency not in (demo.get("agencies") or {}):
+        return []
+    body = (
+        '{"type": "JZZM", "holder_code": "11010519491231002X", "holder_name": "张三", '
+        '"fields": {"address": "北京市朝阳区建国门外大街1号院3号楼1502室", '
+        '"residence_since": "2019-03-01", "purpose": "就业"}}'
+    )
+    return [
+        f"SECRET=$(jq -r '.agencies[\"{agency}\"].client_secret' {demo_path})",
+        f"TOKEN=$(curl -s -u {agency}:$SECRET -d grant_type=client_credentials "
+        f"-d scope=certs:issue {issuer}/token | jq -r .access_token)",
+        f"curl -s -X POST http://127.0.0.1:{CERTSTORE_PORT}/api/v1/certificates "
+        '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" '
+        f"-d '{body}' | jq .",
+    ]
+
+
 def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[Service]:
     issuer = demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"
     services = [
@@ -169,6 +210,7 @@ def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[
             Service(
                 "certstore",
                 [*_cli("certstore"), "serve", "--port", str(CERTSTORE_PORT)],
+                env=certstore_env(demo),
                 ready_url=f"http://127.0.0.1:{CERTSTORE_PORT}/",
             )
         )
@@ -191,9 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the Yiwang demo: idp, certstore, two portals")
     parser.add_argument("--no-certstore", action="store_true", help="do not start the certificate store")
     args = parser.parse_args(argv)
-    demo = load_demo(_home())
+    home = _home()
+    demo = load_demo(home)
     sup = Supervisor(demo_services(demo, with_certstore=not args.no_certstore))
     signal.signal(signal.SIGTERM, lambda *_: sup.stop())
+    with_certstore = any(s.name == "certstore" for s in sup.services)
     sup.start()
     try:
         if sup.wait_ready():
@@ -208,12 +252,21 @@ def main(argv: list[str] | None = None) -> int:
                         *[f"  portal {letter}   http://127.0.0.1:{p}/" for letter, p in zip("AB", ports, strict=False)],
                         f"  kiosk      http://127.0.0.1:{ports[-1]}/kiosk (device grant: approve on the idp)",
                         *(
-                            [f"  certstore  http://127.0.0.1:{CERTSTORE_PORT}/verify"]
-                            if any(s.name == "certstore" for s in sup.services)
+                            [
+                                f"  wallet     http://127.0.0.1:{CERTSTORE_PORT}/wallet (the citizen's certificates)",
+                                f"  verify     http://127.0.0.1:{CERTSTORE_PORT}/verify (paste a certificate's QR text)",
+                            ]
+                            if with_certstore
                             else []
                         ),
                         f"  sign in with ID number {citizen['id_number']} and password {citizen['password']}",
                         "  (sign in at portal A, open portal B: no login form; sign out at either: both end)",
+                        *(
+                            ["", "Issue a certificate as the demo public security bureau (docs/agency-guide.md §5):",
+                             *[f"  {line}" for line in curl_example(demo, home / "demo-clients.json")]]
+                            if with_certstore and demo.get("agencies")
+                            else []
+                        ),
                         "  Ctrl-C stops everything.",
                         "",
                     ]

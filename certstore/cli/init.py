@@ -1,12 +1,22 @@
 """``certstore init [--demo]``: everything a fresh deployment needs, idempotently.
 
 Schema upgrade, the region CA (if missing), and with ``--demo`` the demo
-certificate types and three demo issuers (``make demo``).
+certificate types, three demo issuers (``make demo``) and one certificate of
+each demo type, so the demo citizen's wallet is not empty: a certificate of
+residence and a diploma for the citizen, and a business licence for a demo
+company whose legal representative the citizen is (a licence's holder is a
+company, identified by its credit code, so it is not in the citizen's wallet).
+They are issued through the certificate service with fixed idempotency keys,
+so running this again issues nothing new.
+
+certstore never imports idp: the citizen below is the one ``idp init --demo``
+creates (a test in ``tests/demo`` checks that the two agree).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,7 +27,10 @@ from ..db import upgrade
 from ..types import demo_type_files, load_type_file
 from ._common import get_services, settings_of
 
-__all__ = ["register", "DEMO_ISSUERS", "DemoIssuer"]
+if TYPE_CHECKING:
+    from ..wiring import Services
+
+__all__ = ["register", "DEMO_ISSUERS", "DemoIssuer", "DEMO_HOLDER_ID", "DEMO_HOLDER_NAME", "DEMO_CERTIFICATES"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,55 @@ DEMO_ISSUERS = (
         "demo-university",
     ),
 )
+
+
+DEMO_HOLDER_ID = "11010519491231002X"
+DEMO_HOLDER_NAME = "张三"
+DEMO_COMPANY_USCC = "91110105MA0000000Y"
+
+# (issuer USCC, type, holder code, holder name, fields, paper serial)
+DEMO_CERTIFICATES: tuple[tuple[str, str, str, str, dict[str, str], str], ...] = (
+    (
+        "111101050000000017", "JZZM", DEMO_HOLDER_ID, DEMO_HOLDER_NAME,
+        {"address": "北京市朝阳区建国门外大街1号院3号楼1502室", "residence_since": "2019-03-01", "purpose": "入学"},
+        "京朝居 2026 000001",
+    ),
+    (
+        "121100004000000014", "BYZS", DEMO_HOLDER_ID, DEMO_HOLDER_NAME,
+        {
+            "school": "北京示范大学", "major": "计算机科学与技术", "education_level": "本科",
+            "admission_date": "1967-09-01", "graduation_date": "1971-07-01",
+            "diploma_number": "100011197105000001",
+        },
+        "示大 1971 000001",
+    ),
+    (
+        "11110105000000002A", "YYZZ", DEMO_COMPANY_USCC, "北京示范科技有限公司",
+        {
+            "company_type": "有限责任公司", "legal_representative": DEMO_HOLDER_NAME,
+            "registered_capital": "100万元人民币", "established_on": "2020-05-20",
+            "address": "北京市朝阳区建国路88号", "business_scope": "软件开发；技术服务。",
+        },
+        "朝市监 2020 000001",
+    ),
+)
+
+
+def _seed_certificates(svc: Services) -> None:
+    from ..service import IssueRequest
+
+    for uscc, type_code, holder, name, fields, paper in DEMO_CERTIFICATES:
+        req = IssueRequest(
+            type_code=type_code,
+            holder_code=holder,
+            holder_name=name,
+            fields=fields,
+            paper_serial=paper,
+            issuer=uscc,
+            idempotency_key=f"demo-seed-{type_code}",
+        )
+        view = svc.certificates.issue(req, agency_uscc=uscc, actor="certstore init --demo").certificate
+        click.echo(f"certificate {view.identifier} {view.type_name_zh} for {view.holder_name} ({view.holder_code_masked})")
 
 
 def register(group: click.Group) -> None:
@@ -92,3 +154,4 @@ def register(group: click.Group) -> None:
                 client_id=d.client_id,
             )
             click.echo(f"issuer {info.uscc} {info.name_zh} ({', '.join(info.allowed_types)})")
+        _seed_certificates(svc)

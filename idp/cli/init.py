@@ -2,10 +2,17 @@
 
 Without ``--demo``: the database schema (Alembic upgrade), the signing key
 sets (``idp-token`` ES256 and ``idp-token-rs256``) and the keyring secrets
-(cookie, pairwise salt, PII). With ``--demo`` (``make demo``): a demo citizen
-and the two demo portals' clients, with fixed client ids; their secrets and the
-citizen's password are generated once and kept in ``YIWANG_HOME/demo-clients.json``
-(mode 0600) for ``python -m demo.serve``, which prints how to sign in.
+(cookie, pairwise salt, PII). With ``--demo`` (``make demo``): a demo citizen,
+the two demo portals' clients, certstore's own client (the citizen's wallet
+signs in through it and certstore introspects citizens' tokens with it) and
+the three demo agencies' machine clients (``client_credentials``,
+``certs:issue``), all with fixed client ids. Their secrets and the citizen's
+password are generated once and kept in ``YIWANG_HOME/demo-clients.json``
+(mode 0600) for ``python -m demo.serve``, which hands certstore its client
+credentials and prints how to sign in and how to issue with curl.
+
+idp never imports certstore: the agency client ids below are the ones
+``certstore init --demo`` links its demo issuers to (a test checks they agree).
 """
 
 from __future__ import annotations
@@ -22,7 +29,17 @@ from keys.identifiers import mask_resident_id
 
 from ..settings import IdpSettings
 
-__all__ = ["register", "DEMO_ID_NUMBER", "DEMO_PORTALS", "DEMO_FILE", "demo_file"]
+__all__ = [
+    "register",
+    "DEMO_ID_NUMBER",
+    "DEMO_NAME",
+    "DEMO_PORTALS",
+    "DEMO_AGENCIES",
+    "CERTSTORE_CLIENT_ID",
+    "CERTSTORE_URL",
+    "DEMO_FILE",
+    "demo_file",
+]
 
 DEMO_ID_NUMBER = "11010519491231002X"
 DEMO_NAME = "张三"
@@ -33,6 +50,16 @@ DEMO_PORTALS = (
     ("demo-portal-b", "示范门户 B · 社保服务", 5202, True),
 )
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+CERTSTORE_CLIENT_ID = "certstore"
+"""Also the ``aud`` of ``certs:*`` tokens (the provider's ``scope_audiences``), so
+certstore may introspect the citizens' tokens it is handed."""
+CERTSTORE_URL = "http://127.0.0.1:5100"
+DEMO_AGENCIES = (
+    # (client id, display name): certstore's demo issuers are linked to these ids
+    ("demo-psb", "北京市公安局朝阳分局 (demo)"),
+    ("demo-amr", "北京市朝阳区市场监督管理局 (demo)"),
+    ("demo-university", "北京示范大学 (demo)"),
+)
 
 
 def demo_file(settings: IdpSettings) -> Path:
@@ -55,6 +82,16 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _ensure_client(services: Any, spec: Any, known: str | None) -> str:
+    """The client's secret: registered now, as kept in the demo file, or rotated if lost."""
+    if services.clients.get(spec.client_id) is None:
+        _client, secret = services.clients.add(spec, actor="idp init --demo")
+        return str(secret)
+    if known:
+        return known
+    return str(services.clients.rotate_secret(spec.client_id, actor="idp init --demo"))
+
+
 def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
     from ..clients import ClientSpec
 
@@ -72,27 +109,42 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
     clients = data.setdefault("clients", {})
     for client_id, name, port, device in DEMO_PORTALS:
         base = f"http://127.0.0.1:{port}"
-        known = clients.get(client_id, {}).get("client_secret")
-        if services.clients.get(client_id) is None:
-            grants = ["authorization_code", "refresh_token"] + ([DEVICE_GRANT] if device else [])
-            _client, secret = services.clients.add(
-                ClientSpec(
-                    name=name,
-                    client_id=client_id,
-                    redirect_uris=[f"{base}/callback"],
-                    post_logout_redirect_uris=[f"{base}/"],
-                    backchannel_logout_uri=f"{base}/backchannel-logout",
-                    grant_types=grants,
-                    scopes=["openid", "profile"],
-                    first_party=True,
-                ),
-                actor="idp init --demo",
-            )
-        elif known:
-            secret = known
-        else:
-            secret = services.clients.rotate_secret(client_id, actor="idp init --demo")
+        grants = ["authorization_code", "refresh_token"] + ([DEVICE_GRANT] if device else [])
+        spec = ClientSpec(
+            name=name,
+            client_id=client_id,
+            redirect_uris=[f"{base}/callback"],
+            post_logout_redirect_uris=[f"{base}/"],
+            backchannel_logout_uri=f"{base}/backchannel-logout",
+            grant_types=grants,
+            scopes=["openid", "profile"],
+            first_party=True,
+        )
+        secret = _ensure_client(services, spec, clients.get(client_id, {}).get("client_secret"))
         clients[client_id] = {"client_id": client_id, "client_secret": secret, "name": name, "port": port}
+    # certstore: a relying party (the wallet) that may receive the ID number and,
+    # being the audience of certs:* tokens, may introspect the citizens' tokens.
+    spec = ClientSpec(
+        name="电子证照库 · 我的证照 (certstore)",
+        client_id=CERTSTORE_CLIENT_ID,
+        redirect_uris=[f"{CERTSTORE_URL}/wallet/callback"],
+        grant_types=["authorization_code"],
+        scopes=["openid", "profile", "id_number"],
+        first_party=True,
+        may_receive_id_number=True,
+    )
+    secret = _ensure_client(services, spec, data.get("certstore", {}).get("client_secret"))
+    data["certstore"] = {"client_id": CERTSTORE_CLIENT_ID, "client_secret": secret, "url": CERTSTORE_URL}
+    agencies = data.setdefault("agencies", {})
+    for client_id, name in DEMO_AGENCIES:
+        spec = ClientSpec(
+            name=name,
+            client_id=client_id,
+            grant_types=["client_credentials"],
+            scopes=["certs:issue"],
+        )
+        secret = _ensure_client(services, spec, agencies.get(client_id, {}).get("client_secret"))
+        agencies[client_id] = {"client_id": client_id, "client_secret": secret, "name": name}
     data["issuer"] = settings.issuer
     _write(path, data)
     return data
@@ -100,7 +152,7 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
 
 def register(group: click.Group) -> None:
     @group.command("init")
-    @click.option("--demo", is_flag=True, help="also a demo citizen and the two demo portals' clients")
+    @click.option("--demo", is_flag=True, help="also a demo citizen and the demo clients (portals, certstore, agencies)")
     @click.pass_obj
     def init(settings: IdpSettings, demo: bool) -> None:
         """Upgrade the schema, create keys and secrets, optionally add demo data."""
@@ -119,9 +171,10 @@ def register(group: click.Group) -> None:
             click.echo("signing keys and secrets present")
             if demo:
                 data = _seed_demo(settings, services)
+                ids = [*sorted(data["clients"]), data["certstore"]["client_id"], *sorted(data["agencies"])]
                 click.echo(
                     f"demo citizen {mask_resident_id(DEMO_ID_NUMBER)} and clients "
-                    f"{', '.join(sorted(data['clients']))} ready ({demo_file(settings)})"
+                    f"{', '.join(ids)} ready ({demo_file(settings)})"
                 )
         finally:
             services.close()
