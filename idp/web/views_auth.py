@@ -202,12 +202,20 @@ def consent() -> Any:
 
 
 def _remember_consent(citizen_id: int, client_id: str, scopes: list[str]) -> None:
-    with rt().services.db.session() as s:
-        c = s.execute(sa.select(Consent).where(Consent.citizen_id == citizen_id,
-                                               Consent.client_id == client_id)).scalar_one_or_none()
-        if c is None:
-            s.add(Consent(citizen_id=citizen_id, client_id=client_id, scopes=scopes))
-        else:
-            c.scopes = scopes
-            c.revoked_at = None
-            c.updated_at = utcnow()
+    # Two tabs (or a load test's parallel users) may consent at once: the
+    # loser of the insert race updates the row the winner wrote.
+    for attempt in (1, 2):
+        try:
+            with rt().services.db.session() as s:
+                c = s.execute(sa.select(Consent).where(Consent.citizen_id == citizen_id,
+                                                       Consent.client_id == client_id)).scalar_one_or_none()
+                if c is None:
+                    s.add(Consent(citizen_id=citizen_id, client_id=client_id, scopes=scopes))
+                else:
+                    c.scopes = scopes
+                    c.revoked_at = None
+                    c.updated_at = utcnow()
+            return
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
