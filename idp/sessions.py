@@ -272,12 +272,19 @@ class SessionStore:
         )
         return self.get(sid)
 
-    def add_client(self, sid: str, client_id: str) -> None:
-        """Remember that ``client_id`` signed in through this session."""
-        pipe = self._r.pipeline(transaction=False)
+    def add_client(self, sid: str, client_id: str, *, pipe: Any = None) -> None:
+        """Remember that ``client_id`` signed in through this session.
+
+        With ``pipe`` the commands are only queued on it (the authorization
+        endpoint sends them with the code, in one round trip).
+        """
+        own = pipe is None
+        if own:
+            pipe = self._r.pipeline(transaction=False)
         pipe.sadd(self._kc(sid), client_id)
         pipe.expire(self._kc(sid), self.max_seconds + GRACE_SECONDS)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def clients(self, sid: str) -> frozenset[str]:
         return frozenset(_text(c) for c in self._r.smembers(self._kc(sid)))

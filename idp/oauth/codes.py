@@ -96,11 +96,19 @@ class CodeStore:
         self.replay_window = replay_window
         self._consume = redis.register_script(_CONSUME)
 
-    def issue(self, data: AuthorizationCode) -> str:
+    def issue(self, data: AuthorizationCode, *, also: Any = None) -> str:
+        """Store a new code and return it; ``also(pipe)`` adds commands to the same round trip."""
         code = secrets.token_urlsafe(32)
         payload = asdict(data)
         payload.pop("code_hash", None)
-        self._r.set(self._p + "c:" + _h(code), json.dumps(payload), ex=self.ttl_seconds)
+        key = self._p + "c:" + _h(code)
+        if also is None:
+            self._r.set(key, json.dumps(payload), ex=self.ttl_seconds)
+            return code
+        pipe = self._r.pipeline(transaction=False)
+        pipe.set(key, json.dumps(payload), ex=self.ttl_seconds)
+        also(pipe)
+        pipe.execute()
         return code
 
     def consume(self, code: str) -> Consumed:
@@ -119,12 +127,16 @@ class CodeStore:
         """What TokenRecord.code_hash holds for tokens issued from ``code``."""
         return _h(code)
 
-    def record_tokens(self, code_hash: str, jtis: list[str]) -> None:
+    def record_tokens(self, code_hash: str, jtis: list[str], *, pipe: Any = None) -> None:
+        """Remember the jtis issued for a code; with ``pipe``, only queue the commands on it."""
         key = self._p + "t:" + code_hash
-        pipe = self._r.pipeline(transaction=False)
+        own = pipe is None
+        if own:
+            pipe = self._r.pipeline(transaction=False)
         pipe.rpush(key, *jtis)
         pipe.expire(key, self.replay_window)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def issued_tokens(self, code: str) -> list[str]:
         return [

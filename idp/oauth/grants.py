@@ -156,7 +156,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         user: GrantUser = request.user
         data = request.payload.data
         resource = data.get("resource")
-        return _provider(self).codes.issue(AuthorizationCode(
+        provider = _provider(self)
+        client_id = request.client.client_id
+        also = None
+        if user.sid:
+            # The session learns its new relying party in the code's round trip.
+            def also(pipe: Any) -> None:
+                provider.sessions.add_client(user.sid, client_id, pipe=pipe)
+
+        return provider.codes.issue(AuthorizationCode(
             client_id=request.client.client_id,
             redirect_uri=data.get("redirect_uri") or "",
             scope=request.scope or "",
@@ -169,7 +177,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             resource=[resource] if resource else [],
-        ))
+        ), also=also)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         provider = _provider(self)

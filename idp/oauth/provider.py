@@ -117,7 +117,7 @@ class Provider:
         hit = self._clients.get(client_id)
         if hit is not None and now - hit[0] < self.config.client_cache_seconds:
             return hit[1]
-        with self.db.session() as s:
+        with self.db.single_statement() as s:
             client = s.get(Client, client_id)
             if client is not None:
                 s.expunge(client)
@@ -132,7 +132,7 @@ class Provider:
 
     # citizens ---------------------------------------------------------
     def get_citizen(self, citizen_id: int) -> Citizen | None:
-        with self.db.session() as s:
+        with self.db.single_statement() as s:
             c = s.get(Citizen, citizen_id)
             if c is not None:
                 s.expunge(c)
@@ -144,7 +144,7 @@ class Provider:
 
         from ..models import TokenRecord
 
-        with self.db.session() as s:
+        with self.db.single_statement() as s:
             row = s.execute(
                 sa.select(Citizen)
                 .join(TokenRecord, TokenRecord.citizen_id == Citizen.id)
@@ -250,18 +250,27 @@ class Provider:
             return  # client_credentials: nothing to record (the hot path stays off SQL)
         detail = {"grant_type": request.payload.grant_type, "jti": rows[0]["jti"], "refresh": len(rows) > 1}
         client_id = request.client.client_id
-
-        def audit(session: Any) -> None:
-            # One transaction for the records and their audit entry.
-            if self.audit_log is not None:
-                self.audit_log.record("token.grant", client_id=client_id, detail=detail, session=session)
-
-        self.tokens.store.add(rows, also=audit)
+        self.tokens.store.add(rows)
+        # The grant's audit record goes to the audit log's batching writer
+        # once the records are committed, not into their transaction: every
+        # append locks the chain head, so one per grant serialised all token
+        # requests on that row lock (profiled: sso_login waited there most of
+        # its time). In the web process the record reaches the database within
+        # milliseconds, is flushed at exit, and is retried while the database
+        # is away; only a crash of the process in that window loses it.
+        self.audit("token.grant", client_id=client_id, detail=detail)
+        # The replay list and the userinfo snapshot: one Redis round trip.
+        pipe = self.redis.pipeline(transaction=False)
+        queued = False
         code_hash = rows[0].get("code_hash")
         if code_hash and request.payload.grant_type == "authorization_code":
-            self.codes.record_tokens(code_hash, [r["jti"] for r in rows])
+            self.codes.record_tokens(code_hash, [r["jti"] for r in rows], pipe=pipe)
+            queued = True
         if snapshot is not None:
-            self.tokens.save_snapshot(*snapshot)
+            self.tokens.save_snapshot(*snapshot, pipe=pipe)
+            queued = True
+        if queued:
+            pipe.execute()
 
     # revocation on session end (issue 4 §6) ---------------------------
     def _revoke_on_session_end(self, session: Any, reason: str) -> None:

@@ -270,8 +270,9 @@ class TokenService:
     # its lifetime, so that userinfo is one Redis round trip and no SQL.
     # Never the ID number (DESIGN.md: not stored in clear anywhere): a
     # token that may release it reads the database.
-    def save_snapshot(self, jti: str, ttl: int, data: dict[str, Any]) -> None:
-        self._r.set(self._p + "ui:" + jti, json.dumps(data), ex=max(1, ttl))
+    def save_snapshot(self, jti: str, ttl: int, data: dict[str, Any], *, pipe: Any = None) -> None:
+        """Keep the userinfo snapshot; with ``pipe``, only queue the command on it."""
+        (pipe or self._r).set(self._p + "ui:" + jti, json.dumps(data), ex=max(1, ttl))
 
     def snapshot_if_live(self, jti: str) -> tuple[bool, dict[str, Any] | None]:
         """``(revoked, snapshot)`` in one round trip."""

@@ -161,8 +161,8 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     # the scope from the parameters, so the cut is made in the parameters.
     oreq.payload.data["scope"] = " ".join(scopes)
     grant.request.user = user
+    # The code's save also adds the client to the session (one round trip).
     response = r.server.create_authorization_response(oreq, grant_user=user, grant=grant)
-    r.sessions.add_client(session.sid, client.client_id)
     if fid:
         r.flows.delete(fid)
     return response
@@ -171,7 +171,7 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
 def _citizen_and_consent(citizen_id: int, client_id: str) -> tuple[Citizen | None, Consent | None]:
     import sqlalchemy as sa
 
-    with rt().services.db.session() as s:
+    with rt().services.db.single_statement() as s:
         row = s.execute(
             sa.select(Citizen, Consent)
             .outerjoin(Consent, sa.and_(Consent.citizen_id == Citizen.id, Consent.client_id == client_id))
