@@ -5,7 +5,8 @@ service as a subprocess, prefixes its output with the service's name, and
 stops all of them (SIGTERM, then SIGKILL after a grace period) when one exits
 or when it gets Ctrl-C. ``make demo`` runs ``idp init --demo`` and
 ``certstore init --demo`` first; if the demo clients are missing this runs
-``idp init --demo`` itself.
+``idp init --demo`` itself, and it issues the demo certificates
+(``certstore init --demo --with-certificates``, idempotent) before starting.
 
 Ports: idp 5000, certstore 5100 (when its CLI is installed), portal A 5201,
 portal B 5202. Sign in at portal A, open portal B — no login form — and sign
@@ -39,7 +40,16 @@ from typing import IO, Any
 
 import requests
 
-__all__ = ["Service", "Supervisor", "main", "demo_services", "certstore_env", "curl_example", "load_demo"]
+__all__ = [
+    "Service",
+    "Supervisor",
+    "main",
+    "demo_services",
+    "certstore_env",
+    "curl_example",
+    "load_demo",
+    "seed_certificates",
+]
 
 IDP_PORT = 5000
 CERTSTORE_PORT = 5100
@@ -200,12 +210,28 @@ def curl_example(demo: dict[str, Any], demo_path: Path, *, agency: str = "demo-p
     ]
 
 
+def _certstore_available() -> bool:
+    return importlib.util.find_spec("certstore.cli.serve") is not None
+
+
+def seed_certificates(demo: dict[str, Any]) -> int:
+    """``certstore init --demo --with-certificates``: the demo citizen's wallet is not empty.
+
+    Issued through certstore's own service layer (its CLI), idempotently: a
+    second start issues nothing new. Returns the command's exit status.
+    """
+    env = {**os.environ, **certstore_env(demo)}
+    return subprocess.run(  # noqa: S603 - our own argv
+        [*_cli("certstore"), "init", "--demo", "--with-certificates"], env=env, check=False
+    ).returncode
+
+
 def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[Service]:
     issuer = demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"
     services = [
         Service("idp", [*_cli("idp"), "serve", "--port", str(IDP_PORT)], ready_url=f"{issuer}/healthz"),
     ]
-    if with_certstore and importlib.util.find_spec("certstore.cli.serve") is not None:
+    if with_certstore and _certstore_available():
         services.append(
             Service(
                 "certstore",
@@ -235,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = _home()
     demo = load_demo(home)
+    if not args.no_certstore and _certstore_available() and seed_certificates(demo) != 0:
+        print("certstore init --demo --with-certificates failed; see above", file=sys.stderr)
+        return 1
     sup = Supervisor(demo_services(demo, with_certstore=not args.no_certstore))
     signal.signal(signal.SIGTERM, lambda *_: sup.stop())
     with_certstore = any(s.name == "certstore" for s in sup.services)

@@ -1,8 +1,9 @@
 """``certstore init [--demo]``: everything a fresh deployment needs, idempotently.
 
 Schema upgrade, the region CA (if missing), and with ``--demo`` the demo
-certificate types, three demo issuers (``make demo``) and one certificate of
-each demo type, so the demo citizen's wallet is not empty: a certificate of
+certificate types and three demo issuers (``make demo``). With
+``--demo --with-certificates`` (``python -m demo.serve`` runs that) also one
+certificate of each demo type, so the demo citizen's wallet is not empty: a certificate of
 residence and a diploma for the citizen, and a business licence for a demo
 company whose legal representative the citizen is (a licence's holder is a
 company, identified by its credit code, so it is not in the citizen's wallet).
@@ -120,9 +121,14 @@ def _seed_certificates(svc: Services) -> None:
 def register(group: click.Group) -> None:
     @group.command("init")
     @click.option("--demo", is_flag=True, help="also add the demo types and issuers")
+    @click.option(
+        "--with-certificates", is_flag=True, help="with --demo: also issue one certificate of each demo type"
+    )
     @click.pass_context
-    def init(ctx: click.Context, demo: bool) -> None:
+    def init(ctx: click.Context, demo: bool, with_certificates: bool) -> None:
         """Upgrade the schema, create the region CA if missing, optionally add demo data."""
+        if with_certificates and not demo:
+            raise click.UsageError("--with-certificates needs --demo")
         settings = settings_of(ctx)
         svc = get_services(ctx)
         upgrade(svc.engine)
@@ -154,4 +160,5 @@ def register(group: click.Group) -> None:
                 client_id=d.client_id,
             )
             click.echo(f"issuer {info.uscc} {info.name_zh} ({', '.join(info.allowed_types)})")
-        _seed_certificates(svc)
+        if with_certificates:
+            _seed_certificates(svc)
