@@ -10,6 +10,13 @@ its own sessions for that ``sid``; it also answers front-channel logout
 (``/frontchannel-logout?iss=…&sid=…``, Front-Channel Logout 1.0 §2) when
 registered for it.
 
+With ``--certstore URL`` the portal also shows consented sharing (issue 6):
+``/certificates`` asks the idp for ``certs:read`` (the citizen approves on
+the idp's consent screen; single sign-on, no password), then reads the
+citizen's certificates from certstore's ``/api/v1/me/certificates`` with that
+access token, whose audience is certstore. The read shows up in the citizen's
+wallet under "who read my certificates".
+
 ``/kiosk`` plays a kiosk or TV (RFC 8628 device authorization grant): it
 shows the user code and a QR code (SVG) of ``verification_uri_complete``, and
 polls the token endpoint (``<meta refresh>``, honouring ``interval`` and
@@ -73,6 +80,8 @@ class PortalConfig:
     host: str = "127.0.0.1"
     expose_state: bool = True
     """Serve ``/_state`` (signed-in sessions, received logout tokens): for the demo and tests."""
+    certstore_url: str | None = None
+    """With it, ``/certificates`` reads the citizen's certificates with their consent (``certs:read``)."""
 
     @property
     def base_url(self) -> str:
@@ -86,6 +95,8 @@ class LocalSession:
     name: str
     id_token: str
     signed_in_at: float = field(default_factory=time.time)
+    certs_token: str | None = field(default=None, repr=False)
+    """Access token with ``certs:read`` (audience certstore), once the citizen consented."""
 
 
 class SessionBook:
@@ -272,7 +283,13 @@ def create_portal(config: PortalConfig) -> Flask:
             body = (
                 f"<h1>{title}</h1><p id='state'>signed in as {html.escape(_mask(s.name))}"
                 f" (sub {html.escape(s.sub[:6])}…)</p>"
-                f"<p><a id='logout' href='/logout'>Sign out</a></p>"
+                + (
+                    "<p><a id='certs' href='/certificates'>我的电子证照 · My certificates"
+                    " (read from the certificate store with your consent)</a></p>"
+                    if config.certstore_url
+                    else ""
+                )
+                + "<p><a id='logout' href='/logout'>Sign out</a></p>"
             )
         return Response(f"<!doctype html><meta charset=utf-8><title>{title}</title>{body}", mimetype="text/html")
 
@@ -295,8 +312,48 @@ def create_portal(config: PortalConfig) -> Flask:
             name=str(info.get("name") or ""),
             id_token=token["id_token"],
         )
+        if session.pop("want_certs", False) and "certs:read" in str(token.get("scope", "")).split():
+            s.certs_token = token["access_token"]
+            session["sid_local"] = book.add(s)
+            return redirect("/certificates")
         session["sid_local"] = book.add(s)
         return redirect("/")
+
+    @app.get("/certificates")
+    def certificates() -> Any:
+        """Consented sharing: ``certs:read`` from the idp, then certstore's ``/api/v1/me/certificates``."""
+        if not config.certstore_url:
+            return Response("this portal does not read certificates", status=404, mimetype="text/plain")
+        s = current()
+        if s is None:
+            return redirect("/login")
+        if s.certs_token is None:
+            session["want_certs"] = True
+            return idp.authorize_redirect(f"{config.base_url}/callback", scope="openid profile certs:read")
+        resp = requests.get(
+            f"{config.certstore_url}/api/v1/me/certificates",
+            params={"purpose": "社保待遇资格认证 (demo)"},
+            headers={"Authorization": f"Bearer {s.certs_token}"},
+            timeout=10,
+        )
+        if resp.status_code == 401:  # expired or revoked: ask again
+            s.certs_token = None
+            return redirect("/certificates")
+        if resp.status_code != 200:
+            return Response(f"the certificate store answered {resp.status_code}", status=502, mimetype="text/plain")
+        rows = "".join(
+            f"<li class='cert' data-identifier='{html.escape(str(c.get('identifier', '')))}'>"
+            f"{html.escape(str((c.get('type') or {}).get('name_zh', '')))} · "
+            f"{html.escape(str((c.get('issuer') or {}).get('name_zh', '')))} · "
+            f"{html.escape(str(c.get('identifier', '')))}</li>"
+            for c in resp.json().get("certificates", [])
+        )
+        body = (
+            f"<h1>Demo portal {html.escape(config.name)}: 我的电子证照 · certificates</h1>"
+            f"<p>Read from the certificate store with your consent (certs:read).</p>"
+            f"<ul id='certs'>{rows or '<li>none</li>'}</ul><p><a href='/'>back</a></p>"
+        )
+        return Response(f"<!doctype html><meta charset=utf-8><title>certificates</title>{body}", mimetype="text/html")
 
     @app.get("/logout")
     def logout() -> Any:
@@ -458,6 +515,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--client-secret", help="default: $PORTAL_CLIENT_SECRET (keeps it out of the process list)"
     )
+    parser.add_argument("--certstore", help="certstore's base URL: read the citizen's certificates with consent")
     args = parser.parse_args(argv)
     secret = args.client_secret or os.environ.get("PORTAL_CLIENT_SECRET")
     if not secret:
@@ -470,6 +528,7 @@ def main(argv: list[str] | None = None) -> None:
             issuer=args.issuer.rstrip("/"),
             client_id=args.client_id,
             client_secret=secret,
+            certstore_url=args.certstore.rstrip("/") if args.certstore else None,
         )
     )
     from werkzeug.serving import run_simple

@@ -231,7 +231,8 @@ def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[
     services = [
         Service("idp", [*_cli("idp"), "serve", "--port", str(IDP_PORT)], ready_url=f"{issuer}/healthz"),
     ]
-    if with_certstore and _certstore_available():
+    with_cs = with_certstore and _certstore_available()
+    if with_cs:
         services.append(
             Service(
                 "certstore",
@@ -247,6 +248,8 @@ def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[
                 [
                     sys.executable, "-m", "demo.portal", "--name", letter, "--port", str(client["port"]),
                     "--issuer", issuer, f"--client-id={client['client_id']}",
+                    # portal B shows consented sharing of certificates (certs:read)
+                    *(["--certstore", f"http://127.0.0.1:{CERTSTORE_PORT}"] if letter == "B" and with_cs else []),
                 ],
                 env={"PORTAL_CLIENT_SECRET": client["client_secret"]},
                 ready_url=f"http://127.0.0.1:{client['port']}/",
@@ -285,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
                                 f"  wallet     http://127.0.0.1:{CERTSTORE_PORT}/wallet (the citizen's certificates)",
                                 f"  verify     http://127.0.0.1:{CERTSTORE_PORT}/verify (paste a certificate's QR text)",
                             ]
+                            if with_certstore
+                            else []
+                        ),
+                        *(
+                            [f"  sharing    http://127.0.0.1:{ports[-1]}/certificates (portal B reads the "
+                             "wallet with the citizen's consent, certs:read)"]
                             if with_certstore
                             else []
                         ),

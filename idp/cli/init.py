@@ -45,9 +45,10 @@ DEMO_ID_NUMBER = "11010519491231002X"
 DEMO_NAME = "张三"
 DEMO_FILE = "demo-clients.json"
 DEMO_PORTALS = (
-    # (client id, display name, port, device grant)
-    ("demo-portal-a", "示范门户 A · 办事大厅", 5201, False),
-    ("demo-portal-b", "示范门户 B · 社保服务", 5202, True),
+    # (client id, display name, port, device grant, scopes): portal B also asks the
+    # citizen to share their certificates from certstore (certs:read, with consent)
+    ("demo-portal-a", "示范门户 A · 办事大厅", 5201, False, ("openid", "profile")),
+    ("demo-portal-b", "示范门户 B · 社保服务", 5202, True, ("openid", "profile", "certs:read")),
 )
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CERTSTORE_CLIENT_ID = "certstore"
@@ -83,8 +84,18 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 
 
 def _ensure_client(services: Any, spec: Any, known: str | None) -> str:
-    """The client's secret: registered now, as kept in the demo file, or rotated if lost."""
-    if services.clients.get(spec.client_id) is None:
+    """The client's secret: registered now, as kept in the demo file, or rotated if lost.
+
+    A demo client registered by an older ``init --demo`` with other grants or
+    scopes is registered afresh (demo data only: its consents and tokens go).
+    """
+    existing = services.clients.get(spec.client_id)
+    if existing is not None and (
+        set(existing.scopes) < set(spec.scopes) or set(existing.grant_types) < set(spec.grant_types or ())
+    ):
+        services.clients.delete(spec.client_id, actor="idp init --demo")
+        existing = None
+    if existing is None:
         _client, secret = services.clients.add(spec, actor="idp init --demo")
         return str(secret)
     if known:
@@ -107,7 +118,7 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
         services.accounts.set_password(DEMO_ID_NUMBER, password, actor="idp init --demo")
     data["citizen"] = {"id_number": DEMO_ID_NUMBER, "name": DEMO_NAME, "password": password}
     clients = data.setdefault("clients", {})
-    for client_id, name, port, device in DEMO_PORTALS:
+    for client_id, name, port, device, scopes in DEMO_PORTALS:
         base = f"http://127.0.0.1:{port}"
         grants = ["authorization_code", "refresh_token"] + ([DEVICE_GRANT] if device else [])
         spec = ClientSpec(
@@ -117,7 +128,7 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
             post_logout_redirect_uris=[f"{base}/"],
             backchannel_logout_uri=f"{base}/backchannel-logout",
             grant_types=grants,
-            scopes=["openid", "profile"],
+            scopes=list(scopes),
             first_party=True,
         )
         secret = _ensure_client(services, spec, clients.get(client_id, {}).get("client_secret"))
