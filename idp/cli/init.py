@@ -45,10 +45,11 @@ DEMO_ID_NUMBER = "11010519491231002X"
 DEMO_NAME = "张三"
 DEMO_FILE = "demo-clients.json"
 DEMO_PORTALS = (
-    # (client id, display name, port, device grant, scopes): portal B also asks the
-    # citizen to share their certificates from certstore (certs:read, with consent)
-    ("demo-portal-a", "示范门户 A · 办事大厅", 5201, False, ("openid", "profile")),
-    ("demo-portal-b", "示范门户 B · 社保服务", 5202, True, ("openid", "profile", "certs:read")),
+    # (client id, display name, port, device grant, scopes, first party). Portal B is
+    # another agency's portal: the idp asks the citizen's consent once for their name
+    # and again before it may read their certificates from certstore (certs:read).
+    ("demo-portal-a", "示范门户 A · 办事大厅", 5201, False, ("openid", "profile"), True),
+    ("demo-portal-b", "示范门户 B · 社保服务", 5202, True, ("openid", "profile", "certs:read"), False),
 )
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CERTSTORE_CLIENT_ID = "certstore"
@@ -91,7 +92,9 @@ def _ensure_client(services: Any, spec: Any, known: str | None) -> str:
     """
     existing = services.clients.get(spec.client_id)
     if existing is not None and (
-        set(existing.scopes) < set(spec.scopes) or set(existing.grant_types) < set(spec.grant_types or ())
+        not set(spec.scopes) <= set(existing.scopes)
+        or not set(spec.grant_types or ()) <= set(existing.grant_types)
+        or bool(existing.first_party) != spec.first_party
     ):
         services.clients.delete(spec.client_id, actor="idp init --demo")
         existing = None
@@ -118,7 +121,7 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
         services.accounts.set_password(DEMO_ID_NUMBER, password, actor="idp init --demo")
     data["citizen"] = {"id_number": DEMO_ID_NUMBER, "name": DEMO_NAME, "password": password}
     clients = data.setdefault("clients", {})
-    for client_id, name, port, device, scopes in DEMO_PORTALS:
+    for client_id, name, port, device, scopes, first_party in DEMO_PORTALS:
         base = f"http://127.0.0.1:{port}"
         grants = ["authorization_code", "refresh_token"] + ([DEVICE_GRANT] if device else [])
         spec = ClientSpec(
@@ -129,7 +132,7 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
             backchannel_logout_uri=f"{base}/backchannel-logout",
             grant_types=grants,
             scopes=list(scopes),
-            first_party=True,
+            first_party=first_party,
         )
         secret = _ensure_client(services, spec, clients.get(client_id, {}).get("client_secret"))
         clients[client_id] = {"client_id": client_id, "client_secret": secret, "name": name, "port": port}

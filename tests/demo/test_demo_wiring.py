@@ -53,6 +53,10 @@ def test_idp_init_demo_registers_certstore_and_agencies(demo_home: tuple[dict[st
 
     services = Services.from_settings(IdpSettings.from_env({**os.environ, **env}))
     try:
+        a, b = services.clients.get("demo-portal-a"), services.clients.get("demo-portal-b")
+        assert a is not None and a.first_party and "certs:read" not in a.scopes
+        # portal B is another agency's: the citizen consents before it reads certificates
+        assert b is not None and not b.first_party and "certs:read" in b.scopes
         cs = services.clients.get(CERTSTORE_CLIENT_ID)
         assert cs is not None and cs.may_receive_id_number
         assert list(cs.redirect_uris) == [f"{CERTSTORE_URL}/wallet/callback"]
