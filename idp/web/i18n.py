@@ -65,6 +65,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "在您退出登录后继续访问（长期授权）",
         "en": "Access while you are signed out (long-lived)",
     },
+    "scope_certs:read": {
+        "zh-CN": "读取您在电子证照库中的证照（每次读取都会记入您的证照夹）",
+        "en": "Read your certificates in the certificate store (every read is shown in your wallet)",
+    },
     "scope_id_number": {
         "zh-CN": "您的居民身份证号码（完整号码）",
         "en": "Your resident ID number (the full number)",
