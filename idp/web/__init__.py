@@ -23,6 +23,7 @@ from ..sessions import SessionStore
 from ..settings import IdpSettings
 from .common import FlowStore, IdpRuntime, remember_language
 from .errors import install_error_handlers
+from .hotpaths import HotPaths
 from .oauth_server import YiwangAuthorizationServer
 from .security import install_security
 
@@ -104,4 +105,6 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> 
                 raise
             continue
         app.register_blueprint(module.bp)
+    # The token, introspection and userinfo endpoints skip Flask (see .hotpaths).
+    app.wsgi_app = HotPaths(app.wsgi_app, app.extensions["yiwang"])  # type: ignore[method-assign]
     return app
