@@ -35,6 +35,27 @@ def _row(r: TokenRecord) -> dict[str, Any]:
     return out
 
 
+_INSERT_COLUMNS = (*_FIELDS, "issued_at", "expires_at")
+_INSERTS: dict[int, Any] = {}
+
+
+def _insert_statement(n: int) -> Any:
+    """``INSERT … VALUES`` for ``n`` records with named parameters, built once per ``n``.
+
+    The same statement object each time lets SQLAlchemy reuse its compiled
+    form (profiled: compiling a fresh multi-row INSERT per grant was a fifth
+    of an SSO sign-in's CPU).
+    """
+    stmt = _INSERTS.get(n)
+    if stmt is None:
+        table = TokenRecord.__table__
+        stmt = sa.insert(table).values([
+            {c: sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in _INSERT_COLUMNS} for i in range(n)
+        ])
+        _INSERTS[n] = stmt
+    return stmt
+
+
 class SqlTokenStore(TokenStore):
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -56,12 +77,12 @@ class SqlTokenStore(TokenStore):
             for row in rows
         ]
         if also is None:
-            # Every row must name the same columns for one VALUES list.
-            for v in values:
-                for f in _FIELDS:
-                    v.setdefault(f, False if f == "offline" else None)
+            params: dict[str, Any] = {}
+            for i, v in enumerate(values):
+                for c in _INSERT_COLUMNS:
+                    params[f"{c}_{i}"] = v.get(c, False if c == "offline" else None)
             with self._db.single_statement() as s:
-                s.execute(sa.insert(TokenRecord).values(values))
+                s.execute(_insert_statement(len(values)), params)
             return
         with self._db.session() as s:
             also(s)
