@@ -152,3 +152,18 @@ def test_certstore_init_demo_seeds_the_wallet_once(yiwang_env: dict[str, str]) -
         assert all(v.holder_name == DEMO_NAME for v in own)
     finally:
         svc.close()
+
+
+def test_only_portal_b_reads_certificates_and_only_when_signed_in(demo_home: tuple[dict[str, str], Path]) -> None:
+    from demo.portal import PortalConfig, create_portal
+
+    _env, path = demo_home
+    services = {s.name: s for s in demo_services(json.loads(path.read_text()))}
+    assert "--certstore" in services["portal-b"].argv and "--certstore" not in services["portal-a"].argv
+
+    base = {"port": 5299, "issuer": "http://127.0.0.1:1", "client_id": "x", "client_secret": "y"}
+    plain = create_portal(PortalConfig(name="A", **base)).test_client()
+    assert plain.get("/certificates").status_code == 404
+    sharing = create_portal(PortalConfig(name="B", certstore_url="http://127.0.0.1:1", **base)).test_client()
+    resp = sharing.get("/certificates")  # signed out: sign in first, no call to certstore
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/login")
