@@ -531,9 +531,16 @@ def main(argv: list[str] | None = None) -> None:
             certstore_url=args.certstore.rstrip("/") if args.certstore else None,
         )
     )
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
 
-    run_simple("127.0.0.1", args.port, app, threaded=True, use_reloader=False)
+    class _NoQueryLog(WSGIRequestHandler):
+        # The callback's query carries the authorization code and state: log paths only.
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            self.log("info", '"%s %s" %s %s', self.command, self.path.split("?", 1)[0], code, size)
+
+    run_simple(
+        "127.0.0.1", args.port, app, threaded=True, use_reloader=False, request_handler=_NoQueryLog
+    )
 
 
 if __name__ == "__main__":
