@@ -51,6 +51,11 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge: str | None = None
     code_challenge_method: str | None = None
     resource: list[str] = field(default_factory=list)
+    citizen: dict[str, Any] | None = None
+    """What the ID token and the userinfo snapshot need of the citizen, read when
+    the code was issued (``id``, ``public_id``, ``name``, ``phone``, ``email``;
+    never the ID number), so the token request need not read it again. The
+    account's existence and state are checked when the tokens are recorded."""
     code_hash: str = ""
 
     # AuthorizationCodeMixin

@@ -11,6 +11,7 @@ Registered by :func:`idp.oauth.server.configure_server`::
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
@@ -25,12 +26,13 @@ from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet as JoseKeySet
 
-from .claims import user_claims
+from .claims import ID_NUMBER_SCOPE, user_claims
 from .codes import AuthorizationCode
 from .provider import GrantUser
 from .tokens import at_hash
 
 __all__ = [
+    "CitizenSnapshot",
     "AUTH_METHODS",
     "AuthorizationCodeGrant",
     "RefreshTokenGrant",
@@ -177,6 +179,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             resource=[resource] if resource else [],
+            citizen=_snapshot_of(user.citizen),
         ), also=also)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
@@ -198,7 +201,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> GrantUser | None:
         provider = _provider(self)
-        citizen = provider.get_citizen(int(authorization_code.citizen_id))
+        snap = authorization_code.citizen
+        wants_number = (ID_NUMBER_SCOPE in (scope_to_list(authorization_code.scope) or [])
+                        and bool(getattr(self.request.client, "may_receive_id_number", False)))
+        if snap is not None and not wants_number:
+            # Read when the code was issued; the account is checked again
+            # (exists, not disabled) atomically when the tokens are recorded.
+            citizen: Any = CitizenSnapshot(**snap)
+        else:
+            citizen = provider.get_citizen(int(authorization_code.citizen_id))
         if citizen is None or citizen.disabled:
             return None
         return GrantUser(
@@ -207,6 +218,28 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             amr=list(authorization_code.amr), code_hash=authorization_code.code_hash,
             extra={"resource": authorization_code.resource}, citizen=citizen,
         )
+
+
+@dataclass(frozen=True)
+class CitizenSnapshot:
+    """The citizen's claims as an authorization code carries them (never the ID number)."""
+
+    id: int
+    public_id: str
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    disabled: bool = False
+
+    def __repr__(self) -> str:
+        return f"CitizenSnapshot(id={self.id})"
+
+
+def _snapshot_of(citizen: Any) -> dict[str, Any] | None:
+    if citizen is None:
+        return None
+    return {"id": int(citizen.id), "public_id": citizen.public_id, "name": citizen.name,
+            "phone": citizen.phone, "email": citizen.email}
 
 
 class _RefreshRecord:

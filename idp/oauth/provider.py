@@ -250,7 +250,12 @@ class Provider:
             return  # client_credentials: nothing to record (the hot path stays off SQL)
         detail = {"grant_type": request.payload.grant_type, "jti": rows[0]["jti"], "refresh": len(rows) > 1}
         client_id = request.client.client_id
-        self.tokens.store.add(rows)
+        if not self.tokens.store.add(rows):
+            # The account was disabled or deleted since the code or refresh
+            # token was issued: nothing is recorded and nothing handed out.
+            from authlib.oauth2.rfc6749.errors import InvalidGrantError
+
+            raise InvalidGrantError("the account is not available")
         # The grant's audit record goes to the audit log's batching writer
         # once the records are committed, not into their transaction: every
         # append locks the chain head, so one per grant serialised all token

@@ -104,7 +104,8 @@ class TokenStore:
     another. Every method takes and returns plain values.
     """
 
-    def add(self, rows: Sequence[dict[str, Any]], *, also: Any = None) -> None:  # pragma: no cover - interface
+    def add(self, rows: Sequence[dict[str, Any]], *, also: Any = None) -> bool:  # pragma: no cover - interface
+        """Record one grant's tokens; False (nothing recorded) if their citizen is gone or disabled."""
         raise NotImplementedError
 
     def get(self, jti: str) -> dict[str, Any] | None:  # pragma: no cover
