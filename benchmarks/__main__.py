@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "idp":
                 module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8)
+            elif name == "certstore":
+                # Production's database, not the embedded SQLite file.
+                from ._proc import pg_schema
+
+                with pg_schema("benchcs") as url:
+                    module.main(["--database-url", url])
             elif hasattr(module, "main"):
                 module.main([]) if _takes_argv(module.main) else module.main()
             else:
