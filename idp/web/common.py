@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -22,10 +24,17 @@ __all__ = [
     "SESSION_COOKIE",
     "FlowStore",
     "current_session",
+    "BROWSER_COOKIE",
+    "bind_flow_to_browser",
+    "flow_bound_to_browser",
+    "set_browser_cookie",
 ]
 
 SESSION_COOKIE = "yw_sso"
 LANG_COOKIE = "yw_lang"
+BROWSER_COOKIE = "yw_flowb"
+"""A random per-browser value; a flow stores its hash so that only the browser
+that started it can resume it (a flow id is otherwise a bearer reference)."""
 
 
 @dataclass
@@ -84,6 +93,33 @@ def remember_language(resp: Any) -> Any:
 
 def client_ip() -> str:
     return request.remote_addr or ""
+
+
+def _browser_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def bind_flow_to_browser(flow: dict[str, Any]) -> str | None:
+    """Record this browser in ``flow``; returns a new cookie value to set, or ``None``."""
+    value = request.cookies.get(BROWSER_COOKIE) or ""
+    new = None
+    if len(value) < 20 or len(value) > 64:
+        value = new = secrets.token_urlsafe(24)
+    flow["browser"] = _browser_hash(value)
+    return new
+
+
+def set_browser_cookie(resp: Any, value: str) -> None:
+    resp.set_cookie(BROWSER_COOKIE, value, httponly=True, samesite="Lax", secure=rt().secure_cookies, path="/")
+
+
+def flow_bound_to_browser(flow: dict[str, Any]) -> bool:
+    """Whether ``flow`` was started by the browser of this request (constant-time compare)."""
+    value = request.cookies.get(BROWSER_COOKIE) or ""
+    stored = flow.get("browser")
+    if not value or not isinstance(stored, str):
+        return False
+    return hmac.compare_digest(stored, _browser_hash(value))
 
 
 def current_session(touch: bool = True) -> Any:

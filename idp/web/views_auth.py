@@ -121,8 +121,16 @@ def login() -> Any:
     if fid:
         r.flows.save(fid, flow)
     resp = _after_login(fid, flow)
-    establish_session(citizen.id, acr=ACR_PASSWORD, amr=["pwd"], resp=resp)
+    session = establish_session(citizen.id, acr=ACR_PASSWORD, amr=["pwd"], resp=resp)
+    _bind_login(fid, flow, session)
     return resp
+
+
+def _bind_login(fid: str | None, flow: dict[str, Any], session: Any) -> None:
+    """The fresh login counts only in the session it started (see ``oauth.resume``)."""
+    if fid and flow.get("params") and session is not None:
+        flow["login_sid"] = session.sid
+        rt().flows.save(fid, flow)
 
 
 # ---------------------------------------------------------- second factor
@@ -157,7 +165,9 @@ def second_factor() -> Any:
     flow.pop("pending_citizen", None)
     r.flows.save(fid, flow)
     resp = _after_login(fid, flow)
-    establish_session(int(citizen_id), acr=ACR_2FA, amr=["pwd", "otp"], resp=resp)
+    session = establish_session(int(citizen_id), acr=ACR_2FA, amr=["pwd", "otp"], resp=resp)
+    if pending is not None:
+        _bind_login(fid, flow, session)
     return resp
 
 
@@ -196,7 +206,7 @@ def consent() -> Any:
         granted.append(ID_NUMBER_SCOPE)
     _remember_consent(int(session.citizen_id), client.client_id, granted)
     r.provider.audit("consent.granted", client_id=client.client_id, detail={"scopes": granted})
-    flow.update(consent_given=True, granted=granted)
+    flow.update(consent_given=True, granted=granted, consent_sid=session.sid)
     r.flows.save(fid, flow)
     return redirect(url_for("oauth.resume", flow=fid), code=303)
 

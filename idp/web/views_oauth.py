@@ -14,7 +14,7 @@ from ..models import Citizen, Consent
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
 from ..oauth.grants import AUTH_METHODS
 from ..oauth.provider import GrantUser
-from .common import current_session, render, rt
+from .common import bind_flow_to_browser, current_session, flow_bound_to_browser, render, rt, set_browser_cookie
 from .oauth_server import NO_STORE, ParamsRequest
 
 __all__ = ["bp", "oauth_error_response"]
@@ -84,8 +84,18 @@ def resume() -> Any:
     flow = rt().flows.get(fid)
     if flow is None or not flow.get("params"):
         return _error_page(400, "error_expired")
-    state = FlowState(fresh_login=bool(flow.get("fresh_login")), consent_given=bool(flow.get("consent_given")))
-    return _authorize(flow["params"], state, fid, granted=flow.get("granted"))
+    # The flow id is a reference anyone could paste: what happened in the flow
+    # (a login, a consent) counts only in the browser and session it happened
+    # in; elsewhere the flow starts over (no consent, no fresh login).
+    session = current_session()
+    sid = session.sid if session is not None else None
+    bound = flow_bound_to_browser(flow)
+    fresh = bound and bool(flow.get("fresh_login")) and sid is not None and flow.get("login_sid") == sid
+    consented = bound and bool(flow.get("consent_given")) and sid is not None and flow.get("consent_sid") == sid
+    if not bound:
+        flow.pop("browser", None)
+    state = FlowState(fresh_login=fresh, consent_given=consented)
+    return _authorize(flow["params"], state, fid, granted=flow.get("granted") if consented else None)
 
 
 def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, granted: list[str] | None = None) -> Any:
@@ -145,13 +155,21 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
                     scopes=requested, redirect_uri=redirect_uri, state=st,
                     ui_locales=params.get("ui_locales"), login_hint=params.get("login_hint"),
                     fresh_login=state.fresh_login, consent_given=state.consent_given, granted=granted)
+        if not state.fresh_login:
+            flow.pop("login_sid", None)
+        if not state.consent_given:
+            flow.pop("consent_sid", None)
+        new_cookie = bind_flow_to_browser(flow) if not flow.get("browser") else None
         if fid:
             r.flows.save(fid, flow)
         else:
             fid = r.flows.create(flow)
         target = {Step.LOGIN: "auth.login", Step.SECOND_FACTOR: "auth.second_factor",
                   Step.CONSENT: "auth.consent"}[decision.step]
-        return redirect(url_for(target, flow=fid), code=302)
+        resp = redirect(url_for(target, flow=fid), code=302)
+        if new_cookie:
+            set_browser_cookie(resp, new_cookie)
+        return resp
 
     assert user is not None and session is not None
     scopes = final_scopes(requested, first_party=client.first_party,
