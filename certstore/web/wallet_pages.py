@@ -4,8 +4,15 @@ certstore is an ordinary relying party of the idp here (Authlib's Flask
 client, discovery document, ``code`` + PKCE S256), registered as allowed to
 receive the ID number: the callback asks for the ``id_number`` claim, turns
 it into the blind index at once and keeps only that index (and the citizen's
-pairwise ``sub``) in the signed session cookie. The number itself is never
+pairwise ``sub``) in a server-side session (``certstore.wallet_sessions``);
+the cookie holds only a random opaque value. The number itself is never
 stored, logged or put in the cookie.
+
+Single sign-out (OpenID Connect Back-Channel Logout 1.0): the session records
+the idp's ``sid`` from the ID token, and ``POST /wallet/backchannel-logout``
+ends every wallet session of an idp session when the idp says so. Signing
+out of the wallet deletes the server-side record (a copied cookie is then
+worthless) and sends the citizen to the idp's ``end_session_endpoint``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import hmac
 import logging
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -24,6 +32,7 @@ from flask import (
     current_app,
     redirect,
     render_template,
+    jsonify,
     request,
     session,
     url_for,
@@ -32,23 +41,35 @@ from flask import (
 import signing.qr
 
 from ..errors import CertstoreError
+from ..wallet_sessions import (
+    InvalidLogoutToken,
+    LogoutTokenValidator,
+    WalletSessions,
+    connect_wallet_redis,
+)
 from .context import services
 from .wallet import wallet_service
 
-__all__ = ["bp", "init_wallet", "SESSION_KEY"]
+__all__ = ["bp", "init_wallet", "COOKIE", "wallet_sessions"]
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("wallet", __name__, url_prefix="/wallet", template_folder="templates", static_folder="static", static_url_path="/static")
 
-SESSION_KEY = "wallet"
-_SESSION_MAX_AGE = dt.timedelta(hours=1)
+COOKIE = "yw_wallet"
+_SESSION_SECONDS = 3600
 _VIA = {"consent": ("经您授权", "with your consent"), "lookup": ("按身份证号查询", "lookup by ID number"), "wallet": ("本人", "you")}
 
 
 def init_wallet(app: Flask) -> None:
-    """Register the idp as an OAuth client when certstore has its client credentials."""
-    settings = services_of(app).settings
+    """Open the session store; register the idp as an OAuth client when certstore has its client credentials."""
+    svc = services_of(app)
+    settings = svc.settings
+    app.extensions["certstore.wallet_sessions"] = WalletSessions(
+        connect_wallet_redis(settings), prefix=settings.common.redis_prefix, ttl=_SESSION_SECONDS
+    )
+    if settings.client_id:
+        app.extensions["certstore.logout_tokens"] = LogoutTokenValidator(svc.tokens, client_id=settings.client_id)
     if not (settings.client_id and settings.client_secret):
         return
     from authlib.integrations.flask_client import OAuth
@@ -75,26 +96,16 @@ def _client() -> Any:
     return oauth.idp
 
 
+def wallet_sessions() -> WalletSessions:
+    store: WalletSessions = current_app.extensions["certstore.wallet_sessions"]
+    return store
+
+
 def _holder() -> dict[str, Any] | None:
-    data = session.get(SESSION_KEY)
-    if not isinstance(data, dict) or "hi" not in data:
-        return None
-    try:
-        at = dt.datetime.fromisoformat(str(data.get("at")))
-    except ValueError:
-        return None
-    if dt.datetime.now(dt.UTC) - at > _SESSION_MAX_AGE:
-        session.pop(SESSION_KEY, None)
+    data = wallet_sessions().get(request.cookies.get(COOKIE))
+    if data is None or "hi" not in data:
         return None
     return data
-
-
-def _csrf() -> str:
-    token = session.get("wallet_csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(24)
-        session["wallet_csrf"] = token
-    return token
 
 
 def _page(template: str, **ctx: Any) -> Response:
@@ -121,7 +132,7 @@ def home() -> Response:
         }
         for r in log
     ]
-    return _page("wallet.html", name=holder.get("name") or "", certs=certs, reads=reads, csrf=_csrf())
+    return _page("wallet.html", name=holder.get("name") or "", certs=certs, reads=reads, csrf=holder["csrf"])
 
 
 @bp.get("/login")
@@ -144,25 +155,101 @@ def callback() -> Any:
         number = info.get("id_number")
     if not isinstance(number, str) or not number:
         abort(403, "the identity provider did not release your ID number to the wallet; allow it on the consent page")
-    complete_sign_in(number, sub=str(info.get("sub", "")), name=str(info.get("name") or ""))
-    return redirect(url_for("wallet.home"))
+    claims = token.get("userinfo") or {}
+    sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+    id_token = token.get("id_token") if isinstance(token.get("id_token"), str) else None
+    resp = redirect(url_for("wallet.home"))
+    complete_sign_in(
+        resp, number, sub=str(info.get("sub", "")), name=str(info.get("name") or ""), sid=sid, id_token=id_token
+    )
+    return resp
 
 
-def complete_sign_in(number: str, *, sub: str, name: str) -> None:
-    """Put the signed-in citizen (as blind index, never the number) into the session."""
+def complete_sign_in(
+    resp: Response, number: str, *, sub: str, name: str, sid: str | None = None, id_token: str | None = None
+) -> str:
+    """Start a server-side wallet session for the citizen (blind index, never the number).
+
+    Returns the opaque cookie value, also set on ``resp``.
+    """
     index = wallet_service().holder_index(number)
-    session.clear()
-    session[SESSION_KEY] = {"hi": index, "sub": sub, "name": name, "at": dt.datetime.now(dt.UTC).isoformat()}
-    session.permanent = False
+    session.clear()  # Authlib's state, nonce and PKCE verifier are spent
+    data = {
+        "hi": index,
+        "name": name,
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+        "csrf": secrets.token_urlsafe(24),
+        "id_token": id_token or "",
+    }
+    value = wallet_sessions().create(data, sid=sid, sub=sub or None)
+    resp.set_cookie(
+        COOKIE, value, max_age=_SESSION_SECONDS, httponly=True, samesite="Lax", path="/wallet",
+        secure=services().settings.public_url.startswith("https://"),
+    )
+    return value
+
+
+def _end_session_url(id_token: str) -> str | None:
+    """The idp's end_session_endpoint (RP-Initiated Logout 1.0 §2) with ``id_token_hint``."""
+    oauth = current_app.extensions.get("certstore.oauth")
+    load = getattr(getattr(oauth, "idp", None), "load_server_metadata", None)
+    if load is None or not id_token:
+        return None
+    try:
+        endpoint = load().get("end_session_endpoint")
+    except Exception as e:  # the idp is unreachable: the local sign-out has happened anyway
+        logger.info("cannot read the idp's discovery document: %s", type(e).__name__)
+        return None
+    if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+        return None
+    settings = services().settings
+    query = urlencode({
+        "id_token_hint": id_token,
+        "client_id": settings.client_id or "",
+        "post_logout_redirect_uri": f"{settings.public_url}/verify",
+    })
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    holder = _holder()
     sent = request.form.get("csrf", "")
-    if not hmac.compare_digest(sent.encode(), str(session.get("wallet_csrf", "")).encode()):
+    if holder is not None and not hmac.compare_digest(sent.encode(), str(holder.get("csrf", "")).encode()):
         abort(400, "the form expired; please try again")
+    wallet_sessions().delete(request.cookies.get(COOKIE))
     session.clear()
-    return redirect(url_for("public.verify_page"))
+    target = (_end_session_url(str(holder.get("id_token") or "")) if holder else None) or url_for("public.verify_page")
+    resp = redirect(target)
+    resp.delete_cookie(COOKIE, path="/wallet")
+    return resp
+
+
+@bp.post("/backchannel-logout")
+def backchannel_logout() -> Response:
+    """OpenID Connect Back-Channel Logout 1.0 §2.5–§2.8: the idp ends a session here."""
+    validator: LogoutTokenValidator | None = current_app.extensions.get("certstore.logout_tokens")
+    if validator is None:
+        return _logout_reply(400, "invalid_request", "the wallet is not registered at the identity provider")
+    token = request.form.get("logout_token", "")
+    try:
+        claims = validator.validate(token)
+    except InvalidLogoutToken as e:
+        logger.info("refused a logout token: %s", e)
+        return _logout_reply(400, "invalid_request", str(e))
+    store = wallet_sessions()
+    if store.first_use_of_jti(claims.jti, ttl=claims.exp - int(validator.keys.clock()) + validator.keys.leeway):
+        ended = store.end(sid=claims.sid, sub=claims.sub)
+        logger.info("back-channel logout ended %d wallet session(s)", ended)
+    return _logout_reply(200)
+
+
+def _logout_reply(status: int, error: str | None = None, description: str | None = None) -> Response:
+    # §2.8: 200 on success, 400 with an OAuth error body otherwise; never cached.
+    resp = jsonify({"error": error, "error_description": description} if error else {})
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _own(identifier: str) -> Any:

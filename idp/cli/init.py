@@ -142,6 +142,8 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
         name="电子证照库 · 我的证照 (certstore)",
         client_id=CERTSTORE_CLIENT_ID,
         redirect_uris=[f"{CERTSTORE_URL}/wallet/callback"],
+        post_logout_redirect_uris=[f"{CERTSTORE_URL}/verify"],
+        backchannel_logout_uri=f"{CERTSTORE_URL}/wallet/backchannel-logout",
         grant_types=["authorization_code"],
         scopes=["openid", "profile", "id_number"],
         first_party=True,

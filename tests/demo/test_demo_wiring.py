@@ -60,6 +60,9 @@ def test_idp_init_demo_registers_certstore_and_agencies(demo_home: tuple[dict[st
         cs = services.clients.get(CERTSTORE_CLIENT_ID)
         assert cs is not None and cs.may_receive_id_number
         assert list(cs.redirect_uris) == [f"{CERTSTORE_URL}/wallet/callback"]
+        # single sign-out reaches the wallet (back-channel) and the wallet's sign-out comes back
+        assert cs.backchannel_logout_uri == f"{CERTSTORE_URL}/wallet/backchannel-logout"
+        assert list(cs.post_logout_redirect_uris) == [f"{CERTSTORE_URL}/verify"]
         assert "authorization_code" in cs.grant_types
         assert {"openid", "profile", "id_number"} <= set(cs.scopes)
         assert cs.check_client_secret(data["certstore"]["client_secret"])

@@ -1,0 +1,172 @@
+"""The wallet in single sign-out: server-side sessions, back-channel logout, sign-out that sticks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certstore.settings import CertstoreSettings
+from certstore.wallet import StaticResolver, WalletService
+from keys.config import CommonSettings
+from keys.jws import encode_jws
+from keys.keyring import open_keyring
+
+from .conftest import ISSUER_URL, PERSON_ID, make_settings, populate
+from .test_wallet import _FakeOAuth
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+@pytest.fixture
+def services(tmp_path: Path, database_url: str, redis_url: str | None, redis_prefix: str, jwks_source: Any) -> Iterator[Any]:
+    from certstore.wiring import build_services
+
+    values: dict[str, Any] = {"HOME": tmp_path / "home", "DATABASE_URL": database_url, "ISSUER": ISSUER_URL,
+                              "REDIS_PREFIX": redis_prefix}
+    if redis_url:
+        values["REDIS_URL"] = redis_url
+    common = CommonSettings.from_values(values, default_issuer=ISSUER_URL)
+    settings = CertstoreSettings(common=common, client_id="certstore")
+    svc = build_services(settings, jwks_source=jwks_source)
+    populate(svc)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def wallet(app: Any, services: Any) -> WalletService:
+    svc = WalletService(services.certificates, StaticResolver())
+    app.extensions["certstore.wallet"] = svc
+    return svc
+
+
+def _sign_in(app: Any, client: Any, *, sid: str, sub: str = "pairwise-wallet") -> str:
+    app.extensions["certstore.oauth"] = _FakeOAuth({"sub": sub, "sid": sid, "id_number": PERSON_ID, "name": "张三丰"})
+    resp = client.get("/wallet/callback?code=c&state=s")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/wallet")
+    assert client.get("/wallet").status_code == 200
+    return str(client.get_cookie("yw_wallet", path="/wallet").value)
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {"iss": ISSUER_URL, "aud": "certstore", "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex,
+              "events": {EVENT: {}}, "sid": "sid-1", "sub": "pairwise-wallet"}
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _post(client: Any, token: str) -> Any:
+    return client.post("/wallet/backchannel-logout", data={"logout_token": token})
+
+
+def _signed_out(client: Any) -> bool:
+    resp = client.get("/wallet")
+    return resp.status_code == 302 and resp.headers["Location"].endswith("/wallet/login")
+
+
+def test_the_cookie_is_opaque(app: Any, client: Any, wallet: WalletService) -> None:
+    value = _sign_in(app, client, sid="sid-1")
+    raw = client.get_cookie("yw_wallet", path="/wallet")
+    assert raw.http_only
+    for part in value.split("."):
+        try:
+            decoded = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except ValueError:
+            continue
+        assert wallet.holder_index(PERSON_ID).encode() not in decoded and "张三丰".encode() not in decoded
+    # Flask's own signed cookie carries nothing about the holder any more
+    with client.session_transaction() as sess:
+        assert dict(sess) == {}
+
+
+def test_a_valid_logout_token_ends_the_wallet_session(app: Any, client: Any, wallet: WalletService, idp_keys: Any) -> None:
+    _sign_in(app, client, sid="sid-1")
+    other = app.test_client()
+    _sign_in(app, other, sid="sid-2")  # another idp session of the same citizen stays
+    resp = _post(client, encode_jws(idp_keys.active(), _claims(sid="sid-1"), typ="logout+jwt"))
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+    assert _signed_out(client)
+    assert other.get("/wallet").status_code == 200
+
+    # sub only (no sid): every session of that subject ends
+    resp = _post(client, encode_jws(idp_keys.active(), _claims(sid=None), typ=None))
+    assert resp.status_code == 200
+    assert _signed_out(other)
+
+
+def test_a_replayed_logout_token_does_nothing_twice(app: Any, client: Any, wallet: WalletService, idp_keys: Any) -> None:
+    token = encode_jws(idp_keys.active(), _claims(sid="sid-r"), typ="logout+jwt")
+    _sign_in(app, client, sid="sid-r")
+    assert _post(client, token).status_code == 200 and _signed_out(client)
+    _sign_in(app, client, sid="sid-r")
+    assert _post(client, token).status_code == 200  # a retried delivery is acknowledged ...
+    assert client.get("/wallet").status_code == 200  # ... but the jti was spent
+
+
+class _Renamed:
+    """A foreign key that claims the idp's key id."""
+
+    def __init__(self, signer: Any, kid: str) -> None:
+        self._signer, self.kid, self.algorithm = signer, kid, signer.algorithm
+
+    def sign(self, data: bytes) -> bytes:
+        return bytes(self._signer.sign(data))
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_bad_logout_tokens_are_refused_and_end_nothing(
+    app: Any, client: Any, wallet: WalletService, idp_keys: Any, tmp_path: Path
+) -> None:
+    _sign_in(app, client, sid="sid-1")
+    good = idp_keys.active()
+    foreign = open_keyring(make_settings(tmp_path / "evil", "sqlite://").common.keys).keyset("idp-token").active()
+    bad = {
+        "alg none": f"{_b64({'alg': 'none', 'typ': 'logout+jwt', 'kid': good.kid})}.{_b64(_claims())}.",
+        "foreign key": encode_jws(foreign, _claims(), typ="logout+jwt"),
+        "foreign key, idp kid": encode_jws(_Renamed(foreign, good.kid), _claims(), typ="logout+jwt"),
+        "tampered": re.sub(r"\.([^.]+)\.", "." + _b64(_claims(sid="sid-1", extra=1)) + ".",
+                           encode_jws(good, _claims(sid="other"), typ="logout+jwt")),
+        "other audience": encode_jws(good, _claims(aud="portal-housing"), typ="logout+jwt"),
+        "other issuer": encode_jws(good, _claims(iss="http://evil.test"), typ="logout+jwt"),
+        "no events": encode_jws(good, _claims(events=None), typ="logout+jwt"),
+        "wrong event": encode_jws(good, _claims(events={"urn:other": {}}), typ="logout+jwt"),
+        "nonce": encode_jws(good, _claims(nonce="n"), typ="logout+jwt"),
+        "no jti": encode_jws(good, _claims(jti=None), typ="logout+jwt"),
+        "no iat": encode_jws(good, _claims(iat=None), typ="logout+jwt"),
+        "stale iat": encode_jws(good, _claims(iat=int(time.time()) - 3600, exp=None), typ="logout+jwt"),
+        "neither sid nor sub": encode_jws(good, _claims(sid=None, sub=None), typ="logout+jwt"),
+        "an access token": encode_jws(good, _claims(), typ="at+jwt"),
+        "an ID token": encode_jws(good, _claims(), typ="JWT"),
+        "garbage": "not-a-token",
+    }
+    for name, token in bad.items():
+        resp = _post(client, token)
+        assert resp.status_code == 400, name
+        assert resp.get_json()["error"] == "invalid_request", name
+        assert client.get("/wallet").status_code == 200, name
+    assert client.post("/wallet/backchannel-logout").status_code == 400
+
+
+def test_a_copied_cookie_dies_with_sign_out(app: Any, client: Any, wallet: WalletService) -> None:
+    value = _sign_in(app, client, sid="sid-1")
+    thief = app.test_client()
+    thief.set_cookie("yw_wallet", value, path="/wallet")
+    assert thief.get("/wallet").status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/wallet").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    resp = client.post("/wallet/logout", data={"csrf": csrf})
+    assert resp.status_code == 302
+    assert _signed_out(client)
+    assert _signed_out(thief)
+    assert app.extensions["certstore.wallet_sessions"].get(value) is None
