@@ -302,7 +302,7 @@ class AccountService:
         except InvalidIdentifier:
             self.hasher.verify(password, None)
             return None
-        with self.db.session() as s:
+        with self.db.single_statement() as s:  # one read: no BEGIN/COMMIT round trips on the login path
             citizen = self._by_index(s, self.index_of(number))
         if citizen is None or citizen.disabled or citizen.password_hash is None:
             self.hasher.verify(password, None)

@@ -82,7 +82,7 @@ class Services:
             iterations=settings.password_hash_iterations,
         )
         audit = AuditLog(db, background=audit_background)
-        throttle = Throttle(make_throttle_storage(settings, client, keyspace))
+        throttle = Throttle(make_throttle_storage(settings, client, keyspace), redis=client)
         accounts = AccountService(db, pii, hasher, audit=audit, throttle=throttle)
         clients = ClientService(db, audit=audit)
         return cls(

@@ -110,3 +110,22 @@ def test_counters_live_in_redis_under_the_prefix_without_the_number(
         assert services.accounts.login(ALICE, "wrong horse", ip="192.0.2.46").status == "throttled"
     finally:
         other.redis.close()
+
+
+def test_with_redis_a_clean_record_costs_one_lookup_and_failures_still_count(services: Services, monkeypatch) -> None:
+    if TEST_REDIS_URL is None:
+        pytest.skip("the shortcut is for the Redis storage")
+    t = Throttle(services.throttle.storage, account_tiers="2/minute", ip_tiers="1000/hour", redis=services.redis)
+    asked: list[str] = []
+    original = t.limiter.get_window_stats
+    monkeypatch.setattr(t.limiter, "get_window_stats", lambda item, *ids: asked.append(ids[0]) or original(item, *ids))
+    decision = t.check("idx-clean", "192.0.2.9")
+    assert decision.allowed and not decision.account_failures
+    assert asked == []  # one EXISTS, not a window per tier
+    t.hit("idx-clean", "192.0.2.9")
+    decision = t.check("idx-clean", "192.0.2.9")
+    assert decision.allowed and decision.account_failures and asked  # the limiter decides now
+    t.hit("idx-clean", "192.0.2.9")
+    assert not t.check("idx-clean", "192.0.2.9").allowed
+    t.reset("idx-clean")
+    assert t.check("idx-clean", "192.0.2.10").allowed
