@@ -181,10 +181,12 @@ class DeviceCodeStore:
             return None
         return {"client_id": data["client_id"], "scope": data["scope"], "user_code": code}
 
-    def decide(self, user_code: str, *, approval: DeviceApproval | None) -> str | None:
+    def decide(self, user_code: str, *, approval: DeviceApproval | None, scope: str | None = None) -> str | None:
         """Approve (``approval`` given) or deny a pending user code; returns its client id.
 
         A user code is decided once: a second decision finds nothing pending.
+        ``scope``, on approval, replaces the requested scope with what the
+        citizen consented to (the tokens are issued for it).
         """
         code = normalize_user_code(user_code)
         if code is None:
@@ -216,6 +218,7 @@ class DeviceCodeStore:
                             "auth_time": approval.auth_time,
                             "acr": approval.acr,
                             "amr": json.dumps(list(approval.amr)),
+                            **({"scope": scope} if scope is not None else {}),
                         },
                     )
                 pipe.execute()

@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 
 from ..device import DeviceApproval, DeviceCodeStore, normalize_user_code, register_device_flow
+from ..oauth.claims import ID_NUMBER_SCOPE
+from ..oauth.flow import final_scopes
 from .common import current_session, lang, rt
 from .i18n import translate
 from .security import check_csrf, csrf_token
@@ -149,12 +151,21 @@ def verify() -> Any:
     if pending is None:
         _store().miss(session.sid)
         return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
+    client = rt().provider.query_client(pending["client_id"])
+    scopes = _shown_scopes(client, pending["scope"])
     return _render(
         "device_confirm.html",
-        client_name=_client_name(pending["client_id"]),
-        scopes=pending["scope"].split(),
+        client_name=client.name if client is not None else pending["client_id"],
+        scopes=scopes,
+        asks_id_number=ID_NUMBER_SCOPE in scopes,
         user_code=pending["user_code"],
     )
+
+
+def _shown_scopes(client: Any, scope: str) -> list[str]:
+    """What the confirmation page lists, as the consent page does (no ID number for a client that may not have it)."""
+    may = bool(client is not None and client.may_receive_id_number)
+    return [s for s in scope.split() if s != ID_NUMBER_SCOPE or may]
 
 
 @bp.post(VERIFICATION_PATH)
@@ -170,10 +181,26 @@ def decide() -> Any:
         # The code-entry form: show the confirmation for the code typed in.
         return redirect(url_for("device.verify", user_code=raw[:20]), code=303)
     approval = None
+    scope = None
     if request.form["decision"] == "approve":
         citizen = rt().services.accounts.get(int(session.citizen_id))
         if citizen is None or citizen.disabled:
             return _to_login(None)
+        pending = _store().pending_for_user_code(raw)
+        client = rt().provider.query_client(pending["client_id"]) if pending is not None else None
+        if pending is not None and client is not None:
+            # The approval is the citizen's consent (as on the consent page):
+            # the ID number only with its own explicit tick, and remembered.
+            from .views_auth import _remember_consent
+
+            shown = _shown_scopes(client, pending["scope"])
+            granted = [s for s in shown if s != ID_NUMBER_SCOPE]
+            if ID_NUMBER_SCOPE in shown and request.form.get("share_id_number") == "yes":
+                granted.append(ID_NUMBER_SCOPE)
+            scope = " ".join(final_scopes(pending["scope"].split(), first_party=client.first_party,
+                                          may_receive_id_number=client.may_receive_id_number, consented=granted))
+            _remember_consent(citizen.id, client.client_id, granted)
+            rt().provider.audit("consent.granted", client_id=client.client_id, detail={"scopes": granted})
         approval = DeviceApproval(
             citizen_id=citizen.id,
             public_id=citizen.public_id,
@@ -184,7 +211,7 @@ def decide() -> Any:
         )
     if _store().locked_out(session.sid):
         return _render("device_enter.html", 429, error="device_locked", user_code="")
-    client_id = _store().decide(raw, approval=approval)
+    client_id = _store().decide(raw, approval=approval, scope=scope)
     if client_id is None:
         _store().miss(session.sid)
         return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])

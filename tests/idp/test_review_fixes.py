@@ -11,6 +11,7 @@ from tests.idp.oidc_helpers import (
     csrf_of,
     login,
     make_id,
+    make_rp,
     pkce_pair,
     query_of,
 )
@@ -68,3 +69,54 @@ def test_resume_in_the_same_browser_issues_the_code(app, idp_services, citizen, 
     resume = _consent_resume_url(web, rp, ID_NUMBER)
     resp = web.get(resume)
     assert resp.headers["Location"].startswith(rp.redirect_uri) and "code" in query_of(resp.headers["Location"])
+
+
+# --------------------------------------------------------------- device consent
+
+
+def _device_kiosk(idp_services):
+    from idp.device import DEVICE_CODE_GRANT_TYPE
+
+    return make_rp(idp_services, name="公安自助终端", first_party=True, may_receive_id_number=True,
+                   grant_types=(DEVICE_CODE_GRANT_TYPE,), scopes=("openid", "profile", "id_number"))
+
+
+def _device_tokens(app, kiosk, *, tick: bool):
+    from idp.device import DEVICE_CODE_GRANT_TYPE
+
+    device = app.test_client()
+    data = device.post("/device/authorize", data={"scope": "openid profile id_number"},
+                       headers=kiosk.basic()).get_json()
+    phone = app.test_client()
+    resp = phone.get("/device", query_string={"user_code": data["user_code"]})
+    resp = login(phone, resp.headers["Location"])
+    page = phone.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="share_id_number"' in page and "居民身份证号码" in page  # the consent page's label
+    form = {"csrf_token": csrf_of(page), "user_code": data["user_code"], "decision": "approve"}
+    if tick:
+        form["share_id_number"] = "yes"
+    assert phone.post("/device", data=form).status_code == 200
+    tokens = device.post("/token", data={"grant_type": DEVICE_CODE_GRANT_TYPE, "device_code": data["device_code"]},
+                         headers=kiosk.basic()).get_json()
+    info = device.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
+    return tokens, info
+
+
+def test_device_approval_without_the_tick_releases_no_id_number(app, idp_services, citizen):
+    tokens, info = _device_tokens(app, _device_kiosk(idp_services), tick=False)
+    assert "id_number" not in tokens["scope"].split()
+    assert "id_number" not in info and ID_NUMBER not in str(info)
+    assert info.get("name") == "张三"
+
+
+def test_device_approval_with_the_tick_releases_it_and_is_remembered(app, idp_services, citizen):
+    import sqlalchemy as sa
+
+    from idp.models import Consent
+
+    kiosk = _device_kiosk(idp_services)
+    tokens, info = _device_tokens(app, kiosk, tick=True)
+    assert info["id_number"] == ID_NUMBER
+    with idp_services.db.session() as s:
+        consent = s.execute(sa.select(Consent).where(Consent.client_id == kiosk.client_id)).scalar_one()
+        assert "id_number" in consent.scopes
