@@ -5,8 +5,8 @@
   compared in constant time.
 * Headers: a strict Content-Security-Policy (``default-src 'self'``, no
   inline script), ``frame-ancestors 'none'``, ``nosniff``, no referrer, and
-  ``Cache-Control: no-store`` on every page with a form and every token
-  response.
+  ``Cache-Control: no-store`` on every page and every JSON answer (token
+  responses and errors alike) that does not set its own caching.
 * Input: 64 KB per body (413), 2 KB per parameter and UTF-8 only
   (``invalid_request`` 400) before anything parses the values.
 """
@@ -119,6 +119,10 @@ def install_security(app: Flask, *, secure_cookies: bool) -> None:
         if resp.mimetype == "text/html":
             h.setdefault("Content-Security-Policy", CSP)
             h.setdefault("X-Frame-Options", "DENY")
+            h.setdefault("Cache-Control", "no-store")
+        elif resp.mimetype in ("application/json", "application/problem+json"):
+            # Token, introspection and error answers must not be cached
+            # (RFC 6749 §5.1); documents that may be say so themselves.
             h.setdefault("Cache-Control", "no-store")
         new = getattr(g, "_yw_new_csrf", None)
         if new is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.idp.oidc_helpers import *  # noqa: F403
 from tests.idp.oidc_helpers import (
     ID_NUMBER,
@@ -120,3 +122,25 @@ def test_device_approval_with_the_tick_releases_it_and_is_remembered(app, idp_se
     with idp_services.db.session() as s:
         consent = s.execute(sa.select(Consent).where(Consent.client_id == kiosk.client_id)).scalar_one()
         assert "id_number" in consent.scopes
+
+
+# ------------------------------------------------------------ no-store on errors
+
+
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/par"])
+def test_json_errors_are_not_cached(web, path):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answers = [
+        web.post(path, data=b"grant_type=%FF%FE", headers=form),  # not UTF-8
+        web.post(path, data="x=" + "a" * 3000, headers=form),  # a parameter too long
+        web.post(path, data="x=" + "a" * (70 * 1024), headers=form),  # body too large
+        web.get(path),  # method not allowed
+    ]
+    assert [r.status_code for r in answers] == [400, 400, 413, 405]
+    for r in answers:
+        assert r.mimetype in ("application/json", "application/problem+json")
+        assert r.headers.get("Cache-Control") == "no-store"
+
+
+def test_discovery_keeps_its_own_caching(web):
+    assert web.get("/.well-known/openid-configuration").headers["Cache-Control"] == "public, max-age=300"
