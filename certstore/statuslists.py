@@ -241,15 +241,21 @@ class Fetch(Protocol):
     def __call__(self, url: str) -> FetchResponse: ...
 
 
+STATUS_LIST_MAX_BYTES = 32 * 1024 * 1024
+"""Largest status list token fetched (the decoder's own limits are below this)."""
+
+
 def requests_fetch(url: str) -> FetchResponse:
-    """GET ``url`` with ``requests``: no cookies, no identifying headers beyond the defaults."""
-    import requests
+    """GET ``url`` with ``requests``: no cookies, no identifying headers, no redirects, at most 32 MiB."""
+    from .remote import FetchFailed, TooLarge, fetch_capped
 
     try:
-        resp = requests.get(url, timeout=10, headers={"Accept": "application/statuslist+jwt"})
-    except requests.RequestException as e:
-        raise StatusListError(f"the status list could not be fetched ({type(e).__name__})", reason="fetch") from None
-    return FetchResponse(resp.status_code, resp.content)
+        got = fetch_capped(url, STATUS_LIST_MAX_BYTES, timeout=(5.0, 10.0), headers={"Accept": "application/statuslist+jwt"})
+    except FetchFailed as e:
+        raise StatusListError(f"the status list could not be fetched ({e})", reason="fetch") from None
+    except TooLarge:
+        raise StatusListError("the status list is larger than 32 MiB; refused", reason="fetch") from None
+    return FetchResponse(got.status, got.body)
 
 
 def _key_ids(keys: Sequence[PublicKeyTypes]) -> tuple[bytes, ...]:

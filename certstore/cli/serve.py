@@ -1,8 +1,11 @@
-"""``certstore serve``: the web app under granian when installed, else werkzeug's server."""
+"""``certstore serve``: the web app under granian (a hard dependency).
+
+There is deliberately no werkzeug fallback: its development server logs
+every request line, query string included, and ``/wallet/callback?code=…``
+carries an authorization code.
+"""
 
 from __future__ import annotations
-
-import importlib.util
 
 import click
 
@@ -19,23 +22,15 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         """Serve the API, the verify page and the PKI files."""
-        settings = settings_of(ctx)
-        if importlib.util.find_spec("granian") is not None:
-            from granian import Granian
-            from granian.constants import Interfaces
+        settings_of(ctx)  # refuse bad settings here, before the workers start
+        from granian import Granian
+        from granian.constants import Interfaces
 
-            # granian imports the factory in its workers; they read the environment themselves.
-            Granian(
-                "certstore.web.wsgi:app",
-                address=host,
-                port=port,
-                workers=workers,
-                interface=Interfaces.WSGI,
-            ).serve()
-            return
-        from werkzeug.serving import run_simple
-
-        from ..web import create_app
-
-        click.echo(f"certstore on http://{host}:{port}/ (werkzeug; install granian for production)", err=True)
-        run_simple(host, port, create_app(settings), threaded=True)
+        # granian imports the factory in its workers; they read the environment themselves.
+        Granian(
+            "certstore.web.wsgi:app",
+            address=host,
+            port=port,
+            workers=workers,
+            interface=Interfaces.WSGI,
+        ).serve()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInput
+from ..remote import FetchFailed, TooLarge, fetch_capped
 from ._common import get_services
 
 __all__ = ["register"]
@@ -19,17 +20,23 @@ def _read(path: Path, what: str) -> bytes:
         raise InvalidInput(f"cannot read the {what} {path}: {e.strerror}", field=what) from None
 
 
+TRUST_LIST_MAX_BYTES = 4 * 1024 * 1024
+"""A signed trust list is far smaller; a larger answer is refused, not truncated."""
+
+
 def _fetch(url: str) -> bytes:
     """Download a trust list; its signature, not the transport, is what is trusted."""
-    import requests
-
     try:
-        resp = requests.get(url, timeout=15)
-    except requests.RequestException as e:
-        raise InvalidInput(f"cannot fetch the trust list ({type(e).__name__})", field="file") from None
-    if resp.status_code != 200:
-        raise InvalidInput(f"fetching the trust list answered HTTP {resp.status_code}", field="file")
-    return resp.content[:4 * 1024 * 1024]
+        got = fetch_capped(url, TRUST_LIST_MAX_BYTES, timeout=(5.0, 15.0))
+    except FetchFailed as e:
+        raise InvalidInput(f"cannot fetch the trust list ({e})", field="file") from None
+    except TooLarge:
+        raise InvalidInput(
+            f"the trust list at that URL is larger than {TRUST_LIST_MAX_BYTES // (1024 * 1024)} MiB; refused", field="file"
+        ) from None
+    if got.status != 200:
+        raise InvalidInput(f"fetching the trust list answered HTTP {got.status} (redirects are not followed)", field="file")
+    return got.body
 
 
 def register(group: click.Group) -> None:

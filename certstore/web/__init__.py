@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from ..settings import CertstoreSettings
 from ..wiring import Services, build_services
@@ -24,6 +24,13 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+def _personal(path: str) -> bool:
+    """Paths whose answers may carry personal data (the API and the wallet, not its static files)."""
+    if path.startswith("/api/v1/"):
+        return True
+    return (path == "/wallet" or path.startswith("/wallet/")) and not path.startswith("/wallet/static/")
 
 
 def create_app(settings: CertstoreSettings | None = None, *, services: Services | None = None) -> Flask:
@@ -58,6 +65,9 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
         resp.headers.setdefault("Content-Security-Policy", CSP)
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if _personal(request.path):
+            # certificates, access logs, holders' names: never in a shared or browser cache
+            resp.headers["Cache-Control"] = "no-store"
         return resp
 
     return app

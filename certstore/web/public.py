@@ -118,7 +118,11 @@ def _render(lang: str, *, result: VerificationResult | None = None, error: str |
         error=error,
     )
     resp = Response(html, status=status, mimetype="text/html")
-    resp.set_cookie(_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/verify", secure=request.is_secure)
+    resp.set_cookie(
+        _CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/verify",
+        # behind a TLS-terminating proxy request.is_secure is False: trust the configured URL
+        secure=services().settings.public_url.startswith("https://"),
+    )
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from .conftest import PSB, UNI, Cli, issue_args
 
@@ -94,3 +97,27 @@ def test_an_uninitialised_database_says_what_to_run(cli: Cli) -> None:
     code, _, err = cli("verify", "--text", "YW1:ABC")
     assert code == 2
     assert "certstore init" in err
+
+
+def test_serve_never_falls_back_to_werkzeug(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """werkzeug's server would log /wallet/callback?code=… ; without granian, serve fails instead."""
+    import importlib.util
+    import sys
+
+    import werkzeug.serving
+
+    started: list[Any] = []
+
+    def _refuse(*args: Any, **kwargs: Any) -> None:
+        started.append(args)
+
+    monkeypatch.setattr(werkzeug.serving, "run_simple", _refuse)
+    monkeypatch.setitem(sys.modules, "granian", None)  # import granian -> ImportError
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "granian" else real_find_spec(name, *a))
+    try:
+        code, _out, _err = cli("serve", "--port", "1")
+    except ImportError:
+        code = 1
+    assert code != 0
+    assert started == []

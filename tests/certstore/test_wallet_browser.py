@@ -65,6 +65,8 @@ def stack(yiwang_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]
         env, "clients", "add", "--name", "电子证照 certstore", "--client-id", "certstore",
         "--redirect-uri", f"{cs_url}/wallet/callback", "--scope", "openid", "--scope", "profile",
         "--scope", "id_number", "--may-receive-id-number", "--json",
+        "--backchannel-logout-uri", f"{cs_url}/wallet/backchannel-logout",
+        "--post-logout-redirect-uri", f"{cs_url}/verify",
     )
     secret = json.loads(out)["client_secret"]
     cs_env = {
@@ -137,7 +139,8 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
             }
             page.goto(f"{issuer}/authorize?{urlencode(params)}")
             page.wait_for_url(f"{issuer}/consent*")  # SSO: no login form, only this portal's consent
-            assert "certs:read" in page.content() or "证照" in page.inner_text("body")
+            body = page.inner_text("body")
+            assert "certs:read" in page.content() or "证照" in body or "certificates" in body
             page.click("#allow")
             deadline = time.monotonic() + 20
             while not redirects and time.monotonic() < deadline:
@@ -161,5 +164,17 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
             page.goto(f"{cs}/wallet")
             reads = page.inner_text("#reads")
             assert "住房保障门户 Housing portal" in reads and "住房保障申请" in reads
+
+            # Single sign-out: signing out at the idp ends the wallet session (back-channel logout).
+            page.goto(f"{issuer}/logout")
+            page.click("#confirm-logout")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                resp = requests.get(f"{cs}/wallet", cookies={c["name"]: c["value"] for c in context.cookies(cs)},
+                                    allow_redirects=False, timeout=10)
+                if resp.status_code == 302:
+                    break
+                time.sleep(0.2)
+            assert resp.status_code == 302 and resp.headers["Location"].endswith("/wallet/login"), stack["procs"]["idp"].output()
         finally:
             browser.close()

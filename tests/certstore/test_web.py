@@ -245,3 +245,29 @@ def test_an_image_bomb_header_is_refused_before_decoding(client: Any) -> None:
     problem = _is_problem(client.post("/api/v1/verify", data={"file": (io.BytesIO(png), "bomb.png")}), 422)
     assert problem["field"] == "file"
     assert problem["code"] == "image_too_large"
+
+
+def test_personal_answers_are_never_cached(client: Any, mint: Any) -> None:
+    cert = _issue(client, mint).get_json()
+    auth = {"Authorization": f"Bearer {mint()}"}
+    for path in (f"/api/v1/certificates/{cert['identifier']}", f"/api/v1/certificates/{cert['identifier']}/pdf",
+                 f"/api/v1/certificates/{cert['identifier']}/qr.svg", "/api/v1/certificates", "/api/v1/nowhere"):
+        resp = client.get(path, headers=auth)
+        assert resp.headers.get("Cache-Control") == "no-store", path
+    assert client.get("/api/v1/me/certificates").headers.get("Cache-Control") == "no-store"  # 401 too
+    assert client.post("/api/v1/verify", json={"text": cert["qr_text"]}).headers.get("Cache-Control") == "no-store"
+    assert client.get("/wallet").headers.get("Cache-Control") == "no-store"
+    # public, cacheable files keep their own policy
+    assert "public" in client.get("/pki/crl/issuing.crl").headers["Cache-Control"]
+
+
+def test_verify_csrf_cookie_is_secure_behind_a_tls_proxy(services: Any) -> None:
+    from certstore.web import create_app
+
+    services.settings = services.settings.with_(public_url="https://certs.example.cn")
+    proxied = create_app(services=services).test_client()  # the proxy speaks plain HTTP to us
+    cookie = proxied.get("/verify").headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    plain = services.settings.with_(public_url="http://127.0.0.1:5100")
+    services.settings = plain
+    assert "Secure" not in create_app(services=services).test_client().get("/verify").headers["Set-Cookie"]
