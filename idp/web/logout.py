@@ -41,6 +41,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -111,7 +112,11 @@ def _t(language: str) -> Any:
 
 
 def _lang_switch_url(current: str) -> str:
-    args = request.args.to_dict()
+    # The link is in the page (and goes wherever the page's URL goes): no ID
+    # token in it. The client it named, when known, keeps the way back valid.
+    args = {k: v for k, v in request.args.items() if k not in ("id_token_hint", "logout_hint")}
+    if "id_token_hint" in request.args and not args.get("client_id") and g.get("_yw_logout_client"):
+        args["client_id"] = g._yw_logout_client
     args["lang"] = "en" if current == "zh-CN" else "zh-CN"
     return request.path + "?" + urlencode(args)
 
@@ -276,6 +281,7 @@ def end_session() -> Any:
     except LogoutRequestError as e:
         logger.info("logout request refused: %s", e.description)
         return _render("logout_error.html", 400, language=language, message=e.message)
+    g._yw_logout_client = plan.client_id
     current = current_session(touch=False)
     if current is None:
         if plan.hint is not None and plan.hint.sid:

@@ -144,3 +144,39 @@ def test_json_errors_are_not_cached(web, path):
 
 def test_discovery_keeps_its_own_caching(web):
     assert web.get("/.well-known/openid-configuration").headers["Cache-Control"] == "public, max-age=300"
+
+
+# ------------------------------------------------------ logout language link
+
+
+def test_logout_language_link_carries_no_id_token(app, idp_services, citizen):
+    import html
+    import re
+
+    from tests.idp.oidc_helpers import authorize_code, exchange
+
+    portal = make_rp(idp_services, post_logout_redirect_uris=["https://portal.example.cn/bye"])
+    web = app.test_client()
+    q, v = authorize_code(web, portal)
+    old = exchange(web, portal, q["code"], v).get_json()["id_token"]
+    app.extensions["yiwang"].sessions.end(_sid_of(old), "admin")
+    q, v = authorize_code(web, portal)  # a new session: the old hint no longer proves it
+    resp = web.get("/logout", query_string={"id_token_hint": old, "state": "bye-1",
+                                            "post_logout_redirect_uri": "https://portal.example.cn/bye"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and 'id="confirm-logout"' in page
+    link = html.unescape(re.search(r'<a class="lang" href="([^"]+)"', page).group(1))
+    assert old not in page and "id_token_hint" not in link
+    args = query_of(link)
+    assert args["client_id"] == portal.client_id and args["state"] == "bye-1"
+    # The switched page still knows where to go back to.
+    switched = web.get(link)
+    assert switched.status_code == 200 and 'id="confirm-logout"' in switched.get_data(as_text=True)
+
+
+def _sid_of(jwt: str) -> str:
+    import base64
+    import json
+
+    part = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["sid"]
