@@ -16,7 +16,11 @@ creates (a test in ``tests/demo`` checks that the two agree).
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -118,6 +122,23 @@ def _seed_certificates(svc: Services) -> None:
         click.echo(f"certificate {view.identifier} {view.type_name_zh} for {view.holder_name} ({view.holder_code_masked})")
 
 
+@contextlib.contextmanager
+def owner_only_sqlite(url: str) -> Iterator[None]:
+    """A SQLite database file is created 0600 (owner only), and tightened if it exists."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    path = Path(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
+    old = os.umask(0o077) if path is not None else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.umask(old)
+        if path is not None and path.exists():
+            os.chmod(path, 0o600)
+
+
 def register(group: click.Group) -> None:
     @group.command("init")
     @click.option("--demo", is_flag=True, help="also add the demo types and issuers")
@@ -131,7 +152,8 @@ def register(group: click.Group) -> None:
             raise click.UsageError("--with-certificates needs --demo")
         settings = settings_of(ctx)
         svc = get_services(ctx)
-        upgrade(svc.engine)
+        with owner_only_sqlite(settings.database_url):
+            upgrade(svc.engine)
         click.echo("database schema up to date")
         try:
             ca = pki.region_ca(svc.keyring)

@@ -17,9 +17,11 @@ idp never imports certstore: the agency client ids below are the ones
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "CERTSTORE_URL",
     "DEMO_FILE",
     "demo_file",
+    "owner_only_sqlite",
 ]
 
 DEMO_ID_NUMBER = "11010519491231002X"
@@ -62,6 +65,23 @@ DEMO_AGENCIES = (
     ("demo-amr", "北京市朝阳区市场监督管理局 (demo)"),
     ("demo-university", "北京示范大学 (demo)"),
 )
+
+
+@contextlib.contextmanager
+def owner_only_sqlite(url: str) -> Iterator[None]:
+    """A SQLite database file (it holds password hashes) is created 0600, and tightened if it exists."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    path = Path(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
+    old = os.umask(0o077) if path is not None else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.umask(old)
+        if path is not None and path.exists():
+            os.chmod(path, 0o600)
 
 
 def demo_file(settings: IdpSettings) -> Path:
@@ -177,7 +197,8 @@ def register(group: click.Group) -> None:
 
         services = Services.from_settings(settings)
         try:
-            upgrade(services.db)
+            with owner_only_sqlite(settings.database_url):
+                upgrade(services.db)
             click.echo("database schema up to date")
             keyring = services.keyring
             keyring.keyset("idp-token")
