@@ -268,9 +268,11 @@ class ClientService:
         if jwks is not None:
             _check_jwks(jwks)
         if jwks_uri is not None:
-            jwks_uri = validate_logout_uri(jwks_uri, "JWKS URI")
-        if method == "private_key_jwt" and jwks is None and jwks_uri is None:
-            raise InvalidInput("private_key_jwt needs the client's public keys (--jwks or --jwks-uri)")
+            # private_key_jwt reads only the registered keys (oauth.grants.resolve_client_public_key):
+            # a URI would be stored and never fetched, so it is refused rather than silently ignored.
+            raise InvalidInput("jwks_uri is not supported yet; register the keys with --jwks")
+        if method == "private_key_jwt" and jwks is None:
+            raise InvalidInput("private_key_jwt needs the client's public keys (--jwks)")
 
         if spec.id_token_alg not in ID_TOKEN_ALGS:
             raise InvalidInput(f"the ID token algorithm must be one of {', '.join(ID_TOKEN_ALGS)}")

@@ -67,7 +67,7 @@ def register(group: click.Group) -> None:
     @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
     @click.option("--auth-method", type=click.Choice(AUTH_METHODS), help="token endpoint authentication")
     @click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="public keys for private_key_jwt")
-    @click.option("--jwks-uri", help="where the client publishes its keys (private_key_jwt)")
+    @click.option("--jwks-uri", help="not supported yet (refused): register the keys with --jwks")
     @click.option("--client-id", help="use this id instead of a random one (demos)")
     @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
     @click.pass_obj

@@ -210,3 +210,17 @@ def test_idp_init_creates_the_sqlite_database_owner_only(yiwang_env, monkeypatch
     db = Path(yiwang_env["YIWANG_HOME"]) / "idp.db"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert os.umask(0o022) == 0o022  # the process umask is put back
+
+
+# ---------------------------------------------------------------- jwks_uri
+
+
+def test_jwks_uri_is_refused_with_a_clear_message(idp_services):
+    from idp.clients import ClientSpec
+    from idp.errors import InvalidInput
+
+    spec = ClientSpec(name="portal", redirect_uris=["https://portal.example.cn/cb"],
+                      auth_method="private_key_jwt", jwks_uri="https://portal.example.cn/jwks.json")
+    with pytest.raises(InvalidInput, match="jwks_uri is not supported yet; register the keys with --jwks"):
+        idp_services.clients.add(spec)
+    assert idp_services.clients.list() == []  # nothing half written
