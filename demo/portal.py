@@ -24,7 +24,14 @@ polls the token endpoint (``<meta refresh>``, honouring ``interval`` and
 
 Its sessions are server-side (a dict in memory — a demo); the browser holds a
 random id in a cookie named after the portal, so two portals on the same host
-keep separate cookies.
+keep separate cookies. Sign-out is a POST form with a CSRF token (a GET would
+let any page sign the citizen out). Every answer carries a strict CSP
+(``default-src 'self'; frame-ancestors 'none'`` — the front-channel receiver
+alone may be framed, by the idp's origin), ``nosniff`` and ``no-store``.
+
+``/_state`` (signed-in sids, every logout token received) exists for the
+tests only: it is served only with ``--expose-state``, which ``demo.serve``
+never passes.
 
 Run: ``python -m demo.portal --name A --port 5201 --issuer http://127.0.0.1:5000
 --client-id …`` with ``PORTAL_CLIENT_SECRET`` set (``demo.serve`` does this for you).
@@ -42,7 +49,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from authlib.integrations.flask_client import OAuth
@@ -78,8 +85,8 @@ class PortalConfig:
     client_id: str
     client_secret: str
     host: str = "127.0.0.1"
-    expose_state: bool = True
-    """Serve ``/_state`` (signed-in sessions, received logout tokens): for the demo and tests."""
+    expose_state: bool = False
+    """Serve ``/_state`` (signed-in sessions, received logout tokens): for tests only, never in the demo."""
     certstore_url: str | None = None
     """With it, ``/certificates`` reads the citizen's certificates with their consent (``certs:read``)."""
 
@@ -248,6 +255,14 @@ def _mask(text: str) -> str:
     return text[:1] + "*" * max(1, len(text) - 1) if text else ""
 
 
+CSP = "default-src 'self'; frame-ancestors 'none'"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def create_portal(config: PortalConfig) -> Flask:
     app = Flask(f"portal-{config.name}")
     app.secret_key = secrets.token_bytes(32)
@@ -269,6 +284,24 @@ def create_portal(config: PortalConfig) -> Flask:
     def current() -> LocalSession | None:
         return book.get(session.get("sid_local"))
 
+    def csrf_token() -> str:
+        token = session.get("csrf")
+        if not isinstance(token, str):
+            token = secrets.token_urlsafe(24)
+            session["csrf"] = token
+        return token
+
+    frame_ancestors = f"default-src 'self'; frame-ancestors {_origin(config.issuer)}"
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        # Only the front-channel logout receiver is loaded in a frame, by the idp (Front-Channel Logout 1.0 §2).
+        framed = request.path == "/frontchannel-logout"
+        resp.headers["Content-Security-Policy"] = frame_ancestors if framed else CSP
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
     @app.get("/")
     def home() -> Response:
         s = current()
@@ -289,7 +322,9 @@ def create_portal(config: PortalConfig) -> Flask:
                     if config.certstore_url
                     else ""
                 )
-                + "<p><a id='logout' href='/logout'>Sign out</a></p>"
+                + "<form method='post' action='/logout' id='logout-form'>"
+                f"<input type='hidden' name='csrf' value='{html.escape(csrf_token())}'>"
+                "<button type='submit' id='logout'>Sign out</button></form>"
             )
         return Response(f"<!doctype html><meta charset=utf-8><title>{title}</title>{body}", mimetype="text/html")
 
@@ -355,8 +390,12 @@ def create_portal(config: PortalConfig) -> Flask:
         )
         return Response(f"<!doctype html><meta charset=utf-8><title>certificates</title>{body}", mimetype="text/html")
 
-    @app.get("/logout")
+    @app.post("/logout")
     def logout() -> Any:
+        sent = request.form.get("csrf", "")
+        expected = session.get("csrf")
+        if not isinstance(expected, str) or not secrets.compare_digest(sent.encode(), expected.encode()):
+            return Response("the sign-out form expired; go back and try again", status=400, mimetype="text/plain")
         s = current()
         book.drop(session.pop("sid_local", None))
         end = idp.load_server_metadata().get("end_session_endpoint")
@@ -516,6 +555,10 @@ def main(argv: list[str] | None = None) -> None:
         "--client-secret", help="default: $PORTAL_CLIENT_SECRET (keeps it out of the process list)"
     )
     parser.add_argument("--certstore", help="certstore's base URL: read the citizen's certificates with consent")
+    parser.add_argument(
+        "--expose-state", action="store_true",
+        help="serve /_state (sessions and received logout tokens) — for tests only, never in a demo",
+    )
     args = parser.parse_args(argv)
     secret = args.client_secret or os.environ.get("PORTAL_CLIENT_SECRET")
     if not secret:
@@ -529,6 +572,7 @@ def main(argv: list[str] | None = None) -> None:
             client_id=args.client_id,
             client_secret=secret,
             certstore_url=args.certstore.rstrip("/") if args.certstore else None,
+            expose_state=args.expose_state,
         )
     )
     from werkzeug.serving import WSGIRequestHandler, run_simple

@@ -170,3 +170,19 @@ def test_a_copied_cookie_dies_with_sign_out(app: Any, client: Any, wallet: Walle
     assert _signed_out(client)
     assert _signed_out(thief)
     assert app.extensions["certstore.wallet_sessions"].get(value) is None
+
+
+def test_sign_out_continues_at_the_idp(app: Any, client: Any, wallet: WalletService) -> None:
+    fake = _FakeOAuth({"sub": "pw", "sid": "sid-9", "id_number": PERSON_ID, "name": "张三丰"})
+    token = {"access_token": "x", "id_token": "the.id.token", "userinfo": dict(fake.idp.info)}
+    fake.idp.authorize_access_token = lambda: token  # type: ignore[method-assign]
+    fake.idp.load_server_metadata = lambda: {"end_session_endpoint": f"{ISSUER_URL}/logout"}  # type: ignore[attr-defined]
+    app.extensions["certstore.oauth"] = fake
+    client.get("/wallet/callback?code=c&state=s")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/wallet").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    resp = client.post("/wallet/logout", data={"csrf": csrf})
+    target = resp.headers["Location"]
+    assert target.startswith(f"{ISSUER_URL}/logout?") and "id_token_hint=the.id.token" in target
+    assert "post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A5100%2Fverify" in target
+    assert "yw_wallet=;" in resp.headers["Set-Cookie"] or "Max-Age=0" in resp.headers["Set-Cookie"]
+    assert _signed_out(client)

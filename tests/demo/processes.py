@@ -102,7 +102,7 @@ class Portal:
 
     def argv(self, issuer: str) -> list[str]:
         return [sys.executable, "-m", "demo.portal", "--name", self.name, "--port", str(self.port),
-                "--issuer", issuer, f"--client-id={self.client_id}"]
+                "--issuer", issuer, f"--client-id={self.client_id}", "--expose-state"]
 
     def state(self) -> dict:
         return dict(requests.get(f"{self.url}/_state", timeout=5).json())

@@ -163,6 +163,8 @@ def test_only_portal_b_reads_certificates_and_only_when_signed_in(demo_home: tup
     _env, path = demo_home
     services = {s.name: s for s in demo_services(json.loads(path.read_text()))}
     assert "--certstore" in services["portal-b"].argv and "--certstore" not in services["portal-a"].argv
+    # /_state (every logout token, every sid) is for tests: the demo never serves it
+    assert all("--expose-state" not in s.argv for s in services.values())
 
     base = {"port": 5299, "issuer": "http://127.0.0.1:1", "client_id": "x", "client_secret": "y"}
     plain = create_portal(PortalConfig(name="A", **base)).test_client()

@@ -20,7 +20,7 @@ from idp.settings import IdpSettings
 from keys.backend import b64url
 from keys.jws import encode_jws
 from keys.keyring import open_keyring
-from tests.demo.processes import free_port
+from tests.demo.processes import Portal, free_port
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD, csrf_of, login
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -60,7 +60,7 @@ def idp(yiwang_env: dict[str, str]) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def portal(idp: dict[str, Any]) -> Any:
     app = create_portal(PortalConfig(name="K", port=1, issuer=idp["issuer"], client_id=idp["client_id"],
-                                     client_secret=idp["secret"]))
+                                     client_secret=idp["secret"], expose_state=True))
     return app
 
 
@@ -134,3 +134,44 @@ def test_kiosk_shows_a_qr_code_and_signs_in_after_approval(idp, portal):
     phone_sessions = idp["app"].extensions["yiwang"].sessions
     assert idp["client_id"] in phone_sessions.clients(sid)
 
+
+
+def test_state_is_off_unless_asked_for(idp):
+    from demo.portal import main
+
+    config = PortalConfig(name="K", port=1, issuer=idp["issuer"], client_id=idp["client_id"], client_secret="s")  # noqa: S106
+    assert create_portal(config).test_client().get("/_state").status_code == 404
+    assert "--expose-state" in " ".join(Portal("A", 1, "c", "s").argv("http://x"))  # the tests opt in
+    with pytest.raises(SystemExit):  # and the flag exists on the command line
+        main(["--help"])
+
+
+def test_security_headers_and_framing(idp, portal):
+    web = portal.test_client()
+    for path in ("/", "/kiosk"):
+        resp = web.get(path)
+        assert resp.headers["Content-Security-Policy"] == "default-src 'self'; frame-ancestors 'none'", path
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Cache-Control"] == "no-store"
+    # the front-channel receiver is framed by the idp, and only by it
+    fc = web.get("/frontchannel-logout", query_string={"iss": idp["issuer"], "sid": "sid-1"})
+    assert fc.headers["Content-Security-Policy"] == f"default-src 'self'; frame-ancestors {idp['issuer']}"
+    assert "unsafe-inline" not in fc.headers["Content-Security-Policy"]
+
+
+def test_sign_out_is_a_post_with_a_csrf_token(idp, portal):
+    web = portal.test_client()
+    book = portal.extensions["portal_sessions"]
+    key = book.add(LocalSession(sub="sub-1", sid="sid-1", name="张三", id_token="x"))  # noqa: S106
+    with web.session_transaction() as sess:
+        sess["sid_local"] = key
+    home = web.get("/").get_data(as_text=True)
+    assert "<form method='post' action='/logout'" in home and "href='/logout'" not in home
+    token = re.search(r"name='csrf' value='([^']+)'", home).group(1)
+    assert web.get("/logout").status_code == 405  # a link or an <img> on another site cannot sign out
+    assert web.post("/logout", data={"csrf": "forged"}).status_code == 400
+    assert web.post("/logout").status_code == 400
+    assert book.count() == 1
+    out = web.post("/logout", data={"csrf": token})
+    assert out.status_code == 302 and out.headers["Location"].startswith(f"{idp['issuer']}/logout?")
+    assert book.count() == 0
