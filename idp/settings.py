@@ -33,6 +33,7 @@ IDP_VARIABLES = (
     Variable("IDP_PASSWORD_HASH_MEMORY_KIB", parse_int, "Argon2id memory cost (default 19456)"),
     Variable("IDP_CLIENT_CREDENTIALS_SECONDS", parse_int, "lifetime of client_credentials tokens"),
     Variable("IDP_REQUIRE_PAR", parse_bool, "refuse authorization requests not pushed first (RFC 9126)"),
+    Variable("IDP_TRUSTED_PROXIES", parse_int, "reverse proxies in front whose X-Forwarded-For/-Proto count (0)"),
 )
 
 
@@ -71,6 +72,9 @@ class IdpSettings:
     """Argon2id memory cost in KiB: OWASP's 19 MiB. Lowered only by the test suite."""
     password_hash_iterations: int = 2
     """Argon2id time cost (OWASP: 2 at 19 MiB)."""
+    trusted_proxies: int = 0
+    """How many reverse proxies (load balancers) stand in front: their X-Forwarded-For and
+    X-Forwarded-Proto are believed (werkzeug ProxyFix), so throttling sees each citizen's IP."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -94,6 +98,7 @@ class IdpSettings:
             ("IDP_PASSWORD_HASH_MEMORY_KIB", "password_hash_memory_kib"),
             ("IDP_CLIENT_CREDENTIALS_SECONDS", "client_credentials_seconds"),
             ("IDP_REQUIRE_PAR", "require_par"),
+            ("IDP_TRUSTED_PROXIES", "trusted_proxies"),
         ):
             if name in values:
                 kwargs[attr] = values[name]

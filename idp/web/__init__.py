@@ -107,4 +107,10 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> 
         app.register_blueprint(module.bp)
     # The token, introspection and userinfo endpoints skip Flask (see .hotpaths).
     app.wsgi_app = HotPaths(app.wsgi_app, app.extensions["yiwang"])  # type: ignore[method-assign]
+    if settings.trusted_proxies > 0:
+        # Outermost, so the hot paths and Flask see the same client address.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
     return app

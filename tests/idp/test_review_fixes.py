@@ -224,3 +224,32 @@ def test_jwks_uri_is_refused_with_a_clear_message(idp_services):
     with pytest.raises(InvalidInput, match="jwks_uri is not supported yet; register the keys with --jwks"):
         idp_services.clients.add(spec)
     assert idp_services.clients.list() == []  # nothing half written
+
+
+# ------------------------------------------------------------ trusted proxies
+
+
+def _login_ip(application, forwarded: str) -> str:
+    web = application.test_client()
+    resp = web.get("/login", environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    data = {"csrf_token": csrf_of(resp.get_data(as_text=True)), "id_number": ID_NUMBER, "password": PASSWORD}
+    resp = web.post("/login", data=data, headers={"X-Forwarded-For": forwarded},
+                    environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert resp.status_code == 303
+    cookie = web.get_cookie("yw_sso").value
+    return application.extensions["yiwang"].sessions.get_by_cookie(cookie, touch=False).ip
+
+
+def test_trusted_proxy_forwarded_for_is_the_client_address(idp_settings, idp_services, citizen):
+    from idp.web import create_app
+
+    assert idp_settings.trusted_proxies == 0
+    assert _login_ip(create_app(idp_settings, services=idp_services), "203.0.113.7") == "10.0.0.2"
+    behind_lb = create_app(idp_settings.with_(trusted_proxies=1), services=idp_services)
+    assert _login_ip(behind_lb, "198.51.100.1, 203.0.113.7") == "203.0.113.7"
+
+
+def test_trusted_proxies_variable(yiwang_env):
+    from idp.settings import IdpSettings
+
+    assert IdpSettings.from_env({**yiwang_env, "YIWANG_IDP_TRUSTED_PROXIES": "2"}).trusted_proxies == 2
