@@ -30,13 +30,14 @@ from flask import (
     Response,
     abort,
     current_app,
+    jsonify,
     redirect,
     render_template,
-    jsonify,
     request,
     session,
     url_for,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
 import signing.qr
 
@@ -166,7 +167,7 @@ def callback() -> Any:
 
 
 def complete_sign_in(
-    resp: Response, number: str, *, sub: str, name: str, sid: str | None = None, id_token: str | None = None
+    resp: BaseResponse, number: str, *, sub: str, name: str, sid: str | None = None, id_token: str | None = None
 ) -> str:
     """Start a server-side wallet session for the citizen (blind index, never the number).
 
