@@ -412,8 +412,20 @@ class CertificateService:
             return IssueResult(self._view(row), replayed=True)
 
     def _allocate_serial(self, uscc: str, type_code: str) -> int:
+        """The next serial of ``(uscc, type_code)``, in its own short transaction.
+
+        On PostgreSQL that transaction commits without waiting for the WAL
+        flush (``synchronous_commit`` off for it alone): the flush (~3 ms,
+        a third of the database time per issue) buys nothing here, because
+        the serial only matters once the certificate row that uses it is
+        committed, and that commit is synchronous and flushes the WAL up to
+        and including this increment. After a crash in between, the counter
+        may give the same serial again, but no stored certificate has it.
+        """
         with session_scope(self.sessions) as s:
             dialect = s.get_bind().dialect.name
+            if dialect == "postgresql":
+                s.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             stmt = (
                 insert(SerialCounter)
