@@ -15,7 +15,7 @@ from keys.identifiers import parse_resident_id
 from ..models import Consent, utcnow
 from ..oauth.claims import ID_NUMBER_SCOPE
 from ..oauth.discovery import ACR_2FA, ACR_PASSWORD
-from .common import SESSION_COOKIE, client_ip, current_session, lang, render, rt
+from .common import SESSION_COOKIE, client_ip, current_session, flow_bound_to_browser, lang, render, rt
 from .security import check_csrf
 
 __all__ = ["bp", "establish_session"]
@@ -83,8 +83,10 @@ def login() -> Any:
         "id_number": "", "error": None,
     }
     if request.method == "GET":
+        # Prefilled only from a pushed request, in the browser that started the flow.
         hint = (flow or {}).get("login_hint") or ""
-        ctx["id_number"] = hint if len(hint) <= 18 else ""
+        if flow and flow.get("pushed") and flow_bound_to_browser(flow) and len(hint) <= 18:
+            ctx["id_number"] = hint
         return render("login.html", **ctx)
     if not check_csrf():
         return render("error.html", 400, message="error_csrf", detail=None, language=language)

@@ -75,7 +75,7 @@ def authorize() -> Any:
         params = pushed
     elif r.provider.config.require_par:
         return _error_page(400, "error_request", "this server requires pushed authorization requests")
-    return _authorize(params, FlowState(), None)
+    return _authorize(params, FlowState(), None, pushed="request_uri" in values)
 
 
 @bp.route("/authorize/resume")
@@ -95,10 +95,12 @@ def resume() -> Any:
     if not bound:
         flow.pop("browser", None)
     state = FlowState(fresh_login=fresh, consent_given=consented)
-    return _authorize(flow["params"], state, fid, granted=flow.get("granted") if consented else None)
+    return _authorize(flow["params"], state, fid, granted=flow.get("granted") if consented else None,
+                      pushed=bool(flow.get("pushed")))
 
 
-def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, granted: list[str] | None = None) -> Any:
+def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, granted: list[str] | None = None,
+               pushed: bool = False) -> Any:
     r = rt()
     provider = r.provider
     session = current_session()
@@ -153,7 +155,10 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
         flow = flow or {}
         flow.update(params=params, client_id=client.client_id, client_name=client.name,
                     scopes=requested, redirect_uri=redirect_uri, state=st,
-                    ui_locales=params.get("ui_locales"), login_hint=params.get("login_hint"),
+                    ui_locales=params.get("ui_locales"), pushed=pushed,
+                    # An ID number as login_hint is taken only from a pushed request (PAR
+                    # body, RFC 9126): in a front-channel URL it is ignored, never echoed.
+                    login_hint=params.get("login_hint") if pushed else None,
                     fresh_login=state.fresh_login, consent_given=state.consent_given, granted=granted)
         if not state.fresh_login:
             flow.pop("login_sid", None)

@@ -253,3 +253,36 @@ def test_trusted_proxies_variable(yiwang_env):
     from idp.settings import IdpSettings
 
     assert IdpSettings.from_env({**yiwang_env, "YIWANG_IDP_TRUSTED_PROXIES": "2"}).trusted_proxies == 2
+
+
+# ------------------------------------------------------------------ login_hint
+
+
+def _pushed_login_page(app, rp, browser):
+    from tests.idp.oidc_helpers import pkce_pair as _pkce
+
+    _v, challenge = _pkce()
+    pushed = app.test_client().post("/par", headers=rp.basic(), data={
+        "response_type": "code", "redirect_uri": rp.redirect_uri, "scope": "openid", "state": "s",
+        "code_challenge": challenge, "code_challenge_method": "S256", "login_hint": ID_NUMBER}).get_json()
+    resp = browser.get("/authorize", query_string={"client_id": rp.client_id, "request_uri": pushed["request_uri"]})
+    assert ID_NUMBER not in resp.headers["Location"]
+    return resp.headers["Location"]
+
+
+def test_pushed_login_hint_prefills_the_login_page_of_that_browser_only(app, rp):
+    browser = app.test_client()
+    login_url = _pushed_login_page(app, rp, browser)
+    page = browser.get(login_url).get_data(as_text=True)
+    assert f'value="{ID_NUMBER}"' in page
+    assert page.count(ID_NUMBER) == 1  # the input's value, nowhere else (not in the language link)
+    other = app.test_client().get(login_url).get_data(as_text=True)
+    assert ID_NUMBER not in other
+
+
+def test_front_channel_login_hint_is_neither_prefilled_nor_echoed(app, rp):
+    browser = app.test_client()
+    resp = browser.get("/authorize", query_string=_params(rp, login_hint=ID_NUMBER))
+    assert ID_NUMBER not in resp.headers["Location"]
+    page = browser.get(resp.headers["Location"]).get_data(as_text=True)
+    assert ID_NUMBER not in page
