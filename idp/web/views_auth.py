@@ -15,7 +15,15 @@ from keys.identifiers import parse_resident_id
 from ..models import Consent, utcnow
 from ..oauth.claims import ID_NUMBER_SCOPE
 from ..oauth.discovery import ACR_2FA, ACR_PASSWORD
-from .common import SESSION_COOKIE, client_ip, current_session, flow_bound_to_browser, lang, render, rt
+from .common import (
+    SESSION_COOKIE,
+    client_ip,
+    current_session,
+    flow_bound_to_browser,
+    lang,
+    render,
+    rt,
+)
 from .security import check_csrf
 
 __all__ = ["bp", "establish_session"]

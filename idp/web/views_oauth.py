@@ -14,7 +14,14 @@ from ..models import Citizen, Consent
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
 from ..oauth.grants import AUTH_METHODS
 from ..oauth.provider import GrantUser
-from .common import bind_flow_to_browser, current_session, flow_bound_to_browser, render, rt, set_browser_cookie
+from .common import (
+    bind_flow_to_browser,
+    current_session,
+    flow_bound_to_browser,
+    render,
+    rt,
+    set_browser_cookie,
+)
 from .oauth_server import NO_STORE, ParamsRequest
 
 __all__ = ["bp", "oauth_error_response"]
