@@ -19,6 +19,7 @@ number and the QR code.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import io
 import logging
 import threading
@@ -145,6 +146,10 @@ def register_cjk_font(path: str | Path | None = None) -> str:
                     font = TTFont(FONT_NAME, str(candidate), subfontIndex=0)
                 except Exception as exc:
                     raise PdfError(f"cannot read the CJK font {candidate}: {exc}") from exc
+                # Every page's subset reads the font's tables (glyf is ~10 MB
+                # of this collection); reportlab copies them out of the file
+                # image on each read. They never change: copy each once.
+                font.face.get_table = functools.lru_cache(maxsize=None)(font.face.get_table)
                 pdfmetrics.registerFont(font)
                 _font_registered = FONT_NAME
                 _font_path = candidate

@@ -810,7 +810,7 @@ def _rs_remainder(data: list[int], ec_count: int) -> list[int]:
     ec = [0] * ec_count
     for byte in data:
         row = table[byte ^ ec[0]]
-        ec = [a ^ b for a, b in zip(ec[1:] + [0], row)]
+        ec = [a ^ b for a, b in zip(ec[1:] + [0], row, strict=True)]
     return ec
 
 
