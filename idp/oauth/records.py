@@ -52,13 +52,13 @@ def _insert_statement(n: int, *, for_citizen: bool = False) -> Any:
     key = (n, for_citizen)
     stmt = _INSERTS.get(key)
     if stmt is None:
-        table = TokenRecord.__table__
+        table: sa.Table = TokenRecord.__table__  # type: ignore[assignment]
         if not for_citizen:
             stmt = sa.insert(table).values([
                 {c: sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in _INSERT_COLUMNS} for i in range(n)
             ])
         else:
-            citizen = Citizen.__table__
+            citizen: sa.Table = Citizen.__table__  # type: ignore[assignment]
             live = sa.exists().where(citizen.c.id == sa.bindparam("cid", type_=citizen.c.id.type),
                                      citizen.c.disabled.is_(False))
             selects = [

@@ -39,7 +39,7 @@ def test_token_introspection_userinfo_skip_flask(web, citizen, rp, flask_views_b
     intro = web.post("/introspect", data={"token": at}, headers=rp.basic())
     assert intro.status_code == 200 and intro.get_json()["active"] is True
     cc = web.post("/token", data={"grant_type": "client_credentials"}, headers=rp.basic())
-    assert cc.status_code == 200 and cc.get_json()["token_type"] == "Bearer"
+    assert cc.status_code == 200 and cc.get_json()["token_type"] == "Bearer"  # noqa: S105
     assert flask_views_broken == []
 
 
