@@ -37,8 +37,9 @@ lint: install
 	$(VENV)/bin/mypy keys signing
 	$(VENV)/bin/lint-imports
 
+# `make bench BENCH_ARGS="--quick"` for a shorter run, `--only idp,certstore` for some sections.
 bench: install prepare
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
