@@ -632,35 +632,42 @@ class CertificateService:
         return trust
 
     def verify_qr(self, text: str) -> VerificationResult:
-        """Check a QR payload: offline checks (``signing.qr``), then this registry's record."""
-        try:
-            merged = self.trust_store.merged(self.trust_list())
-            outcome = signing.qr.verify_qr_payload(
-                text, merged.trust_list, now=self.clock(), skew=CLOCK_SKEW
-            )
-        except PayloadError as e:
-            return VerificationResult("qr", False, [Check("format", False, str(e))])
-        checks = checks_from(outcome.checks)
-        claims = outcome.claims
-        view = None
-        public_claims: dict[str, Any] = {}
-        signature_ok = any(c.name == "signature" and c.ok for c in checks)
-        if claims is not None and signature_ok:
-            # Claims are shown only once their signature verified: a forged payload's
-            # "holder" and "issuer" would otherwise be displayed as if they meant something.
-            public_claims = _public_claims(claims)
-            if is_expired(claims.valid_until, self.clock()):
-                # Expiry applied on read (issue 6): the record turns 05 before it is shown.
-                self.lifecycle.expire_if_due(claims.identifier)
-            with self.sessions() as s:
+        """Check a QR payload: offline checks (``signing.qr``), then this registry's record.
+
+        One session (one connection checkout) serves both database reads: the
+        imported trust lists' stamp and the record.
+        """
+        with self.sessions() as s:
+            try:
+                merged = self.trust_store.merged(self.trust_list(), session=s)
+                outcome = signing.qr.verify_qr_payload(
+                    text, merged.trust_list, now=self.clock(), skew=CLOCK_SKEW
+                )
+            except PayloadError as e:
+                return VerificationResult("qr", False, [Check("format", False, str(e))])
+            checks = checks_from(outcome.checks)
+            claims = outcome.claims
+            view = None
+            public_claims: dict[str, Any] = {}
+            signature_ok = any(c.name == "signature" and c.ok for c in checks)
+            if claims is not None and signature_ok:
+                # Claims are shown only once their signature verified: a forged payload's
+                # "holder" and "issuer" would otherwise be displayed as if they meant something.
+                public_claims = _public_claims(claims)
+                if is_expired(claims.valid_until, self.clock()):
+                    # Expiry applied on read (issue 6): the record turns 05 before it is shown.
+                    # It commits in its own transaction; ending ours first means the
+                    # read below starts a fresh one and sees it (SQLite snapshots too).
+                    s.rollback()
+                    self.lifecycle.expire_if_due(claims.identifier)
                 row = s.scalar(sa.select(Certificate).where(Certificate.identifier == claims.identifier))
                 if row is None:
                     checks.append(self._remote_status(claims, outcome.issuer, merged))
                 else:
                     view = self._view(row)
                     checks.append(_status_check(row.status))
-        else:
-            checks.append(Check("status", False, "not checked: the signature did not verify"))
+            else:
+                checks.append(Check("status", False, "not checked: the signature did not verify"))
         valid = bool(outcome.valid) and all(c.ok for c in checks)
         return VerificationResult("qr", valid, checks, view, public_claims)
 

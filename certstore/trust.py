@@ -194,16 +194,28 @@ class TrustStore:
             self._imports = None
         return True
 
-    def imported(self) -> list[RegionTrustList]:
-        """Every imported list that still verifies now (cached until the table changes)."""
-        with self.sessions() as s:
-            rows = list(s.scalars(sa.select(TrustImport).order_by(TrustImport.region)))
-            stamp = tuple((r.region, _aware(r.imported_at).isoformat()) for r in rows)
+    def imported(self, session: Session | None = None) -> list[RegionTrustList]:
+        """Every imported list that still verifies now (cached until the table changes).
+
+        Each call reads only the table's ``(region, imported_at)`` stamp (another
+        process may have imported or removed a list); the documents are read and
+        verified again only when it changed. ``session``: run that query in the
+        caller's session (one connection checkout per verification, not two).
+        """
+        if session is None:
+            with self.sessions() as s:
+                return self.imported(s)
+        stamp_rows = session.execute(
+            sa.select(TrustImport.region, TrustImport.imported_at).order_by(TrustImport.region)
+        ).all()
+        stamp = tuple((region, _aware(at).isoformat()) for region, at in stamp_rows)
         now = self.clock()
         with self._lock:
             cached = self._imports
         if cached is not None and cached[0] == stamp and all(d.next_update > now for d in cached[1]):
             return cached[1]
+        rows = list(session.scalars(sa.select(TrustImport).order_by(TrustImport.region)))
+        stamp = tuple((r.region, _aware(r.imported_at).isoformat()) for r in rows)
         docs = []
         for r in rows:
             try:
@@ -221,12 +233,12 @@ class TrustStore:
 
     # -- merged ------------------------------------------------------------
 
-    def merged(self, local: TrustList) -> MergedTrust:
-        """``local`` (this region's issuers) plus every imported region's."""
+    def merged(self, local: TrustList, *, session: Session | None = None) -> MergedTrust:
+        """``local`` (this region's issuers) plus every imported region's (``session``: see :meth:`imported`)."""
         issuers: list[TrustedIssuer] = list(local)
         base: dict[bytes, str] = {i.kid: self.status_base_url for i in issuers}
         regions = [self.settings.region]
-        for doc in self.imported():
+        for doc in self.imported(session):
             regions.append(doc.region)
             for listed in doc.issuers:
                 t = listed.trusted(doc.region)
