@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 
 import cbor2
 import qrcode
-import qrcode.base
 import qrcode.constants
 import qrcode.util
 from cryptography import x509
@@ -759,11 +758,6 @@ def make_qr(text: str) -> qrcode.QRCode:
     )
     mode = qrcode.util.MODE_ALPHA_NUM if alnum else qrcode.util.MODE_8BIT_BYTE
     code.add_data(qrcode.util.QRData(text.encode("utf-8"), mode=mode, check_data=False))
-    if version is not None and version <= MAX_QR_VERSION:
-        # qrcode's own Reed-Solomon step is polynomial division on Python lists
-        # (~4 ms per certificate); the same codewords from lookup tables take
-        # ~0.5 ms. qrcode places them (makeImpl uses a preset data_cache).
-        code.data_cache = _alnum_codewords(text, version)
     try:
         code.make(fit=version is None)
     except qrcode.exceptions.DataOverflowError:
@@ -779,85 +773,12 @@ def make_qr(text: str) -> qrcode.QRCode:
     return code
 
 
-# -- data codewords (ISO/IEC 18004 §7.4–7.6), alphanumeric mode, level M ------
-
-_GF_EXP = qrcode.base.EXP_TABLE
-_GF_LOG = qrcode.base.LOG_TABLE
-_ALNUM_VALUE = {ch: i for i, ch in enumerate(qrcode.util.ALPHA_NUM.decode("ascii"))}
-
-
-@functools.lru_cache(maxsize=32)
-def _rs_table(ec_count: int) -> tuple[tuple[int, ...], ...]:
-    """For each byte value f: f times the generator polynomial's coefficients
-    (without the leading 1), i.e. what one LFSR step XORs in (§7.5.2)."""
-    gen = [1]
-    for i in range(ec_count):  # multiply by (x - alpha^i)
-        nxt = gen + [0]
-        for j, g in enumerate(gen):
-            if g:
-                nxt[j + 1] ^= _GF_EXP[(_GF_LOG[g] + i) % 255]
-        gen = nxt
-    logs = [_GF_LOG[g] for g in gen[1:]]
-    table: list[tuple[int, ...]] = [(0,) * ec_count]
-    for f in range(1, 256):
-        lf = _GF_LOG[f]
-        table.append(tuple(_GF_EXP[(lf + lg) % 255] for lg in logs))
-    return tuple(table)
-
-
-def _rs_remainder(data: list[int], ec_count: int) -> list[int]:
-    table = _rs_table(ec_count)
-    ec = [0] * ec_count
-    for byte in data:
-        row = table[byte ^ ec[0]]
-        ec = [a ^ b for a, b in zip(ec[1:] + [0], row, strict=True)]
-    return ec
-
-
-def _alnum_codewords(text: str, version: int) -> list[int]:
-    """The final codeword sequence (data and error correction, interleaved) of
-    one alphanumeric segment at level M: what ``qrcode.util.create_data``
-    computes, with table-driven Reed-Solomon (tests compare the two)."""
-    blocks = qrcode.base.rs_blocks(version, qrcode.constants.ERROR_CORRECT_M)
-    capacity = sum(b.data_count for b in blocks)
-    count_bits = 9 if version <= 9 else 11 if version <= 26 else 13
-    acc, nbits = (0b0010 << count_bits) | len(text), 4 + count_bits
-    values = [_ALNUM_VALUE[ch] for ch in text]
-    for i in range(0, len(values) - 1, 2):
-        acc = (acc << 11) | (values[i] * 45 + values[i + 1])
-    nbits += 11 * (len(values) // 2)
-    if len(values) % 2:
-        acc = (acc << 6) | values[-1]
-        nbits += 6
-    if nbits > capacity * 8:
-        raise PayloadTooLarge("the text does not fit the QR version", length=len(text), limit=MAX_TEXT_LENGTH)
-    pad = min(4, capacity * 8 - nbits)  # terminator
-    pad += -(nbits + pad) % 8  # to a byte boundary
-    acc <<= pad
-    nbits += pad
-    data = list(acc.to_bytes(nbits // 8, "big"))
-    data += [0xEC, 0x11] * ((capacity - len(data)) // 2) + [0xEC] * ((capacity - len(data)) % 2)
-    dc_blocks: list[list[int]] = []
-    ec_blocks: list[list[int]] = []
-    offset = 0
-    for block in blocks:
-        chunk = data[offset : offset + block.data_count]
-        offset += block.data_count
-        dc_blocks.append(chunk)
-        ec_blocks.append(_rs_remainder(chunk, block.total_count - block.data_count))
-    out: list[int] = []
-    for group in (dc_blocks, ec_blocks):
-        for i in range(max(len(b) for b in group)):
-            out.extend(b[i] for b in group if i < len(b))
-    return out
-
-
 _ALNUM_SET = frozenset(qrcode.util.ALPHA_NUM.decode("ascii"))
 
 
 @functools.lru_cache(maxsize=64)
 def _matrix(text: str) -> tuple[tuple[bool, ...], ...]:
-    return tuple(tuple(map(bool, row)) for row in make_qr(text).modules)
+    return tuple(tuple(bool(m) for m in row) for row in make_qr(text).modules)
 
 
 def qr_matrix(text: str) -> list[list[bool]]:

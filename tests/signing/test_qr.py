@@ -345,28 +345,3 @@ def test_holder_name_encoding_choice_round_trips(pki: Pki, name: str, packed: bo
     claim_map = cbor2.loads(cbor2.loads(b43decode(text[len(PREFIX) :])).value[2])
     assert isinstance(claim_map[6], bytes) == packed
     assert decode_qr_payload(text).claims.holder_name == name
-
-
-def test_fast_codewords_match_qrcode_for_every_length_up_to_version_11() -> None:
-    """make_qr's table-driven Reed-Solomon gives exactly qrcode's codewords and matrix."""
-    import random
-
-    import qrcode
-    import qrcode.constants
-    import qrcode.util
-
-    from signing.qr import MAX_TEXT_LENGTH, QR_MASK_PATTERN, _alnum_codewords, _alnum_version
-
-    rng = random.Random(5)
-    alphabet = qrcode.util.ALPHA_NUM.decode("ascii")
-    for length in range(1, MAX_TEXT_LENGTH + 1):
-        text = "".join(rng.choice(alphabet) for _ in range(length))
-        version = _alnum_version(length)
-        segment = qrcode.util.QRData(text.encode(), mode=qrcode.util.MODE_ALPHA_NUM, check_data=False)
-        expected = qrcode.util.create_data(version, qrcode.constants.ERROR_CORRECT_M, [segment])
-        assert _alnum_codewords(text, version) == expected, length
-        if length % 37 == 0:
-            ref = qrcode.QRCode(version=version, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=QR_MASK_PATTERN)
-            ref.add_data(segment)
-            ref.make(fit=False)
-            assert make_qr(text).modules == ref.modules, length
