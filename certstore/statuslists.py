@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys.keyring import Keyring
@@ -136,6 +136,13 @@ class StatusListService:
         size = self.settings.status_list_size
         for _ in range(4):
             with session_scope(self.sessions) as s:
+                dialect = s.get_bind().dialect.name
+                if dialect == "postgresql":
+                    # As for the serial counter (service._allocate_serial): the slot only
+                    # matters once the certificate that holds it is committed, and that
+                    # synchronous commit flushes the WAL up to and including this one.
+                    s.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
                 row = s.scalar(
                     sa.select(StatusListRow)
                     .where(StatusListRow.issuer_uscc == issuer_uscc, StatusListRow.used < StatusListRow.size * FILL_LIMIT)
@@ -149,11 +156,14 @@ class StatusListService:
                 list_id = row.id
                 for _ in range(_MAX_DRAWS):
                     index = secrets.randbelow(row.size)
-                    try:
-                        with s.begin_nested():
-                            s.add(StatusSlot(list_id=list_id, idx=index))
-                    except IntegrityError:
-                        continue  # taken: draw again
+                    taken = s.execute(
+                        insert(StatusSlot)
+                        .values(list_id=list_id, idx=index, created_at=dt.datetime.now(dt.UTC))
+                        .on_conflict_do_nothing(index_elements=["list_id", "idx"])
+                        .returning(StatusSlot.idx)
+                    ).first()
+                    if taken is None:
+                        continue  # position already used: draw again
                     s.execute(
                         sa.update(StatusListRow).where(StatusListRow.id == list_id).values(used=StatusListRow.used + 1)
                     )
