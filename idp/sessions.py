@@ -197,8 +197,14 @@ class SessionStore:
         channel: str,
         ip: str,
         user_agent: str,
+        *,
+        also: Any = None,
     ) -> tuple[Session, str]:
-        """Start a session; returns it and the cookie value for the browser."""
+        """Start a session; returns it and the cookie value for the browser.
+
+        ``also(pipe, session)`` adds commands to the session's own round trip
+        (the login page saves its flow, bound to the new ``sid``, there).
+        """
         now = int(self._clock())
         sid = secrets.token_urlsafe(16)
         secret = secrets.token_urlsafe(32)
@@ -222,6 +228,8 @@ class SessionStore:
         pipe.expire(self._k(sid), deadline - now + GRACE_SECONDS)
         pipe.zadd(self._kexp, {sid: deadline})
         pipe.sadd(self._kcit + session.citizen_id, sid)
+        if also is not None:
+            also(pipe, session)
         pipe.execute()
         logger.info("session %s started (channel %s)", sid, channel)
         return session, f"{sid}.{secret}"

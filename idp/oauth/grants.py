@@ -161,10 +161,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         provider = _provider(self)
         client_id = request.client.client_id
         also = None
-        if user.sid:
-            # The session learns its new relying party in the code's round trip.
+        extra = user.on_code_issue
+        if user.sid or extra is not None:
+            # The session learns its new relying party in the code's round trip
+            # (and the web layer's finished flow is deleted in it too).
             def also(pipe: Any) -> None:
-                provider.sessions.add_client(user.sid, client_id, pipe=pipe)
+                if user.sid:
+                    provider.sessions.add_client(user.sid, client_id, pipe=pipe)
+                if extra is not None:
+                    extra(pipe)
 
         return provider.codes.issue(AuthorizationCode(
             client_id=request.client.client_id,

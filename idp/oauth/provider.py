@@ -66,6 +66,9 @@ class GrantUser:
     extra: dict[str, Any] = field(default_factory=dict)
     citizen: Any = None
     """The loaded Citizen row, kept so one request reads it once."""
+    on_code_issue: Any = None
+    """Optional ``f(redis_pipeline)``: more commands for the code's own round trip
+    (the web layer deletes the finished flow there)."""
 
     def get_user_id(self) -> int:
         return self.citizen_id

@@ -147,8 +147,10 @@ class FlowStore:
         raw = self._r.get(self._p + fid)
         return json.loads(raw) if raw else None
 
-    def save(self, fid: str, data: dict[str, Any]) -> None:
-        self._r.set(self._p + fid, json.dumps(data), ex=self.ttl)
+    def save(self, fid: str, data: dict[str, Any], *, pipe: Any = None) -> None:
+        """Write the flow; with ``pipe`` the write joins that pipeline's round trip."""
+        (pipe if pipe is not None else self._r).set(self._p + fid, json.dumps(data), ex=self.ttl)
 
-    def delete(self, fid: str) -> None:
-        self._r.delete(self._p + fid)
+    def delete(self, fid: str, *, pipe: Any = None) -> None:
+        """Forget the flow; with ``pipe`` the delete joins that pipeline's round trip."""
+        (pipe if pipe is not None else self._r).delete(self._p + fid)

@@ -55,11 +55,12 @@ def _after_login(fid: str | None, flow: dict[str, Any] | None) -> Any:
     return redirect(url_for("account.home"), code=303)
 
 
-def establish_session(citizen_id: int, *, acr: str, amr: list[str], resp: Any) -> Any:
+def establish_session(citizen_id: int, *, acr: str, amr: list[str], resp: Any, also: Any = None) -> Any:
     """Start a session, or refresh the login of the current one for the same citizen.
 
     A fresh login or a step-up in an existing session keeps its ``sid``
     (issue 4 §2); a login as somebody else ends the old session first.
+    ``also(pipe, session)`` joins a new session's round trip (not called otherwise).
     """
     r = rt()
     now = r.provider.tokens.now()
@@ -69,7 +70,7 @@ def establish_session(citizen_id: int, *, acr: str, amr: list[str], resp: Any) -
     if current is not None:
         r.sessions.end(current.sid, "logout")
     session, cookie = r.sessions.create(
-        str(citizen_id), now, acr, amr, "browser", client_ip(), request.headers.get("User-Agent", "")
+        str(citizen_id), now, acr, amr, "browser", client_ip(), request.headers.get("User-Agent", ""), also=also
     )
     resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", secure=r.secure_cookies, path="/")
     return session
@@ -128,19 +129,33 @@ def login() -> Any:
             fid = r.flows.create(flow)
         return redirect(url_for("auth.second_factor", flow=fid), code=303)
     flow["fresh_login"] = True
-    if fid:
-        r.flows.save(fid, flow)
     resp = _after_login(fid, flow)
-    session = establish_session(citizen.id, acr=ACR_PASSWORD, amr=["pwd"], resp=resp)
-    _bind_login(fid, flow, session)
+    saved: list[bool] = []
+
+    def bind_in_same_trip(pipe: Any, new_session: Any) -> None:
+        # A new session: the flow is saved with its login_sid in the session's round trip.
+        if fid and flow.get("params"):
+            flow["login_sid"] = new_session.sid
+            r.flows.save(fid, flow, pipe=pipe)
+            saved.append(True)
+
+    session = establish_session(citizen.id, acr=ACR_PASSWORD, amr=["pwd"], resp=resp, also=bind_in_same_trip)
+    # Otherwise one save, after the session exists: the flow is written with its login_sid.
+    if not saved and not _bind_login(fid, flow, session) and fid and (flow.get("params") or flow.get("return_to")):
+        r.flows.save(fid, flow)
     return resp
 
 
-def _bind_login(fid: str | None, flow: dict[str, Any], session: Any) -> None:
-    """The fresh login counts only in the session it started (see ``oauth.resume``)."""
+def _bind_login(fid: str | None, flow: dict[str, Any], session: Any) -> bool:
+    """The fresh login counts only in the session it started (see ``oauth.resume``).
+
+    True if the flow was saved here.
+    """
     if fid and flow.get("params") and session is not None:
         flow["login_sid"] = session.sid
         rt().flows.save(fid, flow)
+        return True
+    return False
 
 
 # ---------------------------------------------------------- second factor

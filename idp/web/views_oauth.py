@@ -191,9 +191,19 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     # the scope from the parameters, so the cut is made in the parameters.
     oreq.payload.data["scope"] = " ".join(scopes)
     grant.request.user = user
-    # The code's save also adds the client to the session (one round trip).
-    response = r.server.create_authorization_response(oreq, grant_user=user, grant=grant)
+    # The code's save also adds the client to the session and deletes the
+    # finished flow (one round trip).
+    deleted: list[bool] = []
     if fid:
+        flows, done = r.flows, fid
+
+        def finish(pipe: Any) -> None:
+            flows.delete(done, pipe=pipe)
+            deleted.append(True)
+
+        user.on_code_issue = finish
+    response = r.server.create_authorization_response(oreq, grant_user=user, grant=grant)
+    if fid and not deleted:  # no code was issued (an error answer): the flow ends all the same
         r.flows.delete(fid)
     return response
 

@@ -238,3 +238,15 @@ def test_disabled_account_loses_sso(web, idp_services, citizen, rp):
     idp_services.accounts.set_disabled(ID_NUMBER, True)
     resp = web.get("/authorize", query_string=_params(rp, prompt="none"))
     assert query_of(resp.headers["Location"])["error"] == "login_required"
+
+
+def test_flow_ends_with_the_code_it_produced(web, citizen, first_party_rp):
+    """The finished flow is deleted in the code's own round trip: its resume link is dead."""
+    resp = web.get("/authorize", query_string=_params(first_party_rp))
+    resp = login(web, resp.headers["Location"])
+    resume_url = resp.headers["Location"]
+    assert "/authorize/resume" in resume_url
+    resp = web.get(resume_url)
+    assert "code" in query_of(resp.headers["Location"])
+    again = web.get(resume_url)
+    assert again.status_code == 400 and "Location" not in again.headers
