@@ -208,15 +208,28 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     return response
 
 
-def _citizen_and_consent(citizen_id: int, client_id: str) -> tuple[Citizen | None, Consent | None]:
-    import sqlalchemy as sa
+_CITIZEN_AND_CONSENT: Any = None
 
-    with rt().services.db.single_statement() as s:
-        row = s.execute(
+
+def _citizen_and_consent_stmt() -> Any:
+    """Built once: constructing the ORM select cost ~4 % of an SSO sign-in's GIL time."""
+    global _CITIZEN_AND_CONSENT
+    if _CITIZEN_AND_CONSENT is None:
+        import sqlalchemy as sa
+
+        _CITIZEN_AND_CONSENT = (
             sa.select(Citizen, Consent)
-            .outerjoin(Consent, sa.and_(Consent.citizen_id == Citizen.id, Consent.client_id == client_id))
-            .where(Citizen.id == citizen_id)
-        ).first()
+            .outerjoin(Consent, sa.and_(Consent.citizen_id == Citizen.id,
+                                        Consent.client_id == sa.bindparam("client_id")))
+            .where(Citizen.id == sa.bindparam("citizen_id"))
+        )
+    return _CITIZEN_AND_CONSENT
+
+
+def _citizen_and_consent(citizen_id: int, client_id: str) -> tuple[Citizen | None, Consent | None]:
+    with rt().services.db.single_statement() as s:
+        row = s.execute(_citizen_and_consent_stmt(),
+                        {"citizen_id": citizen_id, "client_id": client_id}).first()
         if row is None:
             return None, None
         citizen, consent = row
