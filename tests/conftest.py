@@ -9,6 +9,7 @@ Redis; without it, the in-process stand-in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -26,11 +27,11 @@ def _pg_admin_dsn(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A SQLAlchemy URL for an empty database private to this test."""
+@contextlib.contextmanager
+def private_database(tmp_path: Path, name: str = "test") -> Iterator[str]:
+    """An empty database of its own: a fresh schema on PostgreSQL, a file on SQLite."""
     if not TEST_DATABASE_URL:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
         return
     import psycopg
 
@@ -43,6 +44,13 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(_pg_admin_dsn(TEST_DATABASE_URL), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLAlchemy URL for an empty database private to this test."""
+    with private_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from certstore.tokens import StaticJwksSource
 from keys import pki
 from signing.qr import QrClaims, encode_qr_payload
 
-from ..conftest import TEST_DATABASE_URL, _pg_admin_dsn
+from ..conftest import private_database
 from .conftest import DEMO_REQUESTS, PSB, make_settings, populate
 
 B_ISSUER = "123100004250107027"  # an agency of region B
@@ -41,20 +40,8 @@ B_ISSUER = "123100004250107027"  # an agency of region B
 @pytest.fixture
 def second_database_url(tmp_path: Path) -> Iterator[str]:
     """Region B's own database (a second schema on PostgreSQL, a second file on SQLite)."""
-    if not TEST_DATABASE_URL:
-        yield f"sqlite:///{tmp_path / 'region_b.db'}"
-        return
-    import psycopg
-
-    schema = "t_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(_pg_admin_dsn(TEST_DATABASE_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in TEST_DATABASE_URL else "?"
-    try:
-        yield f"{TEST_DATABASE_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(_pg_admin_dsn(TEST_DATABASE_URL), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with private_database(tmp_path, "region_b") as url:
+        yield url
 
 
 class Recorder:

@@ -14,19 +14,12 @@ from werkzeug.serving import make_server
 import signing.qr
 from certstore.service import IssueRequest
 from certstore.tokens import StaticJwksSource
+from tests.support.browser import CHROMIUM_ARGS
 
 from .conftest import DEMO_REQUESTS, make_settings, populate
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 class _Late:

@@ -13,19 +13,12 @@ from werkzeug.serving import make_server
 
 import signing.qr
 from certstore.service import IssueRequest
+from tests.support.browser import CHROMIUM_ARGS
 
 from .conftest import DEMO_REQUESTS, PSB
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 @pytest.fixture

@@ -30,15 +30,12 @@ import pytest
 import requests
 
 from tests.demo.processes import free_port, idp_cli, started
+from tests.support.browser import CHROMIUM_ARGS
 
 from .conftest import PERSON_ID, issue_args
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync",
-]
 PASSWORD = "demo-password-for-tests"  # noqa: S105 - a test account
 
 

@@ -21,13 +21,10 @@ import requests
 
 from tests.demo.processes import Portal, free_port, idp_cli, register_portal, started, wait_http
 from tests.idp.logout_helpers import verify_logout_token, wait_until
+from tests.support.browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync",
-]
 ID_NUMBER = "11010519491231002X"
 PASSWORD = "demo-password-for-tests"  # noqa: S105 - a test account
 

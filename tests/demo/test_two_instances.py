@@ -23,6 +23,7 @@ import requests
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.demo.processes import free_port, idp_cli, register_portal, started
 from tests.idp.logout_helpers import verify_logout_token, wait_until
+from tests.support.browser import CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,10 +31,6 @@ pytestmark = [
     pytest.mark.skipif(not (TEST_DATABASE_URL and TEST_REDIS_URL), reason="needs a shared PostgreSQL and Redis"),
 ]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync",
-]
 ID_NUMBER = "11010519491231002X"
 PASSWORD = "two-instances-test"  # noqa: S105 - a test account
 

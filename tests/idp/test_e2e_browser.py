@@ -23,14 +23,13 @@ import pytest
 import requests
 
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD
+from tests.support.browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 IDP_BIN = str(Path(sys.executable).with_name("idp"))  # the console script next to this interpreter
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 def _free_port() -> int:
