@@ -77,7 +77,7 @@ def render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
 
     html = render_template(
         template, t=t, language=language, csrf_token=csrf_token, html_lang=language,
-        lang_switch_url=lang_switch_url, **ctx
+        lang_switch_url=ctx.pop("lang_switch_url", lang_switch_url), **ctx
     )
     return html, status
 

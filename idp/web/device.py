@@ -16,14 +16,14 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, make_response, redirect, request, url_for
 
 from ..device import DeviceApproval, DeviceCodeStore, normalize_user_code, register_device_flow
 from ..oauth.claims import ID_NUMBER_SCOPE
 from ..oauth.flow import final_scopes
-from .common import current_session, lang, rt
-from .i18n import translate
-from .security import check_csrf, csrf_token
+from .common import current_session, render, rt
+from .i18n import register
+from .security import check_csrf
 
 __all__ = ["bp", "MESSAGES", "VERIFICATION_PATH"]
 
@@ -67,34 +67,11 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def _t(language: str) -> Any:
-    def t(key: str, **values: Any) -> str:
-        entry = MESSAGES.get(key)
-        if entry is not None:
-            text = entry.get(language) or entry["zh-CN"]
-            return text.format(**values) if values else text
-        return translate(language, key, **values)
-
-    return t
-
-
-def _lang_switch_url(current: str) -> str:
-    args = request.args.to_dict()
-    args["lang"] = "en" if current == "zh-CN" else "zh-CN"
-    return request.path + "?" + urlencode(args)
+register(MESSAGES)
 
 
 def _render(template: str, status: int = 200, **ctx: Any) -> Response:
-    language = lang()
-    html = render_template(
-        template,
-        t=_t(language),
-        language=language,
-        html_lang=language,
-        csrf_token=csrf_token,
-        lang_switch_url=_lang_switch_url,
-        **ctx,
-    )
+    html, status = render(template, status, **ctx)
     resp = make_response(html, status)
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["LANGUAGES", "DEFAULT", "pick_language", "translate"]
+__all__ = ["LANGUAGES", "DEFAULT", "pick_language", "translate", "register"]
 
 DEFAULT = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
@@ -109,6 +109,14 @@ def pick_language(switch: str | None, ui_locales: str | None, accept: Iterable[s
         if c.startswith("en"):
             return "en"
     return DEFAULT
+
+
+def register(messages: dict[str, dict[str, str]]) -> None:
+    """Add a page area's own messages (device, logout) to the one catalogue."""
+    for key, entry in messages.items():
+        known = _MESSAGES.setdefault(key, entry)
+        if known != entry:
+            raise ValueError(f"message {key!r} is defined twice, differently")
 
 
 def translate(lang: str, key: str, **values: object) -> str:

@@ -44,15 +44,14 @@ from flask import (
     g,
     make_response,
     redirect,
-    render_template,
     request,
 )
 from joserfc.jwk import KeySet
 
 from ..logout.rp import LogoutPlan, LogoutRequestError, plan_logout
-from .common import SESSION_COOKIE, current_session, lang, rt
-from .i18n import translate
-from .security import CSP, check_csrf, csrf_token
+from .common import SESSION_COOKIE, current_session, lang, render, rt
+from .i18n import register
+from .security import CSP, check_csrf
 
 __all__ = ["bp", "frontchannel_uris", "frontchannel_response", "MESSAGES"]
 
@@ -100,15 +99,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def _t(language: str) -> Any:
-    def t(key: str, **values: Any) -> str:
-        entry = MESSAGES.get(key)
-        if entry is not None:
-            text = entry.get(language) or entry["zh-CN"]
-            return text.format(**values) if values else text
-        return translate(language, key, **values)
-
-    return t
+register(MESSAGES)
 
 
 def _lang_switch_url(current: str) -> str:
@@ -122,16 +113,7 @@ def _lang_switch_url(current: str) -> str:
 
 
 def _render(template: str, status: int = 200, *, language: str, **ctx: Any) -> Response:
-    """Like ``common.render``, with this module's messages added to the catalogue."""
-    html = render_template(
-        template,
-        t=_t(language),
-        language=language,
-        html_lang=language,
-        csrf_token=csrf_token,
-        lang_switch_url=_lang_switch_url,
-        **ctx,
-    )
+    html, status = render(template, status, language=language, lang_switch_url=_lang_switch_url, **ctx)
     resp = make_response(html, status)
     resp.headers["Cache-Control"] = "no-store"
     return resp
