@@ -90,3 +90,31 @@ def yiwang_env(tmp_path: Path, database_url: str, redis_url: str | None, redis_p
     if redis_url:
         env["YIWANG_REDIS_URL"] = redis_url
     return env
+
+
+@pytest.fixture
+def embedded_init(yiwang_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Run a service's ``init`` on its embedded SQLite default under a permissive umask.
+
+    Returns ``run(main, **extra_env) -> Path`` of YIWANG_HOME; only this test's
+    ``YIWANG_*`` variables are set, and the process umask is put back.
+    """
+
+    def run(main, **extra_env: str) -> Path:
+        for name in list(os.environ):
+            if name.startswith("YIWANG_") and not name.startswith("YIWANG_TEST_"):
+                monkeypatch.delenv(name)
+        for name, value in {**yiwang_env, **extra_env}.items():
+            if name != "YIWANG_DATABASE_URL":
+                monkeypatch.setenv(name, value)
+        old = os.umask(0o022)
+        try:
+            try:
+                main(["init"])
+            except SystemExit as e:
+                assert not e.code, capsys.readouterr().err
+        finally:
+            os.umask(old)
+        return Path(yiwang_env["YIWANG_HOME"])
+
+    return run

@@ -185,29 +185,14 @@ def _sid_of(jwt: str) -> str:
 # ------------------------------------------------------------- idp.db mode
 
 
-def test_idp_init_creates_the_sqlite_database_owner_only(yiwang_env, monkeypatch, capsys):
+def test_idp_init_creates_the_sqlite_database_owner_only(embedded_init):
     import os
     import stat
-    from pathlib import Path
 
     from idp.cli import main
 
-    for name in list(os.environ):
-        if name.startswith("YIWANG_") and not name.startswith("YIWANG_TEST_"):
-            monkeypatch.delenv(name)
-    for name, value in yiwang_env.items():
-        if name != "YIWANG_DATABASE_URL":
-            monkeypatch.setenv(name, value)
-    monkeypatch.setenv("YIWANG_IDP_PASSWORD_HASH_MEMORY_KIB", "64")
-    old = os.umask(0o022)
-    try:
-        try:
-            main(["init"])
-        except SystemExit as e:
-            assert not e.code, capsys.readouterr().err
-    finally:
-        os.umask(old)
-    db = Path(yiwang_env["YIWANG_HOME"]) / "idp.db"
+    home = embedded_init(main, YIWANG_IDP_PASSWORD_HASH_MEMORY_KIB="64")  # noqa: S106 - a cost, not a password
+    db = home / "idp.db"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert os.umask(0o022) == 0o022  # the process umask is put back
 
