@@ -47,6 +47,8 @@ VERSION_TABLE = "idp_alembic_version"
 PING_AFTER_IDLE_SECONDS = 5.0
 """A pooled connection idle longer than this is pinged before it is handed out."""
 _MIGRATIONS = Path(__file__).with_name("migrations")
+DEFAULT_POOL_SIZE = 20
+"""See ``IdpSettings.database_pool_size``."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -69,6 +71,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(u, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    kwargs.setdefault("pool_size", DEFAULT_POOL_SIZE)
+    kwargs.setdefault("max_overflow", kwargs["pool_size"])
     engine = sa.create_engine(u, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
@@ -116,9 +120,9 @@ def rowcount(result: Any) -> int:
 class Database:
     """Holds the engine and hands out sessions that commit or roll back."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, *, engine: Engine | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
-        self.engine = engine or make_engine(url)
+        self.engine = engine or make_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Same pool, no transaction: a single statement is atomic on its own,
         # and BEGIN/COMMIT cost two of a hot path's round trips.

@@ -74,7 +74,7 @@ class Services:
         audit_background: bool = False,
     ) -> Services:
         """Wire the services; ``audit_background`` batches audit writes (web and worker processes)."""
-        db = db or Database(settings.database_url)
+        db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
         client = redis_client or connect_redis(settings)
         keyspace = Keyspace(settings.common.redis_prefix)
         hasher = PasswordHasher(

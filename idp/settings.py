@@ -15,6 +15,7 @@ from keys.config import (
     parse_int,
     read_environment,
 )
+from keys.errors import ConfigurationError
 
 __all__ = ["IdpSettings", "IDP_VARIABLES"]
 
@@ -34,6 +35,7 @@ IDP_VARIABLES = (
     Variable("IDP_CLIENT_CREDENTIALS_SECONDS", parse_int, "lifetime of client_credentials tokens"),
     Variable("IDP_REQUIRE_PAR", parse_bool, "refuse authorization requests not pushed first (RFC 9126)"),
     Variable("IDP_TRUSTED_PROXIES", parse_int, "reverse proxies in front whose X-Forwarded-For/-Proto count (0)"),
+    Variable("IDP_DATABASE_POOL_SIZE", parse_int, "PostgreSQL connections each idp process keeps open (20)"),
 )
 
 
@@ -75,6 +77,11 @@ class IdpSettings:
     trusted_proxies: int = 0
     """How many reverse proxies (load balancers) stand in front: their X-Forwarded-For and
     X-Forwarded-Proto are believed (werkzeug ProxyFix), so throttling sees each citizen's IP."""
+    database_pool_size: int = 20
+    """PostgreSQL connections kept open per process: above one ``serve`` worker's request
+    threads (8) plus its background writers. A smaller pool closes and reopens
+    connections under load, and each new one is a PostgreSQL backend forked and
+    authenticated (measured: a pool of 5 opened ~200 connections in a 6 s SSO run)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -99,9 +106,13 @@ class IdpSettings:
             ("IDP_CLIENT_CREDENTIALS_SECONDS", "client_credentials_seconds"),
             ("IDP_REQUIRE_PAR", "require_par"),
             ("IDP_TRUSTED_PROXIES", "trusted_proxies"),
+            ("IDP_DATABASE_POOL_SIZE", "database_pool_size"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
+        if kwargs.get("database_pool_size", 1) < 1:
+            raise ConfigurationError("YIWANG_IDP_DATABASE_POOL_SIZE must be at least 1",
+                                     variable="YIWANG_IDP_DATABASE_POOL_SIZE")
         return cls(common=common, **kwargs)
 
     @property
