@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +48,12 @@ class Proc:
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
+    def signal_group(self, sig: int) -> None:
+        """Signal the whole process group: ``idp serve`` forks granian workers that
+        outlive a killed supervisor (they were left running after the suite)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
 
 def wait_http(url: str, proc: Proc, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
@@ -79,13 +87,12 @@ def started(specs: Sequence[tuple[str, list[str], dict[str, str], str | None]], 
         yield procs
     finally:
         for p in procs.values():
-            if p.popen.poll() is None:
-                os.killpg(p.popen.pid, 15)
+            p.signal_group(signal.SIGTERM)  # also when the leader is gone and its workers are not
         for p in procs.values():
             try:
                 p.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(p.popen.pid, 9)
+                p.signal_group(signal.SIGKILL)
                 p.popen.wait()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,7 +181,7 @@ def test_the_other_instance_keeps_serving_when_one_stops(stack: dict[str, Any]) 
     results: dict[str, list[bool]] = {"first": [], "second": []}
     for i in range(40):
         if i == 20:  # the first instance dies (no goodbye); the balancer stops sending to it
-            stack["procs"]["idp-1"].popen.kill()
+            stack["procs"]["idp-1"].signal_group(signal.SIGKILL)  # supervisor and worker
             stack["procs"]["idp-1"].popen.wait(timeout=10)
         if i < 20 and i % 2 == 0:
             results["first"].append(_sso_round_trip(http, first, a))
