@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "make_engine",
     "make_session_factory",
     "session_scope",
+    "autocommit",
     "upgrade",
     "current_revision",
     "VERSION_TABLE",
@@ -65,6 +66,21 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: committed on success, rolled back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def autocommit(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """A connection in autocommit mode, for one statement that is atomic by itself.
+
+    Each statement is its own transaction: no ``BEGIN`` and no ``COMMIT``
+    round trip (psycopg sends both as separate commands). Only for a single
+    statement; several statements that must stand or fall together belong
+    in :func:`session_scope`.
+    """
+    bind = factory.kw["bind"]
+    with bind.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -146,17 +146,22 @@ def test_a_failure_while_signing_stores_nothing(services: Services, monkeypatch:
         assert s.scalar(sa.select(sa.func.count()).where(AuditEvent.action == "certificate.issue")) == 0
 
 
-def test_a_failure_while_storing_stores_nothing(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The audit row is written in the same transaction; make it fail.
-    import certstore.service as service_mod
-
-    def bad_audit(**kw: Any) -> Any:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(service_mod, "AuditEvent", bad_audit)
-    with pytest.raises(RuntimeError):
-        services.certificates.issue(_req("JZZM"), agency_uscc=PSB)
+@pytest.mark.parametrize("idempotency_key", [None, "k2"])
+def test_a_failure_while_storing_stores_nothing(services: Services, idempotency_key: str | None) -> None:
+    # The audit row is written with the certificate; make the database refuse it.
+    with services.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE cert_audit ADD CONSTRAINT audit_refused CHECK (action <> 'certificate.issue') NOT VALID"))
+        else:
+            conn.execute(sa.text(
+                "CREATE TRIGGER audit_refused BEFORE INSERT ON cert_audit WHEN NEW.action = 'certificate.issue' "
+                "BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+            ))
+    request = IssueRequest(**{**_req("JZZM").__dict__, "idempotency_key": idempotency_key})
+    with pytest.raises(sa.exc.DBAPIError):
+        services.certificates.issue(request, agency_uscc=PSB)
     assert _count(services, Certificate) == 0
+    assert _count(services, IdempotencyRecord) == 0
 
 
 def test_idempotency_key_same_body_same_certificate(services: Services) -> None:
