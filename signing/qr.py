@@ -29,7 +29,8 @@ import functools
 import hashlib
 import io
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -778,7 +779,7 @@ _ALNUM_SET = frozenset(qrcode.util.ALPHA_NUM.decode("ascii"))
 
 @functools.lru_cache(maxsize=64)
 def _matrix(text: str) -> tuple[tuple[bool, ...], ...]:
-    return tuple(tuple(bool(m) for m in row) for row in make_qr(text).modules)
+    return tuple(tuple(map(bool, row)) for row in make_qr(text).modules)
 
 
 def qr_matrix(text: str) -> list[list[bool]]:
@@ -790,17 +791,18 @@ def qr_matrix(text: str) -> list[list[bool]]:
     return [list(row) for row in _matrix(text)]
 
 
-def _runs(row: list[bool]) -> Iterator[tuple[int, int]]:
-    """``(start, length)`` of each run of dark modules in a row."""
-    x, n = 0, len(row)
-    while x < n:
-        if row[x]:
-            start = x
-            while x < n and row[x]:
-                x += 1
-            yield start, x - start
-        else:
-            x += 1
+_DARK_RUN = re.compile(rb"\x01+")
+
+
+def _runs(row: Sequence[bool]) -> Iterator[tuple[int, int]]:
+    """``(start, length)`` of each run of dark modules in a row.
+
+    The row as bytes (0/1) searched by a regular expression: the scan runs in
+    C, about ten times faster than a Python loop over ~900 runs per code.
+    """
+    for m in _DARK_RUN.finditer(bytes(row)):
+        start, end = m.span()
+        yield start, end - start
 
 
 def qr_svg(text: str, *, module_size: int = 4, border: int = 4) -> str:
