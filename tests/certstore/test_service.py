@@ -48,6 +48,23 @@ def test_issue_stores_record_and_pdf_and_both_verify(services: Services, code: s
     assert {c.name for c in res.checks} >= {"signature_intact", "chain_trusted", "record", "status"}
 
 
+def test_serials_and_status_positions_are_unique_even_when_a_draw_collides(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certstore.service as service_mod
+
+    # Every draw of the combined PostgreSQL allocation lands on the same position:
+    # from the second certificate on, the position is taken and drawn again.
+    monkeypatch.setattr(service_mod.secrets, "randbits", lambda bits: 12345)
+    views = [services.certificates.issue(_req("JZZM"), agency_uscc=PSB).certificate for _ in range(3)]
+    assert [v.serial for v in views] == ["000001", "000002", "000003"]
+    with services.sessions() as s:
+        rows = s.execute(sa.select(Certificate.status_list, Certificate.status_index)).all()
+    assert len(set(rows)) == 3 and all(lst is not None and idx is not None for lst, idx in rows)
+    for v in views:
+        assert services.certificates.verify_qr(v.qr_text).valid
+
+
 def test_holder_code_is_stored_encrypted_and_found_by_blind_index(services: Services) -> None:
     view = services.certificates.issue(_req("JZZM"), agency_uscc=PSB).certificate
     assert view.holder_code_masked == "110105********002X"
