@@ -203,7 +203,7 @@ class SessionStore:
         """Start a session; returns it and the cookie value for the browser.
 
         ``also(pipe, session)`` adds commands to the session's own round trip
-        (the login page saves its flow, bound to the new ``sid``, there).
+        (for a caller that must write something bound to the new ``sid``).
         """
         now = int(self._clock())
         sid = secrets.token_urlsafe(16)

@@ -55,28 +55,50 @@ def _after_login(fid: str | None, flow: dict[str, Any] | None) -> Any:
     return redirect(url_for("account.home"), code=303)
 
 
-def establish_session(citizen_id: int, *, acr: str, amr: list[str], resp: Any, also: Any = None) -> Any:
+def establish_session(citizen_id: int, *, acr: str, amr: list[str], resp: Any) -> Any:
     """Start a session, or refresh the login of the current one for the same citizen.
 
     A fresh login or a step-up in an existing session keeps its ``sid``
     (issue 4 §2); a login as somebody else ends the old session first.
-    ``also(pipe, session)`` joins a new session's round trip (not called otherwise).
     """
     r = rt()
     now = r.provider.tokens.now()
     current = current_session(touch=False)
     if current is not None and current.citizen_id == str(citizen_id):
-        return r.sessions.update_auth(current.sid, auth_time=now, acr=acr, amr=amr)
+        updated = r.sessions.update_auth(current.sid, auth_time=now, acr=acr, amr=amr)
+        if updated is not None:
+            return updated
+        current = None  # it ended meanwhile (signed out elsewhere): a new one
     if current is not None:
         r.sessions.end(current.sid, "logout")
     session, cookie = r.sessions.create(
-        str(citizen_id), now, acr, amr, "browser", client_ip(), request.headers.get("User-Agent", ""), also=also
+        str(citizen_id), now, acr, amr, "browser", client_ip(), request.headers.get("User-Agent", "")
     )
     resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", secure=r.secure_cookies, path="/")
     return session
 
 
 # ------------------------------------------------------------------ login
+
+
+def login_page(fid: str, flow: dict[str, Any], *, bound: bool) -> Any:
+    """The login form of a waiting authorization request.
+
+    ``/authorize`` answers with it directly (one redirect fewer for every
+    sign-in); ``GET /login?flow=`` shows the same page. The ID number is
+    prefilled only from a pushed request (PAR), in the browser that started
+    the flow (``bound``).
+    """
+    hint = flow.get("login_hint") or ""
+
+    def switch(current: str) -> str:
+        return url_for("auth.login", flow=fid, lang="en" if current == "zh-CN" else "zh-CN")
+
+    return render(
+        "login.html", flow=fid, client_name=flow.get("client_name"), language=_flow_lang(flow),
+        id_number=hint if flow.get("pushed") and bound and len(hint) <= 18 else "", error=None,
+        lang_switch_url=switch,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -86,16 +108,14 @@ def login() -> Any:
     flow = r.flows.get(fid) if fid else None
     if fid and flow is None:
         return render("error.html", 400, message="error_expired", detail=None)
+    if request.method == "GET" and flow is not None:
+        return login_page(fid, flow, bound=flow_bound_to_browser(flow))
     language = _flow_lang(flow)
     ctx: dict[str, Any] = {
         "flow": fid, "client_name": (flow or {}).get("client_name"), "language": language,
         "id_number": "", "error": None,
     }
     if request.method == "GET":
-        # Prefilled only from a pushed request, in the browser that started the flow.
-        hint = (flow or {}).get("login_hint") or ""
-        if flow and flow.get("pushed") and flow_bound_to_browser(flow) and len(hint) <= 18:
-            ctx["id_number"] = hint
         return render("login.html", **ctx)
     if not check_csrf():
         return render("error.html", 400, message="error_csrf", detail=None, language=language)
@@ -129,21 +149,52 @@ def login() -> Any:
             fid = r.flows.create(flow)
         return redirect(url_for("auth.second_factor", flow=fid), code=303)
     flow["fresh_login"] = True
+    if fid and flow.get("params"):
+        return _finish_authorization(fid, flow, citizen, acr=ACR_PASSWORD, amr=["pwd"])
     resp = _after_login(fid, flow)
-    saved: list[bool] = []
-
-    def bind_in_same_trip(pipe: Any, new_session: Any) -> None:
-        # A new session: the flow is saved with its login_sid in the session's round trip.
-        if fid and flow.get("params"):
-            flow["login_sid"] = new_session.sid
-            r.flows.save(fid, flow, pipe=pipe)
-            saved.append(True)
-
-    session = establish_session(citizen.id, acr=ACR_PASSWORD, amr=["pwd"], resp=resp, also=bind_in_same_trip)
-    # Otherwise one save, after the session exists: the flow is written with its login_sid.
-    if not saved and not _bind_login(fid, flow, session) and fid and (flow.get("params") or flow.get("return_to")):
+    session = establish_session(citizen.id, acr=ACR_PASSWORD, amr=["pwd"], resp=resp)
+    # A flow that goes on elsewhere (the device page) is saved with its login_sid.
+    if not _bind_login(fid, flow, session) and fid and flow.get("return_to"):
         r.flows.save(fid, flow)
     return resp
+
+
+def _finish_authorization(fid: str, flow: dict[str, Any], citizen: Any, *, acr: str, amr: list[str]) -> Any:
+    """After a login that needs nothing more, answer the authorization request in this response.
+
+    One request fewer than a 303 to ``/authorize/resume`` (which still serves
+    the steps after a second factor or consent): the code redirect, or the next
+    step's page, goes straight back, with the session cookie. The flow is saved
+    only if another step follows; otherwise the code's round trip deletes it.
+    """
+    from .views_oauth import continue_flow
+
+    holder = _CookieHolder()
+    session = establish_session(citizen.id, acr=acr, amr=amr, resp=holder)
+    flow["login_sid"] = session.sid
+    resp = continue_flow(fid, flow, session, citizen=citizen)
+    if not hasattr(resp, "set_cookie"):
+        from flask import make_response
+
+        resp = make_response(resp)
+    if resp.status_code == 302:
+        resp.status_code = 303  # the browser must not repeat the POST (with the password) at the next address
+    holder.apply(resp)
+    return resp
+
+
+class _CookieHolder:
+    """Collects the cookie ``establish_session`` sets, for a response built afterwards."""
+
+    def __init__(self) -> None:
+        self._cookies: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
+        self._cookies.append((args, kwargs))
+
+    def apply(self, resp: Any) -> None:
+        for args, kwargs in self._cookies:
+            resp.set_cookie(*args, **kwargs)
 
 
 def _bind_login(fid: str | None, flow: dict[str, Any], session: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
-from flask import Blueprint, Response, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, jsonify, make_response, redirect, request, url_for
 
 from ..models import Citizen, Consent
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
@@ -82,7 +82,7 @@ def authorize() -> Any:
         params = pushed
     elif r.provider.config.require_par:
         return _error_page(400, "error_request", "this server requires pushed authorization requests")
-    return _authorize(params, FlowState(), None, pushed="request_uri" in values)
+    return _authorize(params, FlowState(), None, pushed="request_uri" in values, login_here=True)
 
 
 @bp.route("/authorize/resume")
@@ -91,10 +91,20 @@ def resume() -> Any:
     flow = rt().flows.get(fid)
     if flow is None or not flow.get("params"):
         return _error_page(400, "error_expired")
+    return continue_flow(fid, flow, current_session())
+
+
+def continue_flow(fid: str, flow: dict[str, Any], session: Any, *, citizen: Any = None) -> Any:
+    """Take up a waiting authorization request after a login, second factor or consent.
+
+    ``session`` is the SSO session of this browser (just created, for a login
+    POST that finishes the request itself); ``citizen`` the account that
+    login just read, if any.
+    """
     # The flow id is a reference anyone could paste: what happened in the flow
     # (a login, a consent) counts only in the browser and session it happened
-    # in; elsewhere the flow starts over (no consent, no fresh login).
-    session = current_session()
+    # in; elsewhere the flow starts over (no consent, no fresh login) and is
+    # bound to the browser that continues it.
     sid = session.sid if session is not None else None
     bound = flow_bound_to_browser(flow)
     fresh = bound and bool(flow.get("fresh_login")) and sid is not None and flow.get("login_sid") == sid
@@ -103,14 +113,19 @@ def resume() -> Any:
         flow.pop("browser", None)
     state = FlowState(fresh_login=fresh, consent_given=consented)
     return _authorize(flow["params"], state, fid, granted=flow.get("granted") if consented else None,
-                      pushed=bool(flow.get("pushed")))
+                      pushed=bool(flow.get("pushed")), session=session, flow=flow, citizen=citizen)
+
+
+_NO_SESSION: Any = object()
 
 
 def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, granted: list[str] | None = None,
-               pushed: bool = False) -> Any:
+               pushed: bool = False, session: Any = _NO_SESSION, flow: dict[str, Any] | None = None,
+               citizen: Any = None, login_here: bool = False) -> Any:
     r = rt()
     provider = r.provider
-    session = current_session()
+    if session is _NO_SESSION:
+        session = current_session()
     # The citizen row is read later, with the consent, in one query; the
     # grant's validation needs only to know that someone is signed in.
     user = None
@@ -139,7 +154,14 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
             return _redirect_error(redirect_uri, "invalid_request", "max_age must be a whole number", st)
 
     requested = scope_to_list(grant.request.scope) or []
-    citizen, consent = _citizen_and_consent(user.citizen_id, client.client_id) if user else (None, None)
+    consent = None
+    if user is None:
+        citizen = None
+    elif citizen is None or citizen.id != user.citizen_id or consent_missing(
+            requested, first_party=client.first_party, may_receive_id_number=client.may_receive_id_number,
+            consented=None):
+        citizen, consent = _citizen_and_consent(user.citizen_id, client.client_id)
+    # else: the account login has just read, and no consent row could change the answer
     if citizen is None or citizen.disabled:
         user = None
     else:
@@ -158,8 +180,8 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     if decision.step is Step.ERROR:
         return _redirect_error(redirect_uri, decision.error or "interaction_required", None, st)
     if decision.step is not Step.ISSUE:
-        flow = r.flows.get(fid) if fid else None
-        flow = flow or {}
+        if flow is None:
+            flow = (r.flows.get(fid) if fid else None) or {}
         flow.update(params=params, client_id=client.client_id, client_name=client.name,
                     scopes=requested, redirect_uri=redirect_uri, state=st,
                     ui_locales=params.get("ui_locales"), pushed=pushed,
@@ -176,9 +198,15 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
             r.flows.save(fid, flow)
         else:
             fid = r.flows.create(flow)
-        target = {Step.LOGIN: "auth.login", Step.SECOND_FACTOR: "auth.second_factor",
-                  Step.CONSENT: "auth.consent"}[decision.step]
-        resp = redirect(url_for(target, flow=fid), code=302)
+        if login_here and decision.step is Step.LOGIN:
+            # The login form answers the authorization request itself (no redirect to /login).
+            from .views_auth import login_page
+
+            resp = make_response(login_page(fid, flow, bound=True))
+        else:
+            target = {Step.LOGIN: "auth.login", Step.SECOND_FACTOR: "auth.second_factor",
+                      Step.CONSENT: "auth.consent"}[decision.step]
+            resp = redirect(url_for(target, flow=fid), code=302)
         if new_cookie:
             set_browser_cookie(resp, new_cookie)
         return resp

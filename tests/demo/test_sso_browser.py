@@ -79,12 +79,15 @@ def _prompt_none(page: Any, issuer: str, portal: Portal) -> dict[str, list[str]]
 def test_sso_across_portals_and_single_sign_out(stack: dict[str, Any], page: Any) -> None:
     issuer, a, b = stack["issuer"], stack["a"], stack["b"]
     login_pages: list[str] = []
-    page.on("framenavigated", lambda f: login_pages.append(f.url) if urlsplit(f.url).path == "/login" else None)
+    # A login form is a page shown by the idp: /authorize answers with it (a silent SSO
+    # only passes through /authorize as a redirect, which commits no page there).
+    page.on("framenavigated", lambda f: login_pages.append(f.url)
+            if f.url.startswith(issuer) and urlsplit(f.url).path in ("/authorize", "/login") else None)
 
     # Portal A: the idp's login form.
     page.goto(f"{a.url}/")
     page.click("#login")
-    page.wait_for_url(f"{issuer}/login*")
+    page.wait_for_url(f"{issuer}/authorize*")
     page.fill("input[name=id_number]", ID_NUMBER)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
@@ -134,7 +137,7 @@ def test_rp_down_during_sign_out_gets_its_token_when_back(stack: dict[str, Any],
     """A relying party that is down at sign-out gets its logout token after it comes back."""
     issuer, a, b = stack["issuer"], stack["a"], stack["b"]
     page.goto(f"{a.url}/login")
-    page.wait_for_url(f"{issuer}/login*")
+    page.wait_for_url(f"{issuer}/authorize*")
     page.fill("input[name=id_number]", ID_NUMBER)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import secrets
 import signal
 import sys
@@ -99,7 +100,7 @@ def test_sign_in_on_one_instance_sso_and_sign_out_on_the_other(stack: dict[str, 
 
     # 1. Sign in at portal A, through the first instance (the issuer's address).
     page.goto(f"{a.url}/login")
-    page.wait_for_url(f"{first}/login*")
+    page.wait_for_url(f"{first}/authorize*")
     page.fill("input[name=id_number]", ID_NUMBER)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
@@ -146,9 +147,8 @@ def _sign_in_with_requests(http: requests.Session, base: str, portal: Any) -> No
         "scope": "openid", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
         "code_challenge_method": "S256",
     }, allow_redirects=False, timeout=10)
-    login_url = resp.headers["Location"]
-    login_url = login_url if login_url.startswith("http") else base + login_url
-    page = http.get(login_url, timeout=10).text
+    page = resp.text  # the login form answers /authorize
+    login_url = base + html.unescape(re.search(r'action="([^"]+)" id="login-form"', page).group(1))
     csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
     done = http.post(login_url, data={"csrf_token": csrf, "id_number": ID_NUMBER, "password": PASSWORD},
                      allow_redirects=False, timeout=10)

@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +25,7 @@ from keys.keyring import open_keyring
 
 __all__ = [
     "idp_settings", "idp_services", "app", "web", "citizen", "rp", "public_rp", "first_party_rp",
-    "ISSUER", "PASSWORD", "ID_NUMBER", "make_id", "pkce_pair", "csrf_of", "login", "authorize_code",
+    "ISSUER", "PASSWORD", "ID_NUMBER", "make_id", "pkce_pair", "csrf_of", "login", "login_action", "is_login_page", "authorize_code",
     "query_of", "exchange", "RP", "make_rp",
 ]
 
@@ -133,12 +134,28 @@ def query_of(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def login(web: Any, location: str, *, id_number: str = ID_NUMBER, password: str = PASSWORD) -> Any:
-    """Fill the login page at ``location``; returns the POST response."""
-    page = web.get(location)
+_FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)" id="login-form"')
+
+
+def is_login_page(resp: Any) -> bool:
+    """``/authorize`` answers with the login form itself when nobody is signed in."""
+    return resp.status_code == 200 and 'id="login-form"' in resp.get_data(as_text=True)
+
+
+def login_action(page: Any) -> str:
+    """The address a login page's form posts to (``/login?flow=…``)."""
+    m = _FORM_ACTION.search(page.get_data(as_text=True))
+    assert m, "no login form in the page"
+    return unescape(m.group(1))
+
+
+def login(web: Any, where: Any, *, id_number: str = ID_NUMBER, password: str = PASSWORD) -> Any:
+    """Fill the login form: ``where`` is its URL, or a response that is the page; returns the POST response."""
+    page = web.get(where) if isinstance(where, str) else where
     assert page.status_code == 200, page.data[:300]
-    return web.post(location, data={"csrf_token": csrf_of(page.get_data(as_text=True)),
-                                    "id_number": id_number, "password": password})
+    html = page.get_data(as_text=True)
+    return web.post(login_action(page), data={"csrf_token": csrf_of(html), "id_number": id_number,
+                                                 "password": password})
 
 
 def authorize_code(web: Any, rp: RP, *, scope: str = "openid profile", consent: bool = True,
@@ -150,6 +167,9 @@ def authorize_code(web: Any, rp: RP, *, scope: str = "openid profile", consent: 
               "code_challenge_method": "S256", **(extra or {})}
     resp = web.get("/authorize", query_string=params)
     for _ in range(8):
+        if is_login_page(resp):
+            resp = login(web, resp)
+            continue
         assert resp.status_code in (302, 303), (resp.status_code, resp.data[:500])
         loc = resp.headers["Location"]
         if loc.startswith(rp.redirect_uri):

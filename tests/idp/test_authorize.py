@@ -16,7 +16,9 @@ from tests.idp.oidc_helpers import (
     authorize_code,
     csrf_of,
     exchange,
+    is_login_page,
     login,
+    login_action,
     make_rp,
     pkce_pair,
     query_of,
@@ -103,9 +105,13 @@ def test_sso_prompt_none_after_login_and_consent(web, citizen, rp):
 
 def test_first_party_skips_consent(web, citizen, first_party_rp):
     resp = web.get("/authorize", query_string=_params(first_party_rp))
-    resp = login(web, resp.headers["Location"])
-    resp = web.get(resp.headers["Location"])  # resume
+    assert is_login_page(resp)  # the form answers /authorize itself, no redirect to /login
+    resp = login(web, resp)
+    # The login POST answers the authorization request itself: 303, never a repeated POST.
+    assert resp.status_code == 303
     assert resp.headers["Location"].startswith(first_party_rp.redirect_uri)
+    assert "code" in query_of(resp.headers["Location"])
+    assert any(c.startswith("yw_sso=") for c in resp.headers.getlist("Set-Cookie"))
 
 
 def test_consent_denied_is_access_denied(web, citizen, rp):
@@ -119,9 +125,8 @@ def test_prompt_login_forces_fresh_login_and_updates_auth_time(app, web, citizen
     time.sleep(1.1)
     verifier, challenge = pkce_pair()
     resp = web.get("/authorize", query_string=_params(rp, prompt="login", code_challenge=challenge))
-    assert urlsplit(resp.headers["Location"]).path == "/login"
-    resp = login(web, resp.headers["Location"])
-    resp = web.get(resp.headers["Location"])  # resume: consent remembered, no loop back to login
+    assert is_login_page(resp)
+    resp = login(web, resp)  # consent remembered: the code, no loop back to login
     q2 = query_of(resp.headers["Location"])
     second = _claims(exchange(web, rp, q2["code"], verifier).get_json()["id_token"])
     assert second["auth_time"] > first["auth_time"] and second["sid"] == first["sid"]
@@ -131,7 +136,7 @@ def test_max_age_zero_forces_login(web, citizen, rp):
     authorize_code(web, rp)
     time.sleep(1.1)
     resp = web.get("/authorize", query_string=_params(rp, max_age="0"))
-    assert urlsplit(resp.headers["Location"]).path == "/login"
+    assert is_login_page(resp)
     resp = web.get("/authorize", query_string=_params(rp, max_age="0", prompt="none"))
     assert query_of(resp.headers["Location"])["error"] == "login_required"
     resp = web.get("/authorize", query_string=_params(rp, max_age="-1"))
@@ -152,7 +157,7 @@ def test_totp_account_needs_second_factor_and_gets_2fa_acr(web, idp_services, ci
     enrol = idp_services.accounts.enrol_totp(ID_NUMBER)
     verifier, challenge = pkce_pair()
     resp = web.get("/authorize", query_string=_params(rp, code_challenge=challenge))
-    resp = login(web, resp.headers["Location"])
+    resp = login(web, resp)
     assert urlsplit(resp.headers["Location"]).path == "/login/second-factor"
     page = web.get(resp.headers["Location"])
     bad = web.post(resp.headers["Location"], data={"csrf_token": csrf_of(page.get_data(as_text=True)), "code": "000000"})
@@ -229,8 +234,9 @@ def test_pairwise_sub_differs_per_sector_and_public_is_stable(web, idp_services,
 def test_front_channel_login_hint_is_ignored(web, rp):
     # An ID number in a URL lands in logs and history: only a pushed (PAR) hint prefills.
     resp = web.get("/authorize", query_string=_params(rp, login_hint=ID_NUMBER))
-    page = web.get(resp.headers["Location"]).get_data(as_text=True)
-    assert ID_NUMBER not in page
+    assert is_login_page(resp) and ID_NUMBER not in resp.get_data(as_text=True)
+    fid = query_of(login_action(resp))["flow"]
+    assert ID_NUMBER not in web.get(f"/login?flow={fid}").get_data(as_text=True)
 
 
 def test_disabled_account_loses_sso(web, idp_services, citizen, rp):
@@ -241,12 +247,13 @@ def test_disabled_account_loses_sso(web, idp_services, citizen, rp):
 
 
 def test_flow_ends_with_the_code_it_produced(web, citizen, first_party_rp):
-    """The finished flow is deleted in the code's own round trip: its resume link is dead."""
+    """The finished flow is deleted in the code's own round trip: its links are dead."""
     resp = web.get("/authorize", query_string=_params(first_party_rp))
-    resp = login(web, resp.headers["Location"])
-    resume_url = resp.headers["Location"]
-    assert "/authorize/resume" in resume_url
-    resp = web.get(resume_url)
+    login_url = login_action(resp)
+    fid = query_of(login_url)["flow"]
+    resp = login(web, resp)
     assert "code" in query_of(resp.headers["Location"])
-    again = web.get(resume_url)
+    again = web.get(f"/authorize/resume?flow={fid}")
     assert again.status_code == 400 and "Location" not in again.headers
+    assert web.get(login_url).status_code == 400  # the login page of that flow is gone too
+

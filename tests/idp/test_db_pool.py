@@ -90,9 +90,8 @@ def test_concurrent_units_keep_their_connections(database_url: str) -> None:
 
 
 def test_the_pool_size_is_a_setting() -> None:
-    from keys.errors import ConfigurationError
-
     from idp.settings import IdpSettings
+    from keys.errors import ConfigurationError
 
     assert IdpSettings.from_env({}).database_pool_size == 20
     assert IdpSettings.from_env({"YIWANG_IDP_DATABASE_POOL_SIZE": "40"}).database_pool_size == 40

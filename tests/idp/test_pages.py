@@ -28,7 +28,8 @@ def test_ui_locales_picks_english(web, rp):
                                                "redirect_uri": rp.redirect_uri, "scope": "openid",
                                                "ui_locales": "en", "code_challenge": "a" * 43,
                                                "code_challenge_method": "S256"})
-    assert "Sign in" in web.get(resp.headers["Location"]).get_data(as_text=True)
+    assert resp.status_code == 200 and "Sign in" in resp.get_data(as_text=True)  # the login form, in English
+    assert 'lang="en"' in resp.get_data(as_text=True)
 
 
 def test_security_headers_on_pages(web):

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import csrf_of, exchange, login, make_rp, pkce_pair, query_of
+from tests.idp.oidc_helpers import (
+    csrf_of,
+    exchange,
+    is_login_page,
+    login,
+    make_rp,
+    pkce_pair,
+    query_of,
+)
 
 
 def _push(web, rp, **extra):
@@ -19,8 +29,8 @@ def test_push_then_authorize_with_request_uri(web, citizen, rp):
     body = resp.get_json()
     assert body["request_uri"].startswith("urn:ietf:params:oauth:request_uri:") and body["expires_in"] > 0
     r = web.get("/authorize", query_string={"client_id": rp.client_id, "request_uri": body["request_uri"]})
-    r = login(web, r.headers["Location"])
-    r = web.get(r.headers["Location"])
+    r = login(web, r)  # the login form, then straight to the consent page
+    assert urlsplit(r.headers["Location"]).path == "/consent"
     page = web.get(r.headers["Location"])
     r = web.post(r.headers["Location"], data={"csrf_token": csrf_of(page.get_data(as_text=True)), "decision": "allow"})
     r = web.get(r.headers["Location"])
@@ -33,7 +43,7 @@ def test_request_uri_is_single_use(web, rp):
     resp, _ = _push(web, rp)
     uri = resp.get_json()["request_uri"]
     first = web.get("/authorize", query_string={"client_id": rp.client_id, "request_uri": uri})
-    assert first.status_code == 302
+    assert is_login_page(first)
     second = web.get("/authorize", query_string={"client_id": rp.client_id, "request_uri": uri})
     assert second.status_code == 400 and "Location" not in second.headers
 
@@ -68,7 +78,7 @@ def test_require_par_setting(idp_settings, idp_services, rp):
         pushed, _ = _push(web, rp)
         r = web.get("/authorize", query_string={"client_id": rp.client_id,
                                                 "request_uri": pushed.get_json()["request_uri"]})
-        assert r.status_code == 302 and "/login" in r.headers["Location"]
+        assert is_login_page(r)
     finally:
         if app.extensions["yiwang"].logout is not None:
             app.extensions["yiwang"].logout.close()

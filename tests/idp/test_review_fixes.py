@@ -10,8 +10,11 @@ from tests.idp.oidc_helpers import *  # noqa: F403
 from tests.idp.oidc_helpers import (
     ID_NUMBER,
     PASSWORD,
+    authorize_code,
     csrf_of,
+    is_login_page,
     login,
+    login_action,
     make_id,
     make_rp,
     pkce_pair,
@@ -33,10 +36,9 @@ def _params(rp, **kw):
 def _consent_resume_url(web, rp, id_number, password=PASSWORD):
     """Log in as ``id_number``, allow the consent, stop at the 303 to /authorize/resume."""
     resp = web.get("/authorize", query_string=_params(rp))
-    resp = login(web, resp.headers["Location"], id_number=id_number, password=password)
+    resp = login(web, resp, id_number=id_number, password=password)
     assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
-    resp = web.get(resp.headers["Location"])  # resume → consent
-    loc = resp.headers["Location"]
+    loc = resp.headers["Location"]  # the login answers with the consent step
     assert urlsplit(loc).path == "/consent"
     page = web.get(loc)
     resp = web.post(loc, data={"csrf_token": csrf_of(page.get_data(as_text=True)), "decision": "allow"})
@@ -50,7 +52,7 @@ def test_resume_url_of_another_browser_does_not_carry_its_consent(app, idp_servi
     resume = _consent_resume_url(attacker, rp, OTHER_ID, OTHER_PASSWORD)
     # The victim is signed in (to a first-party page, say) but never consented to rp.
     resp = victim.get("/authorize", query_string=_params(rp))
-    login(victim, resp.headers["Location"], id_number=ID_NUMBER)
+    login(victim, resp, id_number=ID_NUMBER)
     resp = victim.get(resume)
     assert resp.status_code == 302
     loc = resp.headers["Location"]
@@ -250,24 +252,43 @@ def _pushed_login_page(app, rp, browser):
     pushed = app.test_client().post("/par", headers=rp.basic(), data={
         "response_type": "code", "redirect_uri": rp.redirect_uri, "scope": "openid", "state": "s",
         "code_challenge": challenge, "code_challenge_method": "S256", "login_hint": ID_NUMBER}).get_json()
-    resp = browser.get("/authorize", query_string={"client_id": rp.client_id, "request_uri": pushed["request_uri"]})
-    assert ID_NUMBER not in resp.headers["Location"]
-    return resp.headers["Location"]
+    return browser.get("/authorize", query_string={"client_id": rp.client_id, "request_uri": pushed["request_uri"]})
 
 
 def test_pushed_login_hint_prefills_the_login_page_of_that_browser_only(app, rp):
     browser = app.test_client()
-    login_url = _pushed_login_page(app, rp, browser)
-    page = browser.get(login_url).get_data(as_text=True)
-    assert f'value="{ID_NUMBER}"' in page
-    assert page.count(ID_NUMBER) == 1  # the input's value, nowhere else (not in the language link)
-    other = app.test_client().get(login_url).get_data(as_text=True)
+    first = _pushed_login_page(app, rp, browser)  # /authorize answers with the form
+    for page in (first.get_data(as_text=True), browser.get(login_action(first)).get_data(as_text=True)):
+        assert f'value="{ID_NUMBER}"' in page
+        assert page.count(ID_NUMBER) == 1  # the input's value, nowhere else (not in the language link)
+    assert ID_NUMBER not in first.headers.get("Location", "")
+    other = app.test_client().get(login_action(first)).get_data(as_text=True)
     assert ID_NUMBER not in other
 
 
 def test_front_channel_login_hint_is_neither_prefilled_nor_echoed(app, rp):
     browser = app.test_client()
     resp = browser.get("/authorize", query_string=_params(rp, login_hint=ID_NUMBER))
-    assert ID_NUMBER not in resp.headers["Location"]
-    page = browser.get(resp.headers["Location"]).get_data(as_text=True)
+    assert is_login_page(resp) and ID_NUMBER not in resp.get_data(as_text=True)
+    page = browser.get(login_action(resp)).get_data(as_text=True)
     assert ID_NUMBER not in page
+
+
+def test_login_on_a_flow_of_another_browser_is_not_its_fresh_login(app, idp_services, citizen, rp):
+    """The login POST answers the request itself, but only in the browser that started it.
+
+    A flow id pasted into another browser (prompt=login asked for a fresh
+    login there) gets no code from that login: the flow starts over, bound to
+    the browser that continues it, and a second login there finishes it.
+    """
+    starter, other = app.test_client(), app.test_client()
+    authorize_code(other, rp)  # the other browser has consented to rp before
+    page = starter.get("/authorize", query_string=_params(rp, prompt="login"))
+    pasted = login_action(page)
+    page = other.get(pasted)
+    resp = other.post(pasted, data={"csrf_token": csrf_of(page.get_data(as_text=True)),
+                                    "id_number": ID_NUMBER, "password": PASSWORD})
+    assert resp.status_code == 303 and "code=" not in resp.headers["Location"]
+    assert urlsplit(resp.headers["Location"]).path == "/login"
+    resp = login(other, resp.headers["Location"])  # now bound to this browser: the fresh login counts
+    assert resp.headers["Location"].startswith(rp.redirect_uri) and "code" in query_of(resp.headers["Location"])
