@@ -165,6 +165,12 @@ class Database:
         finally:
             session.close()
 
+    def first_row(self, statement: Any, params: dict[str, Any]) -> Any:
+        """The first row of a Core ``statement`` (or ``None``), in autocommit: one round trip,
+        no ORM identity map; for hot reads whose callers want plain values."""
+        with self._autocommit.connect() as conn:
+            return conn.execute(statement, params).first()
+
     def create_all(self) -> None:
         """Create the tables straight from the models (tests only; production migrates)."""
         Base.metadata.create_all(self.engine)
