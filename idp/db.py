@@ -171,6 +171,15 @@ class Database:
         with self._autocommit.connect() as conn:
             return conn.execute(statement, params).first()
 
+    def all_rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        """Every row a one-statement Core write (``… RETURNING``) or read gives back, in
+        autocommit (atomic by itself, one round trip); ``[]`` for a statement without rows.
+        Through a Connection, not a Session: an INSERT on a mapped table would
+        otherwise take the ORM's bulk-persistence path."""
+        with self._autocommit.connect() as conn:
+            result = conn.execute(statement, params)
+            return list(result.all()) if result.returns_rows else []
+
     def create_all(self) -> None:
         """Create the tables straight from the models (tests only; production migrates)."""
         Base.metadata.create_all(self.engine)

@@ -103,11 +103,10 @@ class SqlTokenStore(TokenStore):
             cid = rows[0].get("citizen_id")
             if cid is not None:
                 params["cid"] = int(cid)
-            with self._db.single_statement() as s:
-                if cid is None:
-                    s.execute(_insert_statement(len(values)), params)
-                    return True
-                written = s.execute(_insert_statement(len(values), for_citizen=True), params).all()
+            if cid is None:
+                self._db.all_rows(_insert_statement(len(values)), params)
+                return True
+            written = self._db.all_rows(_insert_statement(len(values), for_citizen=True), params)
             return len(written) == len(values)
         with self._db.session() as s:
             also(s)
