@@ -100,7 +100,7 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
             context = browser.new_context(accept_downloads=True)
             page = context.new_page()
             page.goto(f"{cs}/wallet")
-            page.wait_for_url(f"{issuer}/login*")
+            page.wait_for_url(f"{issuer}/authorize*")  # the login form answers /authorize
             page.fill("input[name=id_number]", PERSON_ID)
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
