@@ -56,9 +56,11 @@ def _print_login_ratio(compare_output: object, hash_s: float) -> None:
     """Password logins/s of the idp (compare.sh's median B) against the hash ceiling."""
     if not isinstance(compare_output, str):
         return
+    table = False  # the medians follow compare.sh's "scenario  A ops/s  B ops/s …" header
     for line in compare_output.splitlines():
         parts = line.split()
-        if len(parts) > 3 and parts[0] == "login":
+        table = table or parts[:1] == ["scenario"]
+        if table and len(parts) > 3 and parts[0] == "login":
             try:
                 logins = float(parts[2])
             except ValueError:
@@ -102,7 +104,8 @@ def _granian_worker(pid: int) -> int:
     return int(children[0]) if len(children) == 1 else pid
 
 
-def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None) -> dict[str, object]:
+def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
+        threads: int | None = None) -> dict[str, object]:
     bench = _prepare_bench_copy()
     work = Path(tempfile.mkdtemp(prefix="yiwang-bench-"))
     port = free_port()
@@ -142,7 +145,10 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None) -> 
         cfg_file = work / "yiwang.json"
         cfg_file.write_text(json.dumps(config, indent=2))
 
-        idp_argv = pinned([str(Path(sys.executable).parent / "idp"), "serve", "--port", str(port), "--workers", "1"], 0)
+        serve = [str(Path(sys.executable).parent / "idp"), "serve", "--port", str(port), "--workers", "1"]
+        if threads:
+            serve += ["--threads", str(threads)]  # otherwise idp serve's default
+        idp_argv = pinned(serve, 0)
         ref_env = {**os.environ, "REF_OP_QUIET": "1"}
         with (
             started(idp_argv, env=env, log=work / "idp.log") as idp_proc,
