@@ -147,6 +147,10 @@ def check_password_policy(password: str) -> None:
         raise InvalidInput(f"the password must be at most {MAX_PASSWORD_BYTES} bytes")
 
 
+_BY_INDEX = sa.select(Citizen).where(Citizen.id_number_index == sa.bindparam("index"))
+"""Built once: constructing it was a sixth of the account lookup on every login (py-spy)."""
+
+
 class AccountService:
     """Citizen accounts on top of the database, the PII protector and the hasher."""
 
@@ -188,7 +192,7 @@ class AccountService:
 
     @staticmethod
     def _by_index(s: Session, index: str) -> Citizen | None:
-        return s.scalars(sa.select(Citizen).where(Citizen.id_number_index == index)).one_or_none()
+        return s.scalars(_BY_INDEX, {"index": index}).one_or_none()
 
     def get(self, citizen_id: int) -> Citizen | None:
         with self.db.session() as s:
