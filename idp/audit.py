@@ -361,7 +361,8 @@ class AuditLog:
             rows.append(row)
         # Core-speed bulk insert (the Table, not the mapped class, so the ORM's
         # bulk-persistence layer stays out): the background writer appends hundreds at once.
-        s.execute(sa.insert(AuditEvent.__table__), rows)
+        table: sa.Table = AuditEvent.__table__  # type: ignore[assignment]
+        s.execute(sa.insert(table), rows)
         s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(hash=prev))
         if n == 1:
             logger.info("audit %s seq=%d client=%s", batch[0].kind, rows[0]["seq"], batch[0].client_id or "-")
