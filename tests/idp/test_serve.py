@@ -31,3 +31,35 @@ def test_check_builds_the_app(yiwang_env, tmp_path):
     result = CliRunner().invoke(cli, ["serve", "--check"], env=yiwang_env)
     assert result.exit_code == 0, result.output
     assert "configuration ok" in result.output
+
+
+def test_check_says_which_backend_does_not_answer(yiwang_env):
+    from idp.cli import main
+
+    env = dict(yiwang_env, YIWANG_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    done = _run_main(main, env)
+    assert done == (2, "idp: the database cannot be reached (check YIWANG_DATABASE_URL and that it is running)")
+    if yiwang_env.get("YIWANG_REDIS_URL"):
+        env = dict(yiwang_env, YIWANG_REDIS_URL="redis://127.0.0.1:1/0")
+        from idp.db import Database
+
+        Database(yiwang_env["YIWANG_DATABASE_URL"]).create_all()
+        assert _run_main(main, env) == (2, "idp: Redis cannot be reached (check YIWANG_REDIS_URL and that it is running)")
+
+
+def _run_main(main, env):
+    """``idp serve --check`` through the real entry point: (exit status, last stderr line)."""
+    import contextlib
+    import io
+    import os
+    from unittest import mock
+
+    err = io.StringIO()
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stderr(err):
+        try:
+            main(["serve", "--check"])
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+    lines = err.getvalue().strip().splitlines()
+    return code, (lines[-1] if lines else "")
