@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, make_response, redirect, request, url_for
 
 from keys.errors import InvalidIdentifier
 from keys.identifiers import parse_resident_id
@@ -59,23 +59,34 @@ def establish_session(citizen_id: int, *, acr: str, amr: list[str], resp: Any) -
     """Start a session, or refresh the login of the current one for the same citizen.
 
     A fresh login or a step-up in an existing session keeps its ``sid``
-    (issue 4 §2); a login as somebody else ends the old session first.
+    (issue 4 §2); a login as somebody else ends the old session first. A new
+    session's cookie is set on ``resp``.
     """
+    session, cookie = _start_session(citizen_id, acr=acr, amr=amr)
+    if cookie is not None:
+        _set_session_cookie(resp, cookie)
+    return session
+
+
+def _start_session(citizen_id: int, *, acr: str, amr: list[str]) -> tuple[Any, str | None]:
+    """:func:`establish_session` without a response: the session, and its cookie value if it is new."""
     r = rt()
     now = r.provider.tokens.now()
     current = current_session(touch=False)
     if current is not None and current.citizen_id == str(citizen_id):
         updated = r.sessions.update_auth(current.sid, auth_time=now, acr=acr, amr=amr)
         if updated is not None:
-            return updated
+            return updated, None
         current = None  # it ended meanwhile (signed out elsewhere): a new one
     if current is not None:
         r.sessions.end(current.sid, "logout")
-    session, cookie = r.sessions.create(
+    return r.sessions.create(
         str(citizen_id), now, acr, amr, "browser", client_ip(), request.headers.get("User-Agent", "")
     )
-    resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", secure=r.secure_cookies, path="/")
-    return session
+
+
+def _set_session_cookie(resp: Any, cookie: str) -> None:
+    resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", secure=rt().secure_cookies, path="/")
 
 
 # ------------------------------------------------------------------ login
@@ -169,32 +180,14 @@ def _finish_authorization(fid: str, flow: dict[str, Any], citizen: Any, *, acr: 
     """
     from .views_oauth import continue_flow
 
-    holder = _CookieHolder()
-    session = establish_session(citizen.id, acr=acr, amr=amr, resp=holder)
+    session, cookie = _start_session(citizen.id, acr=acr, amr=amr)
     flow["login_sid"] = session.sid
-    resp = continue_flow(fid, flow, session, citizen=citizen)
-    if not hasattr(resp, "set_cookie"):
-        from flask import make_response
-
-        resp = make_response(resp)
+    resp = make_response(continue_flow(fid, flow, session, citizen=citizen))
     if resp.status_code == 302:
         resp.status_code = 303  # the browser must not repeat the POST (with the password) at the next address
-    holder.apply(resp)
+    if cookie is not None:
+        _set_session_cookie(resp, cookie)
     return resp
-
-
-class _CookieHolder:
-    """Collects the cookie ``establish_session`` sets, for a response built afterwards."""
-
-    def __init__(self) -> None:
-        self._cookies: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
-        self._cookies.append((args, kwargs))
-
-    def apply(self, resp: Any) -> None:
-        for args, kwargs in self._cookies:
-            resp.set_cookie(*args, **kwargs)
 
 
 def _bind_login(fid: str | None, flow: dict[str, Any], session: Any) -> bool:
