@@ -47,7 +47,13 @@ class _Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            # socketserver's listen backlog is 5: with 16 delivery threads (2 workers x 8)
+            # connecting at once the accept queue overflowed and the kernel dropped the
+            # handshakes, which the senders retried after 1 s (the bimodal 2-worker figure).
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
