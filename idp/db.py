@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base
+from .settings import IdpSettings
 
 __all__ = [
     "make_engine",
@@ -47,8 +48,8 @@ VERSION_TABLE = "idp_alembic_version"
 PING_AFTER_IDLE_SECONDS = 5.0
 """A pooled connection idle longer than this is pinged before it is handed out."""
 _MIGRATIONS = Path(__file__).with_name("migrations")
-DEFAULT_POOL_SIZE = 20
-"""See ``IdpSettings.database_pool_size``."""
+DEFAULT_POOL_SIZE: int = IdpSettings.database_pool_size
+"""The setting's default (``YIWANG_IDP_DATABASE_POOL_SIZE``), for engines built without settings."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
