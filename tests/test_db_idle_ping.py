@@ -1,11 +1,18 @@
-"""certstore's engine pings a pooled connection only after it sat idle, and survives a dead one."""
+"""Both services' engines ping a pooled connection only after it sat idle, and survive a dead one.
+
+The listener is written twice (idp/db.py, certstore/db.py): DESIGN.md's dependency
+rule leaves no package both may share that can import SQLAlchemy. One test covers both.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from certstore import db as cs_db
+from idp import db as idp_db
 
 
 def _backend_pid(engine: sa.Engine) -> int:
@@ -13,11 +20,12 @@ def _backend_pid(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def test_a_dead_idle_connection_is_replaced(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("db", [idp_db, cs_db], ids=["idp", "certstore"])
+def test_a_dead_idle_connection_is_replaced(db: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("needs PostgreSQL (pg_terminate_backend)")
-    monkeypatch.setattr(cs_db, "PING_AFTER_IDLE_SECONDS", 0.0)
-    engine = cs_db.make_engine(database_url, pool_size=1, max_overflow=0)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    engine = db.make_engine(database_url, pool_size=1, max_overflow=0)
     try:
         first = _backend_pid(engine)
         with sa.create_engine(database_url).connect() as admin:  # as a database restart would
@@ -28,11 +36,12 @@ def test_a_dead_idle_connection_is_replaced(database_url: str, monkeypatch: pyte
         engine.dispose()
 
 
-def test_a_recently_used_connection_is_not_pinged(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("db", [idp_db, cs_db], ids=["idp", "certstore"])
+def test_a_recently_used_connection_is_not_pinged(db: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("the ping is for PostgreSQL")
-    monkeypatch.setattr(cs_db, "PING_AFTER_IDLE_SECONDS", 3600.0)
-    engine = cs_db.make_engine(database_url, pool_size=1, max_overflow=0)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    engine = db.make_engine(database_url, pool_size=1, max_overflow=0)
     statements: list[str] = []
     try:
         _backend_pid(engine)
