@@ -22,7 +22,6 @@ import datetime as _dt
 import functools
 import io
 import logging
-import operator
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from .errors import PdfError
-from .qr import _DARK_RUN, qr_matrix
+from .qr import _runs, qr_matrix
 
 __all__ = [
     "CertificateDocument",
@@ -204,9 +203,6 @@ def _tokens(text: str) -> list[str]:
     return tokens
 
 
-_span = operator.methodcaller("span")
-
-
 def _draw_qr(c: canvas.Canvas, text: str, x: float, y: float, size: float) -> None:
     """Draw the QR code as filled rectangles, one per run of dark modules.
 
@@ -223,7 +219,7 @@ def _draw_qr(c: canvas.Canvas, text: str, x: float, y: float, size: float) -> No
     ops = [f"q 0 0 0 rg {module:.5f} 0 0 {module:.5f} {x + 4 * module:.3f} {y + 4 * module:.3f} cm"]
     for row_index, row in enumerate(matrix):
         row_y = n - row_index - 1
-        ops += [f"{a} {row_y} {b - a} 1 re" for a, b in map(_span, _DARK_RUN.finditer(bytes(row)))]
+        ops += [f"{start} {row_y} {length} 1 re" for start, length in _runs(row)]
     ops.append("f Q")
     c.addLiteral("\n".join(ops))
 
