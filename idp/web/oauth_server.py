@@ -15,8 +15,11 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 from flask import Response, json
 from flask import request as flask_request
+
+from ..oauth.client_auth import authenticate_client_secret_basic
 
 __all__ = ["YiwangAuthorizationServer", "ParamsRequest", "NO_STORE"]
 
@@ -82,6 +85,11 @@ class YiwangAuthorizationServer(_FlaskServer):
     def __init__(self) -> None:
         super().__init__()
         self.provider: Any = None
+        # Every endpoint that authenticates clients (token, introspection, revocation,
+        # PAR, device authorization) goes through this registry: a malformed Basic
+        # header is invalid_client (401), never an exception (RFC 6749 §5.2).
+        self._client_auth = ClientAuthentication(self.query_client)
+        self._client_auth.register("client_secret_basic", authenticate_client_secret_basic)
 
     def load_config(self, config: Any) -> None:  # token generator comes from the provider
         self.scopes_supported = None
