@@ -17,7 +17,38 @@ from keys.config import (
     read_environment,
 )
 
-__all__ = ["CertstoreSettings", "CERTSTORE_VARIABLES"]
+__all__ = ["CertstoreSettings", "CERTSTORE_VARIABLES", "parse_lookup_clients"]
+
+_MAX_CACHE_SECONDS = 300
+
+
+def _parse_cache_seconds(text: str) -> int:
+    value = parse_int(text)
+    if not 0 <= value <= _MAX_CACHE_SECONDS:
+        raise ValueError(f"expected 0 to {_MAX_CACHE_SECONDS} seconds")
+    return value
+
+
+def parse_lookup_clients(text: str) -> Mapping[str, frozenset[str] | None]:
+    """``"client-a:JZZM,BYZS client-b:*"`` → ``{"client-a": {"JZZM", "BYZS"}, "client-b": None}``.
+
+    Every entry names its types (or ``*`` for all), so that allowing a client
+    is always a decision about what it may read, never a bare name.
+    """
+    out: dict[str, frozenset[str] | None] = {}
+    for entry in text.split():
+        client_id, sep, types = entry.partition(":")
+        if not client_id or not sep or not types:
+            raise ValueError(f"expected client-id:TYPE,TYPE or client-id:* (got {entry[:60]!r})")
+        if types == "*":
+            out[client_id] = None
+            continue
+        names = frozenset(t for t in types.split(",") if t)
+        if not names or not all(t.isalnum() and t.isascii() for t in names):
+            raise ValueError(f"certificate type codes are letters and digits (in {entry[:60]!r})")
+        out[client_id] = names
+    return out
+
 
 CERTSTORE_VARIABLES = (
     *COMMON_VARIABLES,
@@ -30,6 +61,16 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_STATUS_LIST_MAX_AGE", parse_int, "seconds: older status lists are refused by verifiers"),
     Variable("CERTSTORE_CLIENT_ID", str, "certstore's client id at the idp (wallet sign-in, introspection)"),
     Variable("CERTSTORE_CLIENT_SECRET", str, "certstore's client secret at the idp (never logged)"),
+    Variable(
+        "CERTSTORE_INTROSPECTION_CACHE_SECONDS",
+        _parse_cache_seconds,
+        "seconds an active introspection answer is trusted: the revocation bound (0-300, default 30)",
+    ),
+    Variable(
+        "CERTSTORE_LOOKUP_CLIENTS",
+        parse_lookup_clients,
+        "clients allowed POST /api/v1/lookup and the types each may read: 'client-a:JZZM,BYZS client-b:*'",
+    ),
 )
 
 
@@ -60,6 +101,12 @@ class CertstoreSettings:
     """certstore's own client at the idp (registered ``--may-receive-id-number``): wallet
     sign-in and introspection of citizens' tokens (``certstore.wallet``)."""
     client_secret: str | None = field(default=None, repr=False)
+    introspection_cache_seconds: int = 30
+    """How long an ``active`` introspection answer is trusted: a revoked agency or citizen
+    token, or one whose SSO session ended, is refused at most this long after (issue 11)."""
+    lookup_clients: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    """certstore's own allow-list for ``POST /api/v1/lookup``: client id → the certificate
+    types it may read (``None``: all). The ``certs:lookup`` scope alone opens nothing."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -82,6 +129,10 @@ class CertstoreSettings:
         for name in ("client_id", "client_secret"):
             if f"CERTSTORE_{name.upper()}" in values:
                 kwargs[name] = values[f"CERTSTORE_{name.upper()}"]
+        if "CERTSTORE_INTROSPECTION_CACHE_SECONDS" in values:
+            kwargs["introspection_cache_seconds"] = values["CERTSTORE_INTROSPECTION_CACHE_SECONDS"]
+        if "CERTSTORE_LOOKUP_CLIENTS" in values:
+            kwargs["lookup_clients"] = values["CERTSTORE_LOOKUP_CLIENTS"]
         if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
             kwargs["status_list_max_age"] = values["CERTSTORE_STATUS_LIST_MAX_AGE"]
         return cls(common=common, **kwargs)

@@ -19,13 +19,27 @@ The JWKS is cached for ``ttl`` seconds. A token with an unknown ``kid``
 triggers one refetch (the idp may have rotated), but refetches are spaced by
 ``min_refetch_interval`` so that a flood of made-up ``kid`` values cannot
 turn certstore into a load generator against the idp.
+
+Revocation (issue 11 finding 7). A JWT stays valid by signature until its
+``exp`` even after the idp revoked it or its SSO session ended, so a token
+that passes the offline checks is also introspected at the idp (RFC 7662
+§2) with certstore's own client credentials, and ``active: false`` is a 401
+``invalid_token``. A positive answer is cached for ``cache_seconds`` (30 s
+by default, ``YIWANG_CERTSTORE_INTROSPECTION_CACHE_SECONDS``): that is the
+bound within which a revocation or a sign-out reaches certstore, and the
+price of the bound is one introspection per token per ``cache_seconds``.
+A negative answer is cached until the token expires (it can never become
+active again). When the idp cannot be asked, the request is refused (503),
+never waved through.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +54,9 @@ from .errors import Forbidden, ServiceUnavailable, Unauthorized
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "AccessToken",
+    "Introspector",
+    "HttpIntrospector",
+    "IntrospectionCache",
     "JwksSource",
     "HttpJwksSource",
     "StaticJwksSource",
@@ -108,6 +125,93 @@ class HttpJwksSource:
         return doc
 
 
+class Introspector(Protocol):
+    """Asks the idp whether a token is still active (RFC 7662)."""
+
+    def introspect(self, token: str) -> Mapping[str, Any]:
+        """The introspection answer; raises :class:`ServiceUnavailable` when the idp cannot answer."""
+        ...
+
+
+class HttpIntrospector:
+    """RFC 7662 §2.1 at the idp, authenticated as certstore (``client_secret_basic``, RFC 6749 §2.3.1)."""
+
+    def __init__(
+        self, endpoint: str, client_id: str, client_secret: str, *, timeout: float = 5.0, session: Any = None
+    ) -> None:
+        import requests
+
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self._secret = client_secret
+        self.timeout = timeout
+        self._session = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"HttpIntrospector({self.endpoint!r}, client_id={self.client_id!r})"
+
+    def introspect(self, token: str) -> Mapping[str, Any]:
+        try:
+            resp = self._session.post(
+                self.endpoint,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=(self.client_id, self._secret),
+                timeout=self.timeout,
+            )
+            data = resp.json() if resp.status_code == 200 else None
+        except Exception as e:  # network or JSON: the idp cannot vouch for the token now
+            logger.warning("introspection at the idp failed: %s", type(e).__name__)
+            raise ServiceUnavailable("the identity provider cannot be asked about the token") from None
+        if not isinstance(data, dict):
+            logger.warning("introspection at the idp answered HTTP %s", resp.status_code)
+            raise ServiceUnavailable("the identity provider cannot be asked about the token")
+        return data
+
+
+class IntrospectionCache:
+    """Introspection answers per token (keyed by its SHA-256), bounded in time and size.
+
+    ``active`` answers live ``positive_ttl`` seconds: the revocation bound.
+    Inactive ones live until the token's ``exp``. The ID number an answer may
+    carry is never kept: only the verdict is.
+    """
+
+    def __init__(
+        self,
+        introspector: Introspector,
+        *,
+        positive_ttl: float = 30.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if positive_ttl < 0:
+            raise ValueError("positive_ttl must not be negative")
+        self.introspector = introspector
+        self.positive_ttl = positive_ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+
+    def active(self, token: str, *, client_id: str, exp: int) -> bool:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = self.clock()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit[1] > now:
+                return hit[0]
+        answer = self.introspector.introspect(token)
+        # RFC 7662 §2.2: "active" is the one required member; the client must be the token's.
+        is_active = answer.get("active") is True and answer.get("client_id", client_id) == client_id
+        until = now + self.positive_ttl if is_active else float(exp)
+        with self._lock:
+            self._entries[key] = (is_active, until)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return is_active
+
+
 @dataclass(frozen=True)
 class AccessToken:
     """A validated access token."""
@@ -133,6 +237,7 @@ class TokenValidator:
         min_refetch_interval: float = 30.0,
         leeway: int = 30,
         clock: Callable[[], float] = time.time,
+        introspection: IntrospectionCache | None = None,
     ) -> None:
         bad = set(algorithms) - set(ALLOWED_ALGORITHMS)
         if bad:
@@ -145,6 +250,9 @@ class TokenValidator:
         self.min_refetch_interval = min_refetch_interval
         self.leeway = leeway
         self.clock = clock
+        self.introspection = introspection
+        """Without it a revoked token is honoured until it expires (no client credentials at the idp)."""
+        self._warned = False
         self._lock = threading.Lock()
         self._keys: KeySet | None = None
         self._kids: frozenset[str] = frozenset()
@@ -220,8 +328,18 @@ class TokenValidator:
             raise Unauthorized(f"the token is not valid here ({_claim_problem(e)})") from None
         if claims.get("iat", 0) > self.clock() + self.leeway:
             raise Unauthorized("the token was issued in the future")
+        if not isinstance(claims.get("client_id"), str) or not isinstance(claims.get("exp"), int):
+            raise Unauthorized("the token is not valid here (claims)")
         raw_scope = claims.get("scope", "")
         scopes = frozenset(raw_scope.split()) if isinstance(raw_scope, str) else frozenset()
+        # Revocation before scope: a revoked token learns nothing about what it may do.
+        if self.introspection is None and not self._warned:
+            self._warned = True
+            logger.warning("no client credentials at the idp: revoked access tokens are honoured until they expire")
+        if self.introspection is not None and not self.introspection.active(
+            token, client_id=claims["client_id"], exp=claims["exp"]
+        ):
+            raise Unauthorized("the token has been revoked or its session has ended")
         if scope is not None and scope not in scopes:
             raise Forbidden(
                 f"the token lacks the scope {scope}", code="insufficient_scope", scope=scope
@@ -229,7 +347,7 @@ class TokenValidator:
         return AccessToken(
             client_id=str(claims["client_id"]),
             scopes=scopes,
-            subject=claims.get("sub"),
+            subject=claims["sub"] if isinstance(claims.get("sub"), str) else None,
             claims=claims,
         )
 

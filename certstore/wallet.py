@@ -234,13 +234,33 @@ class WalletService:
         self._log(index, client_id=client_id, client_name=holder.client_name or self._client_name(client_id), via="consent", purpose=_purpose(purpose, required=False), views=views)
         return views
 
-    def lookup(self, id_number: str, *, client_id: str, purpose: Any, type_filter: str | None) -> list[CertificateView]:
-        """``certs:lookup``: an agency registered for it finds a person's certificates, stating why."""
+    def lookup(
+        self,
+        id_number: str,
+        *,
+        client_id: str,
+        purpose: Any,
+        type_filter: str | None,
+        allowed_types: frozenset[str] | None,
+    ) -> list[CertificateView]:
+        """``certs:lookup``: an agency on certstore's allow-list finds a person's certificates, stating why.
+
+        ``allowed_types`` is what the allow-list lets ``client_id`` read (``None``: every type);
+        asking for another type is refused, not silently emptied, so a misconfiguration shows.
+        """
         reason = _purpose(purpose, required=True)
         index = self.holder_index(id_number)
-        types = None
+        types = allowed_types
         if type_filter:
-            types = frozenset(t.strip() for t in type_filter.split(",") if t.strip())
+            wanted = frozenset(t.strip() for t in type_filter.split(",") if t.strip())
+            if allowed_types is not None and not wanted <= allowed_types:
+                raise Forbidden(
+                    "this client may look up only certificates of the types "
+                    + ", ".join(sorted(allowed_types)),
+                    code="type_not_allowed",
+                    field="type",
+                )
+            types = wanted
         views = self._list(index, types)
         self._log(index, client_id=client_id, client_name=self._client_name(client_id), via="lookup", purpose=reason, views=views)
         return views

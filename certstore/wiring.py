@@ -20,9 +20,9 @@ from .db import make_engine, make_session_factory
 from .registry import Registry
 from .service import CertificateService
 from .settings import CertstoreSettings
-from .tokens import HttpJwksSource, JwksSource, TokenValidator
+from .tokens import HttpIntrospector, HttpJwksSource, IntrospectionCache, Introspector, JwksSource, TokenValidator
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "introspection_for"]
 
 
 @dataclass
@@ -45,6 +45,7 @@ def build_services(
     jwks_source: JwksSource | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     engine: Engine | None = None,
+    introspector: Introspector | None = None,
 ) -> Services:
     engine = engine or make_engine(settings.database_url)
     sessions = make_session_factory(engine)
@@ -56,5 +57,15 @@ def build_services(
         jwks_source or HttpJwksSource(settings.common.issuer),
         issuer=settings.common.issuer,
         audience=settings.audience,
+        introspection=introspection_for(settings, introspector),
     )
     return Services(settings, engine, sessions, keyring, registry, certificates, tokens)
+
+
+def introspection_for(settings: CertstoreSettings, introspector: Introspector | None = None) -> IntrospectionCache | None:
+    """The revocation check (RFC 7662 at the idp, ``introspection_cache_seconds`` bound), if certstore can ask."""
+    if introspector is None and settings.client_id and settings.client_secret:
+        introspector = HttpIntrospector(f"{settings.common.issuer}/introspect", settings.client_id, settings.client_secret)
+    if introspector is None:
+        return None  # TokenValidator warns on first use: revocation then waits for expiry
+    return IntrospectionCache(introspector, positive_ttl=settings.introspection_cache_seconds)

@@ -12,12 +12,14 @@ from ..errors import InvalidInput
 from ..service import IssueRequest
 from ..views import CertificateView
 from .context import require_issuer, services
+from .inputs import json_object, query_int, query_text, text
 
 __all__ = ["bp", "ISSUE_SCOPE"]
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 ISSUE_SCOPE = "certs:issue"
+_MAX_QR_TEXT = 8192  # a QR code holds at most 7,089 characters
 
 
 def _with_links(view: CertificateView) -> dict[str, Any]:
@@ -35,10 +37,11 @@ def _with_links(view: CertificateView) -> dict[str, Any]:
 @bp.post("/certificates")
 def issue_certificate() -> Response:
     issuer = require_issuer(ISSUE_SCOPE)
-    body = request.get_json(silent=True)
-    if body is None:
-        raise InvalidInput("the request body must be JSON (Content-Type: application/json)", field="body")
-    req = IssueRequest.from_json(body, idempotency_key=request.headers.get("Idempotency-Key"))
+    body = json_object()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not key.strip() or len(key) > 200 or not key.isprintable()):
+        raise InvalidInput("Idempotency-Key must be printable text of at most 200 characters", field="Idempotency-Key")
+    req = IssueRequest.from_json(body, idempotency_key=key)
     result = services().certificates.issue(req, agency_uscc=issuer.uscc, actor=f"client:{issuer.client_id}")
     resp = jsonify(_with_links(result.certificate))
     resp.status_code = 200 if result.replayed else 201
@@ -51,13 +54,10 @@ def issue_certificate() -> Response:
 @bp.get("/certificates")
 def list_certificates() -> Response:
     issuer = require_issuer(ISSUE_SCOPE)
-    try:
-        limit = int(request.args.get("limit", "50"))
-        offset = int(request.args.get("offset", "0"))
-    except ValueError:
-        raise InvalidInput("limit and offset must be whole numbers", field="limit") from None
+    limit = query_int("limit", 50, low=1, high=500)
+    offset = query_int("offset", 0)
     views = services().certificates.list(
-        agency_uscc=issuer.uscc, type_code=request.args.get("type") or None, limit=limit, offset=offset
+        agency_uscc=issuer.uscc, type_code=query_text("type", max_len=32), limit=limit, offset=offset
     )
     return jsonify({"certificates": [_with_links(v) for v in views]})
 
@@ -96,11 +96,11 @@ def certificate_qr_svg(identifier: str) -> Response:
 def verify() -> Response:
     """Anyone may verify: QR text as JSON, or a QR image / PDF as a multipart upload."""
     svc = services().certificates
-    if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"].strip():
+    if request.is_json:
+        payload = text(json_object(allowed=("text",)), "text", max_len=_MAX_QR_TEXT)
+        if payload is None:
             raise InvalidInput('send {"text": "<QR payload>"}', field="text")
-        result = svc.verify_qr(body["text"].strip())
+        result = svc.verify_qr(payload)
     elif request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is not None and upload.filename is not None:
@@ -109,6 +109,8 @@ def verify() -> Response:
                 raise InvalidInput("the uploaded file is empty", field="file")
             result = svc.verify_file(data)
         elif request.form.get("text", "").strip():
+            if len(request.form["text"]) > _MAX_QR_TEXT:
+                raise InvalidInput(f"text may be at most {_MAX_QR_TEXT} characters", field="text")
             result = svc.verify_qr(request.form["text"].strip())
         else:
             raise InvalidInput("upload a file (field file) or send the QR text (field text)", field="file")

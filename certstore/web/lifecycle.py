@@ -17,10 +17,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from ..errors import InvalidInput
 from ..lifecycle import Action
 from ..service import IssueRequest
 from .context import require_issuer, services
+from .inputs import json_object, text
 
 __all__ = ["bp", "STATUS_MEDIA_TYPE", "OPENAPI_PATHS"]
 
@@ -32,15 +32,9 @@ _ISSUE_SCOPE = "certs:issue"
 
 def _change(identifier: str, action: str | None) -> Response:
     issuer = require_issuer(_ISSUE_SCOPE)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput('send JSON {"action": …, "reason": …}', field="body")
-    action = action or body.get("action")
-    if not isinstance(action, str):
-        raise InvalidInput("action is required", field="action")
-    reason = body.get("reason")
-    if not isinstance(reason, str):
-        raise InvalidInput("reason is required (text)", field="reason")
+    body = json_object(allowed=("action", "reason"))
+    action = action or str(text(body, "action", required=True, max_len=32))
+    reason = str(text(body, "reason", required=True, max_len=500))
     svc = services().certificates
     event = svc.lifecycle.change(
         identifier, action, reason=reason, actor=f"client:{issuer.client_id}", agency_uscc=issuer.uscc
@@ -69,10 +63,7 @@ def change_status(identifier: str) -> Response:
 def new_version(identifier: str) -> Response:
     """Issue a new version (same serial, version + 1); the old one is cancelled as superseded."""
     issuer = require_issuer(_ISSUE_SCOPE)
-    body = request.get_json(silent=True)
-    if body is None:
-        raise InvalidInput("the request body must be JSON (Content-Type: application/json)", field="body")
-    req = IssueRequest.from_json(body)
+    req = IssueRequest.from_json(json_object())
     req = dataclasses.replace(req, supersedes=identifier)
     result = services().certificates.issue(req, agency_uscc=issuer.uscc, actor=f"client:{issuer.client_id}")
     view = result.certificate

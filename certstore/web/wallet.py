@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from ..errors import InvalidInput, Unauthorized
+from ..errors import InvalidInput
 from ..wallet import LOOKUP_SCOPE, READ_SCOPE, IntrospectionResolver, WalletService
-from .context import services
+from .context import bearer, require_lookup_client, require_token, services
+from .inputs import json_object, query_text, text
 
 __all__ = ["bp", "wallet_service", "OPENAPI_PATHS"]
 
@@ -33,13 +34,6 @@ def wallet_service(app: Flask | None = None) -> WalletService:
     return svc
 
 
-def _bearer() -> str:
-    kind, _, value = request.headers.get("Authorization", "").partition(" ")
-    if kind.lower() != "bearer" or not value.strip():
-        raise Unauthorized("a Bearer access token from the identity provider is required")
-    return value.strip()
-
-
 def _summary(view: Any) -> dict[str, Any]:
     d: dict[str, Any] = view.to_dict()
     return d
@@ -48,30 +42,36 @@ def _summary(view: Any) -> dict[str, Any]:
 @bp.get("/api/v1/me/certificates")
 def my_certificates() -> Response:
     """The citizen's certificates their token (``certs:read`` or ``certs:read:<TYPE>``) lets this client read."""
-    raw = _bearer()
-    token = services().tokens.validate(raw)
+    token = require_token(None)
     views = wallet_service().shared(
-        raw,
+        bearer(),
         client_id=token.client_id,
         scopes=token.scopes,
-        type_filter=request.args.get("type") or None,
-        purpose=request.args.get("purpose"),
+        type_filter=query_text("type"),
+        purpose=query_text("purpose", max_len=500),
     )
     return jsonify({"certificates": [_summary(v) for v in views]})
 
 
 @bp.post("/api/v1/lookup")
 def lookup() -> Response:
-    """An agency registered for ``certs:lookup`` finds a person's certificates by ID number, stating why.
+    """An agency on certstore's lookup allow-list finds a person's certificates by ID number, stating why.
 
+    The ``certs:lookup`` scope is necessary, not sufficient: the client must be
+    on ``YIWANG_CERTSTORE_LOOKUP_CLIENTS`` and reads only the types listed there.
     POST so that the ID number stays out of URLs and access logs.
     """
-    token = services().tokens.validate(_bearer(), scope=LOOKUP_SCOPE)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("id_number"), str):
+    caller = require_lookup_client(LOOKUP_SCOPE)
+    body = json_object(allowed=("id_number", "purpose", "type"))
+    number = text(body, "id_number", max_len=18)
+    if number is None:
         raise InvalidInput('send JSON {"id_number": …, "purpose": …}', field="id_number")
     views = wallet_service().lookup(
-        body["id_number"], client_id=token.client_id, purpose=body.get("purpose"), type_filter=body.get("type")
+        number,
+        client_id=caller.client_id,
+        purpose=text(body, "purpose", max_len=500),
+        type_filter=text(body, "type", max_len=200),
+        allowed_types=caller.types,
     )
     return jsonify({"certificates": [_summary(v) for v in views]})
 

@@ -83,6 +83,11 @@ def test_refusals(client: Any, mint: Any, wallet: WalletService, issued: dict[st
 def test_lookup_requires_scope_and_purpose(client: Any, mint: Any, wallet: WalletService, issued: dict[str, Any]) -> None:
     token = mint("demo-amr", scope="certs:lookup")
     auth = {"Authorization": f"Bearer {token}"}
+    # the scope alone opens nothing: certstore's own allow-list decides (issue 11)
+    resp = client.post("/api/v1/lookup", json={"id_number": PERSON_ID, "purpose": "x"}, headers=auth)
+    assert resp.status_code == 403 and resp.get_json()["code"] == "not_allowed"
+    services = client.application.extensions["certstore"]
+    services.settings = services.settings.with_(lookup_clients={"demo-amr": None})
     resp = client.post("/api/v1/lookup", json={"id_number": PERSON_ID}, headers=auth)
     assert resp.status_code == 422 and resp.get_json()["field"] == "purpose"
     resp = client.post("/api/v1/lookup", json={"id_number": "110101199001010010", "purpose": "x"}, headers=auth)
