@@ -169,6 +169,22 @@ class RevocationEndpoint(_Revocation):
     def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
         return _find(self.server.provider, token_string, token_type_hint)
 
+    def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
+        """The token to revoke, or ``None`` when there is nothing this client may revoke.
+
+        RFC 7009 §2.2: "invalid tokens do not cause an error response" — and a
+        token issued to another client is one this client may not revoke. It
+        gets the same empty 200 as an unknown token (Authlib answers
+        ``invalid_grant``, which tells the caller the token is live) and the
+        token is left alone.
+        """
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is not None and not token.check_client(client):
+            logger.info("client %s asked to revoke a token of another client; ignored", client.client_id)
+            return None
+        return token
+
     def revoke_token(self, token: FoundToken, request: Any) -> None:
         provider = self.server.provider
         if token.access is not None:

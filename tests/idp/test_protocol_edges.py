@@ -71,7 +71,7 @@ def test_basic_credentials_are_form_urlencoded(web, idp_services, hot):
     # RFC 6749 §2.3.1: client id and secret are form-urlencoded, then put in Basic.
     rp = make_rp(idp_services, client_id="agency.a~b")
     raw = f"{quote(rp.client_id, safe='')}:{quote(rp.secret, safe='')}".encode()
-    resp = web.post("/token", data={"grant_type": "client_credentials", "scope": "openid"},
+    resp = web.post("/token", data={"grant_type": "client_credentials"},
                     headers=_basic(raw), query_string=None if hot else "x=1")
     assert resp.status_code == 200, resp.get_data(as_text=True)
     wrong = web.post("/token", data={"grant_type": "client_credentials"},
@@ -85,3 +85,45 @@ def test_unknown_client_and_wrong_secret_answer_alike(web, rp):
                      headers=_basic(f"{rp.client_id}:wrong".encode()))
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.get_json() == wrong.get_json()
+
+
+# ------------------------------------------- 11.10: revoking another client's token
+
+
+def _cc_token(web, rp) -> str:
+    resp = web.post("/token", data={"grant_type": "client_credentials"}, headers=rp.basic())
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_json()["access_token"]
+
+
+def _active(web, rp, token: str) -> bool:
+    resp = web.post("/introspect", data={"token": token}, headers=rp.basic())
+    assert resp.status_code == 200
+    return bool(resp.get_json()["active"])
+
+
+def test_revoking_another_clients_access_token_is_a_silent_no_op(web, idp_services):
+    owner, other = make_rp(idp_services, name="A"), make_rp(idp_services, name="B")
+    token = _cc_token(web, owner)
+    for hint in (None, "access_token"):
+        data = {"token": token, **({"token_type_hint": hint} if hint else {})}
+        resp = web.post("/revoke", data=data, headers=other.basic())
+        # RFC 7009 §2.2: the same answer as for an unknown token, which says nothing.
+        unknown = web.post("/revoke", data={**data, "token": "not-a-token"}, headers=other.basic())
+        assert resp.status_code == unknown.status_code == 200
+        assert resp.get_data() == unknown.get_data()
+    assert _active(web, owner, token)  # and the token was left alone
+    assert web.post("/revoke", data={"token": token}, headers=owner.basic()).status_code == 200
+    assert not _active(web, owner, token)
+
+
+def test_revoking_another_clients_refresh_token_is_a_silent_no_op(web, idp_services, citizen):
+    from tests.idp.oidc_helpers import authorize_code, exchange
+
+    owner, other = make_rp(idp_services, name="A"), make_rp(idp_services, name="B")
+    q, verifier = authorize_code(web, owner, scope="openid offline_access")
+    tokens = exchange(web, owner, q["code"], verifier).get_json()
+    refresh = tokens["refresh_token"]
+    resp = web.post("/revoke", data={"token": refresh, "token_type_hint": "refresh_token"}, headers=other.basic())
+    assert resp.status_code == 200 and resp.get_json() == {}
+    assert _active(web, owner, refresh) and _active(web, owner, tokens["access_token"])
