@@ -21,7 +21,7 @@ from ..oauth.provider import Provider, ProviderConfig
 from ..oauth.server import configure_server
 from ..sessions import SessionStore
 from ..settings import IdpSettings
-from .common import FlowStore, IdpRuntime, remember_language
+from .common import FlowStore, IdpRuntime, current_session, remember_language
 from .errors import install_error_handlers
 from .hotpaths import HotPaths
 from .oauth_server import YiwangAuthorizationServer
@@ -32,6 +32,12 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 _OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device")
+
+
+def _session_id() -> str | None:
+    """The SSO session a form's CSRF token is bound to (issue 19 §1)."""
+    session = current_session(touch=False)
+    return session.sid if session is not None else None
 
 
 def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> Flask:
@@ -89,7 +95,7 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> 
         sessions=sessions, flows=FlowStore(services.redis, services.keyspace.base),
         logout=logout, secure_cookies=secure,
     )
-    install_security(app, secure_cookies=secure)
+    install_security(app, secure_cookies=secure, session_id=_session_id)
     install_error_handlers(app)
     app.after_request(remember_language)
 

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import current_app, g, render_template, request
 
 from .i18n import pick_language, translate
-from .security import csrf_token
+from .security import cookie_name, csrf_token
 
 __all__ = [
     "IdpRuntime",
@@ -101,7 +101,7 @@ def _browser_hash(value: str) -> str:
 
 def bind_flow_to_browser(flow: dict[str, Any]) -> str | None:
     """Record this browser in ``flow``; returns a new cookie value to set, or ``None``."""
-    value = request.cookies.get(BROWSER_COOKIE) or ""
+    value = request.cookies.get(cookie_name(BROWSER_COOKIE)) or ""
     new = None
     if len(value) < 20 or len(value) > 64:
         value = new = secrets.token_urlsafe(24)
@@ -110,12 +110,13 @@ def bind_flow_to_browser(flow: dict[str, Any]) -> str | None:
 
 
 def set_browser_cookie(resp: Any, value: str) -> None:
-    resp.set_cookie(BROWSER_COOKIE, value, httponly=True, samesite="Lax", secure=rt().secure_cookies, path="/")
+    resp.set_cookie(cookie_name(BROWSER_COOKIE), value, httponly=True, samesite="Lax",
+                    secure=rt().secure_cookies, path="/")
 
 
 def flow_bound_to_browser(flow: dict[str, Any]) -> bool:
     """Whether ``flow`` was started by the browser of this request (constant-time compare)."""
-    value = request.cookies.get(BROWSER_COOKIE) or ""
+    value = request.cookies.get(cookie_name(BROWSER_COOKIE)) or ""
     stored = flow.get("browser")
     if not value or not isinstance(stored, str):
         return False
@@ -124,7 +125,7 @@ def flow_bound_to_browser(flow: dict[str, Any]) -> bool:
 
 def current_session(touch: bool = True) -> Any:
     if "_yw_session" not in g:
-        g._yw_session = rt().sessions.get_by_cookie(request.cookies.get(SESSION_COOKIE), touch=touch)
+        g._yw_session = rt().sessions.get_by_cookie(request.cookies.get(cookie_name(SESSION_COOKIE)), touch=touch)
     return g._yw_session
 
 

@@ -51,7 +51,7 @@ from joserfc.jwk import KeySet
 from ..logout.rp import LogoutPlan, LogoutRequestError, plan_logout
 from .common import SESSION_COOKIE, current_session, lang, render, rt
 from .i18n import register
-from .security import CSP, check_csrf
+from .security import CSP, check_csrf, cookie_name
 
 __all__ = ["bp", "frontchannel_uris", "frontchannel_response", "MESSAGES"]
 
@@ -209,7 +209,7 @@ def _logged_out(language: str, *, ended: Any, plan: LogoutPlan | None) -> Any:
         if frames:
             origins = " ".join(sorted({_origin(u) for u in frames}))
             resp.headers["Content-Security-Policy"] = f"{CSP}; frame-src {origins}"
-    resp.delete_cookie(SESSION_COOKIE, path="/")
+    resp.delete_cookie(cookie_name(SESSION_COOKIE), path="/", secure=rt().secure_cookies)
     return resp
 
 

@@ -1,8 +1,18 @@
 """Browser-facing protections: CSRF, security headers, input limits.
 
-* CSRF (OWASP's HMAC-based token pattern): a random, HttpOnly, SameSite=Lax
-  cookie binds the browser; each form carries ``HMAC(secret, cookie)``,
-  compared in constant time.
+* CSRF (OWASP's HMAC-based token pattern, bound to the session): each form
+  carries ``HMAC(secret, binding)``, compared in constant time, where the
+  binding is the browser's SSO session id when it has one, or else a random
+  pre-session cookie, plus the login flow id for the forms of a sign-in.
+  A token bound to a cookie alone is worthless: any page of the same site
+  (another port of the host, a sibling subdomain) can plant its own cookie
+  and a token that matches it (issue 19 §1). The session id is never in a
+  cookie an attacker can read or choose, so a planted pair cannot act in a
+  signed-in citizen's name; the pre-session cookie only guards the login
+  form before any session exists.
+* Cookies are ``__Host-`` prefixed on an https issuer (Secure, ``Path=/``,
+  no ``Domain``), so a sibling subdomain cannot set or shadow them
+  (RFC 6265bis §4.1.3.2); the plain-http loopback demo keeps the bare names.
 * Headers: a strict Content-Security-Policy (``default-src 'self'``, no
   inline script), ``frame-ancestors 'none'``, ``nosniff``, no referrer, and
   ``Cache-Control: no-store`` on every page and every JSON answer (token
@@ -16,21 +26,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 __all__ = [
     "install_security",
     "csrf_token",
     "check_csrf",
     "CSRF_COOKIE",
+    "HOST_PREFIX",
+    "cookie_name",
     "MAX_BODY",
     "MAX_PARAM",
     "InputRejected",
 ]
 
 CSRF_COOKIE = "yw_csrf"
+HOST_PREFIX = "__Host-"
 MAX_BODY = 64 * 1024
 MAX_PARAM = 2048
 
@@ -52,30 +66,52 @@ class InputRejected(Exception):
 
 
 def _secret() -> bytes:
-    from flask import current_app
-
-    return current_app.config["YW_CSRF_SECRET"]
+    return current_app.config["YW_CSRF_SECRET"]  # type: ignore[no-any-return]
 
 
-def _cookie_value() -> str:
-    value = request.cookies.get(CSRF_COOKIE)
-    if not value or len(value) > 100:
-        value = getattr(g, "_yw_new_csrf", None) or secrets.token_urlsafe(24)
-        g._yw_new_csrf = value
-    return value
+def cookie_name(base: str) -> str:
+    """The name a cookie of ours has in the browser: ``__Host-`` prefixed on https."""
+    return HOST_PREFIX + base if current_app.config.get("YW_SECURE_COOKIES") else base
 
 
-def csrf_token() -> str:
-    """The token to put in a form's hidden ``csrf_token`` field."""
-    return hmac.new(_secret(), _cookie_value().encode(), hashlib.sha256).hexdigest()
+def _pre_session_value(*, create: bool) -> str | None:
+    value = request.cookies.get(cookie_name(CSRF_COOKIE))
+    if value and 20 <= len(value) <= 100:
+        return value
+    if not create:
+        return None
+    new: str = getattr(g, "_yw_new_csrf", None) or secrets.token_urlsafe(24)
+    g._yw_new_csrf = new
+    return new
 
 
-def check_csrf() -> bool:
+def _binding(flow: str | None, *, create: bool) -> bytes | None:
+    """What a token is bound to: the session (or, before one exists, the browser) and the flow."""
+    sid: str | None = current_app.config["YW_CSRF_SESSION_ID"]()
+    if sid:
+        subject = "session:" + sid
+    else:
+        pre = _pre_session_value(create=create)
+        if pre is None:
+            return None
+        subject = "browser:" + pre
+    return f"yw-csrf-v2\x00{subject}\x00flow:{flow or ''}".encode()
+
+
+def csrf_token(flow: str | None = None) -> str:
+    """The token for a form's hidden ``csrf_token`` field; ``flow``: the sign-in flow it posts to."""
+    binding = _binding(flow, create=True)
+    assert binding is not None
+    return hmac.new(_secret(), binding, hashlib.sha256).hexdigest()
+
+
+def check_csrf(flow: str | None = None) -> bool:
+    """Whether the posted token was made for this session (or browser) and this flow."""
     sent = request.form.get("csrf_token", "")
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not sent or not cookie:
+    binding = _binding(flow, create=False)
+    if not sent or binding is None:
         return False
-    expected = hmac.new(_secret(), cookie.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(_secret(), binding, hashlib.sha256).hexdigest()
     return hmac.compare_digest(sent.encode(), expected.encode())
 
 
@@ -103,7 +139,10 @@ def _check_input() -> None:
             raise InputRejected(f"the parameter {key[:40]!r} is too long")
 
 
-def install_security(app: Flask, *, secure_cookies: bool) -> None:
+def install_security(app: Flask, *, secure_cookies: bool, session_id: Callable[[], str | None]) -> None:
+    """Headers, input limits and CSRF; ``session_id`` gives the SSO session id of the request, if any."""
+    app.config["YW_SECURE_COOKIES"] = secure_cookies
+    app.config["YW_CSRF_SESSION_ID"] = session_id
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
 
@@ -126,5 +165,6 @@ def install_security(app: Flask, *, secure_cookies: bool) -> None:
             h.setdefault("Cache-Control", "no-store")
         new = getattr(g, "_yw_new_csrf", None)
         if new is not None:
-            resp.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="Lax", secure=secure_cookies, path="/")
+            resp.set_cookie(cookie_name(CSRF_COOKIE), new, httponly=True, samesite="Lax",
+                            secure=secure_cookies, path="/")
         return resp

@@ -10,7 +10,7 @@ from flask import Blueprint, redirect, url_for
 
 from ..models import Client, Consent, utcnow
 from .common import SESSION_COOKIE, current_session, render, rt
-from .security import check_csrf
+from .security import check_csrf, cookie_name
 
 __all__ = ["bp"]
 
@@ -62,7 +62,7 @@ def end_session(sid: str) -> Any:
         from .logout import frontchannel_response  # front-channel logout of this browser's RPs
 
         resp = frontchannel_response(ended, continue_to=url_for("auth.login")) or resp
-        resp.delete_cookie(SESSION_COOKIE, path="/")
+        resp.delete_cookie(cookie_name(SESSION_COOKIE), path="/", secure=rt().secure_cookies)
     return resp
 
 
@@ -78,7 +78,7 @@ def sign_out_everywhere() -> Any:
 
     mine = next((s for s in ended if s.sid == session.sid), None)
     resp = frontchannel_response(mine, continue_to=url_for("auth.login")) or redirect(url_for("auth.login"), code=303)
-    resp.delete_cookie(SESSION_COOKIE, path="/")
+    resp.delete_cookie(cookie_name(SESSION_COOKIE), path="/", secure=rt().secure_cookies)
     return resp
 
 

@@ -24,7 +24,7 @@ from .common import (
     render,
     rt,
 )
-from .security import check_csrf
+from .security import check_csrf, cookie_name
 
 __all__ = ["bp", "establish_session"]
 
@@ -86,7 +86,8 @@ def _start_session(citizen_id: int, *, acr: str, amr: list[str]) -> tuple[Any, s
 
 
 def _set_session_cookie(resp: Any, cookie: str) -> None:
-    resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", secure=rt().secure_cookies, path="/")
+    resp.set_cookie(cookie_name(SESSION_COOKIE), cookie, httponly=True, samesite="Lax",
+                    secure=rt().secure_cookies, path="/")
 
 
 # ------------------------------------------------------------------ login
@@ -128,7 +129,7 @@ def login() -> Any:
     }
     if request.method == "GET":
         return render("login.html", **ctx)
-    if not check_csrf():
+    if not check_csrf(fid):
         return render("error.html", 400, message="error_csrf", detail=None, language=language)
     id_number = request.form.get("id_number", "").strip()
     password = request.form.get("password", "")
@@ -221,7 +222,7 @@ def second_factor() -> Any:
     ctx = {"flow": fid, "language": language, "error": None, "client_name": flow.get("client_name")}
     if request.method == "GET":
         return render("totp.html", **ctx)
-    if not check_csrf():
+    if not check_csrf(fid):
         return render("error.html", 400, message="error_csrf", detail=None, language=language)
     code = request.form.get("code", "")
     if not r.services.accounts.verify_totp(int(citizen_id), code, ip=client_ip()):
@@ -262,7 +263,7 @@ def consent() -> Any:
            "asks_id_number": ID_NUMBER_SCOPE in scopes}
     if request.method == "GET":
         return render("consent.html", **ctx)
-    if not check_csrf():
+    if not check_csrf(fid):
         return render("error.html", 400, message="error_csrf", detail=None, language=language)
     if request.form.get("decision") != "allow":
         from .views_oauth import _redirect_error
