@@ -247,14 +247,17 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
     def check_redirect_uri(self, redirect_uri: str | None) -> bool:
         """Exact string comparison (OAuth 2.0 Security BCP §4.1.3).
 
-        The one exception is RFC 8252 §7.3: for a registered loopback
-        ``http`` URI the port may differ, everything else must match.
+        The one exception is RFC 8252 §7.3, for native apps only: a public
+        client's registered loopback ``http`` URI matches on any port (the
+        app listens on whatever port the OS gives it). A confidential web
+        client's loopback URI is matched exactly like any other, so a local
+        process on another port cannot receive its codes.
         """
         if not redirect_uri:
             return False
         if redirect_uri in self.redirect_uris:
             return True
-        if _is_loopback_http(redirect_uri):
+        if self.is_public and _is_loopback_http(redirect_uri):
             try:
                 wanted = _without_port(redirect_uri)
             except ValueError:

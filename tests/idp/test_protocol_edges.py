@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import make_rp
+from tests.idp.oidc_helpers import make_rp, pkce_pair
 
 # ------------------------------------------------------------ fixtures / helpers
 
@@ -127,3 +127,32 @@ def test_revoking_another_clients_refresh_token_is_a_silent_no_op(web, idp_servi
     resp = web.post("/revoke", data={"token": refresh, "token_type_hint": "refresh_token"}, headers=other.basic())
     assert resp.status_code == 200 and resp.get_json() == {}
     assert _active(web, owner, refresh) and _active(web, owner, tokens["access_token"])
+
+
+# ------------------------------- 11.8: loopback port wildcard for native apps only
+
+
+def test_loopback_redirect_port_is_exact_for_a_confidential_client(idp_services):
+    rp = make_rp(idp_services, redirect_uri="http://127.0.0.1:5201/callback")
+    client = idp_services.clients.get(rp.client_id)
+    assert client.check_redirect_uri("http://127.0.0.1:5201/callback")
+    for other in ("http://127.0.0.1:9999/callback", "http://127.0.0.1/callback"):
+        assert not client.check_redirect_uri(other)
+
+
+def test_loopback_redirect_port_may_vary_for_a_native_app(idp_services):
+    rp = make_rp(idp_services, name="App", public=True, grant_types=("authorization_code",),
+                 redirect_uri="http://127.0.0.1/callback")
+    client = idp_services.clients.get(rp.client_id)
+    assert client.check_redirect_uri("http://127.0.0.1:53011/callback")  # RFC 8252 §7.3
+    assert not client.check_redirect_uri("http://127.0.0.1:53011/other")
+    assert not client.check_redirect_uri("http://localhost:53011/callback")
+
+
+def test_authorize_refuses_another_loopback_port_for_a_web_client(web, idp_services):
+    rp = make_rp(idp_services, redirect_uri="http://127.0.0.1:5201/callback")
+    _v, challenge = pkce_pair()
+    resp = web.get("/authorize", query_string={
+        "response_type": "code", "client_id": rp.client_id, "redirect_uri": "http://127.0.0.1:9999/callback",
+        "scope": "openid", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"})
+    assert resp.status_code == 400 and "Location" not in resp.headers
