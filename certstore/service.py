@@ -713,7 +713,8 @@ class CertificateService:
         """
         with self.sessions() as s:
             try:
-                merged = self.trust_store.merged(self.trust_list(), session=s)
+                local = self.trust_list()
+                merged = self.trust_store.merged(local, session=s)
                 outcome = signing.qr.verify_qr_payload(
                     text, merged.trust_list, now=self.clock(), skew=CLOCK_SKEW
                 )
@@ -734,7 +735,7 @@ class CertificateService:
                     # read below starts a fresh one and sees it (SQLite snapshots too).
                     s.rollback()
                     self.lifecycle.expire_if_due(claims.identifier)
-                row = s.scalar(sa.select(Certificate).where(Certificate.identifier == claims.identifier))
+                row = self._record_of(s, claims, outcome.issuer, local)
                 if row is None:
                     checks.append(self._remote_status(claims, outcome.issuer, merged))
                 else:
@@ -745,6 +746,25 @@ class CertificateService:
         valid = bool(outcome.valid) and all(c.ok for c in checks)
         return VerificationResult("qr", valid, checks, view, public_claims)
 
+    @staticmethod
+    def _record_of(s: Session, claims: Any, issuer: Any, local: Any) -> Certificate | None:
+        """This registry's record of a verified payload, bound to the issuer whose key verified it.
+
+        Only a local issuer's key can bring up a local record, and only that
+        issuer's own: an imported key, whatever credit code its payload names,
+        gets the remote status check, never a local agency's record.
+        """
+        if issuer is None or local.get(issuer.kid) is not issuer or claims.issuer_uscc != issuer.uscc:
+            return None
+        return cast(
+            Certificate | None,
+            s.scalar(
+                sa.select(Certificate).where(
+                    Certificate.identifier == claims.identifier, Certificate.issuer_uscc == issuer.uscc
+                )
+            ),
+        )
+
     def _remote_status(self, claims: Any, issuer: Any, merged: Any) -> Check:
         """Status of a certificate not in this registry: from its issuer's status list, fetched whole."""
         if claims.status_list is None or claims.status_index is None:
@@ -754,7 +774,9 @@ class CertificateService:
             return Check("status", False, "the issuer's region publishes no status list this deployment knows")
         # Any current key of that agency may have signed the list (its signer may have been renewed).
         keys = [issuer.public_key] + [
-            i.public_key for i in merged.trust_list if i.uscc == issuer.uscc and i.kid != issuer.kid
+            i.public_key
+            for i in merged.trust_list
+            if i.uscc == issuer.uscc and i.region == issuer.region and i.kid != issuer.kid
         ]
         answer = self.status_cache.lookup(uri, claims.status_index, keys)
         return Check("status", answer.ok, answer.reason)

@@ -4,16 +4,24 @@ Export: the local issuers with a signer certificate, the issuing CA, the
 types they may issue, and this deployment's status-list base URL, signed by
 the region root (:func:`signing.trustlist.export_trust_list`).
 
-Import: a region's trust list file and its root certificate, which the
-operator obtained out of band (the *anchor*). The document is verified
-(:func:`signing.trustlist.import_trust_list`) and stored with its anchor; it
+Import: a region's trust list file, its root certificate and what was agreed
+with that region (the certificate types it may vouch for, the area its
+agencies are registered in), all obtained out of band: the *anchor* and the
+*agreement*. The document is verified against both
+(:func:`signing.trustlist.import_trust_list`) and refused whole when any
+issuer in it carries the credit code of a local agency, or of an agency
+another imported region already vouches for: trust does not travel sideways
+(DESIGN.md, "Boundaries"). It is stored with its anchor; it
 is verified again every time it is loaded, so an import that has passed its
 ``next_update`` stops counting by itself (with a warning in the log) until a
 current list is imported.
 
 :meth:`TrustStore.merged` is what every verifier here uses: local issuers
 plus every imported region's issuers, with, per signer key, the base URL of
-the status lists to ask.
+the status lists to ask. An imported key never shadows or joins a local
+issuer: an imported entry with a local credit code (an agency added locally
+after the import) or one another region already lists is left out, with a
+warning in the log.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -34,6 +42,7 @@ from keys.errors import KeyNotFound
 from keys.keyring import Keyring
 from signing.qr import TrustedIssuer, TrustList, qr_kid
 from signing.trustlist import (
+    Agreement,
     ListedIssuer,
     ListedType,
     RegionTrustList,
@@ -97,6 +106,7 @@ class TrustStore:
         self.clock = clock
         self._lock = threading.Lock()
         self._imports: tuple[object, list[RegionTrustList]] | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     # -- export ------------------------------------------------------------
 
@@ -145,15 +155,46 @@ class TrustStore:
 
     # -- import ------------------------------------------------------------
 
-    def import_(self, text: str, anchor_pem: bytes, *, actor: str = "cli") -> RegionTrustList:
+    def import_(
+        self,
+        text: str,
+        anchor_pem: bytes,
+        *,
+        types: Iterable[str] | None,
+        uscc_areas: Iterable[str] | None = None,
+        actor: str = "cli",
+    ) -> RegionTrustList:
+        """Verify and store another region's list.
+
+        ``types``: the certificate types agreed with that region (required: a
+        region vouches for nothing it was not asked to). ``uscc_areas``: the
+        division-code prefixes its agencies may be registered under (default:
+        the region's own code, :func:`signing.trustlist.region_areas`).
+        """
         try:
             anchor = x509.load_pem_x509_certificate(anchor_pem)
         except ValueError:
             raise InvalidInput("the anchor is not a PEM certificate", field="anchor") from None
+        agreed = sorted({t.strip() for t in types or () if t.strip()})
+        if not agreed:
+            raise InvalidInput(
+                "name the certificate types agreed with that region (--types JZZM,YYZZ)",
+                field="types",
+                code="trust_agreement",
+            )
+        areas = None if uscc_areas is None else tuple(a.strip() for a in uscc_areas if a.strip())
+        if areas is not None and (not areas or not all(a.isascii() and a.isdigit() and len(a) <= 6 for a in areas)):
+            raise InvalidInput("an area is 1 to 6 digits of a division code (e.g. 31)", field="uscc_areas")
+        agreement = Agreement(frozenset(agreed), areas)
         try:
-            doc = import_trust_list(text, [anchor], now=self.clock())
+            doc = import_trust_list(text, [anchor], now=self.clock(), agreement=agreement)
         except TrustListError as e:
             raise InvalidInput(f"trust list refused: {e}", field="file", code=f"trust_{e.reason}") from None
+        if doc.region == self.settings.region:
+            raise InvalidInput(
+                f"the list names region {doc.region}, which is this region: refused", field="file", code="trust_local"
+            )
+        self._refuse_sideways(doc)
         try:
             own = pki.region_root(self.keyring)
         except KeyNotFound:
@@ -175,13 +216,41 @@ class TrustStore:
                     actor=actor,
                     action="trust.import",
                     subject=doc.region,
-                    detail={"issuers": [i.uscc for i in doc.issuers], "next_update": doc.next_update.isoformat()},
+                    detail={
+                        "issuers": [i.uscc for i in doc.issuers],
+                        "next_update": doc.next_update.isoformat(),
+                        "agreed_types": agreed,
+                        "uscc_areas": list(agreement.areas(doc.region)),
+                    },
                 )
             )
         with self._lock:
             self._imports = None
         logger.info("imported trust list of region %s (%d issuers)", doc.region, len(doc.issuers))
         return doc
+
+    def _refuse_sideways(self, doc: RegionTrustList) -> None:
+        """An imported issuer may not carry a local agency's credit code, nor one another region lists."""
+        local = {i.uscc for i in self.registry.issuers()}
+        for listed in doc.issuers:
+            if listed.uscc in local:
+                raise InvalidInput(
+                    f"trust list refused: region {doc.region} lists {listed.uscc}, an agency of this region",
+                    field="file",
+                    code="trust_local_issuer",
+                )
+        for other in self.imported():
+            if other.region == doc.region:
+                continue
+            theirs = {i.uscc for i in other.issuers}
+            for listed in doc.issuers:
+                if listed.uscc in theirs:
+                    raise InvalidInput(
+                        f"trust list refused: region {doc.region} lists {listed.uscc}, "
+                        f"which region {other.region} already vouches for",
+                        field="file",
+                        code="trust_foreign_issuer",
+                    )
 
     def remove(self, region: str, *, actor: str = "cli") -> bool:
         with session_scope(self.sessions) as s:
@@ -238,12 +307,31 @@ class TrustStore:
         issuers: list[TrustedIssuer] = list(local)
         base: dict[bytes, str] = {i.kid: self.status_base_url for i in issuers}
         regions = [self.settings.region]
+        # Credit code -> the region that speaks for it; local agencies (with or
+        # without a signer certificate) are this region's whatever any list says.
+        owner: dict[str, str] = {i.uscc: self.settings.region for i in self.registry.issuers()}
+        for i in issuers:
+            owner.setdefault(i.uscc, self.settings.region)
         for doc in self.imported(session):
+            if doc.region == self.settings.region:
+                continue
             regions.append(doc.region)
             for listed in doc.issuers:
                 t = listed.trusted(doc.region)
-                if t.kid in base:  # a key both local and imported: the local entry wins
+                claimed = owner.setdefault(listed.uscc, doc.region)
+                if claimed != doc.region or t.kid in base:
+                    self._warn_left_out(doc.region, listed.uscc, claimed)
                     continue
                 issuers.append(t)
                 base[qr_kid(listed.certificate)] = doc.status_list_base_url
         return MergedTrust(TrustList(issuers), base, tuple(regions))
+
+    def _warn_left_out(self, region: str, uscc: str, owner: str) -> None:
+        key = (region, uscc)
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(
+            "imported issuer %s of region %s left out: its credit code or key is already vouched for by region %s", uscc, region, owner
+        )

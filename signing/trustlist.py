@@ -27,9 +27,16 @@ only if every one of these holds, and otherwise raises
   signature verifies with its key (joserfc);
 * the list is within its validity (``iat`` … ``next_update``);
 * every issuer certificate chains to that root through a listed issuing CA,
-  is within its validity now, and carries the issuer's credit code;
-* every issuer's allowed types are types the list itself declares, and, when
-  the importer restricts the anchor to some types, within those.
+  is within its validity now, and carries the issuer's credit code (its
+  ``organizationIdentifier`` and ``serialNumber``, :func:`keys.pki.issue_signer`):
+  a certificate that names no credit code, or another one, cannot be listed
+  under a credit code of the exporter's choosing;
+* every issuer's allowed types are types the list itself declares;
+* with an :class:`Agreement` (what the importing region agreed with the
+  exporter, out of band like the anchor): every issuer's types are agreed
+  types, and its credit code was registered in the exporter's area
+  (GB 32100-2015 §4: characters 3–8 are the registering authority's
+  administrative division code, GB/T 2260).
 """
 
 from __future__ import annotations
@@ -52,8 +59,9 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from keys.backend import Signer
+from keys.errors import InvalidIdentifier
+from keys.identifiers import parse_uscc
 from keys.jws import encode_jws
-from keys.pki import uscc_of
 
 from .errors import SigningError
 from .qr import TrustedIssuer, TrustList
@@ -62,6 +70,8 @@ __all__ = [
     "TYP",
     "FORMAT",
     "TrustListError",
+    "Agreement",
+    "region_areas",
     "ListedType",
     "ListedIssuer",
     "RegionTrustList",
@@ -92,11 +102,42 @@ _REGISTRY = _Registry(algorithms=_ALGORITHMS)
 
 class TrustListError(SigningError):
     """A trust list is refused. ``reason``: ``format``, ``anchor``, ``signature``,
-    ``expired``, ``chain``, ``signer_expired``, ``type``, ``uscc``."""
+    ``expired``, ``chain``, ``signer_expired``, ``type``, ``uscc``, ``area``."""
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def region_areas(region: str) -> tuple[str, ...]:
+    """The division-code prefix of a region code: ``110000`` -> ``("11",)``, ``110100`` -> ``("1101",)``.
+
+    GB/T 2260 codes are province (2 digits), prefecture (2), county (2); a
+    region's agencies register under codes that start with its own.
+    """
+    code = region
+    while len(code) > 2 and code.endswith("00"):
+        code = code[:-2]
+    return (code,)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """What the importing region agreed with the exporting one (out of band, like the anchor).
+
+    Trust does not travel sideways (DESIGN.md, "Boundaries"): a region vouches
+    only for the certificate types agreed with it, and only for agencies
+    registered in its own area.
+    """
+
+    types: frozenset[str]
+    """Certificate type codes the exporter may vouch for."""
+    uscc_areas: tuple[str, ...] | None = None
+    """Prefixes of the administrative division code (credit-code characters 3–8)
+    its issuers may have; ``None``: :func:`region_areas` of the list's region."""
+
+    def areas(self, region: str) -> tuple[str, ...]:
+        return self.uscc_areas if self.uscc_areas is not None else region_areas(region)
 
 
 @dataclass(frozen=True)
@@ -219,7 +260,7 @@ def _cert(value: Any, what: str) -> x509.Certificate:
 
 def _text(m: Mapping[str, Any], key: str, what: str, *, optional: bool = False) -> str:
     value = m.get(key)
-    if value is None and optional:
+    if value in (None, "") and optional:  # what export writes for a type without an English name
         return ""
     if not isinstance(value, str) or not value.strip() or len(value) > 500:
         raise _fail(f"{what} must be text", "format")
@@ -240,6 +281,16 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def _certificate_usccs(cert: x509.Certificate) -> set[str]:
+    """Every credit code the certificate's subject names (``organizationIdentifier``, ``serialNumber``)."""
+    found: set[str] = set()
+    for oid in (x509.NameOID.ORGANIZATION_IDENTIFIER, x509.NameOID.SERIAL_NUMBER):
+        for attr in cert.subject.get_attributes_for_oid(oid):
+            value = attr.value
+            found.add(value if isinstance(value, str) else value.decode("latin-1"))
+    return found
+
+
 def peek_trust_list(text: str) -> dict[str, Any]:
     """The unverified payload (for error messages and ``trust import --dry-run``); trust nothing in it."""
     parts = text.strip().split(".")
@@ -257,11 +308,14 @@ def import_trust_list(
     *,
     now: dt.datetime,
     allowed_types: Mapping[str, Iterable[str]] | None = None,
+    agreement: Agreement | None = None,
 ) -> RegionTrustList:
     """Verify a trust list against ``anchors`` and return it (see the module docstring).
 
     ``allowed_types`` optionally restricts, per region code, which types the
-    importer accepts from that region at all.
+    importer accepts from that region at all; ``agreement`` restricts the
+    types and the issuers' area whatever region the list names (the anchor
+    already says which region it is).
     """
     if not isinstance(text, str) or len(text) > _MAX_DOCUMENT:
         raise _fail("the trust list is not text of a sensible size", "format")
@@ -338,6 +392,9 @@ def import_trust_list(
     policy = (
         None if allowed_types is None or region not in allowed_types else set(allowed_types[region])
     )
+    if agreement is not None:
+        policy = set(agreement.types) if policy is None else policy & set(agreement.types)
+    areas = agreement.areas(region) if agreement is not None else None
     inter_raw = payload.get("intermediates", [])
     if not isinstance(inter_raw, list):
         raise _fail("intermediates must be a list", "format")
@@ -355,6 +412,18 @@ def import_trust_list(
         if not isinstance(item, dict):
             raise _fail(f"issuers[{n}] must be an object", "format")
         uscc = _text(item, "uscc", f"issuers[{n}].uscc")
+        try:
+            parsed, _ = parse_uscc(uscc, strict=False)
+        except InvalidIdentifier:
+            raise _fail(f"issuers[{n}].uscc is not a unified social credit code", "uscc") from None
+        if parsed != uscc:
+            raise _fail(f"issuers[{n}].uscc is not written in canonical form", "uscc")
+        if areas is not None and not uscc[2:8].startswith(areas):
+            raise _fail(
+                f"issuer {uscc} was registered in area {uscc[2:8]}, outside what region {region} "
+                f"may vouch for ({', '.join(areas)})",
+                "area",
+            )
         cert = _cert(item.get("certificate"), f"the signer certificate of {uscc}")
         if not any(_issued_by(cert, ca) for ca in intermediates) and not _issued_by(cert, anchor):
             raise _fail(
@@ -368,7 +437,11 @@ def import_trust_list(
                 else f"the signer certificate of {uscc} is not valid yet",
                 "signer_expired",
             )
-        if uscc_of(cert) not in (None, uscc):
+        named = _certificate_usccs(cert)
+        if not named:
+            # A certificate naming no agency could be listed under any credit code.
+            raise _fail(f"the signer certificate listed for {uscc} names no credit code", "uscc")
+        if named != {uscc}:
             raise _fail(
                 f"the signer certificate listed for {uscc} belongs to another agency", "uscc"
             )

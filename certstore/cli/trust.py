@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInput
-from ..remote import FetchFailed, TooLarge, fetch_capped
-from ._common import get_services
+from ..remote import FetchFailed, TooLarge, fetch_capped, loopback_allowed
+from ._common import get_services, settings_of
 
 __all__ = ["register"]
 
@@ -24,10 +24,10 @@ TRUST_LIST_MAX_BYTES = 4 * 1024 * 1024
 """A signed trust list is far smaller; a larger answer is refused, not truncated."""
 
 
-def _fetch(url: str) -> bytes:
-    """Download a trust list; its signature, not the transport, is what is trusted."""
+def _fetch(url: str, *, allow_loopback: bool) -> bytes:
+    """Download a trust list (https; loopback only in the demo); its signature, not the transport, is what is trusted."""
     try:
-        got = fetch_capped(url, TRUST_LIST_MAX_BYTES, timeout=(5.0, 15.0))
+        got = fetch_capped(url, TRUST_LIST_MAX_BYTES, timeout=(5.0, 15.0), allow_loopback=allow_loopback)
     except FetchFailed as e:
         raise InvalidInput(f"cannot fetch the trust list ({e})", field="file") from None
     except TooLarge:
@@ -66,15 +66,32 @@ def register(group: click.Group) -> None:
     @trust.command("import")
     @click.argument("file")
     @click.option("--anchor", required=True, type=click.Path(path_type=Path, dir_okay=False), help="the other region's root certificate (PEM), obtained out of band")
+    @click.option("--types", "types", default="", help="the certificate types agreed with that region, comma-separated (required)")
+    @click.option(
+        "--uscc-area", "areas", multiple=True,
+        help="division-code prefix its agencies may be registered under (repeatable; default: the region's own code)",
+    )
     @click.pass_context
-    def import_(ctx: click.Context, file: str, anchor: Path) -> None:
-        """Verify and import another region's trust list (a file, or the URL of its /trust-list.jwt)."""
-        text = _fetch(file) if file.startswith(("https://", "http://")) else _read(Path(file), "file")
+    def import_(ctx: click.Context, file: str, anchor: Path, types: str, areas: tuple[str, ...]) -> None:
+        """Verify and import another region's trust list (a file, or the URL of its /trust-list.jwt).
+
+        Refused whole if any issuer in it vouches for a type not agreed, was
+        registered outside the agreed area, or carries a credit code of this
+        region's agencies or of another imported region's.
+        """
+        agreed = [t for t in types.split(",") if t.strip()]
+        text = (
+            _fetch(file, allow_loopback=loopback_allowed(settings_of(ctx).public_url))
+            if file.startswith(("https://", "http://"))
+            else _read(Path(file), "file")
+        )
         try:
             decoded = text.decode("ascii")
         except UnicodeDecodeError:
             raise InvalidInput(f"{file} is not a trust list (not ASCII text)", field="file") from None
-        doc = get_services(ctx).certificates.trust_store.import_(decoded, _read(anchor, "anchor"))
+        doc = get_services(ctx).certificates.trust_store.import_(
+            decoded, _read(anchor, "anchor"), types=agreed, uscc_areas=areas or None
+        )
         click.echo(
             f"imported the trust list of region {doc.region} {doc.region_name}: {len(doc.issuers)} issuers, "
             f"valid until {doc.next_update.date().isoformat()}"

@@ -35,6 +35,7 @@ from ..conftest import private_database
 from .conftest import DEMO_REQUESTS, PSB, make_settings, populate
 
 B_ISSUER = "123100004250107027"  # an agency of region B
+A_TYPES = ["JZZM", "YYZZ", "BYZS"]  # the types region B agreed with region A
 
 
 @pytest.fixture
@@ -137,8 +138,8 @@ def test_two_regions(region_a: tuple[Any, Recorder], region_b: tuple[Any, Clock]
     from certstore.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="not a configured trust anchor"):
-        b.certificates.trust_store.import_(exported, b_root_pem)
-    doc = b.certificates.trust_store.import_(exported, a_root_pem)
+        b.certificates.trust_store.import_(exported, b_root_pem, types=A_TYPES)
+    doc = b.certificates.trust_store.import_(exported, a_root_pem, types=A_TYPES)
     assert doc.region == "110000" and PSB in [i.uscc for i in doc.issuers]
 
     # B verifies A's certificate: signature, issuer, type offline; status from A's list, fetched whole.
@@ -206,7 +207,7 @@ def test_stale_or_unreachable_status_list_is_never_valid(region_a: tuple[Any, Re
     a, _ = region_a
     b, b_clock = region_b
     cert = a.certificates.issue(IssueRequest.from_json(DEMO_REQUESTS["JZZM"]["body"]), agency_uscc=PSB).certificate
-    b.certificates.trust_store.import_(a.certificates.trust_store.export(), pki.region_root(a.keyring).public_bytes(Encoding.PEM))
+    b.certificates.trust_store.import_(a.certificates.trust_store.export(), pki.region_root(a.keyring).public_bytes(Encoding.PEM), types=A_TYPES)
 
     from signing.statuslist import StatusListError
 
@@ -249,9 +250,9 @@ def test_trust_cli_export_import_list(
     bad = tmp_path / "bad.jwt"
     text = out_file.read_text().strip()
     bad.write_text(text[:-4] + ("AAAA" if not text.endswith("AAAA") else "BBBB"))
-    code, out, err = demo("trust", "import", str(bad), "--anchor", str(root_file))
+    code, out, err = demo("trust", "import", str(bad), "--anchor", str(root_file), "--types", ",".join(A_TYPES))
     assert code == 2 and "signature does not verify" in err, err
-    code, out, err = demo("trust", "import", str(out_file), "--anchor", str(root_file))
+    code, out, err = demo("trust", "import", str(out_file), "--anchor", str(root_file), "--types", ",".join(A_TYPES))
     assert code == 0 and "imported the trust list of region 110000" in out, err
     code, out, err = demo("trust", "list")
     assert code == 0 and f"110000 {PSB}" in out and "imported region 110000" in out
@@ -279,7 +280,7 @@ def test_trust_import_from_the_other_regions_url(
     code, out, err = cli("init")
     assert code == 0, err
     url = f"{a.settings.public_url}/trust-list.jwt"
-    code, out, err = cli("trust", "import", url, "--anchor", str(root))
+    code, out, err = cli("trust", "import", url, "--anchor", str(root), "--types", ",".join(A_TYPES))
     assert code == 0 and "imported the trust list of region 110000" in out, err
     code, out, err = cli("trust", "import", f"{a.settings.public_url}/nope.jwt", "--anchor", str(root))
     assert code == 2 and "HTTP 404" in err

@@ -17,7 +17,7 @@ from certstore.trust import TrustStore
 from keys import pki
 
 from .conftest import DEMO_REQUESTS, PSB
-from .test_regions import region_a, region_b, second_database_url  # noqa: F401 - fixtures
+from .test_regions import A_TYPES, region_a, region_b, second_database_url  # noqa: F401 - fixtures
 
 
 def _signature_ok(result: Any) -> bool:
@@ -37,7 +37,7 @@ def test_import_and_removal_by_another_process_count_at_the_next_verification(
     # "Another process": a second TrustStore on B's database imports A's list.
     mine = b.certificates.trust_store
     other = TrustStore(mine.settings, mine.sessions, mine.keyring, mine.registry, status_base_url=mine.status_base_url)
-    other.import_(a.certificates.trust_store.export(), pki.region_root(a.keyring).public_bytes(Encoding.PEM))
+    other.import_(a.certificates.trust_store.export(), pki.region_root(a.keyring).public_bytes(Encoding.PEM), types=A_TYPES)
     assert _signature_ok(b.certificates.verify_qr(cert.qr_text))
     assert [d.region for d in mine.imported()] == ["110000"]
 
