@@ -1,11 +1,22 @@
 """The OpenAPI 3.1 document of certstore's HTTP interface, maintained by hand.
 
 A test compares it with the app's routes, so an endpoint cannot be added
-without being documented here.
+without being documented here; Schemathesis (tests/certstore/test_schemathesis.py)
+fuzzes every operation against it, so a status code, content type or body the
+server answers and this document does not describe fails the suite.
+
+Every error is RFC 9457 problem JSON. The status codes are the same everywhere:
+400 an unreadable request, 401 no valid token or session, 403 a token or
+session that may not do this, 404 no such thing (or not yours), 409 a conflict
+with what exists, 413 too large, 415 a media type the operation does not read,
+422 well formed but refused by a rule (a check character, an unknown type, a
+missing per-type field: rules no JSON Schema can state), 503 a dependency (the
+signing keys, the identity provider) is not there.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 __all__ = ["openapi_document"]
@@ -19,6 +30,11 @@ _ID_PARAM = {
     "schema": {"type": "string"},
 }
 _SECURED = [{"bearer": ["certs:issue"]}]
+# What every bearer-protected operation may answer besides its own codes.
+_BEARER_ERRORS = (401, 403, 503)
+_MAX_QUERY_INT = 2**31 - 1  # certstore/web/inputs.py MAX_QUERY_INT
+_MAX_QR_TEXT = 8192  # certstore/web/api.py _MAX_QR_TEXT
+_TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
 
 
 def _problems(*codes: int) -> dict[str, Any]:
@@ -29,10 +45,112 @@ def openapi_document(server_url: str) -> dict[str, Any]:
     doc = _document(server_url)
     from . import lifecycle, offline, wallet  # issue 6 routes, documented beside their views
 
-    doc["paths"].update(lifecycle.OPENAPI_PATHS)
-    doc["paths"].update(wallet.OPENAPI_PATHS)
-    doc["paths"].update(offline.OPENAPI_PATHS)
+    for paths in (lifecycle.OPENAPI_PATHS, wallet.OPENAPI_PATHS, offline.OPENAPI_PATHS):
+        doc["paths"].update(copy.deepcopy(paths))  # _complete amends them: never the modules' own dicts
+    _complete(doc["paths"])
     return doc
+
+
+# What the views documented beside their code (wallet.py, lifecycle.py) also answer:
+# kept here, in one place, so that the whole status-code policy above reads as one table.
+_EXTRA_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/api/v1/me/certificates", "get"): _problems(401, 403, 422, 503),
+    ("/api/v1/lookup", "post"): _problems(400, 401, 403, 413, 422, 503),
+    ("/api/v1/certificates/{identifier}/status", "post"): _problems(400, 401, 403, 404, 409, 413, 422, 503),
+    ("/api/v1/certificates/{identifier}/versions", "post"): _problems(400, 401, 403, 404, 409, 413, 422, 503),
+    ("/wallet/login", "get"): {
+        "302": {"description": "To the identity provider's sign-in"},
+        "503": {
+            "description": "The wallet is not registered at the identity provider "
+            "(YIWANG_CERTSTORE_CLIENT_ID and YIWANG_CERTSTORE_CLIENT_SECRET unset)",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
+    },
+    # 400: the sign-in did not complete (RFC 6749 §10.12: state is not this browser's, or the code is refused)
+    ("/wallet/callback", "get"): _problems(400, 403, 503),
+    ("/wallet/logout", "post"): {
+        "302": {"description": "Signed out: to the identity provider's end-session endpoint or the verify page"},
+        "400": _PROBLEM,  # the form's CSRF token does not match the session
+    },
+    ("/wallet/backchannel-logout", "post"): {
+        # OIDC Back-Channel Logout 1.0 §2.8: 200 on success, 400 with an OAuth error otherwise.
+        "200": {"description": "Session ended (or none)", "content": {"application/json": {}}},
+        "400": {
+            "description": "Invalid logout token",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}},
+        },
+    },
+    **{
+        (f"/wallet/certificates/{{identifier}}/{leaf}", "get"): {
+            "401": _PROBLEM,  # not signed in to the wallet
+            "404": _PROBLEM,  # no such certificate, or not the signed-in citizen's
+        }
+        for leaf in ("pdf", "qr", "qr.svg")
+    },
+}
+
+# Form bodies of the HTML pages (documented so that a fuzzer sends what a browser sends).
+_EXTRA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/wallet/logout", "post"): {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "properties": {"csrf": {"type": "string"}}}
+            }
+        },
+    },
+    ("/wallet/backchannel-logout", "post"): {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["logout_token"],
+                    "properties": {"logout_token": {"type": "string", "description": "OIDC Back-Channel Logout 1.0 §2.4"}},
+                }
+            }
+        },
+    },
+}
+
+
+# Members whose documented schema said less than the server checks (JSON pointer-ish: path, method, property).
+_TIGHTER: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("/api/v1/certificates/{identifier}/status", "post", "reason"): {**_TEXT, "maxLength": 500},
+    ("/api/v1/lookup", "post", "id_number"): {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$"},
+    ("/api/v1/lookup", "post", "purpose"): {**_TEXT, "maxLength": 500},
+    ("/api/v1/lookup", "post", "type"): {"type": "string", "maxLength": 200},
+}
+# JSON bodies that may carry no other member (the view reads them with json_object(allowed=…)).
+_CLOSED_BODIES = {("/api/v1/certificates/{identifier}/status", "post"), ("/api/v1/lookup", "post")}
+_TIGHTER_QUERY: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("/api/v1/me/certificates", "get", "type"): {"type": "string", "maxLength": 200},
+    ("/api/v1/me/certificates", "get", "purpose"): {"type": "string", "maxLength": 500},
+}
+
+
+def _complete(paths: dict[str, Any]) -> None:
+    for (path, method, name), schema in _TIGHTER.items():
+        op = paths.get(path, {}).get(method)
+        props = (op or {}).get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {}).get("properties")
+        if props is not None and name in props:
+            props[name] = {**props[name], **schema}
+    for path, method in _CLOSED_BODIES:
+        body = paths.get(path, {}).get(method, {}).get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            body["schema"]["additionalProperties"] = False
+    for (path, method, name), schema in _TIGHTER_QUERY.items():
+        for param in paths.get(path, {}).get(method, {}).get("parameters", []):
+            if param["in"] == "query" and param["name"] == name:
+                param["schema"] = {**param["schema"], **schema}
+    for (path, method), extra in _EXTRA_RESPONSES.items():
+        op = paths.get(path, {}).get(method)
+        if op is not None:
+            op["responses"] = {**op["responses"], **extra}
+    for (path, method), body in _EXTRA_BODIES.items():
+        op = paths.get(path, {}).get(method)
+        if op is not None and "requestBody" not in op:
+            op["requestBody"] = body
 
 
 def _document(server_url: str) -> dict[str, Any]:
@@ -69,7 +187,7 @@ def _document(server_url: str) -> dict[str, Any]:
                     "responses": {
                         "201": {"description": "Issued", "content": {"application/json": {"schema": cert_ref}}},
                         "200": {"description": "Replayed (same Idempotency-Key and body)", "content": {"application/json": {"schema": cert_ref}}},
-                        **_problems(401, 403, 409, 422, 503),
+                        **_problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
                     },
                 },
                 "get": {
@@ -77,9 +195,9 @@ def _document(server_url: str) -> dict[str, Any]:
                     "summary": "The caller's agency's certificates, newest first",
                     "security": _SECURED,
                     "parameters": [
-                        {"name": "type", "in": "query", "schema": {"type": "string"}},
+                        {"name": "type", "in": "query", "schema": {"type": "string", "maxLength": 32}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_QUERY_INT}},
                     ],
                     "responses": {
                         "200": {
@@ -93,7 +211,7 @@ def _document(server_url: str) -> dict[str, Any]:
                                 }
                             },
                         },
-                        **_problems(401, 403),
+                        **_problems(*_BEARER_ERRORS, 422),
                     },
                 },
             },
@@ -104,7 +222,7 @@ def _document(server_url: str) -> dict[str, Any]:
                     "parameters": [_ID_PARAM],
                     "responses": {
                         "200": {"description": "The certificate", "content": {"application/json": {"schema": cert_ref}}},
-                        **_problems(401, 403, 404),
+                        **_problems(*_BEARER_ERRORS, 404),
                     },
                 }
             },
@@ -115,7 +233,7 @@ def _document(server_url: str) -> dict[str, Any]:
                     "parameters": [_ID_PARAM],
                     "responses": {
                         "200": {"description": "The signed PDF", "content": {"application/pdf": {}}},
-                        **_problems(401, 403, 404),
+                        **_problems(*_BEARER_ERRORS, 404),
                     },
                 }
             },
@@ -126,7 +244,7 @@ def _document(server_url: str) -> dict[str, Any]:
                     "parameters": [_ID_PARAM],
                     "responses": {
                         "200": {"description": "The QR code (level M)", "content": {"image/png": {}}},
-                        **_problems(401, 403, 404),
+                        **_problems(*_BEARER_ERRORS, 404),
                     },
                 }
             },
@@ -137,7 +255,7 @@ def _document(server_url: str) -> dict[str, Any]:
                     "parameters": [_ID_PARAM],
                     "responses": {
                         "200": {"description": "The QR code (level M)", "content": {"image/svg+xml": {}}},
-                        **_problems(401, 403, 404),
+                        **_problems(*_BEARER_ERRORS, 404),
                     },
                 }
             },
@@ -150,14 +268,19 @@ def _document(server_url: str) -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["text"],
+                                    "additionalProperties": False,
+                                    "properties": {"text": {**_TEXT, "maxLength": _MAX_QR_TEXT}},
+                                }
                             },
                             "multipart/form-data": {
                                 "schema": {
                                     "type": "object",
                                     "properties": {
                                         "file": {"type": "string", "format": "binary", "description": "PDF or PNG/JPEG/GIF/WebP image"},
-                                        "text": {"type": "string"},
+                                        "text": {**_TEXT, "maxLength": _MAX_QR_TEXT},
                                     },
                                 }
                             },
@@ -165,7 +288,7 @@ def _document(server_url: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {"description": "The result, valid or not", "content": {"application/json": {"schema": result_ref}}},
-                        **_problems(413, 422),
+                        **_problems(400, 413, 415, 422, 503),
                     },
                 }
             },
@@ -180,7 +303,40 @@ def _document(server_url: str) -> dict[str, Any]:
                     "operationId": "verifyPageSubmit",
                     "summary": "The verify page's form (CSRF token required)",
                     "security": [],
-                    "responses": {"200": {"description": "HTML page with the result", "content": {"text/html": {}}}},
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "csrf": {"type": "string", "description": "The page's form token (double-submit cookie cs_csrf)"},
+                                        "text": {"type": "string"},
+                                        "file": {"type": "string", "format": "binary"},
+                                        "camera": {"type": "string", "format": "binary"},
+                                    },
+                                }
+                            },
+                            "application/x-www-form-urlencoded": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"csrf": {"type": "string"}, "text": {"type": "string"}},
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "HTML page with the result", "content": {"text/html": {}}},
+                        **{
+                            str(c): {"description": desc, "content": {"text/html": {}}}
+                            for c, desc in (
+                                (400, "The form expired (CSRF token missing or wrong), or nothing to verify"),
+                                (413, "The upload is too large"),
+                                (422, "The upload could not be read"),
+                                (503, "Too many verifications at once; try again"),
+                            )
+                        },
+                    },
                 },
             },
             "/openapi.json": {
@@ -234,15 +390,20 @@ def _document(server_url: str) -> dict[str, Any]:
                         "field": {"type": "string"},
                     },
                 },
+                "OAuthError": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "error_description": {"type": ["string", "null"]}},
+                },
                 "IssueRequest": {
                     "type": "object",
                     "required": ["type", "holder_code", "holder_name"],
                     "additionalProperties": False,
                     "properties": {
-                        "type": {"type": "string", "description": "Certificate type code, e.g. JZZM"},
+                        "type": {**_TEXT, "description": "Certificate type code, e.g. JZZM"},
                         "issuer": {"type": "string", "description": "Optional; must be the caller's own USCC"},
-                        "holder_code": {"type": "string", "description": "Resident ID number (111) or USCC (001)"},
-                        "holder_name": {"type": "string"},
+                        "holder_code": {**_TEXT, "description": "Resident ID number (111) or USCC (001)"},
+                        "holder_name": {**_TEXT},
                         "fields": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
                         "paper_serial": {"type": "string", "maxLength": 64},
                         "valid_from": {"type": "string", "format": "date"},

@@ -1,0 +1,254 @@
+"""Schemathesis over certstore's OpenAPI document, in-process, anonymous and with each kind of caller.
+
+Every documented operation is fuzzed with schema-valid (positive) and schema-invalid
+(negative) requests; each answer must be documented (status code, content type, body
+schema), never a 5xx, a schema-valid request must not be refused as malformed, and a
+malformed one must not be accepted. Seeded and bounded so that CI is stable and quick.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from certstore.web.openapi import openapi_document
+from keys.jws import encode_jws
+from keys.keyring import open_keyring
+from tests.conftest import TEST_DATABASE_URL, private_database
+
+from .conftest import DEMO_REQUESTS, ISSUER_URL, PERSON_ID, make_settings, populate
+
+MAX_EXAMPLES = 25
+
+# Refusals of a schema-valid request that the server makes on purpose, by a rule that no
+# JSON Schema can state; each is documented in openapi.py. Anything else a schema-valid
+# request gets in 400/422 is the schema and the server disagreeing, and fails.
+BEYOND_SCHEMA: dict[str, dict[int, str]] = {
+    "POST /api/v1/certificates": {422: "unknown type, ID number check character, per-type fields, dates"},
+    "POST /api/v1/certificates/{identifier}/versions": {422: "as for issuing"},
+    "POST /api/v1/lookup": {422: "ID number check character; purpose must be printable"},
+    "GET /api/v1/me/certificates": {422: "purpose must be printable text"},
+    "POST /api/v1/verify": {422: "an uploaded file that is neither a PDF nor a readable image"},
+    "POST /wallet/backchannel-logout": {400: "OIDC Back-Channel Logout 1.0 §2.8: a logout token that does not validate"},
+    "GET /wallet/callback": {400: "RFC 6749 §10.12: the state is not the one this browser's sign-in started with"},
+    "POST /wallet/logout": {400: "the form's CSRF token is not the session's"},
+    "POST /verify": {400: "the form's CSRF token is not the cs_csrf cookie's"},
+}
+
+
+def positive_data_acceptance_beyond_schema(ctx: Any, response: Any, case: Any) -> bool | None:
+    """``positive_data_acceptance``, except for the documented refusals in :data:`BEYOND_SCHEMA`."""
+    if response.status_code in BEYOND_SCHEMA.get(case.operation.label, {}):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    positive_data_acceptance_beyond_schema,
+    negative_data_rejection,
+]
+
+DOCUMENT = openapi_document("http://127.0.0.1:5100")
+
+
+def _without_security(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as the fuzzer reads it: each test sends its own caller's credentials,
+    so Schemathesis must not generate (or negate) an Authorization header of its own."""
+    doc = copy.deepcopy(doc)
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            op.pop("security", None)
+    doc["components"].pop("securitySchemes", None)
+    return doc
+
+
+SCHEMA = schemathesis.openapi.from_dict(_without_security(DOCUMENT))
+OPERATIONS = {op.label: op for op in (r.ok() for r in SCHEMA.get_all_operations())}
+
+
+def _secured(label: str) -> bool:
+    method, path = label.split(" ", 1)
+    return bool(DOCUMENT["paths"][path][method.lower()].get("security"))
+
+
+def _negatable(label: str) -> bool:
+    """Whether the operation has an input that a request can violate (a body, a bounded parameter)."""
+    op = OPERATIONS[label].definition.raw
+    if "requestBody" in op:
+        return True
+    return any(set(p.get("schema", {})) - {"type", "description"} or p["schema"].get("type") != "string"
+               for p in op.get("parameters", []))
+
+
+def _wallet_page(label: str) -> bool:
+    return " /wallet" in label
+
+
+# Which callers fuzz which operations: everyone tries the anonymous path; bearer-secured
+# operations also get each kind of token; the wallet's pages also get a signed-in session.
+IDENTITIES = ("anonymous", "agency", "lookup", "citizen", "wallet")
+
+
+def _cases() -> list[Any]:
+    out = []
+    for label in OPERATIONS:
+        for who in IDENTITIES:
+            if who in ("agency", "lookup", "citizen") and not _secured(label):
+                continue
+            if who == "wallet" and not _wallet_page(label):
+                continue
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                if mode is GenerationMode.NEGATIVE and not _negatable(label):
+                    continue
+                marks = KNOWN.get((label, who, mode.value), ())
+                out.append(pytest.param(label, who, mode, id=f"{label}-{who}-{mode.value}", marks=marks))
+    return out
+
+
+# (operation, caller, mode) -> xfail marks for server bugs owned by others; see
+# /work/notes/schemathesis-findings.md. strict: they flip to XPASS (a failure) once fixed.
+KNOWN: dict[tuple[str, str, str], Any] = {
+    ("GET /api/v1/certificates", "agency", "positive"): pytest.mark.xfail(
+        bool(TEST_DATABASE_URL), strict=True,
+        reason="CS-1: ?type= with a NUL byte reaches PostgreSQL and answers 500 (certstore/web/inputs.py query_text)",
+    ),
+}
+
+
+class _FakeIdp:
+    def __init__(self, userinfo: dict[str, str]) -> None:
+        self.info = userinfo
+
+    def authorize_access_token(self) -> dict[str, Any]:
+        return {"access_token": "x", "userinfo": dict(self.info)}
+
+    def userinfo(self, token: Any) -> dict[str, str]:
+        return dict(self.info)
+
+
+class _FakeOAuth:
+    def __init__(self, userinfo: dict[str, str]) -> None:
+        self.idp = _FakeIdp(userinfo)
+
+
+class _RegisteredIdp:
+    """The wallet registered at an idp that no fuzzed request can complete a sign-in with."""
+
+    def authorize_redirect(self, redirect_uri: str) -> Any:
+        from flask import redirect
+
+        return redirect(f"{ISSUER_URL}/authorize?client_id=certstore-wallet&redirect_uri={redirect_uri}")
+
+    def authorize_access_token(self) -> dict[str, Any]:
+        from authlib.integrations.base_client import MismatchingStateError
+
+        raise MismatchingStateError()
+
+
+class _RegisteredOAuth:
+    idp = _RegisteredIdp()
+
+
+class World:
+    """One certstore for the module: demo issuers, three issued certificates, tokens of each kind."""
+
+    def __init__(self, root: Path, database_url: str) -> None:
+        from certstore.service import IssueRequest
+        from certstore.tokens import StaticJwksSource
+        from certstore.wallet import StaticResolver, WalletService
+        from certstore.web import create_app
+        from certstore.wiring import build_services
+
+        self.idp_keys = open_keyring(make_settings(root / "idp", "sqlite://").common.keys).keyset("idp-token")
+        self.services = build_services(make_settings(root, database_url), jwks_source=StaticJwksSource(self.idp_keys.jwks()))
+        populate(self.services)
+        self.issued = {
+            code: self.services.certificates.issue(IssueRequest.from_json(r["body"]), agency_uscc=r["issuer"]).certificate
+            for code, r in DEMO_REQUESTS.items()
+        }
+        self.app = create_app(services=self.services)
+        self.app.testing = True
+        self.resolver = StaticResolver()
+        self.app.extensions["certstore.wallet"] = WalletService(self.services.certificates, self.resolver)
+        self.app.extensions["certstore.oauth"] = _RegisteredOAuth()
+
+    def mint(self, client_id: str, scope: str, **extra: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER_URL, "sub": client_id, "aud": "certstore", "client_id": client_id, "scope": scope,
+                  "jti": f"j{now}{client_id}", "iat": now, "exp": now + 3600, **extra}
+        return encode_jws(self.idp_keys.active(), claims, typ="at+jwt")
+
+    def headers(self, who: str) -> dict[str, str]:
+        if who == "agency":
+            return {"Authorization": "Bearer " + self.mint("demo-psb", "certs:issue")}
+        if who == "lookup":
+            return {"Authorization": "Bearer " + self.mint("demo-amr", "certs:lookup")}
+        if who == "citizen":
+            token = self.mint("portal-housing", "openid certs:read", sub="pairwise-abc")
+            self.resolver.table[token] = PERSON_ID
+            return {"Authorization": "Bearer " + token}
+        return {}
+
+    def wallet_cookie(self) -> dict[str, str]:
+        """A signed-in wallet session (the OIDC sign-in itself is stood in for, as in test_wallet.py)."""
+        self.app.extensions["certstore.oauth"] = _FakeOAuth({"sub": "pairwise-wallet", "id_number": PERSON_ID, "name": "张三丰"})
+        client = self.app.test_client()
+        try:
+            resp = client.get("/wallet/callback?code=c&state=s")
+        finally:
+            self.app.extensions["certstore.oauth"] = _RegisteredOAuth()
+        assert resp.status_code == 302, resp.data[:300]
+        cookie = client.get_cookie("yw_wallet", path="/wallet")
+        assert cookie is not None
+        return {"yw_wallet": cookie.value}
+
+    def close(self) -> None:
+        self.services.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("schemathesis-certstore")
+    with private_database(root) as url:
+        w = World(root, url)
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+@pytest.mark.parametrize(("label", "who", "mode"), _cases())
+def test_certstore_conforms_to_its_openapi(world: World, label: str, who: str, mode: GenerationMode) -> None:
+    op = OPERATIONS[label]
+    headers = world.headers(who)
+    cookies = world.wallet_cookie() if who == "wallet" else None
+
+    @given(case=op.as_strategy(generation_mode=mode))
+    @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case: Any) -> None:
+        if headers and case.headers:
+            case.headers.pop("Authorization", None)
+        case.call_and_validate(app=world.app, headers=headers, cookies=cookies, checks=CHECKS)
+
+    run()
