@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, g, render_template, request
+from flask import current_app, g, render_template, request, url_for
 
 from .i18n import pick_language, translate
 from .security import cookie_name, csrf_token
@@ -73,13 +73,32 @@ def render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
     def lang_switch_url(current: str) -> str:
         args = request.args.to_dict()
         args["lang"] = "en" if current == "zh-CN" else "zh-CN"
-        return request.path + "?" + urlencode(args)
+        return _this_route() + "?" + urlencode(args)
 
     html = render_template(
         template, t=t, language=language, csrf_token=csrf_token, html_lang=language,
         lang_switch_url=ctx.pop("lang_switch_url", lang_switch_url), **ctx
     )
     return html, status
+
+
+def _this_route() -> str:
+    """This page's path, rebuilt from its route, for links back to it.
+
+    Never ``request.path``: a path the router did not match (an error page
+    for ``/%5Cevil.example/login``) would become ``/\\evil.example/login``,
+    which browsers read as a link to another host (issue 19 §5).
+    """
+    path = "/"
+    if request.url_rule is not None and request.endpoint:
+        try:
+            path = url_for(request.endpoint, **(request.view_args or {}))
+        except Exception:  # noqa: BLE001 - a route that cannot be rebuilt links to the start page
+            path = "/"
+    # A scheme-relative or backslash path is another host to a browser.
+    if not path.startswith("/") or path[1:2] in ("/", "\\") or not path.isprintable():
+        path = "/"
+    return path
 
 
 def remember_language(resp: Any) -> Any:

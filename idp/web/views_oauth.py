@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, NamedTuple
 
 from authlib.common.urls import add_params_to_uri
@@ -13,6 +14,7 @@ from flask import Blueprint, Response, jsonify, make_response, redirect, request
 from ..models import Citizen, Consent
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
 from ..oauth.grants import AUTH_METHODS
+from ..oauth.par import REQUEST_URI_PREFIX
 from ..oauth.provider import GrantUser
 from .common import (
     bind_flow_to_browser,
@@ -22,6 +24,7 @@ from .common import (
     rt,
     set_browser_cookie,
 )
+from .i18n import register
 from .oauth_server import NO_STORE, ParamsRequest
 
 __all__ = ["bp", "oauth_error_response"]
@@ -32,7 +35,37 @@ bp = Blueprint("oauth", __name__)
 
 # RFC 6749 §3.1: these may appear at most once.
 _SINGLE = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-           "code_challenge", "code_challenge_method", "prompt", "max_age", "request_uri")
+           "code_challenge", "code_challenge_method", "prompt", "max_age", "request_uri",
+           "request", "response_mode")
+
+# Protocol values are ASCII (RFC 6749 §3.1.1, §3.3, Appendix A; RFC 3986 for URIs).
+# Authlib puts some of them in an error description, and refuses to build one
+# with other characters (a ValueError, once an unauthenticated 500).
+_ASCII_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "code_challenge",
+                 "code_challenge_method", "prompt", "max_age", "response_mode", "request_uri")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+MESSAGES = {
+    # Fixed texts for the authorization endpoint's error page: nothing of the
+    # request (an attacker's redirect_uri, a description) is shown; the detail
+    # goes to the log (issue 19 §10).
+    "error_unknown_client": {
+        "zh-CN": "发起登录的应用未在本平台登记，无法继续。请返回原网站重新开始。",
+        "en": "The service that sent you here is not registered with us, so sign-in cannot continue. "
+              "Go back to that site and start again.",
+    },
+    "error_redirect_uri": {
+        "zh-CN": "此登录请求要求返回一个未登记的地址。为保护您的安全，本平台不会跳转。请返回原网站重新开始。",
+        "en": "This sign-in request asks to return to an address that is not registered, so for your "
+              "safety you are not sent there. Go back to the site and start again.",
+    },
+    "error_par_required": {
+        "zh-CN": "本平台只接受应用预先提交的登录请求。请返回原网站重新开始。",
+        "en": "This server accepts only sign-in requests that the service has pushed to it first. "
+              "Go back to the site and start again.",
+    },
+}
+register(MESSAGES)
 
 
 def oauth_error_response(error: OAuth2Error) -> Response:
@@ -60,7 +93,43 @@ def _redirect_error(redirect_uri: str, error: str, description: str | None, stat
 
 
 def _error_page(status: int = 400, message: str = "error_request", detail: str | None = None) -> Any:
-    return render("error.html", status, message=message, detail=detail)
+    """A fixed, translated message; ``detail`` (never shown: it may carry what an
+    attacker put in the request) goes to the log, quoted so it cannot forge lines."""
+    if detail:
+        logger.info("authorization request refused (%s): %r", message, detail[:300])
+    return render("error.html", status, message=message)
+
+
+def _refusal_page(error: OAuth2Error, params: dict[str, str]) -> Any:
+    """The error page for a request that cannot be answered at its redirect URI."""
+    message = "error_request"
+    if error.error == "invalid_client":
+        message = "error_unknown_client"
+    else:
+        client = rt().server.query_client(params.get("client_id"))
+        wanted = params.get("redirect_uri")
+        if client is not None and (not client.check_redirect_uri(wanted) if wanted
+                                   else client.get_default_redirect_uri() is None):
+            message = "error_redirect_uri"
+    return _error_page(400, message, f"{error.error}: {error.description or ''}")
+
+
+def _unsupported(params: dict[str, str]) -> tuple[str, str] | None:
+    """``(error, description)`` for an authorization parameter this server does not support.
+
+    Checked once the client and redirect URI are known good, so the answer
+    goes back to the client. Discovery says the same: request_parameter_supported
+    and request_uri_parameter_supported false, response_modes_supported
+    ["query"]. (``claims`` is ignored: claims_parameter_supported false.)
+    """
+    if params.get("request"):
+        return "request_not_supported", "request objects are not supported (OIDC Core 6.1)"
+    if params.get("request_uri"):
+        return "request_uri_not_supported", "only request_uri values from the PAR endpoint are supported"
+    mode = params.get("response_mode")
+    if mode not in (None, "", "query"):
+        return "invalid_request", "response_mode must be query"
+    return None
 
 
 # ------------------------------------------------------------- authorize
@@ -73,16 +142,21 @@ def authorize() -> Any:
         if len(values.getlist(name)) > 1:
             return _error_page(400, "error_request", f"'{name}' appears more than once")
     params = values.to_dict()
+    for name in _ASCII_PARAMS:
+        if name in params and not _PRINTABLE_ASCII.fullmatch(params[name]):
+            return _error_page(400, "error_request", f"'{name}' has characters outside printable ASCII")
     r = rt()
-    if "request_uri" in params:
+    pushed = False
+    if params.get("request_uri", "").startswith(REQUEST_URI_PREFIX):
         # RFC 9126 §4: the pushed parameters replace the request's own.
-        pushed = r.provider.par.take(params["request_uri"], params.get("client_id"))
-        if pushed is None:
-            return _error_page(400, "error_request", "the request_uri is unknown, expired or already used")
-        params = pushed
-    elif r.provider.config.require_par:
-        return _error_page(400, "error_request", "this server requires pushed authorization requests")
-    return _authorize(params, FlowState(), None, pushed="request_uri" in values, login_here=True)
+        taken = r.provider.par.take(params["request_uri"], params.get("client_id"))
+        if taken is None:
+            return _error_page(400, "error_expired", "the request_uri is unknown, expired or already used")
+        params, pushed = taken, True
+    elif r.provider.config.require_par and not params.get("request_uri"):
+        return _error_page(400, "error_par_required", "this server requires pushed authorization requests")
+    # Any other request_uri is refused at the client's redirect URI (_unsupported).
+    return _authorize(params, FlowState(), None, pushed=pushed, login_here=True)
 
 
 @bp.route("/authorize/resume")
@@ -139,10 +213,15 @@ def _authorize(params: dict[str, str], state: FlowState, fid: str | None, *, gra
     except OAuth2Error as e:
         if e.redirect_uri:
             return _redirect_error(e.redirect_uri, e.error, e.description, params.get("state"))
-        return _error_page(400, "error_request", e.description or e.error)
+        return _refusal_page(e, params)
+    except ValueError as e:  # Authlib refusing to build an error around a value (see _ASCII_PARAMS)
+        return _error_page(400, "error_request", str(e))
     client = grant.request.client
     redirect_uri = grant.redirect_uri
     st = params.get("state")
+    unsupported = _unsupported(params)
+    if unsupported is not None:
+        return _redirect_error(redirect_uri, *unsupported, st)
 
     max_age = None
     if params.get("max_age") not in (None, ""):
@@ -376,6 +455,9 @@ def par() -> Any:
             raise InvalidRequestError("PKCE (code_challenge with S256) is required for this client")
         if form.get("code_challenge") and form.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256")
+        unsupported = _unsupported(form)
+        if unsupported is not None:  # a pushed request object or response mode we cannot honour
+            raise InvalidRequestError(unsupported[1])
     except OAuth2Error as e:
         return oauth_error_response(e)
     uri = r.provider.par.push(client.client_id, form)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import logging
-from urllib.parse import quote
+import re
+from html import unescape
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import make_rp, pkce_pair
+from tests.idp.oidc_helpers import ISSUER, make_rp, pkce_pair, query_of
 
 # ------------------------------------------------------------ fixtures / helpers
 
@@ -156,3 +158,157 @@ def test_authorize_refuses_another_loopback_port_for_a_web_client(web, idp_servi
         "response_type": "code", "client_id": rp.client_id, "redirect_uri": "http://127.0.0.1:9999/callback",
         "scope": "openid", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"})
     assert resp.status_code == 400 and "Location" not in resp.headers
+
+
+# ----------------------------------------------------------- /authorize: helpers
+
+
+def _auth_params(rp, **kw):
+    _v, challenge = pkce_pair()
+    p = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
+         "scope": "openid profile", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"}
+    p.update(kw)
+    return {k: v for k, v in p.items() if v is not None}
+
+
+def _page_text(resp) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", resp.get_data(as_text=True)))
+
+
+# ----------------------------- 19.6: non-ASCII authorization parameters are a 400 page
+
+
+@pytest.mark.parametrize("field,value", [
+    ("response_type", "cöde"),
+    ("redirect_uri", "https://evil.example/ü"),
+    ("redirect_uri", "https://portal.example.cn/cb\u202e"),
+    ("scope", "openid 档案"),
+    ("client_id", "客户端"),
+    ("response_mode", "quéry"),
+    ("code_challenge_method", "S256\u00a0"),
+])
+def test_non_ascii_authorization_parameter_is_a_400_page(web, rp, caplog, field, value):
+    resp = web.get("/authorize", query_string=_auth_params(rp, **{field: value}))
+    assert resp.status_code == 400
+    assert "Location" not in resp.headers
+    assert resp.mimetype == "text/html"
+    assert value not in resp.get_data(as_text=True)
+    assert _unhandled(caplog) == []
+
+
+# --------------------------------- 19.10: the error page shows fixed, translated texts
+
+_SPOOF = "https://evil.example/Call_+86-400-000-0000_to_unlock_your_account"
+
+
+@pytest.mark.parametrize("lang,expected", [
+    ("zh-CN", "此登录请求要求返回一个未登记的地址"),
+    ("en", "asks to return to an address that is not registered"),
+])
+def test_unregistered_redirect_uri_page_is_fixed_text(web, rp, caplog, lang, expected):
+    caplog.set_level(logging.INFO, logger="idp.web.views_oauth")
+    resp = web.get("/authorize", query_string={**_auth_params(rp, redirect_uri=_SPOOF), "lang": lang})
+    assert resp.status_code == 400 and "Location" not in resp.headers
+    text = _page_text(resp)  # what the citizen reads (the language link's href keeps the query)
+    assert expected in text
+    assert "evil.example" not in text and "Call_" not in text and "not supported by client" not in text
+    assert any("evil.example" in r.getMessage() for r in caplog.records)  # the detail is in the log
+
+
+@pytest.mark.parametrize("lang,expected", [
+    ("zh-CN", "发起登录的应用未在本平台登记"),
+    ("en", "is not registered with us"),
+])
+def test_unknown_client_page_is_fixed_text(web, rp, lang, expected):
+    resp = web.get("/authorize", query_string={**_auth_params(rp, client_id="Call-400-000-0000-now"), "lang": lang})
+    assert resp.status_code == 400
+    text = _page_text(resp)
+    assert expected in text
+    assert "Call-400" not in text and "does not exist" not in text
+
+
+def test_error_page_detail_is_never_rendered(web, rp):
+    # Any refusal without a usable redirect URI: a duplicated parameter, a stale request_uri.
+    for query in (f"client_id={rp.client_id}&client_id=x_Call_4000000000", "request_uri=urn:ietf:params:oauth:request_uri:Call_4000000000"):
+        resp = web.get("/authorize?" + query)
+        assert resp.status_code == 400
+        assert "Call_4000000000" not in _page_text(resp)
+        assert 'class="detail"' not in resp.get_data(as_text=True)
+
+
+# ----------------------------- 19.5: the language link never leads to another host
+
+
+@pytest.mark.parametrize("path", [
+    "/%5Cevil.example/login", "/%5C%5Cevil.example/", "//evil.example/login", "/%2F%2Fevil.example/x",
+    "/%09/evil.example", "/%5C%09evil.example", "/\\evil.example/login",
+])
+def test_language_link_on_error_page_stays_on_the_idp(web, path):
+    resp = web.get(path)
+    body = resp.get_data(as_text=True)
+    links = re.findall(r'class="lang" href="([^"]*)"', body)
+    assert links, body[:500]
+    for href in links:
+        href = unescape(href)
+        assert href.startswith("/") and href[1:2] not in ("/", "\\")
+        assert "evil.example" not in href
+        assert all(c.isprintable() for c in href)
+        # As a browser resolves it (WHATWG URL: a backslash is a slash in http URLs).
+        assert urlsplit(urljoin(ISSUER + "/", href.replace("\\", "/"))).netloc == urlsplit(ISSUER).netloc
+
+
+def test_language_link_keeps_the_page_and_its_query(web, rp):
+    resp = web.get("/authorize", query_string=_auth_params(rp, redirect_uri="https://other.example/cb"))
+    assert resp.status_code == 400
+    href = unescape(re.findall(r'class="lang" href="([^"]*)"', resp.get_data(as_text=True))[0])
+    assert urlsplit(href).path == "/authorize"
+    assert query_of(href)["client_id"] == rp.client_id and query_of(href)["lang"] == "en"
+
+
+# ------------------- 11.11: request, request_uri, response_mode are refused, not ignored
+
+
+def _refused_with(resp, rp, error: str) -> dict[str, str]:
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    loc = resp.headers["Location"]
+    assert loc.startswith(rp.redirect_uri)
+    q = query_of(loc)
+    assert q["error"] == error and q["state"] == "st" and q["iss"] == ISSUER and "code" not in q
+    return q
+
+
+def test_request_object_is_refused(web, rp, citizen):
+    resp = web.get("/authorize", query_string=_auth_params(rp, request="eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."))
+    _refused_with(resp, rp, "request_not_supported")  # OIDC Core §6.1
+
+
+def test_request_uri_outside_par_is_refused(web, rp):
+    resp = web.get("/authorize", query_string=_auth_params(rp, request_uri="https://rp.example/request.jwt"))
+    _refused_with(resp, rp, "request_uri_not_supported")  # OIDC Core §6.2
+
+
+@pytest.mark.parametrize("mode", ["fragment", "form_post", "query.jwt", "web_message"])
+def test_unsupported_response_mode_is_refused(web, rp, mode):
+    resp = web.get("/authorize", query_string=_auth_params(rp, response_mode=mode))
+    _refused_with(resp, rp, "invalid_request")
+
+
+def test_response_mode_query_is_honoured(web, rp):
+    resp = web.get("/authorize", query_string=_auth_params(rp, response_mode="query"))
+    assert resp.status_code == 200 and "Location" not in resp.headers  # the login form
+
+
+def test_par_refuses_a_request_object_and_an_unsupported_response_mode(web, rp):
+    base = {k: v for k, v in _auth_params(rp).items() if k != "client_id"}
+    for extra in ({"request": "eyJhbGciOiJub25lIn0.e30."}, {"response_mode": "form_post"}):
+        resp = web.post("/par", data={**base, **extra}, headers=rp.basic())
+        assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    assert web.post("/par", data=base, headers=rp.basic()).status_code == 201
+
+
+def test_discovery_tells_what_is_supported(web):
+    doc = web.get("/.well-known/openid-configuration").get_json()
+    assert doc["request_parameter_supported"] is False
+    assert doc["request_uri_parameter_supported"] is False
+    assert doc["claims_parameter_supported"] is False
+    assert doc["response_modes_supported"] == ["query"]
