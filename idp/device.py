@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc8628 import (
     DEVICE_CODE_GRANT_TYPE,
@@ -43,6 +45,8 @@ from authlib.oauth2.rfc8628 import (
     DeviceCredentialDict,
 )
 from redis.exceptions import WatchError
+
+from .oauth.scopes import grant_scope
 
 __all__ = [
     "USER_CODE_ALPHABET",
@@ -228,17 +232,34 @@ class DeviceCodeStore:
 
     # guessing (RFC 8628 §5.1) ---------------------------------------------
     MISS_LIMIT = 10
+    """Wrong user codes per SSO session, and per account, in :attr:`MISS_WINDOW`."""
+    IP_MISS_LIMIT = 50
+    """Per client address: higher, as a service hall's citizens share one NAT address."""
     MISS_WINDOW = 600
 
-    def locked_out(self, who: str) -> bool:
-        """Too many wrong user codes from ``who`` (an SSO session) lately."""
-        return int(self._r.get(f"{self._p}miss:{who}") or 0) >= self.MISS_LIMIT
+    def _miss_keys(self, sid: str, account: str | None, ip: str | None) -> list[tuple[str, int]]:
+        # Keyed on the session, the account and the address (issue 11 §11):
+        # a new session (sign in again) or a new account from the same address
+        # does not start a fresh budget.
+        keys = [(f"{self._p}miss:s:{sid}", self.MISS_LIMIT)]
+        if account:
+            keys.append((f"{self._p}miss:a:{account}", self.MISS_LIMIT))
+        if ip:
+            keys.append((f"{self._p}miss:ip:{ip[:64]}", self.IP_MISS_LIMIT))
+        return keys
 
-    def miss(self, who: str) -> None:
+    def locked_out(self, sid: str, *, account: str | None = None, ip: str | None = None) -> bool:
+        """Too many wrong user codes lately from this session, account or address (one round trip)."""
+        keys = self._miss_keys(sid, account, ip)
+        counts = self._r.mget([k for k, _ in keys])
+        return any(int(c or 0) >= limit for c, (_, limit) in zip(counts, keys, strict=True))
+
+    def miss(self, sid: str, *, account: str | None = None, ip: str | None = None) -> None:
         """Count a wrong user code: §5.1 asks to rate-limit user-code entry."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.incr(f"{self._p}miss:{who}")
-        pipe.expire(f"{self._p}miss:{who}", self.MISS_WINDOW)
+        for key, _ in self._miss_keys(sid, account, ip):
+            pipe.incr(key)
+            pipe.expire(key, self.MISS_WINDOW)
         pipe.execute()
 
     # the token endpoint ---------------------------------------------------
@@ -316,6 +337,28 @@ class YiwangDeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):
 
             raise UnauthorizedClientError("the client is not registered for the device grant")
         return client
+
+    def create_endpoint_response(self, request: Any) -> Any:
+        """RFC 8628 §3.1–§3.2 as Authlib's, with the scope policy in place of its server-wide check.
+
+        A scope the client may not have is ``invalid_scope`` (RFC 8628 §3.2 →
+        RFC 6749 §5.2), before anything is stored; the stored scope is what
+        the policy granted, so the approval page and the tokens cannot exceed it.
+        """
+        client = self.authenticate_client(request)
+        scope = grant_scope(client, DEVICE_CODE_GRANT_TYPE, request.payload.scope, strict=True)
+        user_code = self.generate_user_code()
+        verification_uri = self.get_verification_uri()
+        data = {
+            "device_code": self.generate_device_code(),
+            "user_code": user_code,
+            "verification_uri": verification_uri,
+            "verification_uri_complete": add_params_to_uri(verification_uri, [("user_code", user_code)]),
+            "expires_in": self.EXPIRES_IN,
+            "interval": self.INTERVAL,
+        }
+        self.save_device_credential(client.get_client_id(), scope, data)
+        return 200, data, default_json_headers
 
     def generate_device_code(self) -> str:
         return secrets.token_urlsafe(32)
@@ -404,7 +447,8 @@ class YiwangDeviceCodeGrant(DeviceCodeGrant):
         provider = self.server.provider
         # Issue 4 §7: the kiosk now belongs to the approving session.
         provider.sessions.add_client(user.sid, client.client_id)
-        scopes = (self.request.credential.get_scope() or "").split()
+        # What was granted (the policy's cut in generate_token), not what was stored.
+        scopes = str(token.get("scope") or "").split() if isinstance(token, dict) else []
         if "openid" in scopes and isinstance(token, dict) and "access_token" in token:
             claims = {
                 "sub": provider.subject(client, user.public_id),

@@ -26,9 +26,10 @@ from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet as JoseKeySet
 
-from .claims import ID_NUMBER_SCOPE, user_claims
+from .claims import user_claims
 from .codes import AuthorizationCode
 from .provider import GrantUser
+from .scopes import grant_scope
 from .tokens import at_hash
 
 __all__ = [
@@ -111,10 +112,12 @@ class OpenIDCode(oidc_grants.OpenIDCode):
             claims["at_hash"] = at_hash(token["access_token"])
         citizen = user.citizen if user.citizen is not None else provider.get_citizen(user.citizen_id)
         if citizen is not None:
-            allowed = provider.id_number_allowed(client, scopes)
+            # Never the ID number, whatever the client and scope (issue 11 §4):
+            # an ID token travels through browsers, logs and id_token_hint URLs.
+            # The number is released by userinfo only (idp.oauth.endpoints.userinfo_claims).
             claims.update(user_claims(
-                provider.citizen_claims(citizen, with_id_number=allowed), scopes,
-                may_receive_id_number=allowed,
+                provider.citizen_claims(citizen, with_id_number=False), scopes,
+                may_receive_id_number=False,
             ))
         alg = client.id_token_signed_response_alg or "ES256"
         return provider.tokens.encode_id_token(claims, alg="RS256" if alg == "RS256" else "ES256")
@@ -140,6 +143,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def generate_authorization_code(self) -> str:  # replaced by save below
         return ""
+
+    def validate_authorization_request(self) -> str:
+        """Authlib's checks, then the scope policy (PAR requests come through here too).
+
+        OIDC Core §3.1.2.1: scope values not understood SHOULD be ignored, so
+        what the policy refuses is dropped, not an error; the consent page
+        then shows only what may be granted, and the token response's
+        ``scope`` says what was (RFC 6749 §5.1).
+        """
+        redirect_uri: str = super().validate_authorization_request()
+        self.request.scope = grant_scope(self.request.client, self.GRANT_TYPE, self.request.scope, strict=False)
+        return redirect_uri
 
     def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> Any:
         """RFC 6749 §4.1.2, with the code minted by :class:`~idp.oauth.codes.CodeStore`."""
@@ -207,11 +222,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code: AuthorizationCode) -> GrantUser | None:
         provider = _provider(self)
         snap = authorization_code.citizen
-        wants_number = (ID_NUMBER_SCOPE in (scope_to_list(authorization_code.scope) or [])
-                        and bool(getattr(self.request.client, "may_receive_id_number", False)))
-        if snap is not None and not wants_number:
-            # Read when the code was issued; the account is checked again
-            # (exists, not disabled) atomically when the tokens are recorded.
+        if snap is not None:
+            # Read when the code was issued (the ID token never carries the ID
+            # number, so the snapshot is all it needs); the account is checked
+            # again (exists, not disabled) atomically when the tokens are recorded.
             citizen: Any = CitizenSnapshot(**snap)
         else:
             citizen = provider.get_citizen(int(authorization_code.citizen_id))
@@ -306,9 +320,37 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def revoke_old_credential(self, refresh_token: Any) -> None:
         pass  # consumed (rotated) atomically in authenticate_refresh_token
 
+    def validate_token_request(self) -> None:
+        # Authlib's order, with the scope policy before the refresh token is
+        # consumed (a refused request leaves the token usable). A scope named
+        # here must be allowed by the policy (invalid_scope) and, RFC 6749 §6,
+        # within the original grant (Authlib's _validate_token_scope). Without
+        # one, the original scope is cut by the policy when the token is
+        # generated, so a registration narrowed since then applies.
+        client = self._validate_request_client()
+        self.request.client = client
+        if self.request.payload.scope:
+            grant_scope(client, self.GRANT_TYPE, self.request.payload.scope, strict=True)
+        refresh_token = self._validate_request_token(client)
+        self._validate_token_scope(refresh_token)
+        self.request.refresh_token = refresh_token
+
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4: a scope beyond what the policy allows this client is ``invalid_scope``.
+
+    RFC 6749 §5.2 ("exceeds the scope granted by the resource owner" — here
+    the registration), as Keycloak and Hydra answer; nothing is downscoped
+    silently, so an agency learns at once that it asked for too much. No
+    ``scope`` gets a token with no scope (RFC 6749 §3.3 lets the server pick
+    the default; least privilege picks none).
+    """
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def validate_requested_scope(self) -> None:
+        # Called by Authlib's validate_token_request once the client is authenticated.
+        grant_scope(self.request.client, self.GRANT_TYPE, self.request.payload.scope, strict=True)
 
 
 class PrivateKeyJWTAuth(JWTBearerClientAssertion):

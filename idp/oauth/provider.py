@@ -24,6 +24,7 @@ from .claims import ID_NUMBER_SCOPE, CitizenClaims
 from .codes import CodeStore
 from .par import PushedRequestStore
 from .records import SqlTokenStore
+from .scopes import decide
 from .subject import sector_of, subject_for
 from .tokens import TokenService
 
@@ -200,7 +201,11 @@ class Provider:
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        scope = scope or ""
+        # The grant has already cut (and, at the token endpoint, refused) what
+        # it may not grant; cutting again here, with the same policy, is what
+        # makes a grant that forgot to ask unable to issue more (DESIGN.md,
+        # "Boundaries"). The response's ``scope`` is what was granted (RFC 6749 §5.1).
+        scope = decide(client, grant_type, scope).scope
         resource = (user.extra.get("resource") if user else None) or None
         aud = self.audience(client, scope, resource)
         if user is None:  # client_credentials: the client is the subject

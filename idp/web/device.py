@@ -18,9 +18,16 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, make_response, redirect, request, url_for
 
-from ..device import DeviceApproval, DeviceCodeStore, normalize_user_code, register_device_flow
+from ..device import (
+    DEVICE_CODE_GRANT_TYPE,
+    DeviceApproval,
+    DeviceCodeStore,
+    normalize_user_code,
+    register_device_flow,
+)
 from ..oauth.claims import ID_NUMBER_SCOPE
 from ..oauth.flow import final_scopes
+from ..oauth.scopes import decide as decide_scopes
 from .common import current_session, render, rt
 from .i18n import register
 from .security import check_csrf
@@ -64,6 +71,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Too many wrong codes: try again in 10 minutes.",
     },
     "device_csrf": {"zh-CN": "表单已过期，请重新操作。", "en": "The form has expired; please try again."},
+    # certs:read:<TYPE>: one type of certificate (the type code, as certstore names it)
+    "scope_certs:read_type": {
+        "zh-CN": "读取您在电子证照库中的 {type} 类证照（每次读取都会记入您的证照夹）",
+        "en": "Read your {type} certificates in the certificate store (every read is shown in your wallet)",
+    },
 }
 
 
@@ -122,27 +134,45 @@ def verify() -> Any:
         return _to_login(raw[:20] or None)
     if not raw:
         return _render("device_enter.html", error=None, user_code="")
-    if _store().locked_out(session.sid):
+    if _store().locked_out(session.sid, **_guesser(session)):
         return _render("device_enter.html", 429, error="device_locked", user_code="")
     pending = _store().pending_for_user_code(raw)
     if pending is None:
-        _store().miss(session.sid)
+        _store().miss(session.sid, **_guesser(session))
         return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
     client = rt().provider.query_client(pending["client_id"])
+    if client is None:  # deleted since the device asked: nothing to approve
+        return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
     scopes = _shown_scopes(client, pending["scope"])
     return _render(
         "device_confirm.html",
-        client_name=client.name if client is not None else pending["client_id"],
+        client_name=client.name,
         scopes=scopes,
+        scope_items=[_scope_item(s) for s in scopes],
         asks_id_number=ID_NUMBER_SCOPE in scopes,
         user_code=pending["user_code"],
     )
 
 
+def _guesser(session: Any) -> dict[str, str | None]:
+    """Who is entering user codes, beyond the session: the account and the address (RFC 8628 §5.1)."""
+    return {"account": str(session.citizen_id), "ip": request.remote_addr}
+
+
 def _shown_scopes(client: Any, scope: str) -> list[str]:
-    """What the confirmation page lists, as the consent page does (no ID number for a client that may not have it)."""
-    may = bool(client is not None and client.may_receive_id_number)
-    return [s for s in scope.split() if s != ID_NUMBER_SCOPE or may]
+    """What the page lists and the approval may grant: the scope policy's cut, never the raw request.
+
+    The stored scope was cut when the device asked; cutting again here means
+    a registration narrowed since then is shown (and granted) as it now is.
+    """
+    return list(decide_scopes(client, DEVICE_CODE_GRANT_TYPE, scope).granted)
+
+
+def _scope_item(scope: str) -> dict[str, Any]:
+    """The message key (and values) that names a scope on the page, in zh-CN and en."""
+    if scope.startswith("certs:read:"):
+        return {"scope": scope, "key": "scope_certs:read_type", "values": {"type": scope.split(":", 2)[2]}}
+    return {"scope": scope, "key": "scope_" + scope, "values": {}}
 
 
 @bp.post(VERIFICATION_PATH)
@@ -157,6 +187,8 @@ def decide() -> Any:
     if request.form.get("decision") not in ("approve", "deny"):
         # The code-entry form: show the confirmation for the code typed in.
         return redirect(url_for("device.verify", user_code=raw[:20]), code=303)
+    if _store().locked_out(session.sid, **_guesser(session)):
+        return _render("device_enter.html", 429, error="device_locked", user_code="")
     approval = None
     scope = None
     if request.form["decision"] == "approve":
@@ -174,7 +206,7 @@ def decide() -> Any:
             granted = [s for s in shown if s != ID_NUMBER_SCOPE]
             if ID_NUMBER_SCOPE in shown and request.form.get("share_id_number") == "yes":
                 granted.append(ID_NUMBER_SCOPE)
-            scope = " ".join(final_scopes(pending["scope"].split(), first_party=client.first_party,
+            scope = " ".join(final_scopes(shown, first_party=client.first_party,
                                           may_receive_id_number=client.may_receive_id_number, consented=granted))
             _remember_consent(citizen.id, client.client_id, granted)
             rt().provider.audit("consent.granted", client_id=client.client_id, detail={"scopes": granted})
@@ -186,11 +218,9 @@ def decide() -> Any:
             acr=session.acr,
             amr=tuple(session.amr),
         )
-    if _store().locked_out(session.sid):
-        return _render("device_enter.html", 429, error="device_locked", user_code="")
     client_id = _store().decide(raw, approval=approval, scope=scope)
     if client_id is None:
-        _store().miss(session.sid)
+        _store().miss(session.sid, **_guesser(session))
         return _render("device_enter.html", 400, error="device_unknown", user_code=raw[:20])
     rt().provider.audit(
         "device.approved" if approval else "device.denied",

@@ -214,9 +214,14 @@ def test_id_number_released_with_registration_and_consent(web, idp_services, cit
                  scopes=("openid", "profile", "id_number"), redirect_uri="https://sb.example.cn/cb")
     q, v = authorize_code(web, rp, scope="openid profile id_number", share_id_number=True)
     tokens = exchange(web, rp, q["code"], v).get_json()
-    assert _claims(tokens["id_token"])["id_number"] == ID_NUMBER
+    # Issue 11 §4: released through userinfo only, never in an ID token (nor its refresh).
+    assert "id_number" in tokens["scope"].split()
+    assert "id_number" not in _claims(tokens["id_token"])
     ui = web.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
     assert ui["id_number"] == ID_NUMBER
+    refreshed = web.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                         headers=rp.basic()).get_json()
+    assert "id_number" not in _claims(refreshed["id_token"])
 
 
 def test_pairwise_sub_differs_per_sector_and_public_is_stable(web, idp_services, citizen):
