@@ -96,11 +96,14 @@ class StaticResolver:
 class IntrospectionResolver:
     """RFC 7662 introspection at the idp, authenticated as certstore (``client_secret_basic``)."""
 
-    def __init__(self, endpoint: str, client_id: str, client_secret: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, endpoint: str, client_id: str, client_secret: str, *, timeout: float = 5.0, session: Any = None
+    ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id
         self._secret = client_secret
         self.timeout = timeout
+        self._session = session
 
     def __repr__(self) -> str:
         return f"IntrospectionResolver({self.endpoint!r}, client_id={self.client_id!r})"
@@ -109,7 +112,7 @@ class IntrospectionResolver:
         import requests
 
         try:
-            resp = requests.post(
+            resp = (self._session or requests).post(
                 self.endpoint,
                 data={"token": token, "token_type_hint": "access_token"},
                 auth=(self.client_id, self._secret),
@@ -119,8 +122,11 @@ class IntrospectionResolver:
             raise ServiceUnavailable("the identity provider cannot be reached to identify the citizen") from None
         if resp.status_code != 200:
             raise ServiceUnavailable(f"the identity provider's introspection answered HTTP {resp.status_code}")
-        data = resp.json()
-        if not isinstance(data, dict) or not data.get("active"):
+        try:
+            data = resp.json()
+        except ValueError:
+            raise ServiceUnavailable("the identity provider's introspection answer is not JSON") from None
+        if not isinstance(data, dict) or data.get("active") is not True:
             return None
         number = data.get("id_number")
         if not isinstance(number, str) or not number:

@@ -2,23 +2,32 @@
 
 certstore is an ordinary relying party of the idp here (Authlib's Flask
 client, discovery document, ``code`` + PKCE S256), registered as allowed to
-receive the ID number: the callback asks for the ``id_number`` claim, turns
-it into the blind index at once and keeps only that index (and the citizen's
-pairwise ``sub``) in a server-side session (``certstore.wallet_sessions``);
-the cookie holds only a random opaque value. The number itself is never
-stored, logged or put in the cookie.
+receive the ID number. The number comes from the idp's userinfo endpoint
+(OIDC Core §5.3), asked with the access token; an ``id_number`` in the ID
+token is never read, because an ID token travels further than userinfo
+answers do (``id_token_hint`` in a logout URL). The callback turns the
+number into the blind index at once and keeps only that index (and the
+citizen's pairwise ``sub``) in a server-side session
+(``certstore.wallet_sessions``); the cookie holds only a random opaque
+value. The number itself is never stored, logged, put in the cookie or in
+a URL.
 
 Single sign-out (OpenID Connect Back-Channel Logout 1.0): the session records
 the idp's ``sid`` from the ID token, and ``POST /wallet/backchannel-logout``
 ends every wallet session of an idp session when the idp says so. Signing
 out of the wallet deletes the server-side record (a copied cookie is then
-worthless) and sends the citizen to the idp's ``end_session_endpoint``.
+worthless) and sends the citizen to the idp's ``end_session_endpoint`` with
+``client_id`` and ``post_logout_redirect_uri`` (RP-Initiated Logout 1.0 §2
+allows ``client_id`` without ``id_token_hint``); the ID token is kept and
+sent as ``id_token_hint`` only when it carries no ID number.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hmac
+import json
 import logging
 import secrets
 from typing import Any
@@ -138,7 +147,12 @@ def home() -> Response:
 
 @bp.get("/login")
 def login() -> Any:
-    return _client().authorize_redirect(url_for("wallet.callback", _external=True))
+    client = _client()
+    try:
+        return client.authorize_redirect(url_for("wallet.callback", _external=True))
+    except Exception as e:  # the idp's discovery document cannot be read: say so, no traceback
+        logger.warning("wallet sign-in cannot start: %s", type(e).__name__)
+        abort(503, "the identity provider cannot be reached; please try again later")
 
 
 @bp.get("/callback")
@@ -149,14 +163,18 @@ def callback() -> Any:
     except Exception as e:  # Authlib raises OAuthError and friends: the sign-in did not complete
         logger.info("wallet sign-in failed: %s", type(e).__name__)
         abort(400, "the sign-in did not complete; please try again")
-    info = token.get("userinfo") or {}
+    claims = token.get("userinfo") or {}  # Authlib's name for the validated ID token's claims
+    try:
+        info = client.userinfo(token=token)  # OIDC Core §5.3.1: the access token, in a header
+    except Exception as e:  # network or an error answer: the sign-in cannot finish
+        logger.info("wallet userinfo request failed: %s", type(e).__name__)
+        abort(400, "the sign-in did not complete; please try again")
     number = info.get("id_number")
-    if not number:
-        info = client.userinfo(token=token)
-        number = info.get("id_number")
     if not isinstance(number, str) or not number:
         abort(403, "the identity provider did not release your ID number to the wallet; allow it on the consent page")
-    claims = token.get("userinfo") or {}
+    # OIDC Core §5.3.2: the userinfo sub must be the ID token's, or the answer is not about this sign-in.
+    if claims.get("sub") and info.get("sub") != claims.get("sub"):
+        abort(400, "the sign-in did not complete; please try again")
     sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     id_token = token.get("id_token") if isinstance(token.get("id_token"), str) else None
     resp = redirect(url_for("wallet.home"))
@@ -174,6 +192,8 @@ def complete_sign_in(
     Returns the opaque cookie value, also set on ``resp``.
     """
     index = wallet_service().holder_index(number)
+    if id_token and _carries_number(id_token, number):
+        id_token = None  # an ID token carrying the number never goes into Redis or a URL
     session.clear()  # Authlib's state, nonce and PKCE verifier are spent
     data = {
         "hi": index,
@@ -190,11 +210,23 @@ def complete_sign_in(
     return value
 
 
+def _carries_number(id_token: str, number: str) -> bool:
+    """Whether the ID token's payload holds an ``id_number`` claim or the number itself."""
+    try:
+        part = id_token.split(".")[1]
+        payload = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
+        claims = json.loads(payload)
+    except (IndexError, ValueError):
+        return True  # unreadable: assume the worst and keep it nowhere
+    return not isinstance(claims, dict) or "id_number" in claims or number.upper() in payload.upper()
+
+
 def _end_session_url(id_token: str) -> str | None:
-    """The idp's end_session_endpoint (RP-Initiated Logout 1.0 §2) with ``id_token_hint``."""
+    """The idp's end_session_endpoint (RP-Initiated Logout 1.0 §2): ``client_id`` and
+    ``post_logout_redirect_uri``, and ``id_token_hint`` only for an ID token without the number."""
     oauth = current_app.extensions.get("certstore.oauth")
     load = getattr(getattr(oauth, "idp", None), "load_server_metadata", None)
-    if load is None or not id_token:
+    if load is None:
         return None
     try:
         endpoint = load().get("end_session_endpoint")
@@ -204,11 +236,12 @@ def _end_session_url(id_token: str) -> str | None:
     if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
         return None
     settings = services().settings
-    query = urlencode({
-        "id_token_hint": id_token,
-        "client_id": settings.client_id or "",
-        "post_logout_redirect_uri": f"{settings.public_url}/verify",
-    })
+    if not settings.client_id:
+        return None
+    params = {"client_id": settings.client_id, "post_logout_redirect_uri": f"{settings.public_url}/verify"}
+    if id_token:
+        params["id_token_hint"] = id_token
+    query = urlencode(params)
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 

@@ -174,7 +174,8 @@ def test_a_copied_cookie_dies_with_sign_out(app: Any, client: Any, wallet: Walle
 
 def test_sign_out_continues_at_the_idp(app: Any, client: Any, wallet: WalletService) -> None:
     fake = _FakeOAuth({"sub": "pw", "sid": "sid-9", "id_number": PERSON_ID, "name": "张三丰"})
-    token = {"access_token": "x", "id_token": "the.id.token", "userinfo": dict(fake.idp.info)}
+    id_token = f"e30.{_b64({'sub': 'pw', 'sid': 'sid-9'})}.c2ln"  # an ID token without the number
+    token = {"access_token": "x", "id_token": id_token, "userinfo": {"sub": "pw", "sid": "sid-9"}}
     fake.idp.authorize_access_token = lambda: token  # type: ignore[method-assign]
     fake.idp.load_server_metadata = lambda: {"end_session_endpoint": f"{ISSUER_URL}/logout"}  # type: ignore[attr-defined]
     app.extensions["certstore.oauth"] = fake
@@ -182,7 +183,8 @@ def test_sign_out_continues_at_the_idp(app: Any, client: Any, wallet: WalletServ
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/wallet").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
     resp = client.post("/wallet/logout", data={"csrf": csrf})
     target = resp.headers["Location"]
-    assert target.startswith(f"{ISSUER_URL}/logout?") and "id_token_hint=the.id.token" in target
+    assert target.startswith(f"{ISSUER_URL}/logout?") and f"id_token_hint={id_token}" in target
+    assert "client_id=certstore" in target
     assert "post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A5100%2Fverify" in target
     assert "yw_wallet=;" in resp.headers["Set-Cookie"] or "Max-Age=0" in resp.headers["Set-Cookie"]
     assert _signed_out(client)
