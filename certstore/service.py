@@ -226,7 +226,11 @@ class CertificateService:
         self.trust_store = TrustStore(
             settings, sessions, keyring, self.registry, status_base_url=self.status_lists.base_url, clock=clock
         )
+        from .remote import loopback_allowed
+        from .statuslists import requests_fetch
+
         self.status_cache = StatusListCache(
+            functools.partial(requests_fetch, allow_loopback=loopback_allowed(settings)),
             cache_dir=settings.home / "cache" / "status-lists",
             clock=clock,
             max_age=dt.timedelta(seconds=settings.status_list_max_age),
@@ -769,7 +773,12 @@ class CertificateService:
         """Status of a certificate not in this registry: from its issuer's status list, fetched whole."""
         if claims.status_list is None or claims.status_index is None:
             return Check("status", False, "no certificate with this identifier in this registry, and it names no status list")
-        uri = merged.status_uri(issuer, claims.status_list) if issuer is not None else None
+        from .remote import InvalidListId
+
+        try:
+            uri = merged.status_uri(issuer, claims.status_list) if issuer is not None else None
+        except InvalidListId:
+            return Check("status", False, "the QR code names a status list id that is not valid; not fetched")
         if uri is None:
             return Check("status", False, "the issuer's region publishes no status list this deployment knows")
         # Any current key of that agency may have signed the list (its signer may have been renewed).

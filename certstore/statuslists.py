@@ -255,12 +255,15 @@ STATUS_LIST_MAX_BYTES = 32 * 1024 * 1024
 """Largest status list token fetched (the decoder's own limits are below this)."""
 
 
-def requests_fetch(url: str) -> FetchResponse:
-    """GET ``url`` with ``requests``: no cookies, no identifying headers, no redirects, at most 32 MiB."""
+def requests_fetch(url: str, *, allow_loopback: bool = False) -> FetchResponse:
+    """GET ``url`` (https, public address; loopback only in the demo): no cookies, no redirects, at most 32 MiB, 10 s in all."""
     from .remote import FetchFailed, TooLarge, fetch_capped
 
     try:
-        got = fetch_capped(url, STATUS_LIST_MAX_BYTES, timeout=(5.0, 10.0), headers={"Accept": "application/statuslist+jwt"})
+        got = fetch_capped(
+            url, STATUS_LIST_MAX_BYTES, timeout=(5.0, 10.0), headers={"Accept": "application/statuslist+jwt"},
+            allow_loopback=allow_loopback,
+        )
     except FetchFailed as e:
         raise StatusListError(f"the status list could not be fetched ({e})", reason="fetch") from None
     except TooLarge:

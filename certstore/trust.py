@@ -83,8 +83,15 @@ class MergedTrust:
     regions: tuple[str, ...]
 
     def status_uri(self, issuer: TrustedIssuer, list_id: str) -> str | None:
+        """Where ``list_id`` (from a QR code) lives: on the host the issuer's region registered, or nowhere.
+
+        Raises :class:`certstore.remote.InvalidListId` for an id that is not
+        ``[A-Za-z0-9_-]{1,64}`` or would leave that host (issue 11 §11).
+        """
+        from .remote import status_list_url
+
         base = self.status_base.get(issuer.kid)
-        return None if base is None else base + list_id
+        return None if base is None else status_list_url(base, list_id)
 
 
 class TrustStore:

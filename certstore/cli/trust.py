@@ -81,7 +81,7 @@ def register(group: click.Group) -> None:
         """
         agreed = [t for t in types.split(",") if t.strip()]
         text = (
-            _fetch(file, allow_loopback=loopback_allowed(settings_of(ctx).public_url))
+            _fetch(file, allow_loopback=loopback_allowed(settings_of(ctx)))
             if file.startswith(("https://", "http://"))
             else _read(Path(file), "file")
         )

@@ -23,20 +23,20 @@ queue gone with a restarted idp).
 from __future__ import annotations
 
 import datetime as dt
-import http.cookiejar
+import ipaddress
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
 import sqlalchemy as sa
 
 from keys.backend import Signer
 
 from ..models import Citizen, Client, LogoutDelivery, utcnow
+from ..netpolicy import check_outbound_url
 from ..oauth.subject import sector_of, subject_for
 from ..settings import IdpSettings
 from .http import Outcome, post_logout_token
@@ -117,6 +117,34 @@ def _origin_and_path(uri: str) -> str:
     return uri.split("?", 1)[0]
 
 
+def _allow_loopback(settings: IdpSettings) -> bool:
+    """Whether receivers on loopback may be told (the embedded demo).
+
+    The explicit setting ``allow_loopback_callbacks`` when the settings have
+    it; otherwise only an idp whose own issuer is on loopback (the embedded
+    demo, whose portal listens on 127.0.0.1 too).
+    """
+    explicit = getattr(settings, "allow_loopback_callbacks", None)
+    if isinstance(explicit, bool):
+        return explicit
+    host = urlsplit(settings.issuer).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_uri(uri: str, *, allow_loopback: bool) -> Outcome | None:
+    """The registration rule again, at delivery: ``None`` when ``uri`` may be posted to."""
+    try:
+        check_outbound_url(uri, allow_loopback=allow_loopback)
+    except ValueError as e:
+        return Outcome("failed", f"not sent: {e}")
+    return None
+
+
 class LogoutService:
     """Revocation and back-channel fan-out for ended sessions; the job handlers.
 
@@ -138,7 +166,7 @@ class LogoutService:
         pairwise_salt: bytes,
         sessions: Any | None = None,
         tokens: Any | None = None,
-        http: requests.Session | None = None,
+        allow_loopback: bool | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -146,20 +174,9 @@ class LogoutService:
         self._salt = pairwise_salt
         self.sessions = sessions
         self.tokens = tokens
-        self._fixed_http = http
-        self._local = threading.local()
+        self.allow_loopback = _allow_loopback(settings) if allow_loopback is None else allow_loopback
+        """Receivers on 127.0.0.1 may be told (the embedded demo); never private addresses."""
         self.queue: Any | None = None
-
-    def _http(self) -> requests.Session:
-        """One HTTP session per worker thread (keep-alive to RPs), never storing cookies."""
-        if self._fixed_http is not None:
-            return self._fixed_http
-        session = getattr(self._local, "http", None)
-        if session is None:
-            session = requests.Session()
-            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-            self._local.http = session
-        return session
 
     # -- hook: a session ended --------------------------------------------
     def session_ended(self, session: Any, reason: str) -> list[int]:
@@ -285,10 +302,15 @@ class LogoutService:
             alg = db.scalar(
                 sa.select(Client.id_token_signed_response_alg).where(Client.client_id == row.client_id)
             )
-        token = encode_logout_token(self._signer(alg or "ES256"), spec)
-        outcome = post_logout_token(
-            uri, token, timeout=self.settings.logout_timeout_seconds, session=self._http()
-        )
+        outcome = _check_uri(uri, allow_loopback=self.allow_loopback)
+        if outcome is None:
+            token = encode_logout_token(self._signer(alg or "ES256"), spec)
+            # Issue 19 §2/§7: the address is checked again at delivery (a URI
+            # registered before the rule, or a name that now resolves to an
+            # internal address), and the POST has one deadline and a size cap.
+            outcome = post_logout_token(
+                uri, token, timeout=self.settings.logout_timeout_seconds, allow_loopback=self.allow_loopback
+            )
         now = utcnow()
         give_up = (now - created).total_seconds() >= self.settings.logout_retry_seconds
         self._record_outcome(int(delivery_id), outcome, now, give_up=give_up)

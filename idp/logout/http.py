@@ -10,7 +10,14 @@ failed. We read the outcome as:
   business redirecting) → failed for good: the RP rejected this token and
   retrying the same token cannot change its mind;
 - 5xx, time-outs, refused or reset connections, DNS failures → transient: retry
-  with backoff.
+  with backoff;
+- a URI we may not reach (not https, or resolving to a loopback, private or
+  link-local address outside the embedded demo) → failed for good.
+
+The receiver is a stranger to the idp: only its status line matters, so the
+exchange goes through :func:`keys.http.bounded_request` with one deadline for
+the whole delivery, at most :data:`ANSWER_BYTES` of raw body read and never
+decompressed (issue 19 §2: a gzip answer of 3 MB once took a worker to 6 GB).
 """
 
 from __future__ import annotations
@@ -18,14 +25,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlencode
 
-import requests
+from keys.http import FetchFailed, FetchRefused, FetchTimeout, FetchTooLarge, bounded_request
 
-__all__ = ["Outcome", "post_logout_token"]
+__all__ = ["Outcome", "post_logout_token", "ANSWER_BYTES"]
 
 logger = logging.getLogger(__name__)
 
-_USER_AGENT = "Yiwang-idp back-channel logout"
+ANSWER_BYTES = 4096
+"""Raw bytes of the receiver's body read at most (§2.8 gives the body no meaning)."""
 
 
 @dataclass(frozen=True)
@@ -41,37 +50,39 @@ def post_logout_token(
     logout_token: str,
     *,
     timeout: float,
-    session: requests.Session | None = None,
+    allow_loopback: bool = False,
 ) -> Outcome:
-    """POST ``logout_token`` to ``uri`` once and classify the answer."""
-    http = session or requests
+    """POST ``logout_token`` to ``uri`` once, within ``timeout`` seconds in all, and classify the answer.
+
+    ``allow_loopback``: the embedded demo's receivers on 127.0.0.1 (plain
+    http allowed there too); never private or link-local addresses.
+    """
+    body = urlencode({"logout_token": logout_token}).encode()
     try:
-        response = http.post(
+        response = bounded_request(
+            "POST",
             uri,
-            data={"logout_token": logout_token},
-            timeout=(timeout, timeout),
-            allow_redirects=False,
-            headers={"User-Agent": _USER_AGENT, "Cache-Control": "no-store"},
+            body=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": "Yiwang-idp back-channel logout",
+                "Cache-Control": "no-store",
+            },
+            max_bytes=ANSWER_BYTES,
+            on_excess="cut",
+            deadline=timeout,
+            connect_timeout=timeout,
+            allow_loopback=allow_loopback,
         )
-    except requests.Timeout:
+    except FetchRefused as e:
+        return Outcome("failed", f"not sent: {e}")
+    except FetchTimeout:
         return Outcome("retry", f"timed out after {timeout:g} s")
-    except requests.ConnectionError as e:
-        return Outcome("retry", f"connection failed ({_reason(e)})")
-    except requests.RequestException as e:
-        # Malformed URL and the like: retrying cannot help.
-        return Outcome("failed", f"request not sent ({type(e).__name__})")
-    status = response.status_code
-    response.close()
+    except (FetchFailed, FetchTooLarge) as e:
+        return Outcome("retry", f"connection failed ({e})")
+    status = response.status
     if 200 <= status < 300:
         return Outcome("delivered", f"HTTP {status}")
     if 500 <= status < 600:
         return Outcome("retry", f"HTTP {status}")
     return Outcome("failed", f"HTTP {status}")
-
-
-def _reason(e: requests.ConnectionError) -> str:
-    text = str(e).lower()
-    for word in ("refused", "reset", "name or service", "timed out", "unreachable", "aborted"):
-        if word in text:
-            return {"name or service": "name not resolved"}.get(word, word)
-    return type(e).__name__

@@ -14,6 +14,7 @@ refused; no request B makes names the certificate.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import threading
 from collections.abc import Iterator
@@ -101,7 +102,10 @@ def region_b(tmp_path: Path, second_database_url: str, jwks_source: StaticJwksSo
     from certstore.wiring import build_services
 
     clock = Clock()
-    settings = make_settings(tmp_path / "b", second_database_url, public_url="http://b.invalid", region="310000")
+    settings = make_settings(
+        tmp_path / "b", second_database_url, public_url="http://b.invalid", region="310000",
+        extra={"allow_loopback_fetch": True},  # region A is a local server in this test
+    )
     svc = build_services(settings, jwks_source=jwks_source, clock=clock)
     upgrade(svc.engine)
     pki.init_region(svc.keyring, region="310000", name="Region B", crl_url="http://b.invalid/pki/crl/issuing.crl")
@@ -159,7 +163,7 @@ def test_two_regions(region_a: tuple[Any, Recorder], region_b: tuple[Any, Clock]
     a.certificates.lifecycle.change(cert.identifier, "revoke", reason="issued in error", actor="test", agency_uscc=PSB)
     from certstore.statuslists import requests_fetch
 
-    b.certificates.status_cache.fetch = requests_fetch
+    b.certificates.status_cache.fetch = functools.partial(requests_fetch, allow_loopback=True)  # region A is local
     b_clock.offset = dt.timedelta(minutes=6)
     revoked = b.certificates.verify_qr(cert.qr_text)
     assert not revoked.valid
@@ -222,7 +226,7 @@ def test_stale_or_unreachable_status_list_is_never_valid(region_a: tuple[Any, Re
     # A list older than B allows is refused, even when freshly fetched.
     from certstore.statuslists import requests_fetch
 
-    b.certificates.status_cache.fetch = requests_fetch
+    b.certificates.status_cache.fetch = functools.partial(requests_fetch, allow_loopback=True)  # region A is local
     b.certificates.status_cache.max_age = dt.timedelta(minutes=1)
     b_clock.offset = dt.timedelta(minutes=10)
     old = b.certificates.verify_qr(cert.qr_text)

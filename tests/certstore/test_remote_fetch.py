@@ -79,20 +79,20 @@ def server() -> Iterator[_Server]:
 
 def test_fetch_stops_reading_past_the_cap(server: _Server) -> None:
     with pytest.raises(TooLarge):
-        fetch_capped(f"{server.url}/endless/64", 1 * MIB)
+        fetch_capped(f"{server.url}/endless/64", 1 * MIB, allow_loopback=True)
     assert server.wait_sent("/endless/64") < 64 * MIB  # the client hung up, it did not drain the body
     with pytest.raises(TooLarge):
-        fetch_capped(f"{server.url}/declared/8", 1 * MIB)  # refused on Content-Length alone
-    assert fetch_capped(f"{server.url}/small", 5).body == b"hello"
-    assert fetch_capped(f"{server.url}/redirect", 5).status == 302  # not followed
+        fetch_capped(f"{server.url}/declared/8", 1 * MIB, allow_loopback=True)  # refused on Content-Length alone
+    assert fetch_capped(f"{server.url}/small", 5, allow_loopback=True).body == b"hello"
+    assert fetch_capped(f"{server.url}/redirect", 5, allow_loopback=True).status == 302  # not followed
 
 
 def test_status_list_fetch_refuses_an_oversized_answer(server: _Server) -> None:
     total = STATUS_LIST_MAX_BYTES // MIB * 2
     with pytest.raises(StatusListError, match="larger than 32 MiB"):
-        requests_fetch(f"{server.url}/endless/{total}")
+        requests_fetch(f"{server.url}/endless/{total}", allow_loopback=True)
     assert server.wait_sent(f"/endless/{total}") < total * MIB
-    assert requests_fetch(f"{server.url}/redirect").status == 302
+    assert requests_fetch(f"{server.url}/redirect", allow_loopback=True).status == 302
 
 
 def test_trust_import_refuses_an_oversized_answer(demo: Any, server: _Server, tmp_path: Path) -> None:
