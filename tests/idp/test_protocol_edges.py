@@ -312,3 +312,75 @@ def test_discovery_tells_what_is_supported(web):
     assert doc["request_uri_parameter_supported"] is False
     assert doc["claims_parameter_supported"] is False
     assert doc["response_modes_supported"] == ["query"]
+
+
+# ------------------------ 11.11: private_key_jwt assertions are short-lived and capped
+
+_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture
+def pk_client(idp_services):
+    from joserfc import jwk
+
+    key = jwk.ECKey.generate_key("P-256", parameters={"kid": "rp-key-1"}, private=True)
+    pub = key.as_dict(private=False)
+    pub.update(alg="ES256", use="sig")
+    rp = make_rp(idp_services, name="PKJWT", auth_method="private_key_jwt", jwks={"keys": [pub]})
+    return rp, key
+
+
+def _assertion_token(web, pk_client, **claims):
+    import time
+    import uuid
+
+    from joserfc import jwt
+
+    rp, key = pk_client
+    now = int(time.time())
+    body = {"iss": rp.client_id, "sub": rp.client_id, "aud": ISSUER + "/token", "jti": uuid.uuid4().hex,
+            "iat": now, "exp": now + 60}
+    body.update({k: (now + v if isinstance(v, int) and k in ("exp", "iat") else v) for k, v in claims.items()})
+    body = {k: v for k, v in body.items() if v is not None}
+    assertion = jwt.encode({"alg": "ES256", "kid": "rp-key-1"}, body, key)
+    return web.post("/token", data={"grant_type": "client_credentials", "client_assertion_type": _JWT_BEARER,
+                                    "client_assertion": assertion})
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": 48 * 3600},                 # outlives the replay cache
+    {"exp": 400 * 24 * 3600},
+    {"exp": 3600, "iat": None},         # an hour ahead, no iat
+    {"exp": None},                      # no exp at all
+    {"exp": "soon"},
+    {"iat": 3600, "exp": 3660},         # issued in the future
+    {"iat": -600, "exp": 200},          # lives 800 s in all
+], ids=["48h", "400d", "1h-no-iat", "no-exp", "exp-not-a-number", "iat-future", "lifetime-800s"])
+def test_long_lived_client_assertion_is_refused(web, pk_client, claims):
+    resp = _assertion_token(web, pk_client, **claims)
+    assert resp.status_code in (400, 401) and resp.get_json()["error"] == "invalid_client", resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("claims", [{}, {"exp": 300}, {"exp": 300, "iat": None}, {"iat": 10, "exp": 290}])
+def test_short_lived_client_assertion_is_accepted(web, pk_client, claims):
+    resp = _assertion_token(web, pk_client, **claims)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+
+
+def test_client_assertion_jti_is_remembered_while_it_is_valid(web, idp_services, pk_client):
+    import time
+    import uuid
+
+    from joserfc import jwt
+
+    rp, key = pk_client
+    now = int(time.time())
+    jti = uuid.uuid4().hex
+    claims = {"iss": rp.client_id, "sub": rp.client_id, "aud": ISSUER + "/token", "jti": jti, "exp": now + 300}
+    data = {"grant_type": "client_credentials", "client_assertion_type": _JWT_BEARER,
+            "client_assertion": jwt.encode({"alg": "ES256", "kid": "rp-key-1"}, claims, key)}
+    assert web.post("/token", data=data).status_code == 200
+    assert web.post("/token", data=data).get_json()["error"] == "invalid_client"
+    keys = [k for k in idp_services.redis.scan_iter(match=f"*jti:{rp.client_id}:{jti}")]
+    assert len(keys) == 1
+    assert idp_services.redis.ttl(keys[0]) >= 300  # at least the assertion's remaining life
