@@ -7,7 +7,8 @@
   up by itself);
 - ``/gzip``: ``Content-Encoding: gzip``, a 1 MiB body that inflates to 1 GiB;
 - ``/trickle``: a 200 with ``Content-Length: 100`` and then one byte a second
-  (for at most :data:`TRICKLE_SECONDS`).
+  (for at most ``trickle_seconds``);
+- ``/small``: a well-behaved 200 with ``hello``.
 
 Every handler stops by itself and at :meth:`HostileServer.stop`, so a client
 that never hangs up cannot keep the test running. :class:`RssMeter` samples
@@ -45,7 +46,8 @@ def gzip_bomb() -> bytes:
 
 
 class HostileServer:
-    def __init__(self) -> None:
+    def __init__(self, *, trickle_seconds: float = TRICKLE_SECONDS) -> None:
+        self.trickle_seconds = trickle_seconds
         self.stopping = threading.Event()
         owner = self
 
@@ -111,11 +113,16 @@ class HostileServer:
                 h.send_header("Content-Length", "100")
                 h.end_headers()
                 h.wfile.flush()
-                until = time.monotonic() + TRICKLE_SECONDS
+                until = time.monotonic() + self.trickle_seconds
                 while time.monotonic() < until and not self.stopping.wait(1.0):
                     h.wfile.write(b"x")
                     h.wfile.flush()
                 h.close_connection = True
+            elif path == "/small":
+                h.send_response(200)
+                h.send_header("Content-Length", "5")
+                h.end_headers()
+                h.wfile.write(b"hello")
             else:
                 h.send_response(404)
                 h.send_header("Content-Length", "0")
