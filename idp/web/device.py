@@ -71,7 +71,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Too many wrong codes: try again in 10 minutes.",
     },
     "device_csrf": {"zh-CN": "表单已过期，请重新操作。", "en": "The form has expired; please try again."},
-    # certs:read:<TYPE>: one type of certificate (the type code, as certstore names it)
+    # certs:read:<TYPE>: one type of certificate (the type code, as certstore names it);
+    # _scopes.html names it so on this page and on the consent page
     "scope_certs:read_type": {
         "zh-CN": "读取您在电子证照库中的 {type} 类证照（每次读取都会记入您的证照夹）",
         "en": "Read your {type} certificates in the certificate store (every read is shown in your wallet)",
@@ -148,7 +149,6 @@ def verify() -> Any:
         "device_confirm.html",
         client_name=client.name,
         scopes=scopes,
-        scope_items=[_scope_item(s) for s in scopes],
         asks_id_number=ID_NUMBER_SCOPE in scopes,
         user_code=pending["user_code"],
     )
@@ -166,13 +166,6 @@ def _shown_scopes(client: Any, scope: str) -> list[str]:
     a registration narrowed since then is shown (and granted) as it now is.
     """
     return list(decide_scopes(client, DEVICE_CODE_GRANT_TYPE, scope).granted)
-
-
-def _scope_item(scope: str) -> dict[str, Any]:
-    """The message key (and values) that names a scope on the page, in zh-CN and en."""
-    if scope.startswith("certs:read:"):
-        return {"scope": scope, "key": "scope_certs:read_type", "values": {"type": scope.split(":", 2)[2]}}
-    return {"scope": scope, "key": "scope_" + scope, "values": {}}
 
 
 @bp.post(VERIFICATION_PATH)

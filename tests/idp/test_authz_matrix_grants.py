@@ -1,0 +1,361 @@
+"""The authorization matrix, grant half (issue 11, DESIGN.md "Boundaries: the matrix proves it").
+
+grant type × registered client × requested scope set, each cell asserted:
+
+- grant types are read from the running server (``registered_grant_types``):
+  a grant registered without a driver here fails ``test_every_grant_has_rows``;
+- clients are the registrations themselves: the demo data of ``idp init
+  --demo`` (portals, the certstore wallet, the agencies) plus the public app
+  and the kiosk of the other idp tests, read back from the database;
+- scope sets are generated from each registration: what it registered, plus
+  a known scope it did not register, plus an unknown scope, plus the
+  privileged scopes (``id_number``, ``certs:lookup``, ``certs:issue``).
+
+The expected answer comes from :func:`expected`, the rule of DESIGN.md written
+out independently of ``idp.oauth.scopes`` (so widening the policy fails here).
+One application serves the whole module: in-process Flask test clients, no
+browser; each cell starts a fresh "browser" and sign-in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from idp.cli.init import _seed_demo
+from idp.clients import ClientSpec
+from idp.oauth.server import registered_grant_types
+from idp.services import Services
+from idp.settings import IdpSettings
+from keys.keyring import open_keyring
+from tests.conftest import TEST_REDIS_URL, private_database
+from tests.idp.oidc_helpers import FAST_HASH, ID_NUMBER, PASSWORD, csrf_of, login, pkce_pair
+
+AUTH_CODE = "authorization_code"
+REFRESH = "refresh_token"
+CLIENT_CREDENTIALS = "client_credentials"
+DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
+
+# DESIGN.md, the rule the idp must implement (stated here, not imported).
+CITIZEN_SCOPES = {"openid", "profile", "phone", "email", "offline_access", "id_number", "certs:read"}
+CITIZEN_TYPED = re.compile(r"certs:read:[0-9A-Z]{2,24}")
+AGENCY_SCOPES = {"certs:issue", "certs:lookup"}
+PRIVILEGED = ("id_number", "certs:lookup", "certs:issue")
+UNKNOWN = "anything:else"
+STRICT = {CLIENT_CREDENTIALS, DEVICE, REFRESH}
+"""Refuse with invalid_scope; /authorize drops instead (docs/rp-integration.md, "Scopes")."""
+
+
+def may_have(client: Any, grant: str, scope: str) -> bool:
+    if scope not in client.scopes:
+        return False
+    if grant == CLIENT_CREDENTIALS:
+        return scope in AGENCY_SCOPES and not client.is_public
+    if scope == "id_number":
+        return bool(client.may_receive_id_number)
+    return scope in CITIZEN_SCOPES or bool(CITIZEN_TYPED.fullmatch(scope))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    granted: tuple[str, ...] | None = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        return f"error {self.error}" if self.error else f"granted {' '.join(self.granted or ()) or '(none)'}"
+
+
+def expected(client: Any, grant: str, requested: list[str]) -> Outcome:
+    if grant not in client.grant_types:
+        return Outcome(error="unauthorized")
+    ok = [s for s in dict.fromkeys(requested) if may_have(client, grant, s)]
+    if grant in STRICT and len(ok) != len(set(requested)):
+        return Outcome(error="invalid_scope")
+    if grant == REFRESH:
+        original = _original_scope(client)
+        if not set(requested) <= set(original):
+            return Outcome(error="invalid_scope")  # RFC 6749 §6: never wider than the grant
+    return Outcome(granted=tuple(ok))
+
+
+def _original_scope(client: Any) -> list[str]:
+    """What the refresh cells start from: the registration, through the grant that issues refresh tokens."""
+    first = AUTH_CODE if AUTH_CODE in client.grant_types else DEVICE
+    return [s for s in client.scopes if may_have(client, first, s)]
+
+
+def scope_sets(client: Any) -> dict[str, list[str]]:
+    registered = list(client.scopes)
+    # a known scope of the registration's own kind that it did not register
+    own = AGENCY_SCOPES if set(registered) <= AGENCY_SCOPES else CITIZEN_SCOPES
+    known = sorted(own - set(registered)) or sorted((CITIZEN_SCOPES | AGENCY_SCOPES) - set(registered))
+    return {
+        "registered": registered,
+        "unregistered": registered + known[:1],
+        "unknown": registered + [UNKNOWN],
+        "privileged": registered + [s for s in PRIVILEGED if s not in registered],
+    }
+
+
+# ------------------------------------------------------------ the world
+
+
+@dataclass
+class World:
+    app: Any
+    services: Services
+    clients: dict[str, Any]
+    secrets: dict[str, str | None]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("matrix")
+    prefix = "t" + uuid.uuid4().hex[:12] + ":"
+    with private_database(tmp) as url:
+        env = {"YIWANG_HOME": str(tmp / "home"), "YIWANG_DATABASE_URL": url, "YIWANG_REDIS_PREFIX": prefix,
+               "YIWANG_ISSUER": "http://127.0.0.1:5000"}  # loopback: plain http allowed (issue 19 §9)
+        if TEST_REDIS_URL:
+            env["YIWANG_REDIS_URL"] = TEST_REDIS_URL
+        settings = IdpSettings.from_env(env).with_(**FAST_HASH)
+        keyring = open_keyring(settings.common.keys)
+        services = Services.build(settings, pii=keyring.pii(), keyring=keyring)
+        services.db.create_all()
+        from idp.web import create_app
+
+        app = create_app(settings, services=services)
+        app.config["TESTING"] = False
+        try:
+            secrets = _register(settings, services)
+            clients = {c.client_id: c for c in services.clients.list()}
+            yield World(app, services, clients, secrets)
+        finally:
+            runtime = app.extensions["yiwang"]
+            if runtime.logout is not None:
+                runtime.logout.close()
+            r = services.redis
+            keys = list(r.scan_iter(match=prefix + "*", count=1000))
+            if keys:
+                r.delete(*keys)
+            services.close()
+
+
+def _register(settings: IdpSettings, services: Services) -> dict[str, str | None]:
+    """The registrations: ``idp init --demo``'s, and the public app and kiosk of the other tests."""
+    demo = _seed_demo(settings, services)
+    secrets: dict[str, str | None] = {cid: c["client_secret"] for cid, c in demo["clients"].items()}
+    secrets |= {cid: c["client_secret"] for cid, c in demo["agencies"].items()}
+    secrets[demo["certstore"]["client_id"]] = demo["certstore"]["client_secret"]
+    _, secret = services.clients.add(ClientSpec(
+        name="App", client_id="matrix-public-app", public=True, redirect_uris=["cn.gov.app:/cb"],
+        grant_types=(AUTH_CODE, REFRESH), scopes=("openid", "profile", "phone", "email", "offline_access")))
+    secrets["matrix-public-app"] = secret
+    _, secret = services.clients.add(ClientSpec(
+        name="政务自助终端", client_id="matrix-kiosk", redirect_uris=["https://kiosk.example.cn/cb"],
+        grant_types=(DEVICE, REFRESH), scopes=("openid", "profile"), first_party=True))
+    secrets["matrix-kiosk"] = secret
+    # A registration mistake the policy must contain: agency scopes and an
+    # unknown scope on a portal that also has client credentials.
+    _, secret = services.clients.add(ClientSpec(
+        name="登记有误的门户", client_id="matrix-misregistered", redirect_uris=["https://mis.example.cn/cb"],
+        grant_types=(AUTH_CODE, REFRESH, CLIENT_CREDENTIALS),
+        scopes=("openid", "profile", "certs:lookup", "certs:issue", "certs:read:BYZS", "made:up")))
+    secrets["matrix-misregistered"] = secret
+    # the demo citizen (the ID number of the other tests), with the tests' password
+    assert demo["citizen"]["id_number"] == ID_NUMBER
+    services.accounts.set_password(ID_NUMBER, PASSWORD)
+    return secrets
+
+
+# ------------------------------------------------------------ the drivers
+
+
+def _auth(world: World, client: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers, form fields) that authenticate ``client`` at the token endpoint."""
+    secret = world.secrets.get(client.client_id)
+    if client.is_public or not secret:
+        return {}, {"client_id": client.client_id}
+    raw = f"{client.client_id}:{secret}".encode()
+    if client.token_endpoint_auth_method == "client_secret_post":  # noqa: S105 - a method name
+        return {}, {"client_id": client.client_id, "client_secret": secret}
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}, {}
+
+
+def _token(world: World, client: Any, data: dict[str, str]) -> Any:
+    headers, form = _auth(world, client)
+    return world.app.test_client().post("/token", data={**data, **form}, headers=headers)
+
+
+def _claims(jwt: str) -> dict[str, Any]:
+    part = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def _answer(resp: Any) -> Outcome | dict[str, Any]:
+    body = resp.get_json(silent=True) or {}
+    if resp.status_code != 200:
+        err = body.get("error", f"http {resp.status_code}")
+        return Outcome(error="unauthorized" if err in ("unauthorized_client", "invalid_client") else err)
+    return body
+
+
+def _granted(world: World, client: Any, body: dict[str, Any]) -> Outcome:
+    scope = tuple(body.get("scope", "").split())
+    claims = _claims(body["access_token"])
+    assert tuple(claims.get("scope", "").split()) == scope, "the token's scope differs from the response's"
+    assert claims["client_id"] == client.client_id
+    if "id_token" in body:  # issue 11 §4: never the ID number in an ID token
+        assert "id_number" not in _claims(body["id_token"])
+    return Outcome(granted=scope)
+
+
+def _sign_in_and_authorize(world: World, client: Any, scope: list[str], *, par: bool) -> Outcome | tuple[str, str]:
+    """/authorize (or PAR then /authorize) → login → consent (all allowed, ID number ticked) → code."""
+    web = world.app.test_client()
+    redirect_uri = (client.redirect_uris or ["https://unregistered.example.cn/cb"])[0]
+    verifier, challenge = pkce_pair()
+    params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": redirect_uri,
+              "scope": " ".join(scope), "state": "s", "nonce": "n", "code_challenge": challenge,
+              "code_challenge_method": "S256"}
+    if par:
+        headers, form = _auth(world, client)
+        pushed = web.post("/par", data={**params, **form}, headers=headers)
+        if pushed.status_code != 201:
+            return _answer(pushed)  # type: ignore[return-value]
+        params = {"client_id": client.client_id, "request_uri": pushed.get_json()["request_uri"]}
+    resp = web.get("/authorize", query_string=params)
+    for _ in range(8):
+        if resp.status_code == 200 and 'id="login-form"' in resp.get_data(as_text=True):
+            resp = login(web, resp)
+            continue
+        if resp.status_code not in (302, 303):
+            return Outcome(error="unauthorized" if resp.status_code == 400 else f"http {resp.status_code}")
+        loc = resp.headers["Location"]
+        if loc.startswith(redirect_uri):
+            q = {k: v[0] for k, v in parse_qs(urlsplit(loc).query).items()}
+            if "code" not in q:
+                return Outcome(error="unauthorized" if q.get("error") == "unauthorized_client" else q.get("error"))
+            return q["code"], verifier
+        if urlsplit(loc).path == "/consent":
+            page = web.get(loc).get_data(as_text=True)
+            assert "scope_" not in page.replace("scope_id_number", ""), "a scope shown by its raw key"
+            resp = web.post(loc, data={"csrf_token": csrf_of(page), "decision": "allow", "share_id_number": "yes"})
+        else:
+            resp = web.get(loc)
+    raise AssertionError("the authorization flow did not end")
+
+
+def _code_tokens(world: World, client: Any, scope: list[str], *, par: bool = False) -> Outcome | dict[str, Any]:
+    got = _sign_in_and_authorize(world, client, scope, par=par)
+    if isinstance(got, Outcome):
+        return got
+    code, verifier = got
+    return _answer(_token(world, client, {"grant_type": AUTH_CODE, "code": code, "code_verifier": verifier,
+                                          "redirect_uri": client.redirect_uris[0]}))
+
+
+def _device_tokens(world: World, client: Any, scope: list[str]) -> Outcome | dict[str, Any]:
+    headers, form = _auth(world, client)
+    kiosk = world.app.test_client()
+    started = kiosk.post("/device/authorize", data={"scope": " ".join(scope), **form}, headers=headers)
+    if started.status_code != 200:
+        return _answer(started)
+    data = started.get_json()
+    phone = world.app.test_client()
+    first = phone.get("/device", query_string={"user_code": data["user_code"]})
+    page = phone.get(login(phone, first.headers["Location"]).headers["Location"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "scope_" not in html, "the approval page shows a raw scope key"
+    done = phone.post("/device", data={"csrf_token": csrf_of(html), "user_code": data["user_code"],
+                                       "decision": "approve", "share_id_number": "yes"})
+    assert done.status_code == 200
+    return _answer(kiosk.post("/token", data={"grant_type": DEVICE, "device_code": data["device_code"], **form},
+                              headers=headers))
+
+
+def drive_authorization_code(world: World, client: Any, scope: list[str]) -> Outcome:
+    front = _code_tokens(world, client, scope)
+    out = front if isinstance(front, Outcome) else _granted(world, client, front)
+    if not client.is_public and AUTH_CODE in client.grant_types:
+        pushed = _code_tokens(world, client, scope, par=True)  # RFC 9126: the same policy
+        pushed_out = pushed if isinstance(pushed, Outcome) else _granted(world, client, pushed)
+        assert pushed_out == out, f"PAR gave {pushed_out}, the front channel {out}"
+    return out
+
+
+def drive_client_credentials(world: World, client: Any, scope: list[str]) -> Outcome:
+    hot = _answer(_token(world, client, {"grant_type": CLIENT_CREDENTIALS, "scope": " ".join(scope)}))
+    out = hot if isinstance(hot, Outcome) else _granted(world, client, hot)
+    # The same request through Flask's view (a query string keeps it off the hot path).
+    headers, form = _auth(world, client)
+    flask = _answer(world.app.test_client().post("/token?via=flask", headers=headers, data={
+        "grant_type": CLIENT_CREDENTIALS, "scope": " ".join(scope), **form}))
+    flask_out = flask if isinstance(flask, Outcome) else _granted(world, client, flask)
+    assert flask_out == out, f"Flask gave {flask_out}, the hot path {out}"
+    return out
+
+
+def drive_refresh_token(world: World, client: Any, scope: list[str]) -> Outcome:
+    if REFRESH not in client.grant_types:
+        return _answer(_token(world, client, {"grant_type": REFRESH, "refresh_token": "x" * 43,
+                                              "scope": " ".join(scope)}))  # type: ignore[return-value]
+    original = _original_scope(client)
+    first = (_code_tokens(world, client, original) if AUTH_CODE in client.grant_types
+             else _device_tokens(world, client, original))
+    assert isinstance(first, dict) and "refresh_token" in first, f"no refresh token to start from: {first}"
+    got = _answer(_token(world, client, {"grant_type": REFRESH, "refresh_token": first["refresh_token"],
+                                         "scope": " ".join(scope)}))
+    return got if isinstance(got, Outcome) else _granted(world, client, got)
+
+
+def drive_device_code(world: World, client: Any, scope: list[str]) -> Outcome:
+    got = _device_tokens(world, client, scope)
+    return got if isinstance(got, Outcome) else _granted(world, client, got)
+
+
+DRIVERS: dict[str, Callable[[World, Any, list[str]], Outcome]] = {
+    AUTH_CODE: drive_authorization_code,
+    REFRESH: drive_refresh_token,
+    CLIENT_CREDENTIALS: drive_client_credentials,
+    DEVICE: drive_device_code,
+}
+
+
+# ------------------------------------------------------------ the tests
+
+
+def test_every_grant_has_rows(world: World) -> None:
+    served = set(registered_grant_types(world.app.extensions["yiwang"].server))
+    assert served == set(DRIVERS), f"grants without matrix rows: {served - set(DRIVERS)}"
+
+
+def test_every_client_kind_is_in_the_matrix(world: World) -> None:
+    c = world.clients.values()
+    kinds = {
+        "confidential agency": [x for x in c if x.grant_types == [CLIENT_CREDENTIALS] and not x.is_public],
+        "public app": [x for x in c if x.is_public],
+        "kiosk": [x for x in c if DEVICE in x.grant_types and AUTH_CODE not in x.grant_types],
+        "wallet": [x for x in c if x.may_receive_id_number],
+        "portal": [x for x in c if AUTH_CODE in x.grant_types and not x.first_party],
+    }
+    assert all(kinds.values()), {k: len(v) for k, v in kinds.items()}
+
+
+@pytest.mark.parametrize("grant", list(DRIVERS))
+def test_matrix(world: World, grant: str) -> None:
+    rows = []
+    for client in sorted(world.clients.values(), key=lambda c: c.client_id):
+        for name, scope in scope_sets(client).items():
+            want = expected(client, grant, scope)
+            got = DRIVERS[grant](world, client, scope)
+            if got != want:
+                rows.append(f"{client.client_id:>22} | {name:<12} | asked {' '.join(scope)}: got {got}, want {want}")
+    assert not rows, "\n" + "\n".join(rows)
