@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Error,
 )
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -331,9 +332,27 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.request.client = client
         if self.request.payload.scope:
             grant_scope(client, self.GRANT_TYPE, self.request.payload.scope, strict=True)
+            self._check_not_wider(client)
         refresh_token = self._validate_request_token(client)
         self._validate_token_scope(refresh_token)
         self.request.refresh_token = refresh_token
+
+
+    def _check_not_wider(self, client: Any) -> None:
+        # RFC 6749 §6, checked on a read before the token is consumed: a
+        # client asking too much must not lose its token (a retry with it
+        # would then look like reuse and revoke the family). One primary-key
+        # read, only for the rare refresh that names a scope.
+        from .tokens import refresh_hash
+
+        value = self.request.form.get("refresh_token")
+        if not value or len(value) > 200:
+            return  # Authlib's own checks answer
+        row = _provider(self).tokens.store.get(refresh_hash(value))
+        if row is None or row.get("client_id") != client.client_id or row.get("kind") != "refresh":
+            return
+        if not set(scope_to_list(self.request.payload.scope) or []) <= set(scope_to_list(row["scope"]) or []):
+            raise InvalidScopeError("the scope may not exceed the original grant (RFC 6749 section 6)")
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
