@@ -196,8 +196,9 @@ def _document(server_url: str) -> dict[str, Any]:
                     "security": _SECURED,
                     "parameters": [
                         {"name": "type", "in": "query", "schema": {"type": "string", "maxLength": 32}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_QUERY_INT}},
+                        # empty (?limit=) means the default, as absent does
+                        {"name": "limit", "in": "query", "allowEmptyValue": True, "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        {"name": "offset", "in": "query", "allowEmptyValue": True, "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_QUERY_INT}},
                     ],
                     "responses": {
                         "200": {

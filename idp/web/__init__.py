@@ -99,9 +99,9 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> 
     install_error_handlers(app)
     app.after_request(remember_language)
 
-    from . import views_account, views_auth, views_oauth, views_wellknown
+    from . import openapi, views_account, views_auth, views_oauth, views_wellknown
 
-    for module in (views_wellknown, views_oauth, views_auth, views_account):
+    for module in (views_wellknown, openapi, views_oauth, views_auth, views_account):
         app.register_blueprint(module.bp)
     for name in _OPTIONAL_BLUEPRINTS:
         try:

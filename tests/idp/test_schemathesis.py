@@ -1,0 +1,237 @@
+"""Schemathesis over the idp's OpenAPI document (token, introspection, revocation, PAR, device
+authorization, userinfo, discovery, JWKS), in-process, anonymous and with each kind of caller.
+
+Every operation is fuzzed with schema-valid (positive) and schema-invalid (negative)
+requests through the whole WSGI stack (the hot paths in front of Flask included). Each
+answer must be documented (status code, content type, body schema) and never a 5xx; a
+schema-valid request may be refused only for the protocol reasons listed in
+BEYOND_SCHEMA, and a malformed one must not be accepted. Seeded and bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from idp.web.openapi import openapi_document
+from tests.conftest import TEST_REDIS_URL, private_database
+
+from .oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
+
+MAX_EXAMPLES = 25
+
+# Refusals of a schema-valid request that the protocol itself makes: no schema can say
+# which codes, tokens, client registrations or redirect URIs exist.
+BEYOND_SCHEMA: dict[str, dict[int, str]] = {
+    "POST /token": {400: "RFC 6749 §5.2: invalid_grant / invalid_scope / unauthorized_client for what the server holds"},
+    "POST /par": {400: "RFC 9126 §2.3: redirect_uri not registered, PKCE missing for a public client, scope not allowed"},
+    "POST /device/authorize": {400: "RFC 8628 §3.2 / RFC 6749 §5.2: scope or grant not registered for the client"},
+    "POST /device_authorization": {400: "RFC 8628 §3.2 / RFC 6749 §5.2: scope or grant not registered for the client"},
+    "POST /introspect": {400: "RFC 7662 §2.3: the caller may not introspect"},
+    "POST /revoke": {400: "RFC 7009 §2.2.1: unsupported_token_type for a hint the server does not revoke"},
+}
+
+
+def positive_data_acceptance_beyond_schema(ctx: Any, response: Any, case: Any) -> bool | None:
+    """``positive_data_acceptance``, except for the protocol refusals in :data:`BEYOND_SCHEMA`."""
+    if response.status_code in BEYOND_SCHEMA.get(case.operation.label, {}):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    positive_data_acceptance_beyond_schema,
+    negative_data_rejection,
+]
+
+DOCUMENT = openapi_document(ISSUER)
+
+
+def _without_security(doc: dict[str, Any]) -> dict[str, Any]:
+    """Each test sends its own caller's credentials: Schemathesis must not make up an Authorization header."""
+    doc = copy.deepcopy(doc)
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            op.pop("security", None)
+    doc["components"].pop("securitySchemes", None)
+    return doc
+
+
+SCHEMA = schemathesis.openapi.from_dict(_without_security(DOCUMENT))
+OPERATIONS = {op.label: op for op in (r.ok() for r in SCHEMA.get_all_operations())}
+# The anonymous caller fuzzes the credentials too: Schemathesis makes up (and mangles) them.
+AS_DOCUMENTED = {op.label: op for op in (r.ok() for r in schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT)).get_all_operations())}
+
+
+def _security(label: str) -> set[str]:
+    method, path = label.split(" ", 1)
+    return {name for req in DOCUMENT["paths"][path][method.lower()].get("security", []) for name in req}
+
+
+# Callers: nobody; an agency's confidential client (client_credentials, certs:issue); the
+# certstore wallet's confidential client (authorization code, id_number); a citizen's access token.
+IDENTITIES = ("anonymous", "agency", "wallet", "citizen")
+
+
+def _cases() -> list[Any]:
+    out = []
+    for label, op in OPERATIONS.items():
+        schemes = _security(label)
+        for who in IDENTITIES:
+            if who in ("agency", "wallet") and "clientBasic" not in schemes:
+                continue
+            if who == "citizen" and "bearer" not in schemes:
+                continue
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                if mode is GenerationMode.NEGATIVE and "requestBody" not in op.definition.raw and not (
+                    who == "anonymous" and schemes
+                ):
+                    continue
+                out.append(pytest.param(label, who, mode, id=f"{label}-{who}-{mode.value}"))
+    return out
+
+
+_NOT_UTF8_BASIC = "Basic " + base64.b64encode(b"\xff\xfe:\xfd").decode()
+_FORMS = {
+    "POST /token": {"grant_type": "client_credentials"},
+    "POST /introspect": {"token": "x"},
+    "POST /revoke": {"token": "x"},
+    "POST /par": {"response_type": "code", "redirect_uri": "https://portal.example.cn/cb"},
+    "POST /device/authorize": {"scope": "openid"},
+}
+
+# Requests that broke the contract once (issue 11 finding 5: non-UTF-8 Basic credentials were a
+# 500 with a traceback at every client-authenticating endpoint), replayed on every run. A
+# server bug owned by someone else would be xfail(strict=True) with its finding in
+# /work/notes/schemathesis-findings.md.
+PINNED = [
+    *(
+        pytest.param(label, {"headers": {"Authorization": auth}, "body": form,
+                             "media_type": "application/x-www-form-urlencoded"}, id=f"{label}-{name}")
+        for label, form in _FORMS.items()
+        for name, auth in (("not-utf8-basic", _NOT_UTF8_BASIC), ("not-base64-basic", "Basic !!!"),
+                           ("no-colon-basic", "Basic " + base64.b64encode(b"demo").decode()))
+    ),
+    pytest.param("GET /userinfo", {"headers": {"Authorization": "Bearer \u00ff\u00fe"}}, id="userinfo-latin1-bearer"),
+    pytest.param("POST /token", {"body": {"grant_type": "client_credentials", "client_id": "\u00e9\u0000"},
+                                 "media_type": "application/x-www-form-urlencoded"}, id="token-nul-client-id"),
+]
+
+
+class World:
+    """One idp for the module: an agency client, the wallet client, a citizen signed in once."""
+
+    def __init__(self, root: Path, database_url: str) -> None:
+        from idp.services import Services
+        from idp.settings import IdpSettings
+        from idp.web import create_app
+        from keys.keyring import open_keyring
+
+        env = {"YIWANG_HOME": str(root / "home"), "YIWANG_DATABASE_URL": database_url,
+               "YIWANG_REDIS_PREFIX": "t" + uuid.uuid4().hex[:12] + ":", "YIWANG_ISSUER": ISSUER,
+               "YIWANG_ALLOW_INSECURE_HTTP": "1"}  # the tests' issuer is http://idp.test
+        if TEST_REDIS_URL:
+            env["YIWANG_REDIS_URL"] = TEST_REDIS_URL
+        self.prefix = env["YIWANG_REDIS_PREFIX"]
+        settings_ = IdpSettings.from_env(env).with_(**FAST_HASH)
+        keyring = open_keyring(settings_.common.keys)
+        self.services = Services.build(settings_, pii=keyring.pii(), keyring=keyring)
+        self.services.db.create_all()
+        self.services.accounts.add(ID_NUMBER, "张三", PASSWORD, phone="+8613800000000", email="zs@example.cn")
+        self.agency = make_rp(self.services, name="公安局", grant_types=("client_credentials",), scopes=("certs:issue",),
+                              redirect_uri="https://psb.example.cn/cb")
+        self.wallet = make_rp(self.services, name="证照钱包", may_receive_id_number=True,
+                              grant_types=("authorization_code", "refresh_token"),
+                              scopes=("openid", "profile", "id_number"), redirect_uri="https://certs.example.cn/wallet/callback")
+        self.app = create_app(settings_, services=self.services)
+        self.app.config["TESTING"] = False  # error handlers behave as in production
+        # The citizen signs in once at a first-party portal: the access token is what userinfo gets.
+        portal = make_rp(self.services, first_party=True, name="政务门户", redirect_uri="https://gov.example.cn/cb")
+        web = self.app.test_client()
+        query, verifier = authorize_code(web, portal, scope="openid profile")
+        resp = exchange(web, portal, query["code"], verifier)
+        assert resp.status_code == 200, resp.get_json()
+        self.citizen_token = str(resp.get_json()["access_token"])
+
+    def headers(self, who: str) -> dict[str, str]:
+        if who == "agency":
+            return self.agency.basic()
+        if who == "wallet":
+            return self.wallet.basic()
+        if who == "citizen":
+            return {"Authorization": f"Bearer {self.citizen_token}"}
+        return {}
+
+    def close(self) -> None:
+        runtime = self.app.extensions["yiwang"]
+        if runtime.logout is not None:
+            runtime.logout.close()
+        if TEST_REDIS_URL:
+            keys = list(self.services.redis.scan_iter(match=self.prefix + "*", count=1000))
+            if keys:
+                self.services.redis.delete(*keys)
+        self.services.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("schemathesis-idp")
+    with private_database(root) as url:
+        w = World(root, url)
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+def test_the_document_is_served_and_lists_the_json_endpoints(world: World) -> None:
+    doc = world.app.test_client().get("/openapi.json").get_json()
+    assert doc == DOCUMENT
+    served = {rule.rule for rule in world.app.url_map.iter_rules()}
+    assert set(doc["paths"]) <= served
+    meta = world.app.test_client().get("/.well-known/openid-configuration").get_json()
+    for key in ("token_endpoint", "introspection_endpoint", "revocation_endpoint", "userinfo_endpoint",
+                "pushed_authorization_request_endpoint", "device_authorization_endpoint", "jwks_uri"):
+        assert meta[key].removeprefix(ISSUER) in doc["paths"], key
+
+
+@pytest.mark.parametrize(("label", "data"), PINNED)
+def test_pinned_requests_conform(world: World, label: str, data: dict[str, Any]) -> None:
+    case = AS_DOCUMENTED[label].Case(**data)
+    case.call_and_validate(app=world.app, checks=CHECKS)
+
+
+@pytest.mark.parametrize(("label", "who", "mode"), _cases())
+def test_idp_conforms_to_its_openapi(world: World, label: str, who: str, mode: GenerationMode) -> None:
+    op = AS_DOCUMENTED[label] if who == "anonymous" else OPERATIONS[label]
+    headers = world.headers(who)
+
+    @given(case=op.as_strategy(generation_mode=mode))
+    @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case: Any) -> None:
+        case.call_and_validate(app=world.app, headers=headers, checks=CHECKS)
+
+    run()
+
