@@ -2,8 +2,10 @@
 
 DESIGN.md, identity rules: the resident ID number is released only under the
 ``id_number`` scope, only to a client registered ``may_receive_id_number``,
-and only with the citizen's consent. :func:`releasable_scopes` is the single
-place that decides; everything that builds claims goes through it.
+only with the citizen's consent, and only by userinfo — never in an ID token
+(issue 11 §4). Which scopes a grant gets is decided by
+:func:`idp.oauth.scopes.decide`; :func:`user_claims` checks the registration
+again when it builds claims.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def releasable_scopes(
 
 
 def user_claims(citizen: CitizenClaims, scopes: Iterable[str], *, may_receive_id_number: bool) -> dict[str, object]:
-    """Claims for the userinfo response / ID token, without ``sub``.
+    """Claims for the userinfo response (and, with ``may_receive_id_number=False``, an ID token), without ``sub``.
 
     ``may_receive_id_number`` is checked again here so that a token whose
     scope somehow names ``id_number`` never leaks it to a client not
