@@ -20,7 +20,14 @@ from .db import make_engine, make_session_factory
 from .registry import Registry
 from .service import CertificateService
 from .settings import CertstoreSettings
-from .tokens import HttpIntrospector, HttpJwksSource, IntrospectionCache, Introspector, JwksSource, TokenValidator
+from .tokens import (
+    HttpIntrospector,
+    HttpJwksSource,
+    IntrospectionCache,
+    Introspector,
+    JwksSource,
+    TokenValidator,
+)
 
 __all__ = ["Services", "build_services", "introspection_for"]
 

@@ -32,7 +32,15 @@ from keys.config import CommonSettings
 from keys.jws import encode_jws
 from keys.keyring import open_keyring
 from tests.conftest import private_database
-from tests.idp.oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, RP, authorize_code, exchange
+from tests.idp.oidc_helpers import (
+    FAST_HASH,
+    ID_NUMBER,
+    ISSUER,
+    PASSWORD,
+    RP,
+    authorize_code,
+    exchange,
+)
 
 from .conftest import DEMO_REQUESTS, populate
 

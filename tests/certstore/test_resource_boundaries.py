@@ -19,7 +19,8 @@ from certstore.errors import ServiceUnavailable
 from certstore.tokens import IntrospectionCache
 
 from .conftest import DEMO_REQUESTS, PERSON_ID
-from .idp_world import CACHE_SECONDS, World, world  # noqa: F401
+from .idp_world import *  # noqa: F403 (the world fixture)
+from .idp_world import CACHE_SECONDS, World
 
 
 def _auth(token: str) -> dict[str, str]:

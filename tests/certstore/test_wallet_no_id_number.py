@@ -22,7 +22,8 @@ from urllib.parse import unquote, urlsplit
 from tests.idp.oidc_helpers import csrf_of, is_login_page, login
 
 from .conftest import PERSON_ID
-from .idp_world import CS_URL, World, world  # noqa: F401
+from .idp_world import *  # noqa: F403 (the world fixture)
+from .idp_world import CS_URL, World
 from .test_wallet import _FakeOAuth
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_\-+/]{12,}={0,2}")
@@ -196,7 +197,7 @@ def test_the_number_comes_from_userinfo_with_the_access_token(app: Any, client: 
     idp = _NumberOnlyInUserinfo()
     app.extensions["certstore.oauth"] = type("O", (), {"idp": idp})()
     assert client.get("/wallet/callback?code=c&state=s").status_code == 302
-    assert idp.asked and idp.asked[0]["access_token"] == "at-1"
+    assert idp.asked and idp.asked[0]["access_token"] == "at-1"  # noqa: S105 - a test token
     # a userinfo answer about someone else than the ID token is refused
     idp.authorize_access_token = lambda: {"access_token": "at-2", "userinfo": {"sub": "other"}}  # type: ignore[method-assign]
     assert client.get("/wallet/callback?code=c&state=s").status_code == 400
