@@ -10,11 +10,11 @@ export YIWANG_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/
 export YIWANG_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: demo test bench lint install prepare clean
+.PHONY: demo test bench lint install prepare clean audit
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip setuptools
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
@@ -31,6 +31,11 @@ demo: install
 test: install prepare
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
+
+# Known vulnerabilities in the installed packages fail it; an unreachable advisory database is
+# said loudly, not passed silently (YIWANG_AUDIT_REQUIRED=1 makes that fail too). docs/operators.md
+audit: install
+	$(PY) .ci/audit.py
 
 lint: install
 	$(VENV)/bin/ruff check idp certstore signing keys tests demo
