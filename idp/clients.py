@@ -20,7 +20,8 @@ import ipaddress
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+import socket
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,12 +32,14 @@ from .audit import AuditLog
 from .db import Database
 from .errors import InvalidInput, NotFound
 from .models import AUTH_METHODS, GRANT_TYPES, Client, hash_client_secret, utcnow
+from .netpolicy import OutboundUrlRefused, check_outbound_url
 
 __all__ = [
     "ClientService",
     "ClientSpec",
     "validate_redirect_uri",
     "validate_logout_uri",
+    "resolve_host",
     "validate_host",
     "client_to_dict",
     "DEFAULT_SCOPES",
@@ -153,12 +156,53 @@ def validate_redirect_uri(uri: str, *, allow_private_scheme: bool = True) -> str
     return uri
 
 
-def validate_logout_uri(uri: str, what: str) -> str:
-    """Back- and front-channel logout URIs: absolute https (or loopback http), no fragment."""
+Resolver = Callable[[str], list[str]]
+"""A host name to its addresses (``[]`` when it does not resolve)."""
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address ``host`` resolves to now; ``[]`` if it does not resolve."""
     try:
-        return validate_redirect_uri(uri, allow_private_scheme=False)
+        infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+def validate_logout_uri(uri: str, what: str, *, allow_loopback: bool = False,
+                        resolve: Resolver = resolve_host) -> str:
+    """Back- and front-channel logout URIs: URLs the idp (or the citizen's browser for it) calls.
+
+    Issue 19 §7: https to a public host, no fragment. A loopback, private,
+    link-local, unspecified, multicast or reserved address is refused, as a
+    literal (:func:`idp.netpolicy.check_outbound_url`) and as what the name
+    resolves to today; the delivery checks the resolved address again (DNS
+    can change). ``allow_loopback`` (the embedded demo's setting) lets
+    ``http://127.0.0.1`` through, never a private address. A name that does
+    not resolve yet is accepted: the RP may not be deployed yet, and
+    delivery refuses it if it then resolves somewhere internal.
+    """
+    try:
+        validate_redirect_uri(uri, allow_private_scheme=False)
+        check_outbound_url(uri, allow_loopback=allow_loopback)
     except InvalidInput as e:
         raise InvalidInput(f"{what}: {e}") from None
+    except OutboundUrlRefused as e:
+        raise InvalidInput(
+            f"{what} {uri!r}: {e}; the idp calls only https URLs on public hosts (issue 19 §7)"
+        ) from None
+    host = (urlsplit(uri).hostname or "").rstrip(".")
+    if not _is_ip(host):
+        from keys.http import FetchRefused, check_address
+
+        for address in resolve(host):
+            try:
+                check_address(address, allow_loopback=allow_loopback)
+            except FetchRefused:
+                raise InvalidInput(
+                    f"{what} {uri!r}: {host} resolves to {address}, an address the idp may not call"
+                ) from None
+    return uri
 
 
 def _hosts(uris: Iterable[str]) -> set[str]:
@@ -198,9 +242,13 @@ def client_to_dict(client: Client) -> dict[str, Any]:
 class ClientService:
     """Registers and manages relying parties; every change is audited."""
 
-    def __init__(self, db: Database, *, audit: AuditLog | None = None) -> None:
+    def __init__(self, db: Database, *, audit: AuditLog | None = None, allow_loopback_callbacks: bool = False,
+                 resolve: Resolver = resolve_host) -> None:
         self.db = db
         self.audit = audit
+        self.allow_loopback_callbacks = allow_loopback_callbacks
+        """Logout URIs may be on loopback (the embedded demo; ``IdpSettings.loopback_callbacks_allowed``)."""
+        self._resolve = resolve
 
     # ------------------------------------------------------------- validate
 
@@ -228,14 +276,17 @@ class ClientService:
                 "private-use URI schemes are for native apps, which are public clients (--public)"
             )
         post_logout = [validate_redirect_uri(u) for u in spec.post_logout_redirect_uris]
+        loopback, resolve = self.allow_loopback_callbacks, self._resolve
         backchannel = (
-            validate_logout_uri(spec.backchannel_logout_uri, "back-channel logout URI")
+            validate_logout_uri(spec.backchannel_logout_uri, "back-channel logout URI",
+                                allow_loopback=loopback, resolve=resolve)
             if spec.backchannel_logout_uri
             else None
         )
         frontchannel = None
         if spec.frontchannel_logout_uri:
-            frontchannel = validate_logout_uri(spec.frontchannel_logout_uri, "front-channel logout URI")
+            frontchannel = validate_logout_uri(spec.frontchannel_logout_uri, "front-channel logout URI",
+                                               allow_loopback=loopback, resolve=resolve)
             # Front-Channel Logout 1.0 §2: same scheme, host and port as a redirect URI.
             origin = _origin(frontchannel)
             if not any(_origin(u) == origin for u in redirect_uris):

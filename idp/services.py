@@ -84,7 +84,7 @@ class Services:
         audit = AuditLog(db, background=audit_background)
         throttle = Throttle(make_throttle_storage(settings, client, keyspace), redis=client)
         accounts = AccountService(db, pii, hasher, audit=audit, throttle=throttle)
-        clients = ClientService(db, audit=audit)
+        clients = ClientService(db, audit=audit, allow_loopback_callbacks=settings.loopback_callbacks_allowed)
         return cls(
             settings=settings,
             db=db,

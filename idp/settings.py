@@ -36,6 +36,8 @@ IDP_VARIABLES = (
     Variable("IDP_REQUIRE_PAR", parse_bool, "refuse authorization requests not pushed first (RFC 9126)"),
     Variable("IDP_TRUSTED_PROXIES", parse_int, "reverse proxies in front whose X-Forwarded-For/-Proto count (0)"),
     Variable("IDP_DATABASE_POOL_SIZE", parse_int, "PostgreSQL connections each idp process keeps open (20)"),
+    Variable("IDP_ALLOW_LOOPBACK_CALLBACKS", parse_bool,
+             "logout URIs may be http on 127.0.0.1 (the embedded demo; default: only when the issuer is on loopback)"),
 )
 
 
@@ -82,6 +84,11 @@ class IdpSettings:
     threads (8) plus its background writers. A smaller pool closes and reopens
     connections under load, and each new one is a PostgreSQL backend forked and
     authenticated (measured: a pool of 5 opened ~200 connections in a 6 s SSO run)."""
+    allow_loopback_callbacks: bool | None = None
+    """Whether clients' logout URIs (URLs the idp itself calls) may be on loopback, plain
+    http included: the embedded demo's portals on 127.0.0.1. ``None``: only when the
+    issuer itself is on loopback. Private, link-local and other internal addresses
+    are never allowed (issue 19 §7)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -107,6 +114,7 @@ class IdpSettings:
             ("IDP_REQUIRE_PAR", "require_par"),
             ("IDP_TRUSTED_PROXIES", "trusted_proxies"),
             ("IDP_DATABASE_POOL_SIZE", "database_pool_size"),
+            ("IDP_ALLOW_LOOPBACK_CALLBACKS", "allow_loopback_callbacks"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
@@ -126,6 +134,22 @@ class IdpSettings:
     @property
     def issuer(self) -> str:
         return self.common.issuer
+
+    @property
+    def loopback_callbacks_allowed(self) -> bool:
+        """:attr:`allow_loopback_callbacks`, with its default decided."""
+        if self.allow_loopback_callbacks is not None:
+            return self.allow_loopback_callbacks
+        import ipaddress
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.issuer).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def with_(self, **changes: Any) -> IdpSettings:
         return replace(self, **changes)

@@ -24,7 +24,7 @@ __all__ = ["register"]
 
 def _service(settings: IdpSettings) -> ClientService:
     db = open_database(settings)
-    return ClientService(db, audit=AuditLog(db))
+    return ClientService(db, audit=AuditLog(db), allow_loopback_callbacks=settings.loopback_callbacks_allowed)
 
 
 def _load_jwks(path: Path | None) -> dict[str, Any] | None:

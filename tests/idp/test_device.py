@@ -25,7 +25,7 @@ def kiosk(idp_services, citizen) -> RP:
         name="政务自助终端",
         grant_types=(DEVICE_CODE_GRANT_TYPE, "refresh_token"),
         scopes=("openid", "profile"),
-        backchannel_logout_uri="http://127.0.0.1:9/backchannel-logout",
+        backchannel_logout_uri="https://kiosk.example.cn/backchannel-logout",  # not loopback: issue 19 §7
         first_party=True,
     )
 

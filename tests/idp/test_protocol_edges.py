@@ -384,3 +384,99 @@ def test_client_assertion_jti_is_remembered_while_it_is_valid(web, idp_services,
     keys = [k for k in idp_services.redis.scan_iter(match=f"*jti:{rp.client_id}:{jti}")]
     assert len(keys) == 1
     assert idp_services.redis.ttl(keys[0]) >= 300  # at least the assertion's remaining life
+
+
+# ---------------------- 19.7: logout URIs never point the idp at internal services
+
+_INTERNAL = [
+    "http://127.0.0.1:9/backchannel-logout",
+    "https://127.0.0.1/backchannel-logout",
+    "https://127.1/backchannel-logout",             # resolves to 127.0.0.1
+    "https://2130706433/backchannel-logout",        # ditto, as one decimal number
+    "https://localhost:8443/bc",
+    "https://[::1]/bc",
+    "https://[::ffff:127.0.0.1]/bc",
+    "https://10.0.0.5/bc",
+    "https://192.168.1.1/bc",
+    "https://172.16.0.1/bc",
+    "https://169.254.169.254/latest/meta-data",
+    "https://[fe80::1]/bc",
+    "https://[fd00::1]/bc",
+    "https://0.0.0.0/bc",
+    "https://224.0.0.1/bc",
+    "https://100.64.0.1/bc",
+    "http://portal.example.cn/bc",                  # plain http to a real host
+    "https://user:pw@portal.example.cn/bc",
+]
+
+
+def _portal_spec(**kw):
+    from idp.clients import ClientSpec
+
+    return ClientSpec(name="Portal", redirect_uris=["https://portal.example.cn/cb"], **kw)
+
+
+@pytest.mark.parametrize("uri", _INTERNAL)
+def test_internal_backchannel_logout_uri_is_refused(idp_services, uri):
+    from idp.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="back-channel logout URI"):
+        idp_services.clients.add(_portal_spec(backchannel_logout_uri=uri))
+
+
+@pytest.mark.parametrize("uri", ["https://127.0.0.1/fc", "https://10.0.0.5/fc", "http://127.0.0.1:5201/fc"])
+def test_internal_frontchannel_logout_uri_is_refused(idp_services, uri):
+    from idp.clients import ClientSpec
+    from idp.errors import InvalidInput
+
+    origin = uri.rsplit("/", 1)[0]
+    with pytest.raises(InvalidInput, match="front-channel logout URI"):
+        idp_services.clients.add(ClientSpec(name="P", redirect_uris=[origin + "/cb"], frontchannel_logout_uri=uri))
+
+
+def test_a_name_resolving_to_an_internal_address_is_refused(idp_services):
+    from idp.clients import ClientService
+    from idp.errors import InvalidInput
+
+    resolved = {"internal.example.cn": ["93.184.215.14", "10.1.2.3"], "portal.example.cn": ["93.184.215.15"]}
+    service = ClientService(idp_services.db, resolve=lambda host: resolved.get(host, []))
+    with pytest.raises(InvalidInput, match="resolves to 10.1.2.3"):
+        service.add(_portal_spec(backchannel_logout_uri="https://internal.example.cn/bc"))
+    client, _secret = service.add(_portal_spec(backchannel_logout_uri="https://portal.example.cn/bc"))
+    assert client.backchannel_logout_uri == "https://portal.example.cn/bc"
+
+
+def test_public_https_logout_uris_are_accepted(idp_services):
+    client, _secret = idp_services.clients.add(_portal_spec(
+        backchannel_logout_uri="https://portal.example.cn/bc", frontchannel_logout_uri="https://portal.example.cn/fc"))
+    assert client.backchannel_logout_uri == "https://portal.example.cn/bc"
+
+
+def test_loopback_logout_uri_only_with_the_demo_setting(idp_services):
+    from idp.clients import ClientService, ClientSpec
+    from idp.errors import InvalidInput
+
+    demo = ClientService(idp_services.db, allow_loopback_callbacks=True)
+    client, _secret = demo.add(ClientSpec(
+        name="Demo portal", redirect_uris=["http://127.0.0.1:5201/callback"],
+        backchannel_logout_uri="http://127.0.0.1:5201/backchannel-logout"))
+    assert client.backchannel_logout_uri == "http://127.0.0.1:5201/backchannel-logout"
+    for uri in ("https://10.0.0.5/bc", "https://169.254.169.254/bc", "http://192.168.1.1/bc"):
+        with pytest.raises(InvalidInput):  # loopback only, never the private network
+            demo.add(_portal_spec(backchannel_logout_uri=uri))
+
+
+@pytest.mark.parametrize("issuer,explicit,allowed", [
+    ("http://127.0.0.1:5000", None, True),       # the embedded demo
+    ("http://localhost:5000", None, True),
+    ("https://idp.gov.cn", None, False),
+    ("https://idp.gov.cn", "true", True),
+    ("http://127.0.0.1:5000", "false", False),
+])
+def test_loopback_callbacks_setting(yiwang_env, issuer, explicit, allowed):
+    from idp.settings import IdpSettings
+
+    env = dict(yiwang_env, YIWANG_ISSUER=issuer)
+    if explicit is not None:
+        env["YIWANG_IDP_ALLOW_LOOPBACK_CALLBACKS"] = explicit
+    assert IdpSettings.from_env(env).loopback_callbacks_allowed is allowed
