@@ -2,8 +2,9 @@
 
 The wallet cookie carries only a random opaque value; what it stands for
 (the holder's blind index, the display name, the idp's ``sid`` and ``sub``,
-the ID token kept as ``id_token_hint``) lives in Redis under the SHA-256 of
-that value, so a Redis dump yields no usable cookie. Two index sets (per
+and the ID token for ``id_token_hint`` only when it carries no ID number)
+lives in Redis under the SHA-256 of that value, so a Redis dump yields no
+usable cookie and no ID number. Two index sets (per
 ``sid``, per ``sub``) let a logout token end every wallet session of an idp
 session (OpenID Connect Back-Channel Logout 1.0 §2.7), and deleting the
 record on sign-out makes a copied cookie worthless at once.
