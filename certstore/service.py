@@ -26,6 +26,7 @@ space a plain hash would not protect).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -33,7 +34,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -53,7 +54,14 @@ from keys.keyring import Keyring
 from signing.errors import PayloadError, PayloadTooLarge, PdfError, SigningError
 
 from .db import autocommit, session_scope
-from .errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
+from .errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLargeError,
+    ServiceUnavailable,
+)
 from .identifier import build_identifier, format_serial, parse_identifier
 from .lifecycle import Action, is_expired, transition
 from .models import (
@@ -64,7 +72,7 @@ from .models import (
     IdempotencyRecord,
     SerialCounter,
 )
-from .qrscan import decode_qr_image
+from .qrscan import check_image, decode_qr_image
 from .registry import IssuerInfo, Registry
 from .settings import CertstoreSettings
 from .statuslists import FILL_LIMIT, Slot
@@ -237,6 +245,10 @@ class CertificateService:
             default_ttl=settings.status_list_ttl,
         )
         self._tsa_roots: list[x509.Certificate] | None = None
+        # Anonymous uploads cost CPU and memory: a few at a time per process, the rest 503.
+        self._pdf_slots = _Slots(settings.verify_concurrency, "PDF verifications")
+        self._image_slots = _Slots(settings.verify_concurrency, "QR image decodes")
+        self.pdf_limits = signing.pades.PdfLimits(max_bytes=settings.verify_pdf_max_bytes)
         self._postgresql = sessions.kw["bind"].dialect.name == "postgresql"
 
     # -- issuing -----------------------------------------------------------
@@ -800,7 +812,20 @@ class CertificateService:
         except KeyNotFound:
             raise ServiceUnavailable("this deployment has no region CA yet (run: certstore init)") from None
         try:
-            outcome = signing.pades.verify_pdf(bytes(pdf), trust_roots=roots, crls=crls)
+            # Byte counts first: a hostile file is refused in milliseconds, before it takes a slot.
+            signing.pades.check_pdf_bounds(bytes(pdf), self.pdf_limits)
+            with self._pdf_slots():
+                outcome = signing.pades.verify_pdf(
+                    bytes(pdf), trust_roots=roots, crls=crls, limits=self.pdf_limits
+                )
+        except signing.pades.PdfTooComplex as e:
+            if e.what == "size":
+                raise PayloadTooLargeError(
+                    f"the PDF is {e.found} bytes; a certificate PDF is far smaller (at most {e.limit} are accepted)",
+                    field="file",
+                    code="pdf_too_large",
+                ) from None
+            raise InvalidInput(f"the PDF is refused: {e}", field="file", code="pdf_too_complex") from None
         except PdfError as e:
             raise InvalidInput(f"the PDF cannot be read: {e}", field="file", code="not_a_pdf") from None
         checks = checks_from(outcome.checks)
@@ -823,8 +848,37 @@ class CertificateService:
         """Verify an uploaded PDF, or the QR code in an uploaded image."""
         if bytes(data[:1024]).lstrip().startswith(b"%PDF-"):
             return self.verify_pdf(data)
-        texts = decode_qr_image(data)
+        check_image(data)  # header bounds first: a hostile image is refused without taking a slot
+        with self._image_slots():
+            texts = decode_qr_image(data)
         return self.verify_qr(texts[0])
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+class _Slots:
+    """At most ``n`` at once; one more is refused at once (503, ``Retry-After``), never queued:
+    a queue of hostile uploads would hold every server thread."""
+
+    def __init__(self, n: int, what: str) -> None:
+        self._free = threading.BoundedSemaphore(max(1, n))
+        self._what = what
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if not self._free.acquire(blocking=False):
+            logger.warning("too many %s at once: one refused", self._what)
+            raise ServiceUnavailable(
+                f"too many {self._what} are running right now; try again in a few seconds",
+                field="file",
+                code="busy",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        try:
+            yield
+        finally:
+            self._free.release()
 
 
 _ALLOCATE_PG = sa.text(

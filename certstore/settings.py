@@ -58,6 +58,8 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_TSA_URL", parse_url("http", "https"), "RFC 3161 timestamp authority"),
     Variable("CERTSTORE_TSA_ROOT", parse_path, "PEM file with the TSA's root certificate(s)"),
     Variable("CERTSTORE_MAX_UPLOAD_BYTES", parse_int, "largest upload the verify endpoints accept"),
+    Variable("CERTSTORE_VERIFY_PDF_MAX_BYTES", parse_int, "largest PDF an anonymous verification parses"),
+    Variable("CERTSTORE_VERIFY_CONCURRENCY", parse_int, "uploaded PDFs (and, apart, QR images) verified at once per process"),
     Variable("CERTSTORE_STATUS_LIST_MAX_AGE", parse_int, "seconds: older status lists are refused by verifiers"),
     Variable("CERTSTORE_CLIENT_ID", str, "certstore's client id at the idp (wallet sign-in, introspection)"),
     Variable("CERTSTORE_CLIENT_SECRET", str, "certstore's client secret at the idp (never logged)"),
@@ -89,6 +91,11 @@ class CertstoreSettings:
     """The ``aud`` certstore requires in access tokens from the idp."""
     max_upload_bytes: int = 10 * 1024 * 1024
     """Uploads (QR images, PDFs) above this are refused with 413."""
+    verify_pdf_max_bytes: int = 2 * 1024 * 1024
+    """An uploaded PDF above this is refused before parsing (a certificate PDF is ~40 KB)."""
+    verify_concurrency: int = 2
+    """Anonymous PDF verifications, and apart QR image decodes, running at once per process;
+    more get 503 with ``Retry-After`` (issue 19 findings 3 and 4)."""
     status_list_size: int = 131_072
     """Entries per status list (issue 6: at least 131,072, so a position hides in a crowd)."""
     status_list_ttl: int = 300
@@ -126,6 +133,10 @@ class CertstoreSettings:
             kwargs["tsa_root_file"] = values["CERTSTORE_TSA_ROOT"]
         if "CERTSTORE_MAX_UPLOAD_BYTES" in values:
             kwargs["max_upload_bytes"] = values["CERTSTORE_MAX_UPLOAD_BYTES"]
+        if "CERTSTORE_VERIFY_PDF_MAX_BYTES" in values:
+            kwargs["verify_pdf_max_bytes"] = values["CERTSTORE_VERIFY_PDF_MAX_BYTES"]
+        if "CERTSTORE_VERIFY_CONCURRENCY" in values:
+            kwargs["verify_concurrency"] = max(1, values["CERTSTORE_VERIFY_CONCURRENCY"])
         for name in ("client_id", "client_secret"):
             if f"CERTSTORE_{name.upper()}" in values:
                 kwargs[name] = values[f"CERTSTORE_{name.upper()}"]

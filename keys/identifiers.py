@@ -67,7 +67,7 @@ class ResidentId:
 
 def resident_id_check_character(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character for the first 17 digits."""
-    if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
+    if not isinstance(first17, str) or len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise InvalidIdentifier(
             "the first 17 characters must be digits",
             kind="resident_id",
@@ -140,7 +140,7 @@ def mask_resident_id(number: str) -> str:
 
 def uscc_check_character(first17: str) -> str:
     """The GB 32100-2015 check character for the first 17 characters."""
-    if len(first17) != 17 or any(c not in _USCC_VALUE for c in first17):
+    if not isinstance(first17, str) or len(first17) != 17 or any(c not in _USCC_VALUE for c in first17):
         raise InvalidIdentifier(
             "a credit code uses only 0-9 and A-Y without I, O, S, V, Z",
             kind="uscc",

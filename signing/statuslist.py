@@ -222,8 +222,11 @@ def _jwk(key: PublicKeyTypes) -> ECKey | RSAKey | OKPKey:
     raise StatusListError("unsupported key type for a status list", reason="signature")
 
 
+_MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+
+
 def _ts(value: Any, name: str) -> dt.datetime:
-    if type(value) is not int or not 0 < value < 2**40:
+    if type(value) is not int or not 0 < value <= _MAX_TIME:
         raise StatusListError(f"the status list's {name} must be a NumericDate", reason="format")
     return dt.datetime.fromtimestamp(value, dt.UTC)
 
@@ -261,7 +264,7 @@ def verify_status_list_token(
     try:
         header_b64 = token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: JSON nested thousands deep
         raise StatusListError(
             "the status list token's header cannot be read", reason="format"
         ) from None
@@ -287,7 +290,7 @@ def verify_status_list_token(
         )
     try:
         claims = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StatusListError("the status list's claims are not JSON", reason="format") from None
     if not isinstance(claims, dict):
         raise StatusListError("the status list's claims are not an object", reason="format")

@@ -245,7 +245,7 @@ def _fail(message: str, reason: str) -> TrustListError:
 def _b64url_json(part: str, what: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: JSON nested thousands deep
         raise _fail(f"the trust list's {what} cannot be read", "format") from None
 
 
@@ -267,8 +267,11 @@ def _text(m: Mapping[str, Any], key: str, what: str, *, optional: bool = False) 
     return value
 
 
+_MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+
+
 def _time(value: Any, what: str) -> dt.datetime:
-    if type(value) is not int or not 0 < value < 2**40:
+    if type(value) is not int or not 0 < value <= _MAX_TIME:
         raise _fail(f"{what} must be a NumericDate", "format")
     return dt.datetime.fromtimestamp(value, dt.UTC)
 
@@ -352,7 +355,7 @@ def import_trust_list(
         ) from None
     try:
         payload = json.loads(obj.payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _fail("the trust list's payload is not JSON", "format") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise _fail(f"this is not a trust list of format {FORMAT}", "format")

@@ -64,6 +64,9 @@ def _from_certstore(e: CertstoreError) -> Response:
         headers["WWW-Authenticate"] = (
             f'Bearer realm="certstore", error="insufficient_scope", scope="{extra.get("scope", "")}"'
         )
+    retry_after = extra.get("retry_after")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)  # RFC 9110 §10.2.3: a busy service says when to come back
     if e.status >= 500:
         logger.warning("%s %s: %s", request.method, request.path, e)
     return problem(e.status, e.title, str(e), code=code, field=e.field, headers=headers, **extra)

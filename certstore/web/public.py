@@ -55,6 +55,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "failed": "未通过",
         "error": "无法核验",
         "csrf": "表单已过期，请重新提交。",
+        "busy": "同时核验的文件太多，请几秒钟后再试。",
         "switch": "English",
     },
     "en": {
@@ -80,6 +81,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "failed": "failed",
         "error": "Cannot verify",
         "csrf": "The form expired; please submit it again.",
+        "busy": "Too many files are being verified right now; please try again in a few seconds.",
         "switch": "中文",
     },
 }
@@ -191,7 +193,12 @@ def verify_submit() -> Response:
         else:
             return _render(lang, error=m["intro"], status=400)
     except CertstoreError as e:
-        return _render(lang, error=f"{m['error']}: {e}", status=e.status)
+        retry_after = e.extra.get("retry_after")
+        if not isinstance(retry_after, int):
+            return _render(lang, error=f"{m['error']}: {e}", status=e.status)
+        resp = _render(lang, error=m["busy"], status=e.status)
+        resp.headers["Retry-After"] = str(retry_after)
+        return resp
     return _render(lang, result=result)
 
 
