@@ -1,11 +1,27 @@
-"""The append-only, hash-chained audit log (issue 3 §8).
+"""The append-only, keyed and anchored audit chain (issue 3 §8, issue 11 §6).
 
-Each record carries ``prev_hash``, the hash of the record before it, and its
-own ``hash`` = SHA-256 over a canonical JSON of its fields and ``prev_hash``.
-Editing a record breaks its own hash; deleting one leaves a gap in ``seq`` (and
-a ``prev_hash`` that no longer matches); cutting off the tail disagrees with
-the ``audit_head`` row. :meth:`AuditLog.verify` walks the chain and names the
-first broken record.
+Each record carries ``prev_hash``, the MAC of the record before it, ``key_id``
+and its own ``hash`` = HMAC-SHA256 under the key ``key_id`` names (an
+``idp-audit`` MAC key set in :mod:`keys.mac`, rotated like the other keys
+and never destroyed) over a canonical JSON of its fields, ``key_id`` and
+``prev_hash``. Someone who can write the database but not the key store can
+therefore not recompute the chain after editing a record: a plain hash
+would let them rewrite any record and every hash after it.
+
+Editing a record breaks its own MAC; deleting one leaves a gap in ``seq``
+(and a ``prev_hash`` that no longer matches); cutting off the tail disagrees
+with the ``audit_head`` row, and since the head lives in the same database,
+also with the **anchors**: signed checkpoints of the head (``seq``, MAC),
+signed with the ``idp-audit-anchor`` key set and appended as JSON lines to a
+file outside the database (:class:`AnchorFile`) every
+:data:`ANCHOR_EVERY_RECORDS` records or :data:`ANCHOR_EVERY_SECONDS` seconds
+and by ``idp audit checkpoint``. :meth:`AuditLog.verify` walks the chain,
+names the first broken record, and checks that the database still holds
+every anchored head.
+
+Records written before the chain was keyed (``key_id`` NULL, plain SHA-256)
+still verify, but only as the chain's beginning: an unkeyed record after a
+keyed one is reported.
 
 Appends are serialised on the one ``audit_head`` row: on PostgreSQL the first
 statement of :meth:`AuditLog.record` is an ``UPDATE`` of that row, which takes
@@ -21,8 +37,11 @@ value that looks like a full resident ID number.
 from __future__ import annotations
 
 import atexit
+import base64
 import datetime as dt
+import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -32,15 +51,34 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from keys.errors import KeyNotFound
+from keys.mac import MacKey, ephemeral_key
+
 from .db import Database
 from .models import AuditEvent, AuditHead, utcnow
 
-__all__ = ["AuditLog", "ChainReport", "GENESIS_HASH", "record_hash", "KINDS"]
+if TYPE_CHECKING:
+    from keys.keyring import Keyring, KeySet
+
+__all__ = [
+    "AuditLog",
+    "AnchorFile",
+    "Checkpoint",
+    "ChainReport",
+    "audit_anchor_path",
+    "GENESIS_HASH",
+    "MAC_PURPOSE",
+    "ANCHOR_PURPOSE",
+    "record_hash",
+    "record_mac",
+    "KINDS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,16 +136,45 @@ def _at_text(at: dt.datetime) -> str:
 
 _HASHED = ("seq", "at", "kind", "actor", "subject", "client_id", "ip", "detail", "prev_hash")
 
+MAC_PURPOSE = "idp-audit"
+"""The MAC key set that keys the chain (:meth:`keys.keyring.Keyring.mac_keyset`)."""
+ANCHOR_PURPOSE = "idp-audit-anchor"
+"""The ES256 key set that signs checkpoints of the head."""
+ANCHOR_EVERY_RECORDS = 1000
+ANCHOR_EVERY_SECONDS = 60.0
+_CHECKPOINT_TYP = "yiwang-audit-checkpoint+jwt"
 
-def _digest(fields: Mapping[str, Any]) -> str:
+# One throw-away key per process for an AuditLog built without a key ring
+# (tests of other areas): every instance in the process agrees on it, and
+# nothing it keys verifies anywhere else, which verify reports.
+_EPHEMERAL = ephemeral_key()
+
+
+def _body(fields: Mapping[str, Any]) -> dict[str, Any]:
     body = {name: fields[name] for name in _HASHED}
     body["at"] = _at_text(body["at"])
-    return hashlib.sha256(_canonical(body)).hexdigest()
+    return body
+
+
+def _digest(fields: Mapping[str, Any]) -> str:
+    """The unkeyed SHA-256 of records written before the chain was keyed."""
+    return hashlib.sha256(_canonical(_body(fields))).hexdigest()
+
+
+def _mac_input(fields: Mapping[str, Any], key_id: str) -> bytes:
+    body = _body(fields)
+    body["key_id"] = key_id
+    return _canonical(body)
 
 
 def record_hash(event: AuditEvent) -> str:
-    """SHA-256 hex over the canonical JSON of ``event`` (without its own hash)."""
+    """SHA-256 hex over the canonical JSON of an unkeyed (pre-keying) ``event``."""
     return _digest({name: getattr(event, name) for name in _HASHED})
+
+
+def record_mac(event: AuditEvent, key: MacKey) -> str:
+    """HMAC-SHA256 hex of ``event`` under ``key`` (what its ``hash`` must be)."""
+    return key.digest(_mac_input({name: getattr(event, name) for name in _HASHED}, key.kid))
 
 
 def _check_clean(value: Any, path: str) -> None:
@@ -138,10 +205,110 @@ class ChainReport:
     records: int
     broken_seq: int | None = None
     problem: str | None = None
+    anchors: int = 0
+    """Checkpoints whose signature verified and whose head the database still holds."""
+    unverifiable_anchors: int = 0
+    """Checkpoints signed by an anchor key no longer published (rotated out): not counted."""
+    legacy: int = 0
+    """Records from before the chain was keyed (plain SHA-256)."""
 
     @property
     def intact(self) -> bool:
         return self.broken_seq is None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement: at ``at``, record ``seq`` of the chain had MAC ``hash``."""
+
+    seq: int
+    hash: str
+    at: str
+    line: int
+    signed: bool
+    """The signature verified with a published ``idp-audit-anchor`` key."""
+
+
+class AnchorError(Exception):
+    """A line of the anchor file is not a checkpoint we signed."""
+
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(f"anchor file line {line}: {why}")
+        self.line = line
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+class AnchorFile:
+    """Signed checkpoints of the chain head, appended as JSON lines to a file outside the database.
+
+    Each line is ``{"seq", "hash", "at", "jws"}``; the compact JWS (ES256,
+    ``idp-audit-anchor`` key set) over the same three values is what counts.
+    The file is opened for appending only and each line is written under an
+    exclusive ``flock`` and synced, so several idp processes can share it.
+    """
+
+    def __init__(self, path: Path, keyset: KeySet) -> None:
+        self.path = path
+        self.keyset = keyset
+
+    def write(self, seq: int, mac: str) -> Checkpoint:
+        from keys.jws import encode_jws
+
+        at = utcnow().isoformat(timespec="seconds")
+        claims = {"seq": seq, "hash": mac, "at": at}
+        token = encode_jws(self.keyset.active(), claims, typ=_CHECKPOINT_TYP)
+        line = json.dumps({**claims, "jws": token}, separators=(",", ":")) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return Checkpoint(seq, mac, at, 0, True)
+
+    def read(self) -> list[Checkpoint]:
+        """Every checkpoint in the file; :class:`AnchorError` for a line that is not one of ours."""
+        from joserfc import jws
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet as JoseKeySet
+
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        published = JoseKeySet.import_key_set(self.keyset.jwks())  # type: ignore[arg-type]
+        kids = {k["kid"] for k in self.keyset.jwks()["keys"]}
+        out = []
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                token = json.loads(raw)["jws"]
+                header = json.loads(_b64decode(token.split(".")[0]))
+                claims = json.loads(_b64decode(token.split(".")[1]))
+                seq, mac, at = int(claims["seq"]), str(claims["hash"]), str(claims["at"])
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                raise AnchorError(number, "not a checkpoint") from None
+            if header.get("typ") != _CHECKPOINT_TYP or header.get("alg") != "ES256":
+                raise AnchorError(number, "not a checkpoint")
+            signed = header.get("kid") in kids
+            if signed:
+                try:
+                    jws.deserialize_compact(token, published, algorithms=["ES256"])
+                except (JoseError, ValueError):
+                    raise AnchorError(number, "its signature does not verify (forged or altered)") from None
+            out.append(Checkpoint(seq, mac, at, number, signed))
+        return out
+
+
+def audit_anchor_path(home: Path) -> Path:
+    """Where the idp appends its checkpoints by default: ``YIWANG_HOME/audit/anchors.jsonl``."""
+    return home / "audit" / "anchors.jsonl"
 
 
 @dataclass(frozen=True)
@@ -174,12 +341,30 @@ class AuditLog:
         self,
         db: Database,
         *,
+        keyring: Keyring | None = None,
+        anchor_path: Path | None = None,
+        anchor_every: int = ANCHOR_EVERY_RECORDS,
+        anchor_seconds: float = ANCHOR_EVERY_SECONDS,
         background: bool = False,
         batch_max: int = 500,
         queue_max: int = 50_000,
         linger_seconds: float = 0.05,
     ) -> None:
         self.db = db
+        self.keyring = keyring
+        if keyring is None:
+            logger.debug("audit log without a key ring: records are keyed with a throw-away key")
+        self.anchor: AnchorFile | None = (
+            AnchorFile(anchor_path, keyring.keyset(ANCHOR_PURPOSE, algorithm="ES256"))
+            if keyring is not None and anchor_path is not None
+            else None
+        )
+        self.anchor_every = anchor_every
+        self.anchor_seconds = anchor_seconds
+        self._anchor_lock = threading.Lock()
+        self._unanchored = 0
+        self._anchored_at: float | None = None
+        """When this process last anchored; ``None``: its first commit anchors at once."""
         self.background = background
         self.batch_max = batch_max
         self.queue_max = queue_max
@@ -201,6 +386,30 @@ class AuditLog:
 
     def __repr__(self) -> str:
         return f"AuditLog(background={self.background})"
+
+    # ------------------------------------------------------------------ keys
+
+    def _active_key(self) -> MacKey:
+        if self.keyring is None:
+            return _EPHEMERAL
+        return self.keyring.mac_keyset(MAC_PURPOSE).active()
+
+    def mac_key(self, kid: str) -> MacKey | None:
+        """The MAC key ``kid`` (retired ones included), or ``None`` if this idp does not hold it."""
+        if kid == _EPHEMERAL.kid:
+            return _EPHEMERAL
+        if self.keyring is None:
+            return None
+        try:
+            return self.keyring.mac_keyset(MAC_PURPOSE).get(kid)
+        except KeyNotFound:
+            return None
+
+    def rotate_key(self) -> str:
+        """Start keying new records with a new MAC key; the old one stays for verification. Returns its id."""
+        if self.keyring is None:
+            raise RuntimeError("the audit log has no key ring")
+        return self.keyring.mac_keyset(MAC_PURPOSE).rotate().kid
 
     def record(
         self,
@@ -236,12 +445,19 @@ class AuditLog:
                 raise ValueError(f"audit field {name} must be text of at most {limit} characters")
         pending = _Pending(utcnow(), kind, actor, subject, client_id, ip, detail)
         if session is not None:
-            return AuditEvent(**self._append(session, [pending])[0])
+            row = self._append(session, [pending])[0]
+            if self.anchor is not None:
+                # Anchored only once the caller's transaction commits: it may still roll back.
+                seq, mac = row["seq"], row["hash"]
+                sa.event.listen(session, "after_commit", lambda _s: self._committed(1, seq, mac), once=True)
+            return AuditEvent(**row)
         if self.background:
             self._enqueue(pending)
             return None
         with self.db.session() as s:
-            return AuditEvent(**self._append(s, [pending])[0])
+            row = self._append(s, [pending])[0]
+        self._committed(1, row["seq"], row["hash"])
+        return AuditEvent(**row)
 
     # ------------------------------------------------------ background writer
 
@@ -283,8 +499,9 @@ class AuditLog:
             while True:
                 try:
                     with self.db.session() as s:
-                        self._append(s, batch)
+                        rows = self._append(s, batch)
                     delay = 0.1
+                    self._committed(len(rows), rows[-1]["seq"], rows[-1]["hash"])
                     break
                 except (sa.exc.OperationalError, sa.exc.InterfaceError):
                     # the database is away: keep the records, try again later
@@ -344,6 +561,7 @@ class AuditLog:
             got = s.execute(bump).one()
         head_seq, head_hash = int(got[0]), str(got[1])
         prev = head_hash
+        key = self._active_key()
         rows: list[dict[str, Any]] = []
         for i, p in enumerate(batch):
             row: dict[str, Any] = {
@@ -356,8 +574,10 @@ class AuditLog:
                 "ip": p.ip,
                 "detail": p.detail,
                 "prev_hash": prev,
+                "key_id": key.kid,
             }
-            row["hash"] = prev = _digest(row)
+            # One HMAC per record (about a microsecond): the writer stays fast on the login path.
+            row["hash"] = prev = key.digest(_mac_input(row, key.kid))
             rows.append(row)
         # Core-speed bulk insert (the Table, not the mapped class, so the ORM's
         # bulk-persistence layer stays out): the background writer appends hundreds at once.
@@ -369,6 +589,49 @@ class AuditLog:
         else:
             logger.info("audit %d records seq=%d..%d", n, rows[0]["seq"], rows[-1]["seq"])
         return rows
+
+    # ---------------------------------------------------------------- anchors
+
+    def _committed(self, n: int, seq: int, mac: str) -> None:
+        """After a commit: anchor the head every ``anchor_every`` records or ``anchor_seconds``."""
+        if self.anchor is None:
+            return
+        with self._anchor_lock:
+            self._unanchored += n
+            now = time.monotonic()
+            if (
+                self._anchored_at is not None
+                and self._unanchored < self.anchor_every
+                and now - self._anchored_at < self.anchor_seconds
+            ):
+                return
+            try:
+                self.anchor.write(seq, mac)
+            except Exception:
+                # The records are safe in the database; the next commit tries again.
+                logger.exception("audit: could not write a checkpoint to %s", self.anchor.path)
+                return
+            self._unanchored = 0
+            self._anchored_at = now
+
+    def checkpoint(self) -> Checkpoint:
+        """Verify the chain, then anchor its head (``idp audit checkpoint``).
+
+        Refuses (:class:`ValueError`) when the chain does not verify: an
+        anchor must never bless a rewritten database.
+        """
+        if self.anchor is None:
+            raise RuntimeError("the audit log has no anchor file or key ring")
+        report = self.verify()
+        if not report.intact:
+            raise ValueError(f"the chain is broken at seq {report.broken_seq}: {report.problem}")
+        with self.db.session() as s:
+            head = s.get(AuditHead, 1)
+            seq, mac = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+        with self._anchor_lock:
+            written = self.anchor.write(seq, mac)
+            self._unanchored, self._anchored_at = 0, time.monotonic()
+        return written
 
     @staticmethod
     def _create_head(s: Session) -> None:
@@ -405,11 +668,21 @@ class AuditLog:
             s.expunge_all()
 
     def verify(self) -> ChainReport:
-        """Walk the chain up to the head; report the first record that does not fit.
+        """Walk the chain up to the head; report the first record that does not fit, then check the anchors.
 
         The head is read first and the walk stops at its ``seq``, so records
         appended while verifying (by a running idp) are left for next time.
+        Every checkpoint in the anchor file must name a record the database
+        still holds, with the same MAC: a cut-off or rewritten tail (head
+        row included) is reported even though it forms an intact chain.
         """
+        try:
+            checkpoints = self.anchor.read() if self.anchor is not None else []
+        except AnchorError as e:
+            return ChainReport(0, e.line, str(e))
+        wanted = {c.seq for c in checkpoints}
+        seen: dict[int, str] = {}
+        legacy = 0
         with self.db.session() as s:
             head = s.get(AuditHead, 1)
             head_seq = head.seq if head else 0
@@ -417,6 +690,7 @@ class AuditLog:
             expected_seq = 1
             prev = GENESIS_HASH
             count = 0
+            keyed = False
             for event in self._walk(s, head_seq):
                 if event.seq != expected_seq:
                     return ChainReport(count, expected_seq, f"record {expected_seq} is missing")
@@ -424,8 +698,15 @@ class AuditLog:
                     return ChainReport(
                         count, event.seq, f"record {event.seq} does not follow the one before"
                     )
-                if record_hash(event) != event.hash:
-                    return ChainReport(count, event.seq, f"record {event.seq} was altered")
+                problem = self._check(event, keyed)
+                if problem is not None:
+                    return ChainReport(count, event.seq, problem)
+                if event.key_id is None:
+                    legacy += 1
+                else:
+                    keyed = True
+                if event.seq in wanted:
+                    seen[event.seq] = event.hash
                 prev = event.hash
                 expected_seq += 1
                 count += 1
@@ -435,4 +716,34 @@ class AuditLog:
                 # the head disagrees with an intact chain: the head itself (or
                 # the last record together with its hash) was rewritten
                 return ChainReport(count, count, "the chain head does not match the last record")
-        return ChainReport(count)
+        anchors = unverifiable = 0
+        for c in sorted(checkpoints, key=lambda c: c.seq):
+            if not c.signed:
+                unverifiable += 1
+                continue
+            if c.seq > count:
+                return ChainReport(
+                    count, count + 1,
+                    f"record {c.seq} was anchored at {c.at} but the database ends at record {count}: its tail was cut",
+                )
+            if c.seq > 0 and not _same(seen.get(c.seq), c.hash):
+                return ChainReport(count, c.seq, f"record {c.seq} differs from its checkpoint of {c.at}: rewritten")
+            anchors += 1
+        return ChainReport(count, anchors=anchors, unverifiable_anchors=unverifiable, legacy=legacy)
+
+    def _check(self, event: AuditEvent, keyed: bool) -> str | None:
+        """Why ``event``'s own MAC does not hold, or ``None``."""
+        if event.key_id is None:
+            if keyed:
+                return f"record {event.seq} is not keyed, after keyed records: rewritten"
+            return None if _same(record_hash(event), event.hash) else f"record {event.seq} was altered"
+        key = self.mac_key(event.key_id)
+        if key is None:
+            return f"record {event.seq} names an audit key this idp does not hold ({event.key_id[:40]})"
+        if not key.verify(_mac_input({n: getattr(event, n) for n in _HASHED}, key.kid), event.hash):
+            return f"record {event.seq} was altered"
+        return None
+
+
+def _same(a: str | None, b: str) -> bool:
+    return a is not None and hmac.compare_digest(a.encode(), b.encode())

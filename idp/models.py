@@ -369,10 +369,12 @@ class TokenRecord(Base):
 
 
 class AuditEvent(Base):
-    """One record of the append-only, hash-chained audit log.
+    """One record of the append-only, keyed audit chain.
 
-    ``hash`` = SHA-256 over the canonical JSON of the record and
-    ``prev_hash`` (see :mod:`idp.audit`). ``seq`` is assigned under a lock on
+    ``hash`` = HMAC-SHA256, under the audit MAC key ``key_id``, over the
+    canonical JSON of the record and ``prev_hash`` (see :mod:`idp.audit`);
+    plain SHA-256 for records written before the chain was keyed (``key_id``
+    NULL). ``seq`` is assigned under a lock on
     :class:`AuditHead`, without gaps, so a deleted record shows as a gap.
     """
 
@@ -389,6 +391,8 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64))
+    key_id: Mapped[str | None] = mapped_column(sa.String(40))
+    """The ``idp-audit`` MAC key that keyed ``hash`` (kept after rotation)."""
 
 
 class AuditHead(Base):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from keys.pii import PiiProtector
 
 from .accounts import AccountService
-from .audit import AuditLog
+from .audit import AuditLog, audit_anchor_path
 from .clients import ClientService
 from .db import Database
 from .passwords import PasswordHasher
@@ -81,7 +81,12 @@ class Services:
             memory_kib=settings.password_hash_memory_kib,
             iterations=settings.password_hash_iterations,
         )
-        audit = AuditLog(db, background=audit_background)
+        audit = AuditLog(
+            db,
+            background=audit_background,
+            keyring=keyring,
+            anchor_path=audit_anchor_path(settings.home) if keyring is not None else None,
+        )
         throttle = Throttle(make_throttle_storage(settings, client, keyspace), redis=client)
         accounts = AccountService(db, pii, hasher, audit=audit, throttle=throttle)
         clients = ClientService(db, audit=audit, allow_loopback_callbacks=settings.loopback_callbacks_allowed)

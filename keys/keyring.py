@@ -43,6 +43,7 @@ from .sealed import Sealer, atomic_write, file_lock, load_or_create_kek
 from .software import SoftwareBackend
 
 if TYPE_CHECKING:
+    from .mac import MacKeySet
     from .pki import AgencySigner
 
 __all__ = ["open_keyring", "Keyring", "KeySet", "KeyInfo"]
@@ -107,6 +108,7 @@ class Keyring:
         self.reload_seconds = reload_seconds
         self._backends: dict[str, KeyBackend] = {"software": SoftwareBackend(sealer)}
         self._keysets: dict[str, KeySet] = {}
+        self._mac_keysets: dict[str, MacKeySet] = {}
         self._secrets: dict[str, bytes] = {}
         self._pii: PiiProtector | None = None
         self._agency: dict[str, tuple[object, AgencySigner]] = {}
@@ -161,6 +163,17 @@ class Keyring:
                 f"key set {purpose} holds {ks.algorithm} keys, not {algorithm}"
             )
         return ks
+
+    def mac_keyset(self, purpose: str) -> MacKeySet:
+        """The HMAC-SHA256 key set for ``purpose`` (``idp-audit`` …), created on first use (see :mod:`keys.mac`)."""
+        _check_name("MAC key set", purpose)
+        with self._lock:
+            found = self._mac_keysets.get(purpose)
+            if found is None:
+                from .mac import MacKeySet
+
+                found = self._mac_keysets[purpose] = MacKeySet(self, purpose)
+            return found
 
     def purposes(self) -> list[str]:
         """The purposes that have a key set on disk."""

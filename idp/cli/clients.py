@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from ..audit import AuditLog
+from ..audit import AuditLog, audit_anchor_path
 from ..clients import ClientService, ClientSpec, client_to_dict
+from ..db import Database
 from ..errors import InvalidInput
 from ..models import AUTH_METHODS, GRANT_TYPES
 from ..settings import IdpSettings
@@ -22,9 +23,16 @@ from .db import cli_actor, open_database
 __all__ = ["register"]
 
 
+def _audit_log(settings: IdpSettings, db: Database) -> AuditLog:
+    # Keyed and anchored like the running idp's, or the records break the chain (issue 11 §6).
+    from keys.keyring import open_keyring
+
+    return AuditLog(db, keyring=open_keyring(settings.common.keys), anchor_path=audit_anchor_path(settings.home))
+
+
 def _service(settings: IdpSettings) -> ClientService:
     db = open_database(settings)
-    return ClientService(db, audit=AuditLog(db), allow_loopback_callbacks=settings.loopback_callbacks_allowed)
+    return ClientService(db, audit=_audit_log(settings, db), allow_loopback_callbacks=settings.loopback_callbacks_allowed)
 
 
 def _load_jwks(path: Path | None) -> dict[str, Any] | None:

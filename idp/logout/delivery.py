@@ -23,13 +23,11 @@ queue gone with a restarted idp).
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -117,25 +115,6 @@ def _origin_and_path(uri: str) -> str:
     return uri.split("?", 1)[0]
 
 
-def _allow_loopback(settings: IdpSettings) -> bool:
-    """Whether receivers on loopback may be told (the embedded demo).
-
-    The explicit setting ``allow_loopback_callbacks`` when the settings have
-    it; otherwise only an idp whose own issuer is on loopback (the embedded
-    demo, whose portal listens on 127.0.0.1 too).
-    """
-    explicit = getattr(settings, "allow_loopback_callbacks", None)
-    if isinstance(explicit, bool):
-        return explicit
-    host = urlsplit(settings.issuer).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_uri(uri: str, *, allow_loopback: bool) -> Outcome | None:
     """The registration rule again, at delivery: ``None`` when ``uri`` may be posted to."""
     try:
@@ -174,8 +153,8 @@ class LogoutService:
         self._salt = pairwise_salt
         self.sessions = sessions
         self.tokens = tokens
-        self.allow_loopback = _allow_loopback(settings) if allow_loopback is None else allow_loopback
-        """Receivers on 127.0.0.1 may be told (the embedded demo); never private addresses."""
+        self.allow_loopback = settings.loopback_callbacks_allowed if allow_loopback is None else allow_loopback
+        """Receivers on 127.0.0.1 may be told (the embedded demo, the rule registration applies); never private ones."""
         self.queue: Any | None = None
 
     # -- hook: a session ended --------------------------------------------

@@ -7,7 +7,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from idp.audit import GENESIS_HASH, AuditLog, record_hash
+from idp.audit import GENESIS_HASH, AuditLog, record_hash, record_mac
 from idp.db import Database
 from idp.models import AuditEvent, AuditHead
 from idp.services import Services
@@ -36,7 +36,8 @@ def test_records_chain_onto_each_other(services: Services) -> None:
     second = audit.record("login.success", subject="110105********002X", detail={"amr": ["pwd"]})
     assert (first.seq, second.seq) == (1, 2)
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
-    assert record_hash(second) == second.hash
+    assert record_mac(second, audit.mac_key(second.key_id)) == second.hash  # keyed, not plain SHA-256
+    assert record_hash(second) != second.hash
     report = audit.verify()
     assert report.intact and report.records == 2
     assert [e.kind for e in audit.tail(1)] == ["login.success"]
@@ -49,7 +50,7 @@ def test_an_edited_detail_is_found(services: Services) -> None:
     assert not report.intact and report.broken_seq == 3 and "altered" in (report.problem or "")
 
 
-def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(services: Services) -> None:
+def test_an_edited_row_with_a_recomputed_plain_hash_is_found(services: Services) -> None:
     _fill(services.audit, 5)
     with services.db.session() as s:
         event = s.get(AuditEvent, 2)
@@ -57,7 +58,7 @@ def test_an_edited_row_with_a_recomputed_hash_breaks_the_next_link(services: Ser
         event.ip = "203.0.113.66"
         event.hash = record_hash(event)
     report = services.audit.verify()
-    assert report.broken_seq == 3
+    assert report.broken_seq == 2  # the MAC is keyed: a recomputed plain hash is not it
 
 
 def test_a_deleted_record_is_named(services: Services) -> None:
