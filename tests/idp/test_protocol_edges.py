@@ -480,3 +480,50 @@ def test_loopback_callbacks_setting(yiwang_env, issuer, explicit, allowed):
     if explicit is not None:
         env["YIWANG_IDP_ALLOW_LOOPBACK_CALLBACKS"] = explicit
     assert IdpSettings.from_env(env).loopback_callbacks_allowed is allowed
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/%5Cevil.example/login", "/%5C%5Cevil.example/x", "/%2F%2Fevil.example/x"])
+def test_language_link_click_stays_on_the_idp_in_chromium(app, path):
+    import threading
+    from pathlib import Path
+
+    from werkzeug.serving import make_server
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    here = f"127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    requested: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+
+                def watch(route):
+                    requested.append(route.request.url)
+                    if urlsplit(route.request.url).netloc == here:
+                        route.continue_()
+                    else:
+                        route.abort()
+
+                page.route("**/*", watch)
+                page.goto(f"http://{here}{path}")
+                with page.expect_request(lambda r: True, timeout=10_000):
+                    page.click("a.lang")
+                page.wait_for_load_state()
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    assert len(requested) >= 2  # the page and the click
+    assert all(urlsplit(u).netloc == here for u in requested), requested
