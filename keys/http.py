@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util.ssl_match_hostname import CertificateError
 
 __all__ = [
     "FetchError",
@@ -143,8 +144,10 @@ class _Target:
     host_header: str
 
 
-def check_url(url: str, *, allow_loopback: bool) -> _Target:
+def check_url(url: str, *, allow_loopback: bool, allow_http: bool = False) -> _Target:
     """Check the URL's form (no address lookup): https, or http to a loopback host when allowed.
+
+    ``allow_http``: plain http to any host (operator-configured URLs only).
 
     Raises :class:`FetchRefused`. User info in the URL is refused (it would
     be sent as credentials and hides the real host from a reader).
@@ -161,7 +164,7 @@ def check_url(url: str, *, allow_loopback: bool) -> _Target:
         raise FetchRefused("the URL contains spaces or control characters")
     if parts.scheme == "https":
         scheme: Literal["http", "https"] = "https"
-    elif parts.scheme == "http" and allow_loopback and _is_loopback_name(host):
+    elif parts.scheme == "http" and (allow_http or (allow_loopback and _is_loopback_name(host))):
         scheme = "http"
     else:
         raise FetchRefused("only https URLs may be fetched")
@@ -181,7 +184,7 @@ def _is_loopback_name(host: str) -> bool:
         return False
 
 
-def _resolve(host: str, port: int, *, allow_loopback: bool, until: float) -> str:
+def _resolve(host: str, port: int, *, allow_loopback: bool, until: float, check: bool = True) -> str:
     """The checked address to connect to; every address the name has must pass :func:`check_address`."""
     try:
         ipaddress.ip_address(host)
@@ -189,7 +192,8 @@ def _resolve(host: str, port: int, *, allow_loopback: bool, until: float) -> str
     except ValueError:
         literal = False
     if literal:
-        check_address(host, allow_loopback=allow_loopback)
+        if check:
+            check_address(host, allow_loopback=allow_loopback)
         return host
     future = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
     try:
@@ -203,7 +207,7 @@ def _resolve(host: str, port: int, *, allow_loopback: bool, until: float) -> str
         raise FetchFailed("name not resolved")
     # All of them, not the first: a name with one public and one internal
     # address would otherwise reach the internal one on a later lookup.
-    for address in addresses:
+    for address in addresses if check else ():
         check_address(address, allow_loopback=allow_loopback)
     return addresses[0]
 
@@ -327,6 +331,7 @@ def bounded_request(
     on_excess: Literal["raise", "cut"] = "raise",
     connect_timeout: float = 5.0,
     ca_certs: str | None = None,
+    operator_configured: bool = False,
 ) -> BoundedResponse:
     """Send one request and read at most ``max_bytes`` of raw body within ``deadline`` seconds.
 
@@ -334,10 +339,19 @@ def bounded_request(
     or is cut and flagged ``truncated`` (``"cut"``: a caller that needs only
     the status). Redirects are returned as their status, never followed.
     Raises :class:`FetchRefused`, :class:`FetchTimeout`, :class:`FetchFailed`.
+
+    ``operator_configured``: the URL comes from the operator's own settings
+    (certstore's idp issuer, which may sit on an internal network and whose
+    scheme the settings already checked), so the address rule and the
+    https rule are not applied; the size cap, deadline, identity encoding
+    and no-redirect rules still are. Never for a URL that a client, a QR
+    code or a fetched document supplied.
     """
     until = time.monotonic() + deadline
-    target = check_url(url, allow_loopback=allow_loopback)
-    address = _resolve(target.host, target.port, allow_loopback=allow_loopback, until=until)
+    target = check_url(url, allow_loopback=allow_loopback or operator_configured, allow_http=operator_configured)
+    address = _resolve(
+        target.host, target.port, allow_loopback=allow_loopback, until=until, check=not operator_configured
+    )
     send = {
         "Host": target.host_header,
         "User-Agent": _USER_AGENT,
@@ -433,7 +447,7 @@ def _exchange(
         raise
     except _StaleConnection:
         raise
-    except ssl.SSLError as e:
+    except (ssl.SSLError, CertificateError) as e:
         raise FetchFailed(f"TLS failed ({type(e).__name__})") from None
     except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as e:
         if time.monotonic() >= until or isinstance(e, TimeoutError | socket.timeout):
