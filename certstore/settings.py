@@ -11,6 +11,7 @@ from keys.config import (
     COMMON_VARIABLES,
     CommonSettings,
     Variable,
+    check_transport,
     parse_int,
     parse_path,
     parse_url,
@@ -122,9 +123,15 @@ class CertstoreSettings:
         if "CERTSTORE_DATABASE_URL" in values:
             values["DATABASE_URL"] = values["CERTSTORE_DATABASE_URL"]
         common = CommonSettings.from_values(values, default_issuer="http://127.0.0.1:5000")
+        common.check_issuer(values)  # the idp certstore sends its client secret to
         kwargs: dict[str, Any] = {}
         if "CERTSTORE_PUBLIC_URL" in values:
+            # Its wallet cookie and the idp's redirects to it carry sessions (issue 19 §9).
+            check_transport(values["CERTSTORE_PUBLIC_URL"], variable="YIWANG_CERTSTORE_PUBLIC_URL",
+                            allow_insecure=common.allow_insecure_http)
             kwargs["public_url"] = values["CERTSTORE_PUBLIC_URL"].rstrip("/")
+        # CERTSTORE_TSA_URL may stay plain http: an RFC 3161 request carries only a digest and
+        # the answer is a signed token checked against CERTSTORE_TSA_ROOT (many TSAs serve http only).
         if "CERTSTORE_REGION" in values:
             kwargs["region"] = values["CERTSTORE_REGION"]
         if "CERTSTORE_TSA_URL" in values:

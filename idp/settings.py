@@ -98,6 +98,7 @@ class IdpSettings:
         if "IDP_DATABASE_URL" in values:
             values["DATABASE_URL"] = values["IDP_DATABASE_URL"]
         common = CommonSettings.from_values(values, default_issuer="http://127.0.0.1:5000")
+        common.check_issuer(values)  # issue 19 §9: no Secure cookies, tokens in clear
         kwargs: dict[str, Any] = {}
         for name, attr in (
             ("IDP_SESSION_IDLE_SECONDS", "session_idle_seconds"),

@@ -9,10 +9,24 @@ with its parser. A malformed value or an unknown ``YIWANG_*`` name stops
 start-up with a :class:`~keys.errors.ConfigurationError` naming the variable,
 because a typo such as ``YIWANG_DATABSE_URL`` would otherwise silently fall
 back to the embedded default.
+
+Two checks stop a deployment that would run but leak (issue 19 §8, §9):
+
+* ``YIWANG_HOME`` is created ``0700`` whatever the umask, and a home, key
+  directory or key-encryption key file that another local user may write to
+  (group- or world-writable, or owned by someone other than this user or
+  root) is refused: that user could swap the KEK or move the database.
+* A plain-http URL (the issuer, certstore's public URL) on a host that is not
+  loopback is refused unless ``YIWANG_ALLOW_INSECURE_HTTP`` says so: cookies
+  would lose ``Secure`` and client secrets and ID numbers travel in clear.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +48,12 @@ __all__ = [
     "KEY_VARIABLES",
     "COMMON_VARIABLES",
     "CommonSettings",
+    "is_loopback_host",
+    "check_transport",
+    "secure_home",
 ]
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "YIWANG_"
 # Each service ignores the other service's own namespace; test-only variables
@@ -174,7 +193,98 @@ COMMON_VARIABLES = (
     Variable("REDIS_PREFIX", str, "prefix of every Redis key (default yw:)"),
     Variable("ISSUER", parse_url("http", "https"), "the idp's issuer URL"),
     Variable("LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level"),
+    Variable("ALLOW_INSECURE_HTTP", parse_bool,
+             "accept plain-http URLs on hosts other than loopback (a closed test network, never production)"),
 )
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ``::1``: traffic that never leaves the machine."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, *, variable: str, allow_insecure: bool) -> None:
+    """Refuse a plain-http ``url`` on a real host, unless ``allow_insecure`` (then warn once, at start)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or is_loopback_host(parts.hostname or ""):
+        return
+    if allow_insecure:
+        logger.warning(
+            "%s is plain http on %s (allowed by YIWANG_ALLOW_INSECURE_HTTP): cookies are not Secure "
+            "and secrets travel in clear", variable, parts.hostname,
+        )
+        return
+    raise ConfigurationError(
+        f"{variable} is plain http on {parts.hostname}: use https (plain http is for loopback only, "
+        "or set YIWANG_ALLOW_INSECURE_HTTP=1 on a closed test network)",
+        variable=variable,
+    )
+
+
+def _refuse_if_others_may_write(path: Path, what: str, *, variable: str) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ConfigurationError(f"{what} {path} cannot be read ({e.strerror})", variable=variable) from None
+    if st.st_uid not in (os.geteuid(), 0):
+        raise ConfigurationError(
+            f"{what} {path} belongs to another user (uid {st.st_uid}); it must be this user's", variable=variable
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        fix = "700" if stat.S_ISDIR(st.st_mode) else "600"
+        raise ConfigurationError(
+            f"{what} {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); chmod {fix} it",
+            variable=variable,
+        )
+
+
+def _refuse_open_parent(path: Path, what: str, *, variable: str) -> None:
+    """Whoever may write to the parent of ``path`` can rename it away and put their own in its place."""
+    parent = path.parent
+    try:
+        st = parent.stat()
+    except OSError:
+        return
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+        raise ConfigurationError(
+            f"{what} {path} is in {parent}, which other users may write to (mode {stat.S_IMODE(st.st_mode):o}); "
+            "move it or chmod go-w the directory",
+            variable=variable,
+        )
+
+
+def secure_home(home: Path, kek_file: Path | None = None) -> None:
+    """Create ``home`` (mode 0700 whatever the umask); refuse it, its key directory or the KEK file if others may write them."""
+    if not home.exists():
+        missing = [home, *(p for p in home.parents if not p.exists())]
+        try:
+            for directory in reversed(missing):
+                try:
+                    os.mkdir(directory, 0o700 if directory == home else 0o755)
+                except FileExistsError:
+                    continue
+                # os.mkdir's mode is filtered by the umask, which may be 000 (issue 19 §8).
+                os.chmod(directory, 0o700 if directory == home else 0o755)
+        except OSError as e:
+            raise ConfigurationError(
+                f"YIWANG_HOME {home} cannot be created ({e.strerror})", variable=PREFIX + "HOME"
+            ) from None
+    _refuse_open_parent(home, "YIWANG_HOME", variable=PREFIX + "HOME")
+    _refuse_if_others_may_write(home, "YIWANG_HOME", variable=PREFIX + "HOME")
+    _refuse_if_others_may_write(home / "keys", "the key directory", variable=PREFIX + "HOME")
+    if kek_file is not None:
+        _refuse_open_parent(kek_file, "the key-encryption key file", variable=PREFIX + "KEK_FILE")
+        _refuse_if_others_may_write(kek_file.parent, "the directory of the key-encryption key file",
+                                    variable=PREFIX + "KEK_FILE")
+        _refuse_if_others_may_write(kek_file, "the key-encryption key file", variable=PREFIX + "KEK_FILE")
 
 
 @dataclass(frozen=True)
@@ -190,6 +300,8 @@ class CommonSettings:
     redis_prefix: str
     issuer: str
     log_level: str
+    allow_insecure_http: bool = False
+    """Plain-http URLs on hosts other than loopback are accepted (``YIWANG_ALLOW_INSECURE_HTTP``)."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], *, default_issuer: str) -> CommonSettings:
@@ -214,6 +326,7 @@ class CommonSettings:
                         f"YIWANG_{name} must be set when YIWANG_KEY_BACKEND=pkcs11",
                         variable=PREFIX + name,
                     )
+        secure_home(home, keys.kek_file)
         return cls(
             home=home,
             keys=keys,
@@ -222,7 +335,13 @@ class CommonSettings:
             redis_prefix=values.get("REDIS_PREFIX", "yw:"),
             issuer=(values.get("ISSUER") or default_issuer).rstrip("/"),
             log_level=values.get("LOG_LEVEL", "info"),
+            allow_insecure_http=bool(values.get("ALLOW_INSECURE_HTTP", False)),
         )
+
+    def check_issuer(self, values: Mapping[str, Any]) -> None:
+        """At a service's start: a configured plain-http issuer must be on loopback (or allowed)."""
+        if values.get("ISSUER"):
+            check_transport(self.issuer, variable=PREFIX + "ISSUER", allow_insecure=self.allow_insecure_http)
 
     def __repr__(self) -> str:
         return f"CommonSettings(home={str(self.home)!r}, backend={self.keys.backend!r})"

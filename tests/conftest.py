@@ -86,6 +86,8 @@ def yiwang_env(tmp_path: Path, database_url: str, redis_url: str | None, redis_p
         "YIWANG_HOME": str(tmp_path / "home"),
         "YIWANG_DATABASE_URL": database_url,
         "YIWANG_REDIS_PREFIX": redis_prefix,
+        # The suite's made-up hosts (http://idp.test) are plain http: the explicit opt-in (issue 19 §9).
+        "YIWANG_ALLOW_INSECURE_HTTP": "1",
     }
     if redis_url:
         env["YIWANG_REDIS_URL"] = redis_url

@@ -279,6 +279,7 @@ def test_trust_import_from_the_other_regions_url(
     monkeypatch.setenv("YIWANG_HOME", str(tmp_path / "home-b"))
     monkeypatch.setenv("YIWANG_DATABASE_URL", second_database_url)
     monkeypatch.setenv("YIWANG_ISSUER", "http://idp.test")
+    monkeypatch.setenv("YIWANG_ALLOW_INSECURE_HTTP", "1")  # a made-up plain-http host (issue 19 §9)
     monkeypatch.setenv("YIWANG_CERTSTORE_REGION", "310000")
     cli = Cli(capsys)
     code, out, err = cli("init")
