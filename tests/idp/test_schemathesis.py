@@ -91,7 +91,7 @@ def _security(label: str) -> set[str]:
 
 # Callers: nobody; an agency's confidential client (client_credentials, certs:issue); the
 # certstore wallet's confidential client (authorization code, id_number); a citizen's access token.
-IDENTITIES = ("anonymous", "agency", "wallet", "citizen")
+IDENTITIES = ("anonymous", "agency", "wallet", "kiosk", "citizen")
 
 
 def _cases() -> list[Any]:
@@ -99,7 +99,7 @@ def _cases() -> list[Any]:
     for label, op in OPERATIONS.items():
         schemes = _security(label)
         for who in IDENTITIES:
-            if who in ("agency", "wallet") and "clientBasic" not in schemes:
+            if who in ("agency", "wallet", "kiosk") and "clientBasic" not in schemes:
                 continue
             if who == "citizen" and "bearer" not in schemes:
                 continue
@@ -164,10 +164,13 @@ class World:
         self.wallet = make_rp(self.services, name="证照钱包", may_receive_id_number=True,
                               grant_types=("authorization_code", "refresh_token"),
                               scopes=("openid", "profile", "id_number"), redirect_uri="https://certs.example.cn/wallet/callback")
+        self.kiosk = make_rp(self.services, name="政务自助终端", first_party=True, scopes=("openid", "profile"),
+                             grant_types=("urn:ietf:params:oauth:grant-type:device_code", "refresh_token"),
+                             redirect_uri="https://kiosk.example.cn/cb")
         self.app = create_app(settings_, services=self.services)
         self.app.config["TESTING"] = False  # error handlers behave as in production
         # The citizen signs in once at a first-party portal: the access token is what userinfo gets.
-        portal = make_rp(self.services, first_party=True, name="政务门户", redirect_uri="https://gov.example.cn/cb")
+        self.portal = portal = make_rp(self.services, first_party=True, name="政务门户", redirect_uri="https://gov.example.cn/cb")
         web = self.app.test_client()
         query, verifier = authorize_code(web, portal, scope="openid profile")
         resp = exchange(web, portal, query["code"], verifier)
@@ -179,6 +182,10 @@ class World:
             return self.agency.basic()
         if who == "wallet":
             return self.wallet.basic()
+        if who == "kiosk":
+            return self.kiosk.basic()
+        if who == "portal":  # the client the citizen's token was issued to (RFC 7662 §4: it may introspect it)
+            return self.portal.basic()
         if who == "citizen":
             return {"Authorization": f"Bearer {self.citizen_token}"}
         return {}
@@ -214,6 +221,35 @@ def test_the_document_is_served_and_lists_the_json_endpoints(world: World) -> No
     for key in ("token_endpoint", "introspection_endpoint", "revocation_endpoint", "userinfo_endpoint",
                 "pushed_authorization_request_endpoint", "device_authorization_endpoint", "jwks_uri"):
         assert meta[key].removeprefix(ISSUER) in doc["paths"], key
+
+
+_FORM = "application/x-www-form-urlencoded"
+# The successful answers too, which random data rarely reaches: each must be 2xx and conform.
+HAPPY = [
+    pytest.param("POST /token", "agency", lambda w: {"body": {"grant_type": "client_credentials", "scope": "certs:issue"}},
+                 id="client-credentials"),
+    pytest.param("POST /introspect", "portal", lambda w: {"body": {"token": w.citizen_token}}, id="introspect-active"),
+    pytest.param("POST /revoke", "agency", lambda w: {"body": {"token": "not-a-token"}}, id="revoke-unknown"),
+    pytest.param("POST /par", "wallet",
+                 lambda w: {"body": {"response_type": "code", "redirect_uri": w.wallet.redirect_uri, "scope": "openid",
+                                     "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                                     "code_challenge_method": "S256"}},
+                 id="par"),
+    pytest.param("POST /device/authorize", "kiosk", lambda w: {"body": {"scope": "openid profile"}}, id="device"),
+    pytest.param("GET /userinfo", "citizen", lambda w: {}, id="userinfo"),
+]
+
+
+@pytest.mark.parametrize(("label", "who", "data"), HAPPY)
+def test_successful_answers_conform(world: World, label: str, who: str, data: Any) -> None:
+    values = data(world)
+    if "body" in values:
+        values["media_type"] = _FORM
+    case = OPERATIONS[label].Case(**values)
+    resp = case.call_and_validate(app=world.app, headers=world.headers(who), checks=CHECKS)
+    assert 200 <= resp.status_code < 300, (resp.status_code, resp.text[:300])
+    if label == "POST /introspect":
+        assert resp.json()["active"] is True
 
 
 @pytest.mark.parametrize(("label", "data"), PINNED)
