@@ -86,7 +86,7 @@ def test_a_hostile_answer_is_cut_within_time_and_memory(hostile: HostileServer, 
     assert "error" in outcome, "a hostile answer was accepted"
     assert outcome["took"] < deadline + 1.0, f"held {outcome['took']:.1f} s"
     assert meter.growth_mib < MEMORY_BOUND_MIB, f"grew {meter.growth_mib:.0f} MiB"
-    assert normal < 1.0
+    assert normal < 2.0
 
 
 def test_outside_the_demo_only_https_to_public_addresses_is_fetched(hostile: HostileServer) -> None:

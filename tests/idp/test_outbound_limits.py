@@ -88,7 +88,7 @@ def test_a_hostile_receiver_is_cut_within_the_deadline_and_memory_bound(env, hos
         with stack.database.session() as db:
             normal = db.get(LogoutDelivery, ids["normal"])
             assert normal.status == "delivered"
-        assert took["normal"] < 1.0
+        assert took["normal"] < 2.0
     finally:
         stack.close()
 

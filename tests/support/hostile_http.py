@@ -79,6 +79,7 @@ class HostileServer:
         return self.base + path
 
     def start(self) -> HostileServer:
+        gzip_bomb()  # built before any measurement starts: its 16 MiB of zeros are not the client's
         self.thread.start()
         return self
 
