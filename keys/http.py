@@ -38,6 +38,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -63,7 +64,13 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 16 * 1024
 _USER_AGENT = "Yiwang"
-_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="bounded-dns")
+_KEEP_ALIVE_MAX = 32
+"""Idle connections kept per thread; the least recently used is closed past this."""
+# getaddrinfo cannot be interrupted: lookups run here so the caller's deadline
+# holds. A name whose DNS never answers ties one of these threads until the
+# system resolver gives up; enough of them that one slow zone does not starve
+# the others' lookups.
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="bounded-dns")
 
 
 class FetchError(Exception):
@@ -280,11 +287,19 @@ _local = threading.local()
 _KeepKey = tuple[str, str, int, str]
 
 
-def _pool() -> dict[_KeepKey, HTTPConnection]:
-    pool: dict[_KeepKey, HTTPConnection] | None = getattr(_local, "pool", None)
+def _pool() -> OrderedDict[_KeepKey, HTTPConnection]:
+    pool: OrderedDict[_KeepKey, HTTPConnection] | None = getattr(_local, "pool", None)
     if pool is None:
-        pool = _local.pool = {}
+        pool = _local.pool = OrderedDict()
     return pool
+
+
+def _keep(key: _KeepKey, conn: HTTPConnection) -> None:
+    pool = _pool()
+    pool[key] = conn
+    pool.move_to_end(key)
+    while len(pool) > _KEEP_ALIVE_MAX:
+        pool.popitem(last=False)[1].close()
 
 
 def _connection(key: _KeepKey, *, ca_certs: str | None) -> tuple[HTTPConnection, bool]:
@@ -456,7 +471,7 @@ def _exchange(
     finally:
         _WATCHDOG.disarm(watch)
         if keep:
-            _pool()[key] = conn
+            _keep(key, conn)
         else:
             conn.close()
 
