@@ -44,6 +44,7 @@ from .db import session_scope
 from .errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, Unauthorized
 from .models import AccessLog, Certificate
 from .service import PII_PURPOSE, CertificateService
+from .tokens import HttpIntrospector
 from .views import CertificateView
 
 __all__ = [
@@ -94,39 +95,23 @@ class StaticResolver:
 
 
 class IntrospectionResolver:
-    """RFC 7662 introspection at the idp, authenticated as certstore (``client_secret_basic``)."""
+    """RFC 7662 introspection at the idp, authenticated as certstore (``client_secret_basic``).
+
+    Asked on every read, never cached: the ID number in the answer is turned
+    into the blind index at once and not kept.
+    """
 
     def __init__(
         self, endpoint: str, client_id: str, client_secret: str, *, timeout: float = 5.0, session: Any = None
     ) -> None:
-        self.endpoint = endpoint
-        self.client_id = client_id
-        self._secret = client_secret
-        self.timeout = timeout
-        self._session = session
+        self._introspector = HttpIntrospector(endpoint, client_id, client_secret, timeout=timeout, session=session)
 
     def __repr__(self) -> str:
-        return f"IntrospectionResolver({self.endpoint!r}, client_id={self.client_id!r})"
+        return f"IntrospectionResolver({self._introspector.endpoint!r}, client_id={self._introspector.client_id!r})"
 
     def holder(self, token: str) -> TokenHolder | None:
-        import requests
-
-        try:
-            resp = (self._session or requests).post(
-                self.endpoint,
-                data={"token": token, "token_type_hint": "access_token"},
-                auth=(self.client_id, self._secret),
-                timeout=self.timeout,
-            )
-        except requests.RequestException:
-            raise ServiceUnavailable("the identity provider cannot be reached to identify the citizen") from None
-        if resp.status_code != 200:
-            raise ServiceUnavailable(f"the identity provider's introspection answered HTTP {resp.status_code}")
-        try:
-            data = resp.json()
-        except ValueError:
-            raise ServiceUnavailable("the identity provider's introspection answer is not JSON") from None
-        if not isinstance(data, dict) or data.get("active") is not True:
+        data = self._introspector.introspect(token)
+        if data.get("active") is not True:
             return None
         number = data.get("id_number")
         if not isinstance(number, str) or not number:
