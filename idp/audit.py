@@ -71,7 +71,6 @@ __all__ = [
     "AnchorFile",
     "Checkpoint",
     "ChainReport",
-    "audit_anchor_path",
     "GENESIS_HASH",
     "MAC_PURPOSE",
     "ANCHOR_PURPOSE",
@@ -305,10 +304,6 @@ class AnchorFile:
             out.append(Checkpoint(seq, mac, at, number, signed))
         return out
 
-
-def audit_anchor_path(home: Path) -> Path:
-    """Where the idp appends its checkpoints by default: ``YIWANG_HOME/audit/anchors.jsonl``."""
-    return home / "audit" / "anchors.jsonl"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from keys.pii import PiiProtector
 
 from .accounts import AccountService
-from .audit import AuditLog, audit_anchor_path
+from .audit import AuditLog
 from .clients import ClientService
 from .db import Database
 from .passwords import PasswordHasher
@@ -85,7 +85,7 @@ class Services:
             db,
             background=audit_background,
             keyring=keyring,
-            anchor_path=audit_anchor_path(settings.home) if keyring is not None else None,
+            anchor_path=settings.audit_anchor_path if keyring is not None else None,
         )
         throttle = Throttle(make_throttle_storage(settings, client, keyspace), redis=client)
         accounts = AccountService(db, pii, hasher, audit=audit, throttle=throttle)

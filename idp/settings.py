@@ -13,6 +13,7 @@ from keys.config import (
     Variable,
     parse_bool,
     parse_int,
+    parse_path,
     read_environment,
 )
 from keys.errors import ConfigurationError
@@ -36,6 +37,8 @@ IDP_VARIABLES = (
     Variable("IDP_REQUIRE_PAR", parse_bool, "refuse authorization requests not pushed first (RFC 9126)"),
     Variable("IDP_TRUSTED_PROXIES", parse_int, "reverse proxies in front whose X-Forwarded-For/-Proto count (0)"),
     Variable("IDP_DATABASE_POOL_SIZE", parse_int, "PostgreSQL connections each idp process keeps open (20)"),
+    Variable("IDP_AUDIT_ANCHOR_FILE", parse_path,
+             "append-only file of signed audit checkpoints (default: YIWANG_HOME/audit/anchors.jsonl)"),
     Variable("IDP_ALLOW_LOOPBACK_CALLBACKS", parse_bool,
              "logout URIs may be http on 127.0.0.1 (the embedded demo; default: only when the issuer is on loopback)"),
 )
@@ -89,6 +92,9 @@ class IdpSettings:
     http included: the embedded demo's portals on 127.0.0.1. ``None``: only when the
     issuer itself is on loopback. Private, link-local and other internal addresses
     are never allowed (issue 19 §7)."""
+    audit_anchor_file: Path | None = None
+    """Where signed checkpoints of the audit chain's head are appended (issue 11 §6); put it
+    on storage the database's administrators cannot rewrite. ``None``: under the home."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -116,6 +122,7 @@ class IdpSettings:
             ("IDP_TRUSTED_PROXIES", "trusted_proxies"),
             ("IDP_DATABASE_POOL_SIZE", "database_pool_size"),
             ("IDP_ALLOW_LOOPBACK_CALLBACKS", "allow_loopback_callbacks"),
+            ("IDP_AUDIT_ANCHOR_FILE", "audit_anchor_file"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
@@ -135,6 +142,11 @@ class IdpSettings:
     @property
     def issuer(self) -> str:
         return self.common.issuer
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        """:attr:`audit_anchor_file`, or ``YIWANG_HOME/audit/anchors.jsonl``."""
+        return self.audit_anchor_file or self.common.home / "audit" / "anchors.jsonl"
 
     @property
     def loopback_callbacks_allowed(self) -> bool:

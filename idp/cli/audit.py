@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..audit import MAC_PURPOSE, AuditLog, audit_anchor_path
+from ..audit import MAC_PURPOSE, AuditLog
 from ..db import Database
 from ..settings import IdpSettings
 from .db import open_database
@@ -19,7 +19,7 @@ def _audit_log(settings: IdpSettings, db: Database) -> AuditLog:
     """The audit log with its MAC keys and anchor file, as the running idp has it."""
     from keys.keyring import open_keyring
 
-    return AuditLog(db, keyring=open_keyring(settings.common.keys), anchor_path=audit_anchor_path(settings.home))
+    return AuditLog(db, keyring=open_keyring(settings.common.keys), anchor_path=settings.audit_anchor_path)
 
 
 def register(group: click.Group) -> None:

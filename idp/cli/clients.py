@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..audit import AuditLog, audit_anchor_path
+from ..audit import AuditLog
 from ..clients import ClientService, ClientSpec, client_to_dict
 from ..db import Database
 from ..errors import InvalidInput
@@ -27,7 +27,7 @@ def _audit_log(settings: IdpSettings, db: Database) -> AuditLog:
     # Keyed and anchored like the running idp's, or the records break the chain (issue 11 §6).
     from keys.keyring import open_keyring
 
-    return AuditLog(db, keyring=open_keyring(settings.common.keys), anchor_path=audit_anchor_path(settings.home))
+    return AuditLog(db, keyring=open_keyring(settings.common.keys), anchor_path=settings.audit_anchor_path)
 
 
 def _service(settings: IdpSettings) -> ClientService:

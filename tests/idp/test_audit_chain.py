@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from idp.audit import audit_anchor_path, record_hash
+from idp.audit import record_hash
 from idp.models import AuditEvent, AuditHead
 from idp.services import Services
 from idp.settings import IdpSettings
@@ -118,7 +118,7 @@ def test_deleting_the_last_records_after_a_checkpoint_is_reported(services: Serv
 def test_a_forged_checkpoint_is_reported(services: Services) -> None:
     _fill(services, 2)
     written = services.audit.checkpoint()
-    path = audit_anchor_path(services.settings.home)
+    path = services.settings.audit_anchor_path
     line = json.loads(path.read_text().splitlines()[-1])
     head, _claims, signature = line["jws"].split(".")
     import base64
@@ -151,11 +151,25 @@ def test_checkpoints_are_written_every_n_records(services: Services) -> None:
     services.audit.anchor_seconds = 3600
     _fill(services, 1)  # the first commit of a process anchors at once
     _fill(services, 7)
-    path = audit_anchor_path(services.settings.home)
+    path = services.settings.audit_anchor_path
     seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
     assert seqs == [1, 4, 7]
     assert os.stat(path).st_mode & 0o077 == 0
     assert services.audit.verify().anchors == 3
+
+
+def test_the_anchor_file_can_live_elsewhere(yiwang_env: dict[str, str], tmp_path: Any) -> None:
+    where = tmp_path / "worm" / "idp-anchors.jsonl"
+    settings = IdpSettings.from_env({**yiwang_env, "YIWANG_IDP_AUDIT_ANCHOR_FILE": str(where)})
+    keyring = open_keyring(settings.common.keys)
+    svc = Services.build(settings, pii=keyring.pii(), keyring=keyring)
+    svc.db.create_all()
+    try:
+        _fill(svc, 1)
+        assert [json.loads(line)["seq"] for line in where.read_text().splitlines()] == [1]
+        assert not (settings.home / "audit" / "anchors.jsonl").exists()
+    finally:
+        svc.close()
 
 
 def test_the_cli_checkpoints_and_verify_names_a_cut_tail(idp: Run, env: dict[str, str]) -> None:  # noqa: F811
