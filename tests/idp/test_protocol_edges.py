@@ -531,3 +531,19 @@ def test_language_link_click_stays_on_the_idp_in_chromium(app, path):
         thread.join(timeout=5)
     assert len(requested) >= 2  # the page and the click
     assert all(urlsplit(u).netloc == here for u in requested), requested
+
+
+def test_claims_parameter_is_ignored_as_discovery_says(web, rp, citizen):
+    import json as _json
+
+    from tests.idp.oidc_helpers import authorize_code, exchange
+
+    wanted = {"id_token": {"id_number": {"essential": True}, "phone_number": None},
+              "userinfo": {"id_number": {"essential": True}}}
+    q, verifier = authorize_code(web, rp, scope="openid", extra={"claims": _json.dumps(wanted)})
+    body = exchange(web, rp, q["code"], verifier).get_json()
+    payload = body["id_token"].split(".")[1]
+    claims = _json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert "id_number" not in claims and "phone_number" not in claims  # OIDC Core §5.5: not supported
+    info = web.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}).get_json()
+    assert "id_number" not in info and set(info) == {"sub"}
