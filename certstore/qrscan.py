@@ -6,8 +6,9 @@ short-lived child. The upload is anonymous, so everything it can cost is
 bounded (issue 11 finding 9, issue 19 finding 4):
 
 * the header is read first and absurd dimensions are refused before any pixel
-  is decoded; animated or multi-frame images are refused (zbarimg would
+  is decoded; animated GIF, PNG and WebP images are refused (zbarimg would
   decode every frame of a GIF, and each frame can be as large as the first);
+  of a JPEG with further pictures (MPO) only the first is decoded;
 * Pillow decodes the one frame, a JPEG already scaled down in the decoder
   (``draft``), and the picture is reduced to at most :data:`DECODE_PIXELS`
   (a 12-megapixel phone photo of a QR code still has several pixels per
@@ -95,6 +96,10 @@ def _check_header(img: Any, kind: str) -> None:
             f"the image is {width}x{height} pixels; at most {limit // 1_000_000} megapixels "
             f"and {_MAX_SIDE} pixels a side are accepted"
         )
+    if kind == "jpeg":
+        # A JPEG with further pictures (MPO: a phone's depth or HDR gain map) is not an
+        # animation: only its first picture is ever decoded, and zbarimg never sees the file.
+        return
     try:
         # is_animated reads at most the second frame's header (n_frames could walk them all).
         animated = bool(getattr(img, "is_animated", False))

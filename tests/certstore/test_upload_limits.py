@@ -274,6 +274,20 @@ def test_a_phone_photo_is_downscaled_not_refused(services: Any, client: Any) -> 
         assert res.status_code == 200 and res.get_json()["valid"] is True, (fmt, res.get_json())
 
 
+def test_a_jpeg_with_a_second_picture_uses_the_first(services: Any, client: Any) -> None:
+    """Phones store depth maps and HDR gain maps as further pictures (MPO); only the first is read."""
+    from PIL import Image
+
+    import signing.qr
+
+    cert, _ = _genuine(services)
+    first = Image.open(io.BytesIO(signing.qr.qr_png(cert.qr_text))).convert("RGB")
+    buf = io.BytesIO()
+    first.save(buf, format="MPO", save_all=True, append_images=[Image.new("RGB", (4000, 4000), "black")])
+    res = client.post("/api/v1/verify", data={"file": (io.BytesIO(buf.getvalue()), "photo.jpg")})
+    assert res.status_code == 200 and res.get_json()["valid"] is True, res.get_json()
+
+
 def test_the_limits_are_settings(services: Any) -> None:
     from certstore.settings import CertstoreSettings
 
