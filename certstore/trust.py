@@ -210,6 +210,15 @@ class TrustStore:
             raise InvalidInput("this is this region's own trust list; import other regions' lists", field="file")
         with session_scope(self.sessions) as s:
             row = s.get(TrustImport, doc.region)
+            if row is not None and row.anchor_pem.strip() != anchor.public_bytes(Encoding.PEM).decode().strip():
+                # Another root may not take over a region already trusted: a new root is
+                # an out-of-band event (remove the region first, then import).
+                raise InvalidInput(
+                    f"region {doc.region} was imported with another root; if its root really changed, "
+                    f"run: certstore trust remove {doc.region}, then import again",
+                    field="anchor",
+                    code="trust_anchor_changed",
+                )
             if row is None:
                 row = TrustImport(region=doc.region)
                 s.add(row)

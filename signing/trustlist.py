@@ -24,7 +24,8 @@ only if every one of these holds, and otherwise raises
 :class:`TrustListError` naming what failed:
 
 * the ``x5c`` root is one of the anchors (byte for byte) and the JWS
-  signature verifies with its key (joserfc);
+  signature verifies with its key (joserfc); when the root names its region
+  (``OU``, :func:`keys.pki.init_region`), the list is for that region;
 * the list is within its validity (``iat`` … ``next_update``);
 * every issuer certificate chains to that root through a listed issuing CA,
   is within its validity now, and carries the issuer's credit code (its
@@ -364,6 +365,18 @@ def import_trust_list(
         raise _fail("the trust list names no region", "format")
     region = _text(region_m, "code", "region.code")
     region_name = _text(region_m, "name", "region.name")
+    # A region root names its region (keys.pki: OU = division code); a list signed by it
+    # speaks for that region only, not for a neighbour whose code it writes in.
+    anchor_regions = {
+        a.value
+        for a in anchor.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)
+        if isinstance(a.value, str) and len(a.value) == 6 and a.value.isdigit()
+    }
+    if anchor_regions and region not in anchor_regions:
+        raise _fail(
+            f"the list names region {region[:12]}, but its root is region {sorted(anchor_regions)[0]}'s",
+            "anchor",
+        )
     issued_at = _time(payload.get("iat"), "iat")
     next_update = _time(payload.get("next_update"), "next_update")
     if now < issued_at - dt.timedelta(minutes=5):

@@ -42,12 +42,12 @@ def _import(victim: Any, text: str, anchor: bytes, types: list[str], areas: list
     return victim.certificates.trust_store.import_(text, anchor, types=types, uscc_areas=areas)
 
 
-def _b_list(b: Any, issuers: list[ListedIssuer]) -> str:
+def _b_list(b: Any, issuers: list[ListedIssuer], region: str = "310000") -> str:
     """Region B's signed list with exactly these issuers (B's root signs whatever B wants)."""
     ca = pki.region_ca(b.keyring)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     doc = RegionTrustList(
-        region="310000",
+        region=region,
         region_name="Region B",
         issued_at=now - dt.timedelta(minutes=1),
         next_update=now + dt.timedelta(days=7),
@@ -220,3 +220,26 @@ def test_cli_refuses_an_impersonating_list_in_one_line(demo: Any, region_b: Any,
     assert code == 2 and "types agreed" in err
     code, out, err = demo("trust", "list")
     assert "imported region" not in out
+
+
+def test_a_root_speaks_only_for_its_own_region(services: Any, region_b: Any) -> None:
+    """B's root signing a list that says "region 440000" could otherwise vouch for 44xxxx
+    agencies (the default area) or replace region 440000's import."""
+    b, _ = region_b
+    listed = [ListedIssuer(B_ISSUER, "上海某局", pki.agency_signer(b.keyring, B_ISSUER).certificate, ("JZZM",))]
+    with pytest.raises(InvalidInput, match="its root is region 310000's") as e:
+        _import(services, _b_list(b, listed, region="440000"), _root_pem(b), ["JZZM"], ["31"])
+    assert _refused(e) == "trust_anchor"
+    # Nor may another root take over a region already imported.
+    _import(services, _b_list(b, listed), _root_pem(b), ["JZZM"])
+    _import(services, _b_list(b, listed), _root_pem(b), ["JZZM"])  # the monthly re-import: same root
+    other = pki.region_root(services.keyring).public_bytes(Encoding.PEM)  # any other root
+    store = services.certificates.trust_store
+    from certstore.db import session_scope
+    from certstore.models import TrustImport
+
+    with session_scope(store.sessions) as s:  # as if 310000 had been imported under another root
+        s.get(TrustImport, "310000").anchor_pem = other.decode()
+    with pytest.raises(InvalidInput, match="imported with another root") as e:
+        _import(services, _b_list(b, listed), _root_pem(b), ["JZZM"])
+    assert _refused(e) == "trust_anchor_changed"
