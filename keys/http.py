@@ -169,6 +169,12 @@ def check_url(url: str, *, allow_loopback: bool, allow_http: bool = False) -> _T
         raise FetchRefused("the URL has no host, or carries user info")
     if any(c.isspace() or ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise FetchRefused("the URL contains spaces or control characters")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise FetchRefused("the host name is not a valid internationalised name") from None
+    if not (parts.path + parts.query).isascii():
+        raise FetchRefused("the URL's path or query is not percent-encoded ASCII")
     if parts.scheme == "https":
         scheme: Literal["http", "https"] = "https"
     elif parts.scheme == "http" and (allow_http or (allow_loopback and _is_loopback_name(host))):
@@ -468,6 +474,8 @@ def _exchange(
         if time.monotonic() >= until or isinstance(e, TimeoutError | socket.timeout):
             raise FetchTimeout("deadline passed") from None
         raise FetchFailed(_reason(e)) from None
+    except ValueError as e:  # a malformed answer the HTTP parser refused
+        raise FetchFailed(f"malformed answer ({type(e).__name__})") from None
     finally:
         _WATCHDOG.disarm(watch)
         if keep:

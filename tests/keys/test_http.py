@@ -144,3 +144,13 @@ def test_tls_verifies_the_host_name_on_the_pinned_address(tmp_path: Path) -> Non
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://x.example/", "http://x.example/", "https://user:pw@x.example/", "https://x.example/a b",
+     "https://x.example/\u00e4", "https://\u200b/", "https:///nohost", "https://x.example:99999/"],
+)
+def test_malformed_or_unsafe_urls_are_refused_before_any_lookup(url: str) -> None:
+    with pytest.raises(FetchRefused):
+        bounded_request("GET", url, max_bytes=10, deadline=1)
