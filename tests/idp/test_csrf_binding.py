@@ -134,6 +134,24 @@ def test_login_form_refuses_a_planted_pair(app, victim, attacker, citizen):
     assert victim.get("/account").status_code == 200
 
 
+def test_second_factor_refuses_a_planted_pair(app, idp_services, victim, citizen):
+    """The attacker's half-done login (their password, their code) would replace the citizen's session."""
+    import pyotp
+
+    intruder = idp_services.accounts.add(ATTACKER_ID, "李四", PASSWORD)
+    secret = idp_services.accounts.enrol_totp(ATTACKER_ID).secret
+    attacker = app.test_client()
+    step = login(attacker, "/login", id_number=ATTACKER_ID)
+    assert step.status_code == 303 and "/login/second-factor" in step.headers["Location"]
+    second = step.headers["Location"]
+    token = csrf_of(attacker.get(second).get_data(as_text=True))
+    _plant(victim, attacker)
+    resp = victim.post(second, data={"csrf_token": token, "code": pyotp.TOTP(secret).now()})
+    assert resp.status_code == 400
+    assert len(_victim_sessions(app, citizen)) == 1
+    assert _victim_sessions(app, intruder) == []  # the browser was not signed in as the attacker
+
+
 def test_consent_refuses_a_planted_pair(app, idp_services, victim, attacker, citizen, idp_settings):
     """The attacker's own authorization request, consented with the citizen's session, would be remembered."""
     other = make_rp(idp_services, name="恶意应用", redirect_uri="https://evil.example/cb")
