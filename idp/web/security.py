@@ -8,8 +8,9 @@
   (another port of the host, a sibling subdomain) can plant its own cookie
   and a token that matches it (issue 19 §1). The session id is never in a
   cookie an attacker can read or choose, so a planted pair cannot act in a
-  signed-in citizen's name; the pre-session cookie only guards the login
-  form before any session exists.
+  signed-in citizen's name. Before any session exists, a planted pre-session
+  pair makes the browser the attacker's (login CSRF, into the attacker's own
+  account): only the ``__Host-`` prefix below stops that, on https.
 * Cookies are ``__Host-`` prefixed on an https issuer (Secure, ``Path=/``,
   no ``Domain``), so a sibling subdomain cannot set or shadow them
   (RFC 6265bis §4.1.3.2); the plain-http loopback demo keeps the bare names.
