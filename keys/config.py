@@ -246,13 +246,21 @@ def _refuse_if_others_may_write(path: Path, what: str, *, variable: str) -> None
         )
 
 
-def _refuse_open_parent(path: Path, what: str, *, variable: str) -> None:
-    """Whoever may write to the parent of ``path`` can rename it away and put their own in its place."""
+def _refuse_open_parent(path: Path, what: str, *, variable: str, owner: bool = False) -> None:
+    """Whoever may write to the parent of ``path`` can rename it away and put their own in its place.
+
+    The sticky bit (``/tmp``) keeps others from renaming what is ours; with
+    ``owner`` the parent must also belong to this user or root.
+    """
     parent = path.parent
     try:
         st = parent.stat()
     except OSError:
         return
+    if owner and st.st_uid not in (os.geteuid(), 0):
+        raise ConfigurationError(
+            f"{what} {path} is in {parent}, which belongs to another user (uid {st.st_uid})", variable=variable
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
         raise ConfigurationError(
             f"{what} {path} is in {parent}, which other users may write to (mode {stat.S_IMODE(st.st_mode):o}); "
@@ -281,9 +289,7 @@ def secure_home(home: Path, kek_file: Path | None = None) -> None:
     _refuse_if_others_may_write(home, "YIWANG_HOME", variable=PREFIX + "HOME")
     _refuse_if_others_may_write(home / "keys", "the key directory", variable=PREFIX + "HOME")
     if kek_file is not None:
-        _refuse_open_parent(kek_file, "the key-encryption key file", variable=PREFIX + "KEK_FILE")
-        _refuse_if_others_may_write(kek_file.parent, "the directory of the key-encryption key file",
-                                    variable=PREFIX + "KEK_FILE")
+        _refuse_open_parent(kek_file, "the key-encryption key file", variable=PREFIX + "KEK_FILE", owner=True)
         _refuse_if_others_may_write(kek_file, "the key-encryption key file", variable=PREFIX + "KEK_FILE")
 
 

@@ -150,6 +150,8 @@ def test_settings_refuse_a_kek_in_a_directory_anyone_may_write(tmp_path):
     kek.chmod(0o600)
     with pytest.raises(ConfigurationError, match="key-encryption key file"):
         IdpSettings.from_env({"YIWANG_HOME": str(home), "YIWANG_KEK_FILE": str(kek)})
+    shared.chmod(0o1777)  # with the sticky bit (a /tmp) only the file's owner may replace it
+    assert IdpSettings.from_env({"YIWANG_HOME": str(home), "YIWANG_KEK_FILE": str(kek)}).common.keys.kek_file == kek
 
 
 @pytest.mark.parametrize("service", ["idp", "certstore"])
