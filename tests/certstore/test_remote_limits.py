@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from certstore.errors import InvalidInput
 from certstore.statuslists import requests_fetch
 from certstore.trust import MergedTrust
 from signing.statuslist import StatusListError
+from tests.certstore.conftest import DEMO_REQUESTS, PSB
+from tests.certstore.test_regions import A_TYPES, Recorder, region_a, region_b, second_database_url  # noqa: F401
 from tests.support.hostile_http import HostileServer, RssMeter
 
 MEMORY_BOUND_MIB = 50
@@ -131,3 +134,30 @@ def test_a_well_formed_list_id_is_a_path_segment_on_the_registered_host() -> Non
     )
     assert merged.status_uri(_Issuer(), "17") == "https://region-a.example/status-lists/17"  # type: ignore[arg-type]
     assert merged.status_uri(_Issuer(), "A_b-9") == "https://region-a.example/status-lists/A_b-9"  # type: ignore[arg-type]
+
+
+def test_a_signed_qr_with_a_crafted_list_id_fetches_nothing(
+    region_a: tuple[Any, Recorder], region_b: tuple[Any, Any]  # noqa: F811 - the fixtures imported above
+) -> None:
+    # An agency of a trusted region signs a payload whose list_id points elsewhere:
+    # the verifier refuses the status check and sends no request at all.
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certstore.service import IssueRequest
+    from keys import pki
+    from signing.qr import decode_qr_payload, encode_qr_payload
+
+    a, recorder = region_a
+    b, _clock = region_b
+    cert = a.certificates.issue(IssueRequest.from_json(DEMO_REQUESTS["JZZM"]["body"]), agency_uscc=PSB).certificate
+    b.certificates.trust_store.import_(
+        a.certificates.trust_store.export(), pki.region_root(a.keyring).public_bytes(Encoding.PEM), types=A_TYPES
+    )
+    claims = decode_qr_payload(cert.qr_text).claims
+    before = len(recorder.requests)
+    for list_id in ("../../trust-list.jwt?", "1/../../pki/crl/issuing.crl#", "@169.254.169.254/latest"):
+        crafted = encode_qr_payload(replace(claims, status_list=list_id), a.keyring.agency_signer(PSB))
+        result = b.certificates.verify_qr(crafted)
+        status = next(c for c in result.checks if c.name == "status")
+        assert not result.valid and not status.ok and "not valid" in status.reason, status
+    assert len(recorder.requests) == before
