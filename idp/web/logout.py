@@ -292,7 +292,11 @@ def end_session() -> Any:
 
 
 def _confirmed(language: str) -> Any:
-    if not check_csrf():
+    current = current_session(touch=False)
+    # The token is bound to the session it ends. Without one (it expired while
+    # the page was open) nothing ends: the citizen gets the neutral page, as
+    # for a GET, rather than "the form has expired".
+    if current is not None and not check_csrf():
         return _render("logout_error.html", 400, language=language, message="logout_csrf")
     params = {
         k: request.form.get(k, "")
@@ -304,7 +308,6 @@ def _confirmed(language: str) -> Any:
         return _render("logout_error.html", 400, language=language, message=e.message)
     if request.form.get("decision") != "logout":
         return _render("logout_done.html", language=language, message="logout_kept", frames=[], continue_to=None)
-    current = current_session(touch=False)
     if current is None:
         return _logged_out(language, ended=None, plan=plan)
     return _end(current, plan, language)

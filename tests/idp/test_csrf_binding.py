@@ -230,3 +230,14 @@ def test_https_issuer_uses_host_prefixed_cookies(idp_settings, idp_services, cit
     finally:
         if app.extensions["yiwang"].logout is not None:
             app.extensions["yiwang"].logout.close()
+
+
+def test_logout_confirmation_after_the_session_ended_is_the_neutral_page(app, victim, citizen):
+    """Nothing is left to end, so nothing needs the session-bound token: no "form expired" for a stale tab."""
+    page = victim.get("/logout").get_data(as_text=True)
+    for s in _victim_sessions(app, citizen):
+        app.extensions["yiwang"].sessions.end(s.sid, "logout")
+    resp = victim.post("/logout", data={"csrf_token": csrf_of(page), "decision": "logout"})
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "表单已过期" not in html and "您当前没有登录" in html
