@@ -36,6 +36,7 @@ never waved through.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -90,6 +91,43 @@ class StaticJwksSource:
         return self.jwks
 
 
+_IDP_ANSWER_MAX_BYTES = 256 * 1024
+"""Discovery, JWKS and introspection answers are a few KiB; nothing bigger is read."""
+
+
+class _IdpAnswerError(ValueError):
+    """The idp's answer was refused before being parsed (status, encoding, size, time)."""
+
+
+def _idp_json(session: Any, method: str, url: str, *, timeout: float, **kwargs: Any) -> Any:
+    """One request to the operator-configured idp, read within a size cap and one overall deadline.
+
+    The idp is configured by the operator (``YIWANG_ISSUER``), so the address
+    rules of :mod:`keys.http` do not apply, but its answer is still bounded
+    the same way (issue 19 §2): streamed, ``identity`` only, no redirects,
+    at most :data:`_IDP_ANSWER_MAX_BYTES`, and at most ``timeout`` seconds
+    for the whole exchange. Stays on ``requests`` so a deployment (or a
+    test) can hand in its own session and transport.
+    """
+    until = time.monotonic() + timeout
+    headers = {"Accept-Encoding": "identity", "Accept": "application/json"}
+    with session.request(
+        method, url, headers=headers, timeout=timeout, stream=True, allow_redirects=False, **kwargs
+    ) as resp:
+        if resp.status_code != 200:
+            raise _IdpAnswerError(f"HTTP {resp.status_code}")
+        if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+            raise _IdpAnswerError("compressed answer refused")
+        body = bytearray()
+        for chunk in resp.iter_content(4096):
+            body += chunk
+            if len(body) > _IDP_ANSWER_MAX_BYTES:
+                raise _IdpAnswerError("answer over the size cap")
+            if time.monotonic() > until:
+                raise _IdpAnswerError("answer over the deadline")
+    return json.loads(bytes(body))
+
+
 class HttpJwksSource:
     """The idp's JWKS found through its discovery document."""
 
@@ -103,9 +141,7 @@ class HttpJwksSource:
 
     def _discover(self) -> str:
         url = f"{self.issuer}/.well-known/openid-configuration"
-        resp = self._session.get(url, timeout=self.timeout)
-        resp.raise_for_status()
-        doc = resp.json()
+        doc = _idp_json(self._session, "GET", url, timeout=self.timeout)
         # OpenID Connect Discovery 1.0 §4.3: the issuer in the document must be the one asked.
         if doc.get("issuer", "").rstrip("/") != self.issuer:
             raise ValueError("the discovery document names another issuer")
@@ -117,9 +153,7 @@ class HttpJwksSource:
     def fetch(self) -> Mapping[str, Any]:
         if self._jwks_uri is None:
             self._jwks_uri = self._discover()
-        resp = self._session.get(self._jwks_uri, timeout=self.timeout)
-        resp.raise_for_status()
-        doc = resp.json()
+        doc = _idp_json(self._session, "GET", self._jwks_uri, timeout=self.timeout)
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
             raise ValueError("the JWKS document has no keys")
         return doc
@@ -152,18 +186,16 @@ class HttpIntrospector:
 
     def introspect(self, token: str) -> Mapping[str, Any]:
         try:
-            resp = self._session.post(
-                self.endpoint,
+            data = _idp_json(
+                self._session, "POST", self.endpoint, timeout=self.timeout,
                 data={"token": token, "token_type_hint": "access_token"},
                 auth=(self.client_id, self._secret),
-                timeout=self.timeout,
             )
-            data = resp.json() if resp.status_code == 200 else None
-        except Exception as e:  # network or JSON: the idp cannot vouch for the token now
-            logger.warning("introspection at the idp failed: %s", type(e).__name__)
+        except Exception as e:  # network, size, status or JSON: the idp cannot vouch for the token now
+            logger.warning("introspection at the idp failed: %s", e if isinstance(e, _IdpAnswerError) else type(e).__name__)
             raise ServiceUnavailable("the identity provider cannot be asked about the token") from None
         if not isinstance(data, dict):
-            logger.warning("introspection at the idp answered HTTP %s", resp.status_code)
+            logger.warning("introspection at the idp answered no JSON object")
             raise ServiceUnavailable("the identity provider cannot be asked about the token")
         return data
 

@@ -70,6 +70,7 @@ class WsgiAdapter(BaseAdapter):
         resp.status_code = answer.status_code
         resp.headers = CaseInsensitiveDict(answer.headers)
         resp._content = answer.get_data()
+        resp._content_consumed = True  # the body is already here: a streamed read takes it from _content
         resp.url = request.url
         resp.request = request
         resp.encoding = "utf-8"

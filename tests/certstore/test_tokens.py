@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import http.server
+import json
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -127,36 +133,62 @@ def test_unreachable_idp_is_503() -> None:
         _validator(Down()).validate("eyJhbGciOiJFUzI1NiIsImtpZCI6IngiLCJ0eXAiOiJhdCtqd3QifQ.e30.AA")
 
 
-def test_http_source_follows_discovery_and_checks_the_issuer() -> None:
+@contextlib.contextmanager
+def _idp_double(answers: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server on loopback answering ``path -> (status, headers, body)``."""
     calls: list[str] = []
 
-    class Resp:
-        def __init__(self, data: Any) -> None:
-            self.data = data
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            calls.append(self.path)
+            status, headers, body = answers.get(self.path, (404, {}, b"{}"))
+            self.send_response(status)
+            for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
 
-        def raise_for_status(self) -> None:
+        def log_message(self, *args: Any) -> None:
             pass
 
-        def json(self) -> Any:
-            return self.data
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    finally:
+        server.shutdown()
+        server.server_close()
 
-    class Session:
-        def __init__(self, issuer: str) -> None:
-            self.issuer = issuer
 
-        def get(self, url: str, timeout: float) -> Resp:
-            calls.append(url)
-            if url.endswith("/.well-known/openid-configuration"):
-                return Resp({"issuer": self.issuer, "jwks_uri": "http://idp.test/jwks.json"})
-            return Resp({"keys": [{"kty": "EC"}]})
+def test_http_source_follows_discovery_and_checks_the_issuer() -> None:
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = {"/jwks.json": (200, {}, b'{"keys": [{"kty": "EC"}]}')}
+    with _idp_double(answers) as (base, calls):
+        doc = json.dumps({"issuer": base, "jwks_uri": f"{base}/jwks.json"}).encode()
+        answers["/.well-known/openid-configuration"] = (200, {}, doc)
+        src = HttpJwksSource(base)
+        assert src.fetch() == {"keys": [{"kty": "EC"}]}
+        src.fetch()
+        assert calls == ["/.well-known/openid-configuration", "/jwks.json", "/jwks.json"]
+        answers["/.well-known/openid-configuration"] = (200, {}, json.dumps({"issuer": "http://evil.test"}).encode())
+        with pytest.raises(ValueError, match="another issuer"):
+            HttpJwksSource(base).fetch()
 
-    src = HttpJwksSource(ISSUER_URL, session=Session(ISSUER_URL))
-    assert src.fetch() == {"keys": [{"kty": "EC"}]}
-    src.fetch()
-    assert calls == [
-        "http://idp.test/.well-known/openid-configuration",
-        "http://idp.test/jwks.json",
-        "http://idp.test/jwks.json",
-    ]
-    with pytest.raises(ValueError, match="another issuer"):
-        HttpJwksSource(ISSUER_URL, session=Session("http://evil.test")).fetch()
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, {}, b'{"keys": [' + b'{"kty": "EC"},' * 40_000 + b'{}]}'),  # ~560 KB: over the cap
+        (200, {"Content-Encoding": "gzip"}, gzip.compress(b'{"keys": []}')),  # never decompressed
+        (302, {"Location": "http://elsewhere.test/jwks.json"}, b""),  # never followed
+    ],
+    ids=["oversized", "gzip", "redirect"],
+)
+def test_an_idp_answer_outside_the_bounds_is_refused_unread(answer: tuple[int, dict[str, str], bytes]) -> None:
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = {"/jwks.json": answer}
+    with _idp_double(answers) as (base, _):
+        answers["/.well-known/openid-configuration"] = (
+            200, {}, json.dumps({"issuer": base, "jwks_uri": f"{base}/jwks.json"}).encode()
+        )
+        with pytest.raises(ValueError):
+            HttpJwksSource(base).fetch()
