@@ -46,6 +46,9 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.public_url.startswith("https://")
+    if app.config["SESSION_COOKIE_SECURE"]:
+        # Secure, Path=/, no Domain: no sibling subdomain can plant its own sign-in state (issue 19 §1).
+        app.config["SESSION_COOKIE_NAME"] = "__Host-session"
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["certstore"] = services
 

@@ -111,8 +111,20 @@ def wallet_sessions() -> WalletSessions:
     return store
 
 
+def _cookie() -> tuple[str, str]:
+    """The wallet cookie's name and path: ``__Host-`` prefixed (so ``Path=/``) when served over https.
+
+    With the prefix a sibling subdomain cannot set or shadow it (issue 19 §1);
+    behind a TLS-terminating proxy ``request.is_secure`` is False, so the
+    configured URL decides.
+    """
+    if services().settings.public_url.startswith("https://"):
+        return "__Host-" + COOKIE, "/"
+    return COOKIE, "/wallet"
+
+
 def _holder() -> dict[str, Any] | None:
-    data = wallet_sessions().get(request.cookies.get(COOKIE))
+    data = wallet_sessions().get(request.cookies.get(_cookie()[0]))
     if data is None or "hi" not in data:
         return None
     return data
@@ -203,8 +215,9 @@ def complete_sign_in(
         "id_token": id_token or "",
     }
     value = wallet_sessions().create(data, sid=sid, sub=sub or None)
+    name, path = _cookie()
     resp.set_cookie(
-        COOKIE, value, max_age=_SESSION_SECONDS, httponly=True, samesite="Lax", path="/wallet",
+        name, value, max_age=_SESSION_SECONDS, httponly=True, samesite="Lax", path=path,
         secure=services().settings.public_url.startswith("https://"),
     )
     return value
@@ -251,11 +264,12 @@ def logout() -> Any:
     sent = request.form.get("csrf", "")
     if holder is not None and not hmac.compare_digest(sent.encode(), str(holder.get("csrf", "")).encode()):
         abort(400, "the form expired; please try again")
-    wallet_sessions().delete(request.cookies.get(COOKIE))
+    name, path = _cookie()
+    wallet_sessions().delete(request.cookies.get(name))
     session.clear()
     target = (_end_session_url(str(holder.get("id_token") or "")) if holder else None) or url_for("public.verify_page")
     resp = redirect(target)
-    resp.delete_cookie(COOKIE, path="/wallet")
+    resp.delete_cookie(name, path=path, secure=services().settings.public_url.startswith("https://"))
     return resp
 
 
