@@ -33,17 +33,21 @@ _OAUTH_ERROR = {"$ref": "#/components/responses/OAuthError"}
 _UNAVAILABLE = {"$ref": "#/components/responses/Unavailable"}
 _PARAM = {"type": "string", "maxLength": MAX_PARAM}
 _CLIENT_AUTH = {
-    # RFC 6749 §2.3.1 (client_secret_post) and RFC 7523 §2.2 (private_key_jwt); Basic goes in the header.
+    # RFC 6749 §2.3.1 (client_secret_post) and RFC 7523 §2.2 (private_key_jwt); Basic goes in the header,
+    # and then these are not read.
     "client_id": _PARAM,
     "client_secret": _PARAM,
-    "client_assertion_type": {"const": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+    "client_assertion_type": {**_PARAM, "description": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
     "client_assertion": _PARAM,
 }
+# idp/web/security.py: every parameter name at most 128 characters, every value at most MAX_PARAM
+# (2048), the whole body at most MAX_BODY (64 KiB, else 413); other parameters are ignored.
+_FORM_LIMITS = {"propertyNames": {"maxLength": 128}, "additionalProperties": _PARAM}
 _CLIENT_SECURITY: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
 
 
 def _form(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": {**properties, **_CLIENT_AUTH}}
+    schema: dict[str, Any] = {"type": "object", "properties": {**properties, **_CLIENT_AUTH}, **_FORM_LIMITS}
     if required:
         schema["required"] = required
     return {"required": True, "content": {_FORM: {"schema": schema}}}
@@ -209,7 +213,7 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                     "security": [{"bearer": ["openid"]}],
                     **(
                         {"requestBody": {"required": False, "content": {_FORM: {"schema": {
-                            "type": "object", "properties": {"access_token": _PARAM}}}}}}  # RFC 6750 §2.2
+                            "type": "object", "properties": {"access_token": _PARAM}, **_FORM_LIMITS}}}}}  # RFC 6750 §2.2
                         if method == "post" else {}
                     ),
                     "responses": {

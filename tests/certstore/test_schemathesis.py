@@ -9,6 +9,7 @@ malformed one must not be accepted. Seeded and bounded so that CI is stable and 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,8 @@ from tests.conftest import TEST_DATABASE_URL, private_database
 
 from .conftest import DEMO_REQUESTS, ISSUER_URL, PERSON_ID, make_settings, populate
 
-MAX_EXAMPLES = 25
+# Bounded so that `make test` stays quick; YIWANG_FUZZ_EXAMPLES=500 fuzzes harder (the same seed).
+MAX_EXAMPLES = int(os.environ.get("YIWANG_FUZZ_EXAMPLES", "25"))
 
 # Refusals of a schema-valid request that the server makes on purpose, by a rule that no
 # JSON Schema can state; each is documented in openapi.py. Anything else a schema-valid
@@ -59,13 +61,26 @@ def positive_data_acceptance_beyond_schema(ctx: Any, response: Any, case: Any) -
     return positive_data_acceptance(ctx, response, case)
 
 
+def negative_data_rejection_or_too_large(ctx: Any, response: Any, case: Any) -> bool | None:
+    """``negative_data_rejection``, with 413 counted as a rejection (the size cap answers before any parsing)."""
+    if response.status_code == 413:
+        return None
+    if case.media_type == "application/x-www-form-urlencoded" and isinstance(case.body, dict) and any(
+        isinstance(v, dict) or isinstance(v, list) and any(isinstance(x, dict) for x in v) for v in case.body.values()
+    ):
+        # A nested object cannot be form-encoded: werkzeug's test client sends it as a multipart file
+        # part instead, so the server never sees the invalid form that the case describes.
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
     positive_data_acceptance_beyond_schema,
-    negative_data_rejection,
+    negative_data_rejection_or_too_large,
 ]
 
 DOCUMENT = openapi_document("http://127.0.0.1:5100")
@@ -132,6 +147,13 @@ def _cases() -> list[Any]:
 PINNED = [
     pytest.param(
         "GET /api/v1/certificates", "agency", {"query": {"type": "a\x00b"}}, id="CS-1-nul-in-query",
+        marks=pytest.mark.xfail(
+            bool(TEST_DATABASE_URL), strict=True,
+            reason="CS-1: a NUL byte in ?type= reaches PostgreSQL: 500 (certstore/web/inputs.py query_text)",
+        ),
+    ),
+    pytest.param(
+        "GET /api/v1/me/certificates", "citizen", {"query": {"type": "a\x00b"}}, id="CS-1-nul-in-query-me",
         marks=pytest.mark.xfail(
             bool(TEST_DATABASE_URL), strict=True,
             reason="CS-1: a NUL byte in ?type= reaches PostgreSQL: 500 (certstore/web/inputs.py query_text)",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +32,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from idp.web.openapi import openapi_document
-from tests.conftest import TEST_REDIS_URL, private_database
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, private_database
 
 from .oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
 
-MAX_EXAMPLES = 25
+# Bounded so that `make test` stays quick; YIWANG_FUZZ_EXAMPLES=500 fuzzes harder (the same seed).
+MAX_EXAMPLES = int(os.environ.get("YIWANG_FUZZ_EXAMPLES", "25"))
 
 # Refusals of a schema-valid request that the protocol itself makes: no schema can say
 # which codes, tokens, client registrations or redirect URIs exist.
@@ -56,13 +58,26 @@ def positive_data_acceptance_beyond_schema(ctx: Any, response: Any, case: Any) -
     return positive_data_acceptance(ctx, response, case)
 
 
+def negative_data_rejection_or_too_large(ctx: Any, response: Any, case: Any) -> bool | None:
+    """``negative_data_rejection``, with 413 counted as a rejection (the size cap answers before any parsing)."""
+    if response.status_code == 413:
+        return None
+    if case.media_type == "application/x-www-form-urlencoded" and isinstance(case.body, dict) and any(
+        isinstance(v, dict) or isinstance(v, list) and any(isinstance(x, dict) for x in v) for v in case.body.values()
+    ):
+        # A nested object cannot be form-encoded: werkzeug's test client sends it as a multipart file
+        # part instead, so the server never sees the invalid form that the case describes.
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
     positive_data_acceptance_beyond_schema,
-    negative_data_rejection,
+    negative_data_rejection_or_too_large,
 ]
 
 DOCUMENT = openapi_document(ISSUER)
@@ -136,6 +151,15 @@ PINNED = [
     pytest.param("GET /userinfo", {"headers": {"Authorization": "Bearer \u00ff\u00fe"}}, id="userinfo-latin1-bearer"),
     pytest.param("POST /token", {"body": {"grant_type": "client_credentials", "client_id": "\u00e9\u0000"},
                                  "media_type": "application/x-www-form-urlencoded"}, id="token-nul-client-id"),
+    # IDP-1: a client_id with a NUL byte, sent with client_secret_post, reaches PostgreSQL: 500.
+    *(
+        pytest.param(label, {"body": {**form, "client_id": "a\x00b", "client_secret": "x"},
+                             "media_type": "application/x-www-form-urlencoded"}, id=f"IDP-1-{label}-nul-client-id",
+                     marks=pytest.mark.xfail(bool(TEST_DATABASE_URL), strict=True, reason=(
+                         "IDP-1: client_id with NUL (client_secret_post) reaches PostgreSQL: 500 "
+                         "(idp client lookup; /work/notes/schemathesis-findings.md)")))
+        for label, form in _FORMS.items()
+    ),
 ]
 
 
