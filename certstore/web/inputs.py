@@ -56,6 +56,9 @@ def json_object(*, allowed: Collection[str] | None = None, max_bytes: int = MAX_
         raise PayloadTooLargeError(f"a JSON body may be at most {max_bytes} bytes", field="body")
     if _too_deep(raw, MAX_JSON_DEPTH):
         raise InvalidInput(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
+    if b"\\u0000" in raw:
+        # No text column takes U+0000 (PostgreSQL refuses it outright), and no certificate field needs it.
+        raise InvalidInput("the JSON body contains a NUL character (\\u0000)", field="body")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
@@ -103,4 +106,6 @@ def query_text(name: str, *, max_len: int = 200) -> str | None:
         return None
     if len(raw) > max_len:
         raise InvalidInput(f"{name} may be at most {max_len} characters", field=name)
+    if not raw.isprintable():
+        raise InvalidInput(f"{name} may not contain control characters", field=name)
     return raw.strip()

@@ -115,7 +115,8 @@ class Provider:
     # clients ----------------------------------------------------------
     def query_client(self, client_id: str | None) -> Client | None:
         """The client, from a short in-process cache (client_credentials is a hot path)."""
-        if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
+        # A client_id with a control character (NUL reaches PostgreSQL as an error) names no client.
+        if not client_id or not isinstance(client_id, str) or len(client_id) > 64 or not client_id.isprintable():
             return None
         now = time.monotonic()
         hit = self._clients.get(client_id)

@@ -123,18 +123,28 @@ def _check_input() -> None:
     qs = request.query_string
     if len(qs) > MAX_BODY:
         raise InputRejected("the query string is too long", 413)
+    # U+0000 names nothing here and PostgreSQL refuses it in any text value: refused
+    # at the door rather than as a database error deep in a view.
+    if "\x00" in request.path:
+        raise InputRejected("the path contains a NUL character")
+    query = unquote_to_bytes(qs)
     try:
-        unquote_to_bytes(qs).decode("utf-8")
+        query.decode("utf-8")
     except UnicodeDecodeError:
         raise InputRejected("the query string is not UTF-8") from None
+    if b"\x00" in query:
+        raise InputRejected("the query string contains a NUL character")
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         body = request.get_data(cache=True)
         if len(body) > MAX_BODY:
             raise InputRejected("the request body is too large", 413)
         try:
-            unquote_to_bytes(body.replace(b"+", b" ")).decode("utf-8")
+            decoded = unquote_to_bytes(body.replace(b"+", b" "))
+            decoded.decode("utf-8")
         except UnicodeDecodeError:
             raise InputRejected("the request body is not UTF-8") from None
+        if b"\x00" in decoded:
+            raise InputRejected("the request body contains a NUL character")
     for key, value in request.values.items(multi=True):
         if len(key) > 128 or len(value) > MAX_PARAM:
             raise InputRejected(f"the parameter {key[:40]!r} is too long")

@@ -174,6 +174,10 @@ _DEEP = "[" * 5000 + "]" * 5000
         ("get", "/api/v1/certificates?limit=" + "9" * 40, None, "limit"),
         ("get", "/api/v1/certificates?limit=1e3", None, "limit"),
         ("get", "/api/v1/certificates?offset=%C2%B2", None, "offset"),
+        # U+0000 reaches no text column (PostgreSQL refuses it with an error, not a 4xx).
+        ("get", "/api/v1/certificates?type=a%00b", None, "type"),
+        ("post", "/api/v1/verify", '{"text": "a\\u0000b"}', "body"),
+        ("post", "/api/v1/certificates", '{"type": "JZZM", "holder_code": "x", "holder_name": "a\\u0000"}', "body"),
     ],
 )
 def test_malformed_input_is_a_4xx_problem(

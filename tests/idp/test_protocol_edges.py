@@ -69,6 +69,25 @@ def test_malformed_basic_credentials_are_invalid_client(web, rp, caplog, hot, pa
 
 
 @pytest.mark.parametrize("hot", [True, False], ids=["hot-path", "flask"])
+@pytest.mark.parametrize("path,data", _ENDPOINTS, ids=[p for p, _ in _ENDPOINTS])
+def test_a_nul_in_a_form_client_id_is_a_4xx(web, caplog, hot, path, data):
+    # PostgreSQL refuses U+0000 in a text value; it must never get that far.
+    resp = web.post(path, data={**data, "client_id": "a\x00b", "client_secret": "x"},
+                    query_string=None if hot else "x=1")
+    assert 400 <= resp.status_code < 500, resp.get_data(as_text=True)
+    assert resp.get_json()["error"] in ("invalid_client", "invalid_request")
+    assert _unhandled(caplog) == []
+
+
+@pytest.mark.parametrize("url", ["/authorize?client_id=a%00b&response_type=code", "/consents/a%00b/revoke",
+                                 "/device?user_code=a%00b"])
+def test_a_nul_in_a_path_or_query_is_a_4xx(web, caplog, url):
+    resp = web.post(url) if "revoke" in url else web.get(url)
+    assert 400 <= resp.status_code < 500, resp.get_data(as_text=True)[:300]
+    assert _unhandled(caplog) == []
+
+
+@pytest.mark.parametrize("hot", [True, False], ids=["hot-path", "flask"])
 def test_basic_credentials_are_form_urlencoded(web, idp_services, hot):
     # RFC 6749 §2.3.1: client id and secret are form-urlencoded, then put in Basic.
     rp = make_rp(idp_services, client_id="agency.a~b")
