@@ -31,7 +31,7 @@ bp = Blueprint("openapi", __name__)
 _FORM = "application/x-www-form-urlencoded"
 _OAUTH_ERROR = {"$ref": "#/components/responses/OAuthError"}
 _UNAVAILABLE = {"$ref": "#/components/responses/Unavailable"}
-_PARAM = {"type": "string", "maxLength": MAX_PARAM}
+_PARAM = {"type": "string", "maxLength": MAX_PARAM, "pattern": "^[^\\x00]*$"}  # U+0000 is refused at the door
 _CLIENT_AUTH = {
     # RFC 6749 §2.3.1 (client_secret_post) and RFC 7523 §2.2 (private_key_jwt); Basic goes in the header,
     # and then these are not read.
@@ -42,7 +42,7 @@ _CLIENT_AUTH = {
 }
 # idp/web/security.py: every parameter name at most 128 characters, every value at most MAX_PARAM
 # (2048), the whole body at most MAX_BODY (64 KiB, else 413); other parameters are ignored.
-_FORM_LIMITS = {"propertyNames": {"maxLength": 128}, "additionalProperties": _PARAM}
+_FORM_LIMITS = {"propertyNames": {"maxLength": 128, "pattern": "^[^\\x00]*$"}, "additionalProperties": _PARAM}
 _CLIENT_SECURITY: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
 
 

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from certstore.web.openapi import openapi_document
 from keys.jws import encode_jws
 from keys.keyring import open_keyring
-from tests.conftest import TEST_DATABASE_URL, private_database
+from tests.conftest import private_database
 
 from .conftest import DEMO_REQUESTS, ISSUER_URL, PERSON_ID, make_settings, populate
 
@@ -45,7 +45,9 @@ BEYOND_SCHEMA: dict[str, dict[int, str]] = {
     "POST /api/v1/certificates": {422: "unknown type, ID number check character, per-type fields, dates"},
     "POST /api/v1/certificates/{identifier}/versions": {422: "as for issuing"},
     "POST /api/v1/lookup": {422: "ID number check character; purpose must be printable"},
-    "GET /api/v1/me/certificates": {422: "purpose must be printable text"},
+    "GET /api/v1/me/certificates": {422: "type and purpose must be printable text (no control or format characters)"},
+    "GET /api/v1/certificates": {422: "type must be printable text (no control or format characters)"},
+    "POST /api/v1/certificates/{identifier}/status": {422: "U+0000 anywhere in a JSON body"},
     "POST /api/v1/verify": {422: "an uploaded file that is neither a PDF nor a readable image"},
     "POST /wallet/backchannel-logout": {400: "OIDC Back-Channel Logout 1.0 §2.8: a logout token that does not validate"},
     "GET /wallet/callback": {400: "RFC 6749 §10.12: the state is not the one this browser's sign-in started with"},
@@ -142,23 +144,15 @@ def _cases() -> list[Any]:
 
 
 # Requests that broke the contract once (found by this fuzzer or listed in issue 11), replayed
-# on every run. A server bug owned by someone else is xfail(strict=True) with its finding in
-# /work/notes/schemathesis-findings.md, so that the fix shows as XPASS and the mark must go.
+# on every run. A server bug not fixed yet is marked xfail(strict=True) with its finding, so that
+# the fix shows as XPASS and the mark must go.
 PINNED = [
-    pytest.param(
-        "GET /api/v1/certificates", "agency", {"query": {"type": "a\x00b"}}, id="CS-1-nul-in-query",
-        marks=pytest.mark.xfail(
-            bool(TEST_DATABASE_URL), strict=True,
-            reason="CS-1: a NUL byte in ?type= reaches PostgreSQL: 500 (certstore/web/inputs.py query_text)",
-        ),
-    ),
-    pytest.param(
-        "GET /api/v1/me/certificates", "citizen", {"query": {"type": "a\x00b"}}, id="CS-1-nul-in-query-me",
-        marks=pytest.mark.xfail(
-            bool(TEST_DATABASE_URL), strict=True,
-            reason="CS-1: a NUL byte in ?type= reaches PostgreSQL: 500 (certstore/web/inputs.py query_text)",
-        ),
-    ),
+    # CS-1 (fixed in 5f7c956): a NUL byte in a query text reached PostgreSQL: 500.
+    pytest.param("GET /api/v1/certificates", "agency", {"query": {"type": "a\x00b"}}, id="CS-1-nul-in-query"),
+    pytest.param("GET /api/v1/me/certificates", "citizen", {"query": {"type": "a\x00b"}}, id="CS-1-nul-in-query-me"),
+    pytest.param("POST /api/v1/lookup", "lookup",
+                 {"body": {"id_number": PERSON_ID, "purpose": "a\x00b"}, "media_type": "application/json"},
+                 id="nul-in-json"),
     pytest.param("GET /api/v1/certificates", "agency", {"query": {"offset": "9" * 40}}, id="issue11-5-huge-offset"),
     pytest.param("GET /api/v1/certificates", "agency", {"query": {"limit": ""}}, id="empty-limit-is-the-default"),
     pytest.param("POST /api/v1/lookup", "lookup",

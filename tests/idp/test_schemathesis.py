@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from idp.web.openapi import openapi_document
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, private_database
+from tests.conftest import TEST_REDIS_URL, private_database
 
 from .oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
 
@@ -151,13 +151,10 @@ PINNED = [
     pytest.param("GET /userinfo", {"headers": {"Authorization": "Bearer \u00ff\u00fe"}}, id="userinfo-latin1-bearer"),
     pytest.param("POST /token", {"body": {"grant_type": "client_credentials", "client_id": "\u00e9\u0000"},
                                  "media_type": "application/x-www-form-urlencoded"}, id="token-nul-client-id"),
-    # IDP-1: a client_id with a NUL byte, sent with client_secret_post, reaches PostgreSQL: 500.
+    # IDP-1 (fixed in 5f7c956): a client_id with a NUL byte, sent with client_secret_post, reached PostgreSQL: 500.
     *(
         pytest.param(label, {"body": {**form, "client_id": "a\x00b", "client_secret": "x"},
-                             "media_type": "application/x-www-form-urlencoded"}, id=f"IDP-1-{label}-nul-client-id",
-                     marks=pytest.mark.xfail(bool(TEST_DATABASE_URL), strict=True, reason=(
-                         "IDP-1: client_id with NUL (client_secret_post) reaches PostgreSQL: 500 "
-                         "(idp client lookup; /work/notes/schemathesis-findings.md)")))
+                             "media_type": "application/x-www-form-urlencoded"}, id=f"IDP-1-{label}-nul-client-id")
         for label, form in _FORMS.items()
     ),
 ]
