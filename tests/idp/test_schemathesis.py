@@ -273,6 +273,22 @@ def test_successful_answers_conform(world: World, label: str, who: str, data: An
         assert resp.json()["active"] is True
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "IDP-2: the hot paths (idp/web/hotpaths.py _parse) do not refuse U+0000 in a form as idp/web/security.py "
+    "does for Flask: /introspect answers 200 active:false and /userinfo 200 where /revoke answers 400"))
+@pytest.mark.parametrize(("label", "who", "form"), [
+    pytest.param("POST /introspect", "wallet", {"token": "a\x00b"}, id="introspect"),
+    pytest.param("POST /userinfo", "citizen", {"k": "a\x00b"}, id="userinfo"),
+])
+def test_nul_is_refused_on_the_hot_paths_too(world: World, label: str, who: str, form: dict[str, str]) -> None:
+    """The document says U+0000 is refused in every parameter; /revoke (Flask) does: 400 invalid_request."""
+    revoke = OPERATIONS["POST /revoke"].Case(body={"token": "a\x00b"}, media_type=_FORM)
+    assert revoke.call(app=world.app, headers=world.headers("wallet")).status_code == 400
+    case = OPERATIONS[label].Case(body=form, media_type=_FORM)
+    resp = case.call_and_validate(app=world.app, headers=world.headers(who), checks=CHECKS)
+    assert resp.status_code == 400, resp.text[:200]
+
+
 @pytest.mark.parametrize(("label", "data"), PINNED)
 def test_pinned_requests_conform(world: World, label: str, data: dict[str, Any]) -> None:
     case = AS_DOCUMENTED[label].Case(**data)
