@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +35,7 @@ import requests
 
 PYPI_PROJECT_JSON = "https://pypi.org/pypi/{name}/json"
 TIMEOUT = 15
+DEADLINE = 180  # seconds for all of PyPI's project JSON look-ups together: CI must not hang on a slow mirror
 OWN_PROJECT = "yiwang"  # installed editable from this tree: nothing to look up
 
 
@@ -59,7 +61,10 @@ def _pip_audit(service: str, out: Path) -> tuple[int, dict | None, str]:
         str(Path(sys.executable).with_name("pip-audit")), "-s", service, "-l", "--skip-editable",
         "--progress-spinner", "off", "--timeout", str(TIMEOUT), "-f", "json", "-o", str(out),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired:
+        return -1, None, "ReadTimeout: pip-audit took more than 300 s"
     data = json.loads(out.read_text()) if out.exists() and out.stat().st_size else None
     return proc.returncode, data, (proc.stderr or "").strip()
 
@@ -94,9 +99,13 @@ def _installed() -> dict[str, str]:
 def _project_json_fallback(report: Report) -> None:
     installed = _installed()
     session = requests.Session()
+    started = time.monotonic()
     for name in sorted(report.not_audited):
         version = installed.get(name)
         if version is None:
+            continue
+        if time.monotonic() - started > DEADLINE:
+            report.not_audited[name] = f"no time left ({DEADLINE} s for all PyPI look-ups)"
             continue
         try:
             resp = session.get(PYPI_PROJECT_JSON.format(name=name), timeout=TIMEOUT)
