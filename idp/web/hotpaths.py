@@ -92,8 +92,8 @@ def _parse(environ: dict[str, Any]) -> _Parsed | None:
         except (UnicodeDecodeError, ValueError):
             return None
         for k, v in pairs:
-            if len(k) > 128 or len(v) > MAX_PARAM:
-                return None
+            if len(k) > 128 or len(v) > MAX_PARAM or "\x00" in v or "\x00" in k:
+                return None  # Flask's input check answers it (U+0000: 400, as on every other path)
             form.setdefault(k, v)
             datalist.setdefault(k, []).append(v)
     return _Parsed(method, form, datalist, EnvironHeaders(environ))

@@ -273,9 +273,6 @@ def test_successful_answers_conform(world: World, label: str, who: str, data: An
         assert resp.json()["active"] is True
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "IDP-2: the hot paths (idp/web/hotpaths.py _parse) do not refuse U+0000 in a form as idp/web/security.py "
-    "does for Flask: /introspect answers 200 active:false and /userinfo 200 where /revoke answers 400"))
 @pytest.mark.parametrize(("label", "who", "form"), [
     pytest.param("POST /introspect", "wallet", {"token": "a\x00b"}, id="introspect"),
     pytest.param("POST /userinfo", "citizen", {"k": "a\x00b"}, id="userinfo"),
