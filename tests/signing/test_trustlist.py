@@ -27,7 +27,10 @@ from signing.trustlist import (
 
 PSB = "111101050000000017"
 AMR = "11110105000000002A"
-NOW = dt.datetime.now(dt.UTC)
+def _now() -> dt.datetime:
+    """The time now: each test's keys are made when it starts, so a time taken at import
+    (collection) can fall before them in a long run."""
+    return dt.datetime.now(dt.UTC)
 
 
 def _region(home: Path, code: str) -> Keyring:
@@ -58,8 +61,8 @@ def _doc(
     base = dict(
         region=ca.region,
         region_name=ca.name,
-        issued_at=NOW - dt.timedelta(minutes=1),
-        next_update=NOW + dt.timedelta(days=7),
+        issued_at=_now() - dt.timedelta(minutes=1),
+        next_update=_now() + dt.timedelta(days=7),
         status_list_base_url="http://a.test/status-lists/",
         root=ca.root,
         issuers=tuple(issuers),
@@ -76,7 +79,7 @@ def _doc(
 def test_round_trip(regions: tuple[Keyring, Keyring]) -> None:
     a, _ = regions
     text = export_trust_list(_doc(a), pki.root_signer(a))
-    got = import_trust_list(text, [pki.region_root(a)], now=NOW)
+    got = import_trust_list(text, [pki.region_root(a)], now=_now())
     assert got.region == "110000" and [i.uscc for i in got.issuers] == [PSB, AMR]
     assert got.status_list_base_url == "http://a.test/status-lists/"
     trust = got.trust_list()
@@ -93,7 +96,7 @@ def test_unknown_anchor_refused(regions: tuple[Keyring, Keyring]) -> None:
     a, b = regions
     text = export_trust_list(_doc(a), pki.root_signer(a))
     with pytest.raises(TrustListError) as e:
-        import_trust_list(text, [pki.region_root(b)], now=NOW)
+        import_trust_list(text, [pki.region_root(b)], now=_now())
     assert e.value.reason == "anchor"
 
 
@@ -102,7 +105,7 @@ def test_bad_signature_refused(regions: tuple[Keyring, Keyring]) -> None:
     # signed by B's root but claiming A's root in x5c
     forged = export_trust_list(_doc(a), pki.root_signer(b))
     with pytest.raises(TrustListError) as e:
-        import_trust_list(forged, [pki.region_root(a)], now=NOW)
+        import_trust_list(forged, [pki.region_root(a)], now=_now())
     assert e.value.reason == "signature"
     # a payload altered after signing
     h, p, s = export_trust_list(_doc(a), pki.root_signer(a)).split(".")
@@ -110,7 +113,7 @@ def test_bad_signature_refused(regions: tuple[Keyring, Keyring]) -> None:
     payload["issuers"][0]["allowed_types"] = ["YYZZ"]
     p2 = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
     with pytest.raises(TrustListError, match="signature"):
-        import_trust_list(f"{h}.{p2}.{s}", [pki.region_root(a)], now=NOW)
+        import_trust_list(f"{h}.{p2}.{s}", [pki.region_root(a)], now=_now())
 
 
 def test_issuer_claiming_undeclared_type(regions: tuple[Keyring, Keyring]) -> None:
@@ -118,11 +121,11 @@ def test_issuer_claiming_undeclared_type(regions: tuple[Keyring, Keyring]) -> No
     bad = [ListedIssuer(PSB, "公安", pki.agency_signer(a, PSB).certificate, ("JZZM", "BYZS"))]
     text = export_trust_list(_doc(a, issuers=bad), pki.root_signer(a))
     with pytest.raises(TrustListError, match="claims type BYZS") as e:
-        import_trust_list(text, [pki.region_root(a)], now=NOW)
+        import_trust_list(text, [pki.region_root(a)], now=_now())
     assert e.value.reason == "type"
     good = export_trust_list(_doc(a), pki.root_signer(a))
     with pytest.raises(TrustListError, match="does not accept"):
-        import_trust_list(good, [pki.region_root(a)], now=NOW, allowed_types={"110000": ["JZZM"]})
+        import_trust_list(good, [pki.region_root(a)], now=_now(), allowed_types={"110000": ["JZZM"]})
 
 
 def test_signer_not_chaining_to_root(regions: tuple[Keyring, Keyring]) -> None:
@@ -130,7 +133,7 @@ def test_signer_not_chaining_to_root(regions: tuple[Keyring, Keyring]) -> None:
     foreign = [ListedIssuer(PSB, "冒充", pki.agency_signer(b, PSB).certificate, ("JZZM",))]
     text = export_trust_list(_doc(a, issuers=foreign), pki.root_signer(a))
     with pytest.raises(TrustListError, match="does not chain") as e:
-        import_trust_list(text, [pki.region_root(a)], now=NOW)
+        import_trust_list(text, [pki.region_root(a)], now=_now())
     assert e.value.reason == "chain"
 
 
@@ -144,16 +147,16 @@ def test_expired_signer_and_expired_list(regions: tuple[Keyring, Keyring]) -> No
     with pytest.raises(TrustListError, match="expired on") as e:
         import_trust_list(text, [pki.region_root(a)], now=later)
     assert e.value.reason == "signer_expired"
-    stale = export_trust_list(_doc(a, next_update=NOW - dt.timedelta(days=1)), pki.root_signer(a))
+    stale = export_trust_list(_doc(a, next_update=_now() - dt.timedelta(days=1)), pki.root_signer(a))
     with pytest.raises(TrustListError) as e:
-        import_trust_list(stale, [pki.region_root(a)], now=NOW)
+        import_trust_list(stale, [pki.region_root(a)], now=_now())
     assert e.value.reason == "expired"
 
 
 @pytest.mark.parametrize("text", ["", "abc", "a.b.c", "x" * 10, "e30.e30.e30"])
 def test_garbage_refused(regions: tuple[Keyring, Keyring], text: str) -> None:
     with pytest.raises(TrustListError):
-        import_trust_list(text, [pki.region_root(regions[0])], now=NOW)
+        import_trust_list(text, [pki.region_root(regions[0])], now=_now())
 
 
 def test_wrong_typ_refused(regions: tuple[Keyring, Keyring]) -> None:
@@ -164,7 +167,7 @@ def test_wrong_typ_refused(regions: tuple[Keyring, Keyring]) -> None:
     x5c = [base64.b64encode(root.public_bytes(Encoding.DER)).decode()]
     text = encode_jws(pki.root_signer(a), {"format": 1}, typ="JWT", extra_headers={"x5c": x5c})
     with pytest.raises(TrustListError, match="typ"):
-        import_trust_list(text, [root], now=NOW)
+        import_trust_list(text, [root], now=_now())
     assert isinstance(root, x509.Certificate)
 
 
@@ -182,4 +185,4 @@ def test_importing_garbage_only_ever_raises_trust_list_error(text: str) -> None:
 
         _ANCHOR.append(pki.region_root(_region(Path(tempfile.mkdtemp()), "440000")))
     with pytest.raises(TrustListError):
-        import_trust_list(text, _ANCHOR, now=NOW)
+        import_trust_list(text, _ANCHOR, now=_now())
