@@ -67,7 +67,9 @@ from .test_qr import trust_for
 
 _fuzz = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _PSB = "111101050000000017"
-_NOW = dt.datetime.now(dt.UTC)
+def _now() -> dt.datetime:
+    """Taken when used: keys made by a fixture after collection must not postdate it."""
+    return dt.datetime.now(dt.UTC)
 
 json_values = st.recursive(
     st.one_of(
@@ -214,8 +216,8 @@ def _region() -> tuple[Keyring, dict[str, Any], str]:
     doc = RegionTrustList(
         region="110000",
         region_name="Region A",
-        issued_at=_NOW - dt.timedelta(minutes=1),
-        next_update=_NOW + dt.timedelta(days=7),
+        issued_at=_now() - dt.timedelta(minutes=1),
+        next_update=_now() + dt.timedelta(days=7),
         status_list_base_url="https://a.test/status-lists/",
         root=ca.root,
         issuers=(ListedIssuer(_PSB, "公安", signer.certificate, ("JZZM",)),),
@@ -238,7 +240,7 @@ def _signed_list(payload: Any) -> str:
 def _import(text: Any) -> None:
     ring, _, _ = _region()
     with contextlib.suppress(TrustListError):
-        import_trust_list(text, [pki.region_root(ring)], now=_NOW)
+        import_trust_list(text, [pki.region_root(ring)], now=_now())
     with contextlib.suppress(TrustListError):
         peek_trust_list(text)
 
@@ -277,18 +279,18 @@ def test_trust_list_dates_out_of_range_and_deep_nesting_are_trust_list_errors() 
     ring, payload, text = _region()
     for change in ({"iat": 2**39}, {"next_update": 2**39}):
         with pytest.raises(TrustListError):
-            import_trust_list(_signed_list({**payload, **change}), [pki.region_root(ring)], now=_NOW)
+            import_trust_list(_signed_list({**payload, **change}), [pki.region_root(ring)], now=_now())
     from cryptography.hazmat.primitives.serialization import Encoding
 
     x5c = [base64.b64encode(pki.region_root(ring).public_bytes(Encoding.DER)).decode()]
     deep_signed = _signed_raw(pki.root_signer(ring), _DEEP, "trustlist+jwt", x5c=x5c)
     with pytest.raises(TrustListError):
-        import_trust_list(deep_signed, [pki.region_root(ring)], now=_NOW)
+        import_trust_list(deep_signed, [pki.region_root(ring)], now=_now())
     head, body, sig = text.split(".")
     deep = base64.urlsafe_b64encode(b"[" * 100_000).rstrip(b"=").decode()
     for bad in (f"{deep}.{body}.{sig}", f"{head}.{deep}.{sig}"):
         with pytest.raises(TrustListError):
-            import_trust_list(bad, [pki.region_root(ring)], now=_NOW)
+            import_trust_list(bad, [pki.region_root(ring)], now=_now())
     with pytest.raises(TrustListError):
         peek_trust_list(f"{head}.{deep}.{sig}")
 
@@ -303,7 +305,7 @@ _URI = "https://a.test/status-lists/L1"
 def _status() -> tuple[Any, dict[str, Any]]:
     ring, _, _ = _region()
     signer = pki.agency_signer(ring, _PSB)
-    token = sign_status_list(StatusList(1024, 2), signer, uri=_URI, issued_at=_NOW)
+    token = sign_status_list(StatusList(1024, 2), signer, uri=_URI, issued_at=_now())
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     return signer, claims
 
@@ -312,7 +314,7 @@ def _verify_status(token: Any) -> None:
     signer, _ = _status()
     with contextlib.suppress(StatusListError):
         verify_status_list_token(
-            token, [signer.public_key()], uri=_URI, now=_NOW, max_age=dt.timedelta(days=1)
+            token, [signer.public_key()], uri=_URI, now=_now(), max_age=dt.timedelta(days=1)
         )
 
 
@@ -347,9 +349,9 @@ def test_status_list_dates_out_of_range_and_deep_nesting_are_status_list_errors(
     tokens.append(_signed_raw(signer, _DEEP, STATUS_TYP))
     for token in tokens:
         with pytest.raises(StatusListError):
-            verify_status_list_token(token, [signer.public_key()], uri=_URI, now=_NOW, max_age=dt.timedelta(days=1))
+            verify_status_list_token(token, [signer.public_key()], uri=_URI, now=_now(), max_age=dt.timedelta(days=1))
     deep = base64.urlsafe_b64encode(b"[" * 100_000).rstrip(b"=").decode()
     with pytest.raises(StatusListError):
         verify_status_list_token(
-            f"{deep}.e30.sig", [signer.public_key()], uri=_URI, now=_NOW, max_age=dt.timedelta(days=1)
+            f"{deep}.e30.sig", [signer.public_key()], uri=_URI, now=_now(), max_age=dt.timedelta(days=1)
         )
