@@ -25,7 +25,6 @@ trust list's base and a QR code's ``list_id``, which an attacker chooses
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from keys.config import is_loopback_host
 from keys.http import FetchError, FetchRefused, FetchTimeout, FetchTooLarge, bounded_request
 
 if TYPE_CHECKING:
@@ -88,13 +88,7 @@ def loopback_allowed(settings: CertstoreSettings) -> bool:
     """
     if settings.extra.get("allow_loopback_fetch") is True:
         return True
-    host = (urlsplit(settings.public_url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(settings.public_url).hostname or "")
 
 
 def fetch_capped(

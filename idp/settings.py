@@ -11,6 +11,7 @@ from keys.config import (
     COMMON_VARIABLES,
     CommonSettings,
     Variable,
+    is_loopback_host,
     parse_bool,
     parse_int,
     parse_path,
@@ -153,16 +154,9 @@ class IdpSettings:
         """:attr:`allow_loopback_callbacks`, with its default decided."""
         if self.allow_loopback_callbacks is not None:
             return self.allow_loopback_callbacks
-        import ipaddress
         from urllib.parse import urlsplit
 
-        host = urlsplit(self.issuer).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(urlsplit(self.issuer).hostname or "")
 
     def with_(self, **changes: Any) -> IdpSettings:
         return replace(self, **changes)
