@@ -22,17 +22,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    positive_data_acceptance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from idp.web.openapi import openapi_document
 from tests.conftest import TEST_REDIS_URL, private_database
+from tests.schemathesis_checks import checks
 
 from .oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
 
@@ -51,38 +44,7 @@ BEYOND_SCHEMA: dict[str, dict[int, str]] = {
 }
 
 
-def positive_data_acceptance_beyond_schema(ctx: Any, response: Any, case: Any) -> bool | None:
-    """``positive_data_acceptance``, except for the protocol refusals in :data:`BEYOND_SCHEMA`."""
-    if response.status_code in BEYOND_SCHEMA.get(case.operation.label, {}):
-        return None
-    return positive_data_acceptance(ctx, response, case)
-
-
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def negative_data_rejection_or_too_large(ctx: Any, response: Any, case: Any) -> bool | None:
-    """``negative_data_rejection``, with 413 counted as a rejection (the size cap answers before any parsing)."""
-    if response.status_code == 413:
-        return None
-    if case.media_type in _FORM_TYPES and isinstance(case.body, dict) and any(
-        not isinstance(v, str | bytes) for v in case.body.values()
-    ):
-        # On the wire every form value is text: a number, null or list becomes a valid string, and a
-        # nested object goes as a multipart file part (werkzeug's test client), so the server never
-        # sees the invalid form that the case describes.
-        return None
-    return negative_data_rejection(ctx, response, case)
-
-
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    positive_data_acceptance_beyond_schema,
-    negative_data_rejection_or_too_large,
-]
+CHECKS = checks(BEYOND_SCHEMA)
 
 DOCUMENT = openapi_document(ISSUER)
 
