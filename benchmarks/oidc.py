@@ -129,7 +129,7 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
                 "--grant-type", "authorization_code", "--grant-type", "refresh_token",
                 "--grant-type", "client_credentials",
                 "--scope", "openid", "--scope", "profile", "--scope", "email",
-                "--scope", "offline_access", "--scope", "api:read",
+                "--scope", "offline_access", "--scope", "certs:issue",
                 "--first-party", "--json",
             )
         )
@@ -137,6 +137,9 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
         config["issuer"] = env["YIWANG_ISSUER"]
         config["user"] = {"username": CITIZEN[0], "password": CITIZEN[1]}
         config["clients"]["confidential"].update(client_id=client["client_id"], client_secret=client["client_secret"])
+        # The template's "api:read" is no scope of ours: the scope policy answers invalid_scope
+        # (idp/oauth/scopes.py). An agency's real client_credentials scope does the same work.
+        config["client_credentials"] = {**config.get("client_credentials", {}), "scope": "certs:issue"}
         config["login_adapter_options"] = {
             "usernameField": "id_number",
             "passwordField": "password",
