@@ -33,6 +33,7 @@ from .db import Database
 from .errors import InvalidInput, NotFound
 from .models import AUTH_METHODS, GRANT_TYPES, Client, hash_client_secret, utcnow
 from .netpolicy import OutboundUrlRefused, check_outbound_url
+from .oauth.scopes import GRANT_KINDS, kind_of
 
 __all__ = [
     "ClientService",
@@ -295,10 +296,20 @@ class ClientService:
                     "one of the redirect URIs (Front-Channel Logout 1.0 §2)"
                 )
 
-        scopes = list(dict.fromkeys(spec.scopes or DEFAULT_SCOPES))
+        kinds = {GRANT_KINDS.get(g) for g in grant_types}
+        # A machine client (client_credentials only) has no citizen to sign in: no OIDC defaults.
+        scopes = list(dict.fromkeys(spec.scopes or (DEFAULT_SCOPES if "citizen" in kinds else ())))
         for s in scopes:
             if not _SCOPE_TOKEN.match(s):
                 raise InvalidInput(f"{s!r} is not a valid scope name (RFC 6749 §3.3)")
+            # The registration may not promise what the scope policy (idp.oauth.scopes.decide)
+            # will never grant: it would only surface later, at a token request, as invalid_scope.
+            kind = kind_of(s)
+            if kind is None:
+                raise InvalidInput(f"{s!r} is not a scope this server knows (docs/rp-integration.md, Scopes)")
+            if kind not in kinds:
+                carriers = "client_credentials" if kind == "agency" else "authorization_code or the device grant"
+                raise InvalidInput(f"the {kind} scope {s!r} needs a grant that carries it: {carriers}")
         if spec.may_receive_id_number:
             if "id_number" not in scopes:
                 scopes.append("id_number")

@@ -99,6 +99,17 @@ def make_rp(services: Services, **kw: Any) -> RP:
     return RP(client.client_id, secret, redirect)
 
 
+def widen_registration(services: Services, client_id: str, scopes: Any) -> None:
+    """Give a client scopes that ``idp clients add`` refuses (a row edited in the database, or
+    registered before registration checked scopes): the scope policy must still contain it."""
+    import sqlalchemy as sa
+
+    from idp.models import Client
+
+    with services.db.session() as s:
+        s.execute(sa.update(Client).where(Client.client_id == client_id).values(scopes=list(scopes)))
+
+
 @pytest.fixture
 def rp(idp_services: Services) -> RP:
     return make_rp(idp_services)

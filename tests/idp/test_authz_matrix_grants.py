@@ -37,7 +37,7 @@ from idp.services import Services
 from idp.settings import IdpSettings
 from keys.keyring import open_keyring
 from tests.conftest import TEST_REDIS_URL, private_database
-from tests.idp.oidc_helpers import FAST_HASH, ID_NUMBER, PASSWORD, csrf_of, login, pkce_pair
+from tests.idp.oidc_helpers import FAST_HASH, ID_NUMBER, PASSWORD, csrf_of, login, pkce_pair, widen_registration
 
 AUTH_CODE = "authorization_code"
 REFRESH = "refresh_token"
@@ -164,10 +164,12 @@ def _register(settings: IdpSettings, services: Services) -> dict[str, str | None
     secrets["matrix-kiosk"] = secret
     # A registration mistake the policy must contain: agency scopes and an
     # unknown scope on a portal that also has client credentials.
+    # `idp clients add` refuses such scopes, so the row is widened in the database.
     _, secret = services.clients.add(ClientSpec(
         name="登记有误的门户", client_id="matrix-misregistered", redirect_uris=["https://mis.example.cn/cb"],
-        grant_types=(AUTH_CODE, REFRESH, CLIENT_CREDENTIALS),
-        scopes=("openid", "profile", "certs:lookup", "certs:issue", "certs:read:BYZS", "made:up")))
+        grant_types=(AUTH_CODE, REFRESH, CLIENT_CREDENTIALS), scopes=("openid", "profile", "certs:read:BYZS")))
+    widen_registration(services, "matrix-misregistered",
+                       ("openid", "profile", "certs:lookup", "certs:issue", "certs:read:BYZS", "made:up"))
     secrets["matrix-misregistered"] = secret
     # the demo citizen (the ID number of the other tests), with the tests' password
     assert demo["citizen"]["id_number"] == ID_NUMBER

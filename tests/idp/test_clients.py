@@ -151,6 +151,24 @@ def test_confidential_clients_may_not_use_private_schemes_or_none(services: Serv
     assert secret and machine.response_types == [] and machine.check_grant_type("client_credentials")
 
 
+def test_registration_refuses_scopes_the_policy_would_never_grant(services: Services) -> None:
+    # idp.oauth.scopes.decide would refuse each of these at every token request (issue 11 §1).
+    with pytest.raises(InvalidInput, match="not a scope this server knows"):
+        _add(services, scopes=["openid", "anything:else"])
+    with pytest.raises(InvalidInput, match="agency scope 'certs:lookup' needs a grant"):
+        _add(services, scopes=["openid", "certs:lookup"])  # a portal: code + refresh only
+    with pytest.raises(InvalidInput, match="citizen scope 'openid' needs a grant"):
+        _add(services, redirect_uris=[], grant_types=["client_credentials"], scopes=["openid", "certs:issue"])
+    with pytest.raises(InvalidInput, match="agency scope 'certs:issue' needs a grant"):
+        _add(services, public=True, redirect_uris=["cn.gov.app:/cb"], scopes=["openid", "certs:issue"])
+    agency, _ = _add(services, redirect_uris=[], grant_types=["client_credentials"], scopes=["certs:issue"])
+    assert agency.scopes == ["certs:issue"]
+    machine, _ = _add(services, redirect_uris=[], grant_types=["client_credentials"])
+    assert machine.scopes == []  # no OIDC defaults without a citizen grant
+    portal, _ = _add(services, scopes=["openid", "certs:read", "certs:read:BYZS"])
+    assert portal.scopes == ["openid", "certs:read", "certs:read:BYZS"]
+
+
 def test_pairwise_sector_comes_from_the_redirect_host_or_must_be_given(services: Services) -> None:
     one, _ = _add(services)
     assert one.subject_type == "pairwise" and one.sector_identifier == "portal.example.cn"

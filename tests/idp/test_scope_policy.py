@@ -21,7 +21,7 @@ from idp.device import DEVICE_CODE_GRANT_TYPE
 from idp.models import Client
 from idp.oauth.scopes import GRANT_KINDS, decide, grant_scope
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import RP, authorize_code, csrf_of, exchange, login, make_id, make_rp
+from tests.idp.oidc_helpers import RP, authorize_code, csrf_of, exchange, login, make_id, make_rp, widen_registration
 
 PSB_ASKS = "certs:lookup certs:issue certs:read openid anything:else"
 
@@ -125,8 +125,9 @@ def test_a_portal_gets_no_citizen_scope_through_client_credentials(web, rp):
 
 
 def test_authorization_code_drops_what_the_policy_refuses(web, idp_services, citizen):
-    portal = make_rp(idp_services, name="门户", scopes=("openid", "profile", "certs:lookup", "made:up"),
+    portal = make_rp(idp_services, name="门户", scopes=("openid", "profile"),
                      grant_types=("authorization_code", "refresh_token"))
+    widen_registration(idp_services, portal.client_id, ("openid", "profile", "certs:lookup", "made:up"))
     q, v = authorize_code(web, portal, scope="openid profile certs:lookup made:up email")
     tokens = exchange(web, portal, q["code"], v).get_json()
     assert tokens["scope"] == "openid profile"  # RFC 6749 §5.1: what was granted
@@ -134,8 +135,8 @@ def test_authorization_code_drops_what_the_policy_refuses(web, idp_services, cit
 
 
 def test_authorization_code_through_par_drops_it_too(web, idp_services, citizen):
-    portal = make_rp(idp_services, name="门户", scopes=("openid", "profile", "certs:lookup"),
-                     grant_types=("authorization_code",))
+    portal = make_rp(idp_services, name="门户", scopes=("openid", "profile"), grant_types=("authorization_code",))
+    widen_registration(idp_services, portal.client_id, ("openid", "profile", "certs:lookup"))
     from tests.idp.oidc_helpers import pkce_pair
 
     verifier, challenge = pkce_pair()
@@ -201,8 +202,11 @@ def _narrow(app, idp_services, client_id: str, scopes: list[str]) -> None:
 
 @pytest.fixture
 def kiosk(idp_services, citizen) -> RP:
-    return make_rp(idp_services, name="政务自助终端", grant_types=(DEVICE_CODE_GRANT_TYPE, "refresh_token"),
-                   scopes=("openid", "profile", "phone", "certs:read", "certs:read:BYZS", "certs:lookup"))
+    scopes = ("openid", "profile", "phone", "certs:read", "certs:read:BYZS")
+    kiosk = make_rp(idp_services, name="政务自助终端", grant_types=(DEVICE_CODE_GRANT_TYPE, "refresh_token"),
+                    scopes=scopes)
+    widen_registration(idp_services, kiosk.client_id, (*scopes, "certs:lookup"))  # never grantable here
+    return kiosk
 
 
 def _device_page(app, user_code: str, lang: str = "zh-CN"):
