@@ -37,7 +37,15 @@ from idp.services import Services
 from idp.settings import IdpSettings
 from keys.keyring import open_keyring
 from tests.conftest import TEST_REDIS_URL, private_database
-from tests.idp.oidc_helpers import FAST_HASH, ID_NUMBER, PASSWORD, csrf_of, login, pkce_pair, widen_registration
+from tests.idp.oidc_helpers import (
+    FAST_HASH,
+    ID_NUMBER,
+    PASSWORD,
+    csrf_of,
+    login,
+    pkce_pair,
+    widen_registration,
+)
 
 AUTH_CODE = "authorization_code"
 REFRESH = "refresh_token"

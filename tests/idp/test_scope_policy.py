@@ -21,7 +21,16 @@ from idp.device import DEVICE_CODE_GRANT_TYPE
 from idp.models import Client
 from idp.oauth.scopes import GRANT_KINDS, decide, grant_scope
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import RP, authorize_code, csrf_of, exchange, login, make_id, make_rp, widen_registration
+from tests.idp.oidc_helpers import (
+    RP,
+    authorize_code,
+    csrf_of,
+    exchange,
+    login,
+    make_id,
+    make_rp,
+    widen_registration,
+)
 
 PSB_ASKS = "certs:lookup certs:issue certs:read openid anything:else"
 
