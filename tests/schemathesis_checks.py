@@ -8,6 +8,7 @@ request is the schema and the server disagreeing, and fails.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-__all__ = ["checks"]
+__all__ = ["MAX_EXAMPLES", "checks"]
+
+MAX_EXAMPLES = int(os.environ.get("YIWANG_FUZZ_EXAMPLES", "25"))
+"""Examples per operation: bounded so that `make test` stays quick; YIWANG_FUZZ_EXAMPLES=500
+fuzzes harder (with the same seed)."""
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

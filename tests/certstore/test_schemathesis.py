@@ -9,7 +9,6 @@ malformed one must not be accepted. Seeded and bounded so that CI is stable and 
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +28,9 @@ from certstore.web.openapi import openapi_document
 from keys.jws import encode_jws
 from keys.keyring import open_keyring
 from tests.conftest import private_database
-from tests.schemathesis_checks import checks
+from tests.schemathesis_checks import MAX_EXAMPLES, checks
 
 from .conftest import DEMO_REQUESTS, ISSUER_URL, PERSON_ID, make_settings, populate
-
-# Bounded so that `make test` stays quick; YIWANG_FUZZ_EXAMPLES=500 fuzzes harder (the same seed).
-MAX_EXAMPLES = int(os.environ.get("YIWANG_FUZZ_EXAMPLES", "25"))
 
 # Refusals of a schema-valid request that the server makes on purpose, by a rule that no
 # JSON Schema can state; each is documented in openapi.py. Anything else a schema-valid

@@ -15,9 +15,7 @@ from __future__ import annotations
 import html
 import json
 import os
-import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,7 +23,7 @@ import pytest
 import requests
 
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD, csrf_of, make_id
-from tests.idp.test_e2e_browser import IDP_BIN, _free_port, _idp
+from tests.idp.test_e2e_browser import _free_port, _idp, serving
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,28 +43,8 @@ def idp_server(yiwang_env, tmp_path):
         _idp(env, "users", "add", "--id-number", number, "--name", name, "--password-stdin", stdin=PASSWORD + "\n")
     kiosk = json.loads(_idp(env, "clients", "add", "--name", "政务自助终端", "--grant-type", DEVICE_GRANT,
                             "--scope", "openid", "--scope", "profile", "--first-party", "--json"))
-    log = open(tmp_path / "idp.log", "w")  # noqa: SIM115 - the server's log, closed below
-    proc = subprocess.Popen([IDP_BIN, "serve", "--port", str(port), "--threads", "4"],  # noqa: S603
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                if requests.get(issuer + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, (tmp_path / "idp.log").read_text()
-            assert time.time() < deadline, "idp serve did not come up"
-            time.sleep(0.2)
+    with serving(env, port, tmp_path / "idp.log"):
         yield {"issuer": issuer, "kiosk": kiosk}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ both languages for docs/screenshots.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,33 @@ def _idp(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return out.stdout
 
 
+@contextlib.contextmanager
+def serving(env: dict[str, str], port: int, log_path: Path) -> Iterator[None]:
+    """``idp serve`` on ``port`` with ``env``, until it answers /healthz; stopped on exit."""
+    issuer = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([IDP_BIN, "serve", "--port", str(port), "--threads", "4"],  # noqa: S603
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while True:
+                try:
+                    if requests.get(issuer + "/healthz", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                assert proc.poll() is None, log_path.read_text()
+                assert time.time() < deadline, "idp serve did not come up"
+                time.sleep(0.2)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture
 def served_idp(yiwang_env, tmp_path):
     port = _free_port()
@@ -57,28 +86,8 @@ def served_idp(yiwang_env, tmp_path):
     redirect_uri = f"http://127.0.0.1:{cb_port}/cb"
     client = json.loads(_idp(env, "clients", "add", "--name", "测试门户 Test portal", "--redirect-uri", redirect_uri,
                              "--scope", "openid", "--scope", "profile", "--json"))
-    log = open(tmp_path / "idp.log", "w")  # noqa: SIM115 - outlives this block (the server's log)
-    proc = subprocess.Popen([IDP_BIN, "serve", "--port", str(port), "--threads", "4"],  # noqa: S603
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                if requests.get(issuer + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, (tmp_path / "idp.log").read_text()
-            assert time.time() < deadline, "idp serve did not come up"
-            time.sleep(0.2)
+    with serving(env, port, tmp_path / "idp.log"):
         yield {"issuer": issuer, "client": client, "redirect_uri": redirect_uri}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +24,9 @@ from schemathesis import GenerationMode
 
 from idp.web.openapi import openapi_document
 from tests.conftest import TEST_REDIS_URL, private_database
-from tests.schemathesis_checks import checks
+from tests.schemathesis_checks import MAX_EXAMPLES, checks
 
 from .oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
-
-# Bounded so that `make test` stays quick; YIWANG_FUZZ_EXAMPLES=500 fuzzes harder (the same seed).
-MAX_EXAMPLES = int(os.environ.get("YIWANG_FUZZ_EXAMPLES", "25"))
 
 # Refusals of a schema-valid request that the protocol itself makes: no schema can say
 # which codes, tokens, client registrations or redirect URIs exist.
