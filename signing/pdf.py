@@ -34,7 +34,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from .errors import PdfError
-from .qr import _runs, qr_matrix
+from .qr.draw import dark_runs, qr_matrix
 
 __all__ = [
     "CertificateDocument",
@@ -209,7 +209,7 @@ def _draw_qr(c: canvas.Canvas, text: str, x: float, y: float, size: float) -> No
     The rectangles are written as raw ``re`` operators in module units under
     one ``cm`` transform: integer coordinates keep the content stream small
     and skip reportlab's slow per-number float formatting (~900 runs, found
-    by a regular expression over each row's bytes, see ``qr._runs``).
+    by a regular expression over each row's bytes, see ``qr.draw.dark_runs``).
     """
     matrix = qr_matrix(text)
     n = len(matrix)
@@ -219,7 +219,7 @@ def _draw_qr(c: canvas.Canvas, text: str, x: float, y: float, size: float) -> No
     ops = [f"q 0 0 0 rg {module:.5f} 0 0 {module:.5f} {x + 4 * module:.3f} {y + 4 * module:.3f} cm"]
     for row_index, row in enumerate(matrix):
         row_y = n - row_index - 1
-        ops += [f"{start} {row_y} {length} 1 re" for start, length in _runs(row)]
+        ops += [f"{start} {row_y} {length} 1 re" for start, length in dark_runs(row)]
     ops.append("f Q")
     c.addLiteral("\n".join(ops))
 

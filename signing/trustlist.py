@@ -65,7 +65,7 @@ from keys.identifiers import parse_uscc
 from keys.jws import encode_jws
 
 from .errors import SigningError
-from .qr import TrustedIssuer, TrustList
+from .qr.trust import TrustedIssuer, TrustList
 
 __all__ = [
     "TYP",
