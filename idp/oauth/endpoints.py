@@ -1,11 +1,24 @@
-"""Introspection (RFC 7662), revocation (RFC 7009) and userinfo (OIDC Core §5.3)."""
+"""The token, introspection (RFC 7662), revocation (RFC 7009) and userinfo (OIDC Core §5.3) endpoints.
+
+Each ``*_reply`` function answers one request as a plain ``(status, headers,
+body)`` :data:`Reply`, with no web framework: the Flask views
+(:mod:`idp.web.views_oauth`) and the WSGI hot path (:mod:`idp.web.hotpaths`)
+both call them, so the two front doors give the same answers by construction.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.common.errors import ContinueIteration
+from authlib.oauth2.rfc6749.errors import (
+    InvalidRequestError,
+    OAuth2Error,
+    UnsupportedGrantTypeError,
+)
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
@@ -14,11 +27,30 @@ from .claims import CitizenClaims, user_claims
 from .grants import AUTH_METHODS
 from .tokens import AccessTokenClaims, refresh_hash
 
-__all__ = ["IntrospectionEndpoint", "RevocationEndpoint", "userinfo_claims", "FoundToken"]
+__all__ = [
+    "IntrospectionEndpoint",
+    "RevocationEndpoint",
+    "userinfo_claims",
+    "FoundToken",
+    "NO_STORE",
+    "Reply",
+    "json_reply",
+    "bearer_error",
+    "token_reply",
+    "endpoint_reply",
+    "userinfo_reply",
+]
 
 logger = logging.getLogger(__name__)
 
 _CLIENT_AUTH = [m for m in AUTH_METHODS if m != "none"]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_NO_STORE_ITEMS = list(NO_STORE.items())
+_JSON = "application/json"
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+"""An HTTP answer: status code, headers, body."""
 
 
 class FoundToken:
@@ -228,3 +260,86 @@ def userinfo_claims(provider: Any, access: AccessTokenClaims) -> dict[str, Any] 
     claims: dict[str, Any] = {"sub": provider.subject(client, info.public_id)}
     claims.update(user_claims(info, scopes, may_receive_id_number=allowed))
     return claims
+
+
+# ----------------------------------------------------------- HTTP answers
+
+
+def json_reply(status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    """A JSON answer that no cache keeps (RFC 6749 §5.1, RFC 6750 §3)."""
+    if isinstance(body, dict):
+        body.pop("_rows", None)  # the provider's note to itself (records), never sent
+    data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    out = [("Content-Type", _JSON)]
+    out.extend((k, v) for k, v in headers if k.lower() not in ("content-type", "cache-control", "pragma"))
+    out.extend(_NO_STORE_ITEMS)
+    return status, out, data
+
+
+def _authlib_reply(result: tuple[int, Any, Any]) -> Reply:
+    status, body, headers = result
+    return json_reply(status, body, headers or ())
+
+
+def _error_reply(server: Any, request: Any, error: OAuth2Error) -> Reply:
+    return _authlib_reply(error(server.get_error_uri(request, error)))
+
+
+def token_reply(server: Any, request: Any) -> Reply:
+    """``POST /token`` for an ``OAuth2Request`` (Authlib's ``create_token_response``, answered as a Reply)."""
+    try:
+        grant = server.get_token_grant(request)
+    except UnsupportedGrantTypeError as error:
+        return _error_reply(server, request, error)
+    try:
+        grant.validate_token_request()
+        return _authlib_reply(grant.create_token_response())
+    except OAuth2Error as error:
+        return _error_reply(server, request, error)
+
+
+def endpoint_reply(server: Any, name: str, request: Any) -> Reply:
+    """``POST /introspect`` (``"introspection"``) or ``/revoke`` (``"revocation"``) for an ``OAuth2Request``."""
+    for endpoint in server._endpoints[name]:
+        request = endpoint.create_endpoint_request(request)
+        try:
+            return _authlib_reply(endpoint(request))
+        except ContinueIteration:
+            continue
+        except OAuth2Error as error:
+            return _error_reply(server, request, error)
+    raise RuntimeError(f"no {name} endpoint answered")  # pragma: no cover - one is registered for each
+
+
+def bearer_error(error: str, status: int, description: str | None = None) -> Reply:
+    """RFC 6750 §3: a protected resource's error, in ``WWW-Authenticate``."""
+    value = 'Bearer realm="yiwang"'
+    if error:
+        value += f', error="{error}"'
+        if description:
+            value += f', error_description="{description}"'
+    return json_reply(status, {"error": error or "invalid_token"}, [("WWW-Authenticate", value)])
+
+
+def userinfo_reply(provider: Any, method: str, headers: Any, form: Mapping[str, str]) -> Reply:
+    """``GET``/``POST /userinfo`` (OIDC Core §5.3): the token from the header or, on POST, the form."""
+    auth = headers.get("Authorization", "")
+    token_value = None
+    if auth[:7].lower() == "bearer ":
+        token_value = auth[7:].strip()
+    elif method == "POST" and "access_token" in form:  # RFC 6750 §2.2
+        token_value = form["access_token"]
+    if not token_value:
+        return bearer_error("", 401)
+    # Revocation is checked with the claims snapshot, in the same round trip.
+    access = provider.tokens.verify_access_token(token_value, check_revoked=False)
+    if access is None:
+        return bearer_error("invalid_token", 401, "the access token is not valid")
+    # A token of an ended session is already revoked: the session-end hook
+    # marks its jti, which the snapshot read checks.
+    claims = userinfo_claims(provider, access)
+    if claims is None:
+        if provider.tokens.is_revoked(access.jti):
+            return bearer_error("invalid_token", 401, "the access token was revoked")
+        return bearer_error("insufficient_scope", 403, "the token does not grant openid")
+    return json_reply(200, claims)

@@ -5,24 +5,22 @@ form parsing and the response object cost about as much as Authlib's own
 work on a token request, and beyond ~0.7x of the reference provider the
 lever is keeping Flask off the few hot endpoints. :class:`HotPaths` sits in
 front of the Flask application (``app.wsgi_app``): a request it recognises
-is parsed here and handed to the same Authlib server and provider the Flask
-views use; everything else — and every request it does not fully like (a
-query string, another content type, an oversized or non-UTF-8 body, an
-overlong parameter) — goes to Flask unchanged, with its body put back, so
-the input limits, errors and pages stay those of :mod:`.security` and
-:mod:`.errors`.
+is parsed here and answered by the same functions as the Flask views
+(:mod:`idp.oauth.endpoints`: ``token_reply``, ``endpoint_reply``,
+``userinfo_reply``), over the same Authlib server and provider. Everything
+else — and every request it does not fully like (a query string, another
+content type, an oversized or non-UTF-8 body, an overlong parameter) — goes
+to Flask unchanged, with its body put back, so the input limits, errors and
+pages stay those of :mod:`.security` and :mod:`.errors`.
 
-The answers are the same as the Flask views': Authlib builds token and
-introspection responses (``Cache-Control: no-store``), userinfo follows
-:func:`idp.web.views_oauth.userinfo` (RFC 6750 §3 errors), and every
-response carries the headers :func:`.security.install_security` adds to
-non-HTML responses.
+So the answers are the Flask views' by construction, and every response
+here carries the headers :func:`.security.install_security` adds to non-HTML
+responses.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,7 +28,8 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders
 
-from .oauth_server import NO_STORE, ParamsRequest
+from ..oauth.endpoints import Reply, endpoint_reply, json_reply, token_reply, userinfo_reply
+from .oauth_server import ParamsRequest
 from .security import MAX_BODY, MAX_PARAM
 
 __all__ = ["HotPaths"]
@@ -39,16 +38,8 @@ logger = logging.getLogger(__name__)
 
 _FORM = "application/x-www-form-urlencoded"
 _COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
-_JSON = "application/json"
 _STATUS = {200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN",
            500: "500 INTERNAL SERVER ERROR", 503: "503 SERVICE UNAVAILABLE"}
-
-Reply = tuple[int, list[tuple[str, str]], bytes]
-
-
-def _json_reply(status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> Reply:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return status, [("Content-Type", _JSON), *headers, *NO_STORE.items()], data
 
 
 class _Parsed:
@@ -105,7 +96,7 @@ class HotPaths:
     def __init__(self, flask_wsgi: Callable[..., Any], runtime: Any) -> None:
         self._flask = flask_wsgi
         self._runtime = runtime
-        self._routes: dict[tuple[str, str], Callable[[_Parsed], Any]] = {
+        self._routes: dict[tuple[str, str], Callable[[_Parsed], Reply]] = {
             ("POST", "/token"): self._token,
             ("POST", "/introspect"): self._introspect,
             ("GET", "/userinfo"): self._userinfo,
@@ -120,45 +111,21 @@ class HotPaths:
         if parsed is None:
             return self._flask(environ, start_response)
         try:
-            result = handler(parsed)
+            status, headers, body = handler(parsed)
         except Exception as e:  # the same answers as idp.web.errors, without Flask
             status, headers, body = self._unexpected(e, environ.get("PATH_INFO", ""))
-        else:
-            if isinstance(result, tuple):
-                status, headers, body = result
-            else:  # a werkzeug Response from Authlib's handle_response
-                status, headers, body = result.status_code, list(result.headers.items()), result.get_data()
         start_response(_STATUS.get(status) or str(status), [*headers, *_COMMON])
         return [body]
 
-    # endpoints ----------------------------------------------------------
-    def _token(self, parsed: _Parsed) -> Any:
-        return self._runtime.server.create_token_response(parsed.oauth_request())
+    # endpoints: the same functions the Flask views call --------------
+    def _token(self, parsed: _Parsed) -> Reply:
+        return token_reply(self._runtime.server, parsed.oauth_request())
 
-    def _introspect(self, parsed: _Parsed) -> Any:
-        return self._runtime.server.create_endpoint_response("introspection", parsed.oauth_request())
+    def _introspect(self, parsed: _Parsed) -> Reply:
+        return endpoint_reply(self._runtime.server, "introspection", parsed.oauth_request())
 
     def _userinfo(self, parsed: _Parsed) -> Reply:
-        from ..oauth.endpoints import userinfo_claims
-
-        auth = parsed.headers.get("Authorization", "")
-        token_value = None
-        if auth[:7].lower() == "bearer ":
-            token_value = auth[7:].strip()
-        elif parsed.method == "POST" and "access_token" in parsed.form:  # RFC 6750 §2.2
-            token_value = parsed.form["access_token"]
-        if not token_value:
-            return _bearer_error("", 401)
-        provider = self._runtime.provider
-        access = provider.tokens.verify_access_token(token_value, check_revoked=False)
-        if access is None:
-            return _bearer_error("invalid_token", 401, "the access token is not valid")
-        claims = userinfo_claims(provider, access)  # revocation checked with the snapshot, one round trip
-        if claims is None:
-            if provider.tokens.is_revoked(access.jti):
-                return _bearer_error("invalid_token", 401, "the access token was revoked")
-            return _bearer_error("insufficient_scope", 403, "the token does not grant openid")
-        return _json_reply(200, claims)
+        return userinfo_reply(self._runtime.provider, parsed.method, parsed.headers, parsed.form)
 
     @staticmethod
     def _unexpected(e: Exception, path: str) -> Reply:
@@ -166,20 +133,11 @@ class HotPaths:
 
         if _is_outage(e):
             logger.error("backing service unavailable on %s: %s", path, type(e).__name__)
-            status, headers, body = _json_reply(503, {
+            status, headers, body = json_reply(503, {
                 "type": "about:blank", "title": "service_unavailable", "status": 503,
                 "detail": "a backing service is unavailable; try again shortly"})
             headers = [("Content-Type", "application/problem+json"), ("Retry-After", "5"), *headers[1:]]
             return status, headers, body
         logger.exception("unexpected error on %s", path)
-        return _json_reply(500, {"error": "server_error"})
+        return json_reply(500, {"error": "server_error"})
 
-
-def _bearer_error(error: str, status: int, description: str | None = None) -> Reply:
-    # RFC 6750 §3, as idp.web.views_oauth._bearer_error.
-    value = 'Bearer realm="yiwang"'
-    if error:
-        value += f', error="{error}"'
-        if description:
-            value += f', error_description="{description}"'
-    return _json_reply(status, {"error": error or "invalid_token"}, [("WWW-Authenticate", value)])

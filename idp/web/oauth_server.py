@@ -20,10 +20,9 @@ from flask import Response, json
 from flask import request as flask_request
 
 from ..oauth.client_auth import authenticate_client_secret_basic
+from ..oauth.endpoints import NO_STORE, Reply
 
-__all__ = ["YiwangAuthorizationServer", "ParamsRequest", "NO_STORE"]
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+__all__ = ["YiwangAuthorizationServer", "ParamsRequest", "NO_STORE", "flask_request_params", "to_response"]
 
 
 class _Payload(OAuth2Payload):
@@ -70,7 +69,8 @@ class ParamsRequest(OAuth2Request):
         return self._form
 
 
-def _from_flask() -> ParamsRequest:
+def flask_request_params() -> ParamsRequest:
+    """The current Flask request as an ``OAuth2Request`` (query and form values, all repeats kept)."""
     values = flask_request.values
     datalist: dict[str, list[str]] = defaultdict(list)
     for k in values:
@@ -104,7 +104,7 @@ class YiwangAuthorizationServer(_FlaskServer):
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
-        return _from_flask()
+        return flask_request_params()
 
     def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
         if isinstance(payload, dict):
@@ -113,3 +113,9 @@ class YiwangAuthorizationServer(_FlaskServer):
         resp = Response(payload, status=status_code, headers=headers)
         resp.headers.update(NO_STORE)
         return resp
+
+
+def to_response(reply: Reply) -> Response:
+    """A framework-free answer (:mod:`idp.oauth.endpoints`) as a Flask response."""
+    status, headers, body = reply
+    return Response(body, status=status, headers=headers)

@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from flask import Blueprint, Response, jsonify, make_response, redirect, request, url_for
 
 from ..models import Citizen, Consent
+from ..oauth.endpoints import endpoint_reply, token_reply, userinfo_reply
 from ..oauth.flow import FlowState, Step, consent_missing, final_scopes, next_step
 from ..oauth.grants import AUTH_METHODS
 from ..oauth.par import REQUEST_URI_PREFIX
@@ -25,7 +26,7 @@ from .common import (
     set_browser_cookie,
 )
 from .i18n import register
-from .oauth_server import NO_STORE, ParamsRequest
+from .oauth_server import NO_STORE, ParamsRequest, flask_request_params, to_response
 
 __all__ = ["bp", "oauth_error_response"]
 
@@ -367,64 +368,25 @@ def _citizen_and_consent(citizen_id: int, client_id: str) -> tuple[_CitizenView 
 
 @bp.post("/token")
 def token() -> Any:
-    return rt().server.create_token_response()
+    return to_response(token_reply(rt().server, flask_request_params()))
 
 
 @bp.post("/introspect")
 def introspect() -> Any:
-    return rt().server.create_endpoint_response("introspection")
+    return to_response(endpoint_reply(rt().server, "introspection", flask_request_params()))
 
 
 @bp.post("/revoke")
 def revoke() -> Any:
-    return rt().server.create_endpoint_response("revocation")
+    return to_response(endpoint_reply(rt().server, "revocation", flask_request_params()))
 
 
 # --------------------------------------------------------------- userinfo
 
 
-def _bearer_error(error: str, status: int, description: str | None = None) -> Response:
-    # RFC 6750 §3: errors of a protected resource in WWW-Authenticate.
-    value = 'Bearer realm="yiwang"'
-    if error:
-        value += f', error="{error}"'
-        if description:
-            value += f', error_description="{description}"'
-    body = {"error": error} if error else {"error": "invalid_token"}
-    resp = jsonify(body)
-    resp.status_code = status
-    resp.headers["WWW-Authenticate"] = value
-    resp.headers.update(NO_STORE)
-    return resp
-
-
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Any:
-    from ..oauth.endpoints import userinfo_claims
-
-    auth = request.headers.get("Authorization", "")
-    token_value = None
-    if auth[:7].lower() == "bearer ":
-        token_value = auth[7:].strip()
-    elif request.method == "POST" and "access_token" in request.form:  # RFC 6750 §2.2
-        token_value = request.form["access_token"]
-    if not token_value:
-        return _bearer_error("", 401)
-    provider = rt().provider
-    # Revocation is checked with the claims snapshot, in the same round trip.
-    access = provider.tokens.verify_access_token(token_value, check_revoked=False)
-    if access is None:
-        return _bearer_error("invalid_token", 401, "the access token is not valid")
-    # A token of an ended session is already revoked: the session-end hook
-    # marks its jti, which verify_access_token checks (one round trip).
-    claims = userinfo_claims(provider, access)
-    if claims is None:
-        if provider.tokens.is_revoked(access.jti):
-            return _bearer_error("invalid_token", 401, "the access token was revoked")
-        return _bearer_error("insufficient_scope", 403, "the token does not grant openid")
-    resp = jsonify(claims)
-    resp.headers.update(NO_STORE)
-    return resp
+    return to_response(userinfo_reply(rt().provider, request.method, request.headers, request.form))
 
 
 # -------------------------------------------------------------------- PAR
