@@ -1,0 +1,228 @@
+"""Relying-party registration metadata: what a client may register, checked once (issue 3 §2).
+
+Owns :class:`ClientSpec` (the options of ``idp clients add``) and
+:func:`build_client`, which turns it into a :class:`~idp.models.Client` row
+or refuses it with :class:`~idp.errors.InvalidInput`: grant types, redirect
+and logout URIs (:mod:`.uris`), scopes the policy
+(:func:`idp.oauth.scopes.kind_of`) could grant to those grants, the
+``id_number`` permission, the token endpoint auth method and its keys, the
+ID token algorithm and the pairwise sector. Everything a client may later do
+is decided here and stored on the row the protocol core reads.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import InvalidInput
+from ..models import AUTH_METHODS, GRANT_TYPES, Client, utcnow
+from ..oauth.scopes import GRANT_KINDS, kind_of
+from .uris import (
+    Resolver,
+    hosts_of,
+    origin_of,
+    resolve_host,
+    validate_host,
+    validate_logout_uri,
+    validate_redirect_uri,
+)
+
+__all__ = [
+    "ClientSpec",
+    "build_client",
+    "DEFAULT_SCOPES",
+    "ID_TOKEN_ALGS",
+    "DEVICE_CODE_GRANT",
+]
+
+DEFAULT_SCOPES = ("openid", "profile", "phone", "email", "offline_access")
+ID_TOKEN_ALGS = ("ES256", "RS256")
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """What an administrator registers (the options of ``idp clients add``)."""
+
+    name: str
+    redirect_uris: Sequence[str] = ()
+    post_logout_redirect_uris: Sequence[str] = ()
+    backchannel_logout_uri: str | None = None
+    frontchannel_logout_uri: str | None = None
+    public: bool = False
+    """A public client (mobile app, single-page app, kiosk) has no secret and must use PKCE."""
+    grant_types: Sequence[str] = ()
+    """Default: ``authorization_code`` and ``refresh_token``."""
+    scopes: Sequence[str] = ()
+    """Default: :data:`DEFAULT_SCOPES` (plus ``id_number`` when allowed)."""
+    subject_type: str = "pairwise"
+    sector_identifier: str | None = None
+    first_party: bool = False
+    may_receive_id_number: bool = False
+    id_token_alg: str = "ES256"  # noqa: S105 - an algorithm name
+    auth_method: str | None = None
+    """Default: ``none`` for public clients, else ``client_secret_basic``."""
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    client_id: str | None = None
+    """Normally generated; fixed ids are for demos and tests."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
+                 resolve: Resolver = resolve_host) -> Client:
+    """The :class:`Client` row ``spec`` registers, or :class:`InvalidInput` naming what is wrong.
+
+    ``allow_loopback``: logout URIs may be on loopback (the embedded demo);
+    ``resolve`` looks up what a logout URI's host resolves to.
+    """
+    name = (spec.name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("a client needs a name of at most 200 characters")
+
+    grant_types = list(dict.fromkeys(spec.grant_types or ("authorization_code", "refresh_token")))
+    for g in grant_types:
+        if g not in GRANT_TYPES:
+            raise InvalidInput(
+                f"unknown grant type {g!r}; known: {', '.join(GRANT_TYPES)}"
+            )
+    if spec.public and "client_credentials" in grant_types:
+        raise InvalidInput("a public client cannot use client_credentials (it has no secret)")
+
+    redirect_uris = [validate_redirect_uri(u) for u in spec.redirect_uris]
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise InvalidInput("the authorization_code grant needs at least one --redirect-uri")
+    if not spec.public and any(
+        urlsplit(u).scheme not in ("http", "https") for u in redirect_uris
+    ):
+        raise InvalidInput(
+            "private-use URI schemes are for native apps, which are public clients (--public)"
+        )
+    post_logout = [validate_redirect_uri(u) for u in spec.post_logout_redirect_uris]
+    backchannel = (
+        validate_logout_uri(spec.backchannel_logout_uri, "back-channel logout URI",
+                            allow_loopback=allow_loopback, resolve=resolve)
+        if spec.backchannel_logout_uri
+        else None
+    )
+    frontchannel = None
+    if spec.frontchannel_logout_uri:
+        frontchannel = validate_logout_uri(spec.frontchannel_logout_uri, "front-channel logout URI",
+                                           allow_loopback=allow_loopback, resolve=resolve)
+        # Front-Channel Logout 1.0 §2: same scheme, host and port as a redirect URI.
+        origin = origin_of(frontchannel)
+        if not any(origin_of(u) == origin for u in redirect_uris):
+            raise InvalidInput(
+                "the front-channel logout URI must have the scheme, host and port of "
+                "one of the redirect URIs (Front-Channel Logout 1.0 §2)"
+            )
+
+    kinds = {GRANT_KINDS.get(g) for g in grant_types}
+    # A machine client (client_credentials only) has no citizen to sign in: no OIDC defaults.
+    scopes = list(dict.fromkeys(spec.scopes or (DEFAULT_SCOPES if "citizen" in kinds else ())))
+    for s in scopes:
+        if not _SCOPE_TOKEN.match(s):
+            raise InvalidInput(f"{s!r} is not a valid scope name (RFC 6749 §3.3)")
+        # The registration may not promise what the scope policy (idp.oauth.scopes.decide)
+        # will never grant: it would only surface later, at a token request, as invalid_scope.
+        kind = kind_of(s)
+        if kind is None:
+            raise InvalidInput(f"{s!r} is not a scope this server knows (docs/rp-integration.md, Scopes)")
+        if kind not in kinds:
+            carriers = "client_credentials" if kind == "agency" else "authorization_code or the device grant"
+            raise InvalidInput(f"the {kind} scope {s!r} needs a grant that carries it: {carriers}")
+    if spec.may_receive_id_number:
+        if "id_number" not in scopes:
+            scopes.append("id_number")
+    elif "id_number" in scopes:
+        raise InvalidInput(
+            "the id_number scope needs --may-receive-id-number (DESIGN.md, identity rules)"
+        )
+
+    method = spec.auth_method or ("none" if spec.public else "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise InvalidInput(f"unknown auth method {method!r}; known: {', '.join(AUTH_METHODS)}")
+    if spec.public and method != "none":
+        raise InvalidInput("a public client authenticates with 'none'")
+    if not spec.public and method == "none":
+        raise InvalidInput("only a public client (--public) may use the auth method 'none'")
+    jwks = spec.jwks
+    jwks_uri = spec.jwks_uri
+    if jwks is not None:
+        _check_jwks(jwks)
+    if jwks_uri is not None:
+        # private_key_jwt reads only the registered keys (oauth.grants.resolve_client_public_key):
+        # a URI would be stored and never fetched, so it is refused rather than silently ignored.
+        raise InvalidInput("jwks_uri is not supported yet; register the keys with --jwks")
+    if method == "private_key_jwt" and jwks is None:
+        raise InvalidInput("private_key_jwt needs the client's public keys (--jwks)")
+
+    if spec.id_token_alg not in ID_TOKEN_ALGS:
+        raise InvalidInput(f"the ID token algorithm must be one of {', '.join(ID_TOKEN_ALGS)}")
+    if spec.subject_type not in ("pairwise", "public"):
+        raise InvalidInput("the subject type is pairwise or public")
+    sector = validate_host(spec.sector_identifier) if spec.sector_identifier else None
+    if spec.subject_type == "pairwise" and sector is None:
+        # OIDC Core §8.1: without a sector identifier the sector is the
+        # redirect URIs' host, so they must share one.
+        hosts = hosts_of(u for u in redirect_uris if urlsplit(u).scheme in ("http", "https"))
+        if len(hosts) > 1:
+            raise InvalidInput(
+                "the redirect URIs have several hosts; give --sector-identifier HOST "
+                "so the pairwise sub is the same for all of them (OIDC Core §8.1)"
+            )
+        sector = hosts.pop() if hosts else None
+
+    client_id = spec.client_id or _new_client_id()
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id):
+        raise InvalidInput("a client id is 1-64 characters of A-Z a-z 0-9 . _ ~ -")
+    return Client(
+        client_id=client_id,
+        name=name,
+        is_public=spec.public,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout,
+        backchannel_logout_uri=backchannel,
+        frontchannel_logout_uri=frontchannel,
+        grant_types=grant_types,
+        response_types=["code"] if "authorization_code" in grant_types else [],
+        scopes=scopes,
+        token_endpoint_auth_method=method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        id_token_signed_response_alg=spec.id_token_alg,
+        subject_type=spec.subject_type,
+        sector_identifier=sector,
+        first_party=spec.first_party,
+        may_receive_id_number=spec.may_receive_id_number,
+        created_at=utcnow(),
+    )
+
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _new_client_id() -> str:
+    """24 letters and digits (~143 bits): no ``-`` that a shell or CLI would take for an option."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def _check_jwks(jwks: dict[str, Any]) -> None:
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise InvalidInput('the JWKS must be an object {"keys": [...]} with at least one key')
+    for key in jwks["keys"]:
+        if not isinstance(key, dict) or any(p in key for p in ("d", "p", "q", "k")):
+            raise InvalidInput("the JWKS must hold public keys only")
+    try:
+        KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as e:
+        raise InvalidInput(f"the JWKS cannot be read: {e}") from None
