@@ -16,7 +16,7 @@ import traceback
 SECTIONS = {
     "idp": "benchmarks.oidc",
     "logout": "benchmarks.logout",
-    "signing": "signing.bench",
+    "signing": "benchmarks.signing",
     "certstore": "certstore.benchmark",
     "batch": "benchmarks.batch",
     "statuslist": "benchmarks.statuslist",

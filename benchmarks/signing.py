@@ -1,4 +1,4 @@
-"""Figures for ``make bench``: PDF signing and QR verification rates.
+"""Figures for ``make bench`` (section ``signing``): PDF signing and QR verification rates.
 
 Each function measures in one process, on whatever core it runs, and
 returns operations per second; the harness prints them side by side (issue
@@ -10,6 +10,10 @@ noisy neighbour slows both sides alike. No assertions: tests never time.
 The bare-pyHanko baseline needs a private key in pyHanko's own
 ``SimpleSigner``; it uses a throw-away P-256 key generated here in memory
 for the measurement and never stored — real agency keys stay in ``keys/``.
+
+Run through the harness (``python -m benchmarks --only signing``) or as
+``python -m benchmarks.signing``; ``benchmarks.certstore`` reuses
+:func:`alternate` and :func:`bare_pyhanko_signer`.
 """
 
 from __future__ import annotations
@@ -28,9 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keys.backend import public_jwk
-
-from .pdf import CertificateDocument, render_certificate_pdf
-from .qr import QrClaims, TrustedIssuer, TrustList, encode_qr_payload, verify_qr_payload
+from signing.pdf import CertificateDocument, render_certificate_pdf
+from signing.qr import QrClaims, TrustedIssuer, TrustList, encode_qr_payload, verify_qr_payload
 
 __all__ = [
     "alternate",
@@ -215,7 +218,7 @@ def bare_pyhanko_signer(page: bytes) -> Callable[[], bytes]:
 
 def yiwang_sign_rate(page: bytes, signer: object, *, seconds: float = 3.0) -> float:
     """:func:`signing.pades.sign_pdf` through the keys adapter (B-B)."""
-    from .pades import sign_pdf
+    from signing.pades import sign_pdf
 
     return _rate(lambda: sign_pdf(page, signer), seconds)  # type: ignore[arg-type]
 
@@ -250,7 +253,7 @@ def run(*, seconds: float = 3.0) -> dict[str, float]:
     t = _throw_away()
     page = sample_page(t)
     bare = bare_pyhanko_signer(page)
-    from .pades import sign_pdf
+    from signing.pades import sign_pdf
 
     bare_rate, ours = alternate(bare, lambda: sign_pdf(page, t), seconds=seconds, slices=6)
     qr, raw = qr_verify_rates(seconds=seconds)
