@@ -2,7 +2,7 @@
 
 A session signed in to 50 clients ends; the time until all 50 back-channel
 logout tokens are delivered, and deliveries/s, with 1 and 2 ``idp worker``
-processes (Dramatiq on Redis) — see :mod:`idp.logout.bench`. Runs on a fresh
+processes (Dramatiq on Redis) — see :mod:`benchmarks.logout_fanout`. Runs on a fresh
 home, a throwaway PostgreSQL schema and its own Redis prefix; without Redis it
 measures the in-process queue and says so.
 """
@@ -32,7 +32,7 @@ def _redis_ok(url: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from idp.logout.bench import run
+    from benchmarks.logout_fanout import run
     from idp.settings import IdpSettings
 
     prefix = f"benchlogout{uuid.uuid4().hex[:8]}:"

@@ -1,4 +1,4 @@
-"""Logout fan-out benchmark (issue 4, ``make bench``).
+"""Logout fan-out measurement (issue 4, ``make bench``), against a running idp's settings.
 
 A session signed in to 50 clients, each with a back-channel logout URI on a
 local receiver, ends; we measure the time until all 50 logout tokens have been
@@ -6,8 +6,10 @@ POSTed and answered, and the deliveries per second, with 1 and 2 ``idp
 worker`` processes (Dramatiq on Redis). Without ``YIWANG_REDIS_URL`` the queue
 is in-process and one worker thread pool is measured instead.
 
-Run: ``python -m idp.logout.bench [--clients 50] [--rounds 3]`` with the same
-``YIWANG_*`` environment as the idp (it adds clients named ``bench-fanout-N``).
+:mod:`benchmarks.logout` runs it on a throwaway home for ``make bench``; on
+its own: ``python -m benchmarks.logout_fanout [--clients 50] [--rounds 3]``
+with the same ``YIWANG_*`` environment as the idp (it adds clients named
+``bench-fanout-N``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..settings import IdpSettings
+from idp.settings import IdpSettings
 
 __all__ = ["main", "run"]
 
@@ -67,8 +69,8 @@ class _Receiver:
 
 
 def _ensure_clients(stack: Any, n: int, uri: str) -> list[str]:
-    from ..clients import ClientSpec
-    from ..models import Client
+    from idp.clients import ClientSpec
+    from idp.models import Client
 
     ids = [f"bench-fanout-{i}" for i in range(n)]
     for cid in ids:
@@ -79,7 +81,7 @@ def _ensure_clients(stack: Any, n: int, uri: str) -> list[str]:
                 actor="bench",
             )
         else:
-            with stack.database.session() as db:
+            with stack.services.db.session() as db:
                 row = db.get(Client, cid)
                 row.backchannel_logout_uri = uri
     return ids
@@ -131,9 +133,9 @@ def run(
     env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Measure; ``env`` is the environment of the ``idp worker`` processes (default: ours)."""
-    from .runtime import build_from_settings
+    from idp.container import Container
 
-    stack = build_from_settings(settings)
+    stack = Container.from_settings(settings, provider=False)
     receiver = _Receiver()
     results = []
     try:
