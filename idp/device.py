@@ -472,8 +472,13 @@ class YiwangDeviceCodeGrant(DeviceCodeGrant):
 def register_device_flow(server: Any, store: DeviceCodeStore, *, verification_uri: str) -> None:
     """Register the device grant and endpoint on an Authlib ``AuthorizationServer``.
 
-    The server must carry ``server.provider`` (``idp.oauth.provider.Provider``).
+    :func:`idp.oauth.server.configure_server` calls this with the provider's
+    store; a later call on the same server (``idp.web.device`` registering
+    itself) changes nothing, so the grant is registered once. The server must
+    carry ``server.provider`` (``idp.oauth.provider.Provider``).
     """
+    if getattr(server, "device_codes", None) is not None:
+        return
     server.device_codes = store
     server.device_verification_uri = verification_uri
     server.register_grant(YiwangDeviceCodeGrant)

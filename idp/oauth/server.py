@@ -11,6 +11,7 @@ from typing import Any
 
 from authlib.oauth2.rfc9207 import IssuerParameter
 
+from ..device import register_device_flow
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import (
     AuthorizationCodeGrant,
@@ -48,6 +49,9 @@ def configure_server(server: Any, provider: Provider) -> Any:
     )
     server.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
     server.register_grant(ClientCredentialsGrant)
+    # RFC 8628: the device grant at the token endpoint, and the device authorization endpoint.
+    register_device_flow(server, provider.device_codes,
+                         verification_uri=provider.issuer + provider.config.device_verification_path)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
     YiwangIssuerParameter(provider.issuer)(server)  # hooks after_create_authorization_response
@@ -57,7 +61,6 @@ def configure_server(server: Any, provider: Provider) -> Any:
                                                         f"{issuer}/introspect", f"{issuer}/revoke"])
     )
     return server
-
 
 
 def registered_grant_types(server: Any) -> tuple[str, ...]:
