@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,8 +20,10 @@ from keys.identifiers import parse_resident_id
 
 from ..errors import InvalidInput, NotFound
 from ..logout.delivery import DELIVERY_STATUSES
-from ..logout.runtime import ProcessStack, build_from_settings
 from ..settings import IdpSettings
+
+if TYPE_CHECKING:
+    from ..container import Container
 
 __all__ = ["register"]
 
@@ -29,7 +32,14 @@ logger = logging.getLogger(__name__)
 _DRAIN_MS = 10_000
 
 
-def _drain(stack: ProcessStack) -> None:
+def _container(settings: IdpSettings) -> Container:
+    """What these commands need: sessions and single sign-out; they issue nothing."""
+    from ..container import Container
+
+    return Container.from_settings(settings, provider=False)
+
+
+def _drain(stack: Container) -> None:
     """With the in-process queue, deliver now: this process's queue dies with it.
 
     Whatever is still pending afterwards (an RP that is down) is recovered by
@@ -44,7 +54,7 @@ def _drain(stack: ProcessStack) -> None:
         logger.info("some deliveries are still pending; they are retried later")
 
 
-def _citizen_id(stack: ProcessStack, id_number: str) -> int:
+def _citizen_id(stack: Container, id_number: str) -> int:
     try:
         parse_resident_id(id_number)
     except Exception as e:
@@ -67,7 +77,7 @@ def register(group: click.Group) -> None:
     @click.pass_obj
     def deliveries(settings: IdpSettings, status: str | None, limit: int, as_json: bool) -> None:
         """Show pending, delivered and failed back-channel logout deliveries."""
-        stack = build_from_settings(settings)
+        stack = _container(settings)
         try:
             rows = stack.logout.service.deliveries(status=status, limit=limit)
             counts = stack.logout.service.counts()
@@ -92,7 +102,7 @@ def register(group: click.Group) -> None:
     @click.pass_obj
     def resend_pending(settings: IdpSettings, only_lost: bool) -> None:
         """Re-queue pending deliveries (after Redis lost its queue, or to retry now)."""
-        stack = build_from_settings(settings)
+        stack = _container(settings)
         try:
             n = stack.logout.service.resend_pending(only_lost=only_lost)
             _drain(stack)
@@ -118,7 +128,7 @@ def register(group: click.Group) -> None:
         """End sessions as an administrator; their relying parties get logout tokens."""
         if sum(bool(x) for x in (sid, id_number, end_all)) != 1:
             raise click.UsageError("give exactly one of --sid, --citizen, --all")
-        stack = build_from_settings(settings)
+        stack = _container(settings)
         try:
             if sid:
                 ended = [s for s in [stack.sessions.end(sid, "admin")] if s is not None]
@@ -141,7 +151,7 @@ def register(group: click.Group) -> None:
     @click.pass_obj
     def sweep(settings: IdpSettings) -> None:
         """End sessions past their idle or absolute deadline (the worker does this periodically)."""
-        stack = build_from_settings(settings)
+        stack = _container(settings)
         try:
             before = len(stack.sessions.all_sids())
             stack.sessions.sweep_expired()

@@ -32,13 +32,13 @@ logger = logging.getLogger(__name__)
 
 def run_worker(settings: IdpSettings, threads: int, stop: threading.Event | None = None) -> None:
     """Run one worker in this process until SIGTERM/SIGINT (or ``stop`` is set)."""
-    from ..logout.runtime import build_from_settings
+    from ..container import Container
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    stack = build_from_settings(settings)
+    stack = Container.from_settings(settings, provider=False)
     try:
         stack.logout.start_worker(threads=threads, sweep=True)
         logger.info("idp worker %d running with %d threads", os.getpid(), threads)

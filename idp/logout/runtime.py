@@ -1,8 +1,9 @@
 """Wiring: the logout service, its job queue, and the session-end hook, in one call.
 
-``create_app``, ``idp worker`` and the CLI commands that end sessions call
-:func:`install_logout` once per process; tests call it again with fresh
-objects to play an idp restart.
+The composition root (:class:`idp.container.Container`, used by ``create_app``,
+``idp worker`` and the CLI commands that end sessions) calls
+:func:`install_logout` once per process with the process's session store and
+token service; tests call it again with fresh objects to play an idp restart.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from .queue import JobQueue
 
 __all__ = [
     "LogoutRuntime",
-    "ProcessStack",
     "install_logout",
-    "build_from_settings",
     "end_sessions_after_password_change",
 ]
 
@@ -57,24 +56,14 @@ def install_logout(
 ) -> LogoutRuntime:
     """Build the logout service and queue and hook them to ``sessions``' end events.
 
-    ``tokens`` is the process's ``TokenService`` (the web app passes its
-    provider's); without one, a token service is built for revocation only.
+    ``tokens`` is the process's ``TokenService`` (the composition root passes
+    the one it built); without one, one is built here for revocation only.
     """
     if tokens is None:
-        from ..oauth.records import SqlTokenStore
-        from ..oauth.tokens import TokenService
+        from ..oauth.provider import ProviderConfig, build_token_service
 
-        tokens = TokenService(
-            keyring=keyring,
-            redis=redis,
-            prefix=prefix,
-            store=SqlTokenStore(database),
-            issuer=settings.issuer,
-            access_token_seconds=settings.access_token_seconds,
-            client_credentials_seconds=settings.access_token_seconds,
-            id_token_seconds=settings.id_token_seconds,
-            refresh_token_seconds=settings.refresh_token_seconds,
-        )
+        tokens = build_token_service(ProviderConfig.from_settings(settings), db=database, redis=redis,
+                                     keyspace=prefix, keyring=keyring)
     service = LogoutService(
         settings,
         database=database,
@@ -94,58 +83,15 @@ def install_logout(
     return LogoutRuntime(service=service, queue=queue)
 
 
-@dataclass
-class ProcessStack:
-    """The collaborators one process builds from its settings (CLI, worker)."""
-
-    services: Any
-    """``idp.services.Services``."""
-    sessions: Any
-    logout: LogoutRuntime
-
-    @property
-    def database(self) -> Any:
-        return self.services.db
-
-    @property
-    def keyring(self) -> Any:
-        return self.services.keyring
-
-    def close(self) -> None:
-        self.logout.close()
-        self.services.close()
-
-
-def build_from_settings(settings: IdpSettings) -> ProcessStack:
-    """Services, session store and logout runtime for ``settings``."""
-    from ..services import Services
-    from ..sessions import SessionStore
-
-    services = Services.from_settings(settings)
-    sessions = SessionStore(
-        services.redis,
-        services.keyspace,
-        settings.session_idle_seconds,
-        settings.session_max_seconds,
-    )
-    runtime = install_logout(
-        settings,
-        database=services.db,
-        redis=services.redis,
-        prefix=services.keyspace.base,
-        keyring=services.keyring,
-        sessions=sessions,
-    )
-    return ProcessStack(services, sessions, runtime)
-
-
 def end_sessions_after_password_change(settings: IdpSettings, citizen_id: int) -> int:
     """End every session of a citizen whose password changed (issue 4 §4: back-channel fires).
 
     For callers outside the web app (``idp users set-password``); deliveries
     go to the queue (drained here when it is the in-process one).
     """
-    stack = build_from_settings(settings)
+    from ..container import Container
+
+    stack = Container.from_settings(settings, provider=False)
     try:
         ended = stack.sessions.end_all_for_citizen(str(citizen_id), "password_change")
         if ended and stack.logout.queue.in_process:

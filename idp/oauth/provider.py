@@ -1,10 +1,11 @@
 """The provider: what the grants and endpoints ask for, in one object.
 
 Authlib's grants reach their collaborators through ``self.server``; Yiwang's
-server carries a :class:`Provider` (``server.provider``) that owns the
-token service, the code and PAR stores, the session store, client and
-citizen look-ups, subject derivation and the audit hook. It knows no
-framework, so the protocol is testable without HTTP.
+server carries a :class:`Provider` (``server.provider``) that holds the
+token service (built by :func:`build_token_service`, once per process, in
+:mod:`idp.container`), owns the code, PAR and device-code stores, and does
+client and citizen look-ups, subject derivation and the audit hook. It
+knows no framework, so the protocol is testable without HTTP.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749.util import scope_to_list
 
+from ..device import DeviceCodeStore
 from ..models import Citizen, Client
 from ..sessions import SessionStore
 from .claims import ID_NUMBER_SCOPE, CitizenClaims
@@ -28,7 +30,10 @@ from .scopes import decide
 from .subject import sector_of, subject_for
 from .tokens import TokenService
 
-__all__ = ["Provider", "GrantUser", "ProviderConfig"]
+if TYPE_CHECKING:
+    from ..settings import IdpSettings
+
+__all__ = ["Provider", "GrantUser", "ProviderConfig", "build_token_service"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,39 @@ class ProviderConfig:
     scope_audiences: tuple[tuple[str, str], ...] = (("certs", "certstore"),)
     """``(scope prefix, audience)``: tokens with such a scope are for that resource server."""
     client_cache_seconds: float = 5.0
+    device_code_seconds: int = 600
+    """RFC 8628 §3.2 ``expires_in`` of a device code."""
+    device_poll_interval: int = 5
+    """RFC 8628 §3.2 ``interval``: how often a device may poll the token endpoint."""
+    device_verification_path: str = "/device"
+    """Where the citizen enters the user code (``idp.web.device`` serves it)."""
+
+    @classmethod
+    def from_settings(cls, settings: IdpSettings) -> ProviderConfig:
+        return cls(
+            issuer=settings.issuer,
+            access_token_seconds=settings.access_token_seconds,
+            client_credentials_seconds=settings.client_credentials_seconds,
+            id_token_seconds=settings.id_token_seconds,
+            refresh_token_seconds=settings.refresh_token_seconds,
+            code_seconds=settings.code_seconds,
+            par_seconds=settings.par_seconds,
+            require_par=settings.require_par,
+        )
+
+
+def build_token_service(
+    config: ProviderConfig, *, db: Any, redis: Any, keyspace: Any, keyring: Any,
+    clock: Callable[[], float] = time.time,
+) -> TokenService:
+    """The process's one :class:`TokenService` (the provider, logout and CLI share it)."""
+    return TokenService(
+        keyring=keyring, redis=redis, prefix=getattr(keyspace, "base", keyspace), store=SqlTokenStore(db),
+        issuer=config.issuer, access_token_seconds=config.access_token_seconds,
+        client_credentials_seconds=config.client_credentials_seconds,
+        id_token_seconds=config.id_token_seconds,
+        refresh_token_seconds=config.refresh_token_seconds, clock=clock,
+    )
 
 
 @dataclass
@@ -86,8 +124,10 @@ class Provider:
         keyring: Any,
         sessions: SessionStore,
         audit: Any = None,
+        tokens: TokenService | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``tokens``: the process's token service (:mod:`idp.container` passes it); built here without one."""
         self.config = config
         self.issuer = config.issuer
         self.db = db
@@ -97,15 +137,12 @@ class Provider:
         self.audit_log = audit
         prefix = getattr(keyspace, "base", keyspace)
         self.prefix = prefix
-        self.tokens = TokenService(
-            keyring=keyring, redis=redis, prefix=prefix, store=SqlTokenStore(db),
-            issuer=config.issuer, access_token_seconds=config.access_token_seconds,
-            client_credentials_seconds=config.client_credentials_seconds,
-            id_token_seconds=config.id_token_seconds,
-            refresh_token_seconds=config.refresh_token_seconds, clock=clock,
-        )
+        self.tokens = tokens or build_token_service(config, db=db, redis=redis, keyspace=prefix,
+                                                    keyring=keyring, clock=clock)
         self.codes = CodeStore(redis, prefix, ttl_seconds=config.code_seconds)
         self.par = PushedRequestStore(redis, prefix, ttl_seconds=config.par_seconds)
+        self.device_codes = DeviceCodeStore(redis, prefix, expires_in=config.device_code_seconds,
+                                            interval=config.device_poll_interval)
         self._salt = keyring.secret("pairwise-salt")
         self._pii = keyring.pii()
         self._clients: dict[str, tuple[float, Client | None]] = {}

@@ -1,4 +1,10 @@
-"""The idp's web application: ``create_app`` is the one place that wires everything.
+"""The idp's web application: ``create_app`` binds the composition root to HTTP.
+
+The services, session store, token service, provider and logout runtime come
+from :class:`idp.container.Container` (built here unless given); this module
+adds only the web pieces: the Authlib server (Flask integration) configured
+by :func:`idp.oauth.server.configure_server`, the Flask application, the
+blueprints and the WSGI hot path.
 
 Blueprints per area — :mod:`.views_oauth` (authorize, token, userinfo,
 introspection, revocation, PAR), :mod:`.views_auth` (login, second factor,
@@ -11,15 +17,13 @@ themselves through a module-level ``bp``.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from typing import Any
 
 from flask import Flask
 
-from ..oauth.provider import Provider, ProviderConfig
+from ..container import Container
 from ..oauth.server import configure_server
-from ..sessions import SessionStore
 from ..settings import IdpSettings
 from .common import FlowStore, IdpRuntime, current_session, remember_language
 from .errors import install_error_handlers
@@ -28,8 +32,6 @@ from .oauth_server import YiwangAuthorizationServer
 from .security import install_security
 
 __all__ = ["create_app"]
-
-logger = logging.getLogger(__name__)
 
 _OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device")
 
@@ -40,60 +42,42 @@ def _session_id() -> str | None:
     return session.sid if session is not None else None
 
 
-def create_app(settings: IdpSettings | None = None, *, services: Any = None) -> Flask:
+def create_app(settings: IdpSettings | None = None, *, services: Any = None,
+               container: Container | None = None) -> Flask:
     """Build the idp application.
 
     ``settings`` default to the environment (this is an entry point, like
-    the CLI); ``services`` default to :meth:`idp.services.Services.from_settings`.
+    the CLI); ``services`` default to :meth:`idp.services.Services.from_settings`;
+    ``container`` (everything else) to :meth:`Container.build` on them.
     """
+    if container is not None:
+        services = container.services
+        settings = settings or container.settings
     if settings is None:
         settings = services.settings if services is not None else IdpSettings.from_env(os.environ)
     if services is None:
         from ..services import Services
 
         services = Services.from_settings(settings)
+    if container is None:
+        container = Container.build(settings, services)
+    provider = container.provider
+    if provider is None:
+        raise ValueError("create_app needs a container built with its provider")
     app = Flask(__name__)
     app.config["YW_CSRF_SECRET"] = services.keyring.secret("idp-cookie")
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     secure = settings.issuer.startswith("https://")
 
-    sessions = SessionStore(
-        services.redis, services.keyspace, settings.session_idle_seconds, settings.session_max_seconds
-    )
-    config = ProviderConfig(
-        issuer=settings.issuer,
-        access_token_seconds=settings.access_token_seconds,
-        client_credentials_seconds=settings.client_credentials_seconds,
-        id_token_seconds=settings.id_token_seconds,
-        refresh_token_seconds=settings.refresh_token_seconds,
-        code_seconds=settings.code_seconds,
-        par_seconds=settings.par_seconds,
-        require_par=settings.require_par,
-    )
-    provider = Provider(
-        config, db=services.db, redis=services.redis, keyspace=services.keyspace,
-        keyring=services.keyring, sessions=sessions, audit=services.audit,
-    )
     server = YiwangAuthorizationServer()
     server.init_app(app)
     configure_server(server, provider)
 
-    logout = None
-    try:
-        from ..logout.runtime import install_logout
-
-        logout = install_logout(
-            settings, database=services.db, redis=services.redis, prefix=services.keyspace.base,
-            keyring=services.keyring, sessions=sessions,
-        )
-    except ImportError:  # pragma: no cover - logout not installed
-        logger.warning("single sign-out is not available (idp.logout missing)")
-
     app.extensions["yiwang"] = IdpRuntime(
         settings=settings, services=services, provider=provider, server=server,
-        sessions=sessions, flows=FlowStore(services.redis, services.keyspace.base),
-        logout=logout, secure_cookies=secure,
+        sessions=container.sessions, flows=FlowStore(services.redis, services.keyspace.base),
+        logout=container.logout, secure_cookies=secure,
     )
     install_security(app, secure_cookies=secure, session_id=_session_id)
     install_error_handlers(app)

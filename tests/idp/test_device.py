@@ -198,3 +198,24 @@ def test_guessing_user_codes_is_rate_limited(web, kiosk, app):
     locked = phone.get("/device", query_string={"user_code": data["user_code"]})
     assert locked.status_code == 429
     assert 'id="approve"' not in locked.get_data(as_text=True)
+
+
+def test_configure_server_registers_the_device_grant_once(app):
+    from idp.device import YiwangDeviceCodeGrant
+
+    runtime = app.extensions["yiwang"]
+    grants = [cls for cls, _ in runtime.server._token_grants]
+    assert grants.count(YiwangDeviceCodeGrant) == 1
+    assert runtime.server.device_codes is runtime.provider.device_codes
+    assert runtime.server.device_verification_uri == f"{ISSUER}/device"
+
+
+def test_configure_server_alone_serves_the_device_flow(app):
+    """No web layer involved: the protocol core registers the device grant and endpoint itself."""
+    from authlib.oauth2 import AuthorizationServer
+
+    from idp.oauth.server import configure_server, registered_grant_types
+
+    server = configure_server(AuthorizationServer(), app.extensions["yiwang"].provider)
+    assert DEVICE_CODE_GRANT_TYPE in registered_grant_types(server)
+    assert "device_authorization" in server._endpoints
