@@ -1,9 +1,15 @@
-"""Every error certstore's web layer returns, as ``application/problem+json`` (RFC 9457).
+"""Every error certstore's web layer returns: ``application/problem+json`` (RFC 9457), or a page.
 
 The one place where exceptions become HTTP responses: certstore's own errors
 carry their status, code, title and field; werkzeug's HTTP errors (404 for an
 unknown route, 413 for an oversized upload, 405 …) get the same shape; any
 other exception is logged and answered with a bare 500 that reveals nothing.
+
+A browser on one of certstore's pages (the wallet, the verify page: see
+:func:`is_page_route`) that prefers ``text/html`` gets the same status as a
+page in Chinese and English with a way back, never raw JSON (issue 18 §3).
+The API, the wallet's back-channel logout receiver and any client that does
+not ask for HTML keep problem+json.
 """
 
 from __future__ import annotations
@@ -11,18 +17,39 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from keys.errors import KeysError
 
 from ..errors import CertstoreError
 
-__all__ = ["register_error_handlers", "problem"]
+__all__ = ["register_error_handlers", "problem", "is_page_route", "wants_html"]
 
 logger = logging.getLogger(__name__)
 
 _TYPE_BASE = "https://yiwang.example/problems/"
+
+# Endpoints outside the wallet blueprint that render pages for people.
+_PAGE_ENDPOINTS = frozenset({"public.verify_page", "public.verify_submit", "offline.page"})
+# Inside it, the one a server calls (Back-Channel Logout 1.0 §2.8 wants JSON errors);
+# by path too, for a wrong method, which has no endpoint.
+_MACHINE_ENDPOINTS = frozenset({"wallet.backchannel_logout"})
+_MACHINE_PATHS = frozenset({"/wallet/backchannel-logout"})
+
+# What the page says for each status in Chinese; the English line is the
+# error's own detail (the same text the API would send, never a traceback).
+_PAGE_TEXT: dict[int, tuple[str, str, str]] = {
+    400: ("请求无法完成", "The request could not be completed", "请返回后重试。"),
+    401: ("请先登录", "Please sign in first", "请先登录电子证照，再打开此页面。"),
+    403: ("无权访问", "Not allowed", "您无权访问此页面。"),
+    404: ("未找到", "Not found", "没有找到您要的页面或证照。"),
+    405: ("请求方式不正确", "Method not allowed", "请从页面上的按钮或链接进入。"),
+    413: ("文件太大", "The file is too large", "请上传更小的文件。"),
+    429: ("请求太频繁", "Too many requests", "请稍后再试。"),
+    503: ("服务暂不可用", "Service unavailable", "请稍后再试。"),
+}
+_PAGE_FALLBACK = ("出错了", "Something went wrong", "我们这边出了问题，请稍后再试。")
 
 
 def problem(
@@ -53,6 +80,51 @@ def problem(
     return resp
 
 
+def is_page_route() -> bool:
+    """Whether this request is for one of certstore's pages (not the API, not a machine endpoint)."""
+    path = request.path
+    if path.startswith("/api/") or path in _MACHINE_PATHS:
+        return False
+    endpoint = request.endpoint or ""
+    if endpoint in _MACHINE_ENDPOINTS:
+        return False
+    if request.blueprint == "wallet" or endpoint in _PAGE_ENDPOINTS:
+        return True
+    # an unknown URL under /wallet (a stale bookmark) has no endpoint
+    return request.url_rule is None and (path == "/wallet" or path.startswith("/wallet/"))
+
+
+def wants_html() -> bool:
+    """A browser on a page route: ``text/html`` preferred over JSON (``*/*`` alone is not a browser)."""
+    if not is_page_route():
+        return False
+    offered = ["application/problem+json", "application/json", "text/html"]
+    return request.accept_mimetypes.best_match(offered) == "text/html"
+
+
+def error_page(status: int, detail: str, *, headers: dict[str, str] | None = None) -> Response:
+    """The error as a page: status, what happened in both languages, and ways back."""
+    zh_title, en_title, zh_detail = _PAGE_TEXT.get(status, _PAGE_FALLBACK)
+    html = render_template(
+        "wallet_error.html", status=status, zh_title=zh_title, en_title=en_title, zh_detail=zh_detail,
+        en_detail=detail,
+        in_wallet=request.path.startswith("/wallet"),
+    )
+    resp = Response(html, status=status, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    for k, v in (headers or {}).items():
+        if k in ("Retry-After", "Allow"):  # the Bearer challenge means nothing to a person
+            resp.headers[k] = v
+    return resp
+
+
+def _reply(status: int, title: str, detail: str, *, code: str, field: str | None = None,
+           headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    if wants_html():
+        return error_page(status, detail, headers=headers)
+    return problem(status, title, detail, code=code, field=field, headers=headers, **extra)
+
+
 def _from_certstore(e: CertstoreError) -> Response:
     extra = dict(e.extra)
     code = str(extra.pop("code", e.code))
@@ -69,7 +141,7 @@ def _from_certstore(e: CertstoreError) -> Response:
         headers["Retry-After"] = str(retry_after)  # RFC 9110 §10.2.3: a busy service says when to come back
     if e.status >= 500:
         logger.warning("%s %s: %s", request.method, request.path, e)
-    return problem(e.status, e.title, str(e), code=code, field=e.field, headers=headers, **extra)
+    return _reply(e.status, e.title, str(e), code=code, field=e.field, headers=headers, **extra)
 
 
 def _from_http(e: HTTPException) -> Response:
@@ -89,20 +161,22 @@ def _from_http(e: HTTPException) -> Response:
     elif status == 400:
         code = "invalid_request"
         detail = "the request could not be read"
-    resp = problem(status, e.name, detail, code=code, field=field)
+    headers: dict[str, str] = {}
     if status == 405 and e.get_response().headers.get("Allow"):
-        resp.headers["Allow"] = e.get_response().headers["Allow"]
-    return resp
+        headers["Allow"] = e.get_response().headers["Allow"]
+    if status == 400 and wants_html() and e.description:
+        detail = e.description  # a page's own abort(400, …) says what to do; the API's stays generic
+    return _reply(status, e.name, detail, code=code, field=field, headers=headers)
 
 
 def _from_keys(e: KeysError) -> Response:
     logger.warning("key store problem on %s %s: %s", request.method, request.path, e)
-    return problem(503, "Service unavailable", "the signing keys are not available", code="keys_unavailable")
+    return _reply(503, "Service unavailable", "the signing keys are not available", code="keys_unavailable")
 
 
 def _from_bug(e: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.path)
-    return problem(500, "Internal server error", "something went wrong on our side", code="internal_error")
+    return _reply(500, "Internal server error", "something went wrong on our side", code="internal_error")
 
 
 def register_error_handlers(app: Flask) -> None:

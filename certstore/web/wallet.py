@@ -136,7 +136,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             ("/wallet", "get", "walletHome", "The signed-in citizen's certificates and who read them"),
             ("/wallet/login", "get", "walletLogin", "Start the OIDC sign-in at the idp"),
             ("/wallet/callback", "get", "walletCallback", "OIDC redirect URI"),
-            ("/wallet/logout", "post", "walletLogout", "Sign out of the wallet (ends the server-side session)"),
+            ("/wallet/logout", "post", "walletLogout", "Sign out of the wallet (ends the server-side session); the page continues at the idp's end-session endpoint"),
             ("/wallet/backchannel-logout", "post", "walletBackchannelLogout", "OIDC Back-Channel Logout receiver (logout_token)"),
             ("/wallet/certificates/{identifier}/pdf", "get", "walletPdf", "Download one's own certificate PDF"),
             ("/wallet/certificates/{identifier}/qr", "get", "walletQr", "One's own certificate's QR, full screen"),

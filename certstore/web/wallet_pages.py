@@ -15,11 +15,23 @@ a URL.
 Single sign-out (OpenID Connect Back-Channel Logout 1.0): the session records
 the idp's ``sid`` from the ID token, and ``POST /wallet/backchannel-logout``
 ends every wallet session of an idp session when the idp says so. Signing
-out of the wallet deletes the server-side record (a copied cookie is then
-worthless) and sends the citizen to the idp's ``end_session_endpoint`` with
-``client_id`` and ``post_logout_redirect_uri`` (RP-Initiated Logout 1.0 §2
-allows ``client_id`` without ``id_token_hint``); the ID token is kept and
-sent as ``id_token_hint`` only when it carries no ID number.
+out of the wallet (a POST with the session's form token) deletes the
+server-side record (a copied cookie is then worthless) and continues at the
+idp's ``end_session_endpoint`` with ``client_id``, ``post_logout_redirect_uri``
+and, when the ID token carries no ID number, ``id_token_hint``
+(RP-Initiated Logout 1.0 §2). Not by a redirect: Chromium applies the
+page's ``form-action 'self'`` to the redirects after a form submission, so a
+302 to the idp is blocked and the citizen stays signed in (issue 18 §1). The
+POST answers a page whose own GET form goes to the idp, under a CSP that adds
+the idp's origin to ``form-action`` for that one page only; a static script
+submits it, the button does without JavaScript.
+
+A citizen who does not release the ID number on the idp's consent page gets
+a page saying why the wallet needs it, a link to ask again
+(``prompt=consent``) and a sign-out (issue 18 §3). certstore files
+certificates under the number's blind index and has no trustworthy link
+from the wallet's pairwise ``sub`` to a holder, so it lists nothing by
+``sub``. That pending session holds no holder, only what signing out needs.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ import json
 import logging
 import secrets
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -57,6 +69,7 @@ from ..wallet_sessions import (
     WalletSessions,
     connect_wallet_redis,
 )
+from . import CSP
 from .context import services
 from .wallet import wallet_service
 
@@ -123,15 +136,20 @@ def _cookie() -> tuple[str, str]:
     return COOKIE, "/wallet"
 
 
+def _session() -> dict[str, Any] | None:
+    """The browser's wallet session, with or without a holder (see :func:`_holder`)."""
+    return wallet_sessions().get(request.cookies.get(_cookie()[0]))
+
+
 def _holder() -> dict[str, Any] | None:
-    data = wallet_sessions().get(request.cookies.get(_cookie()[0]))
+    data = _session()
     if data is None or "hi" not in data:
-        return None
+        return None  # none, or signed in at the idp without releasing the ID number
     return data
 
 
-def _page(template: str, **ctx: Any) -> Response:
-    resp = Response(render_template(template, **ctx), mimetype="text/html")
+def _page(template: str, status: int = 200, **ctx: Any) -> Response:
+    resp = Response(render_template(template, **ctx), status=status, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -159,9 +177,11 @@ def home() -> Response:
 
 @bp.get("/login")
 def login() -> Any:
+    """Start the sign-in; ``?again=1`` (from the page asking for the ID number) shows the consent page again."""
     client = _client()
+    extra = {"prompt": "consent"} if request.args.get("again") == "1" else {}
     try:
-        return client.authorize_redirect(url_for("wallet.callback", _external=True))
+        return client.authorize_redirect(url_for("wallet.callback", _external=True), **extra)
     except Exception as e:  # the idp's discovery document cannot be read: say so, no traceback
         logger.warning("wallet sign-in cannot start: %s", type(e).__name__)
         abort(503, "the identity provider cannot be reached; please try again later")
@@ -181,14 +201,15 @@ def callback() -> Any:
     except Exception as e:  # network or an error answer: the sign-in cannot finish
         logger.info("wallet userinfo request failed: %s", type(e).__name__)
         abort(400, "the sign-in did not complete; please try again")
-    number = info.get("id_number")
-    if not isinstance(number, str) or not number:
-        abort(403, "the identity provider did not release your ID number to the wallet; allow it on the consent page")
     # OIDC Core §5.3.2: the userinfo sub must be the ID token's, or the answer is not about this sign-in.
     if claims.get("sub") and info.get("sub") != claims.get("sub"):
         abort(400, "the sign-in did not complete; please try again")
     sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     id_token = token.get("id_token") if isinstance(token.get("id_token"), str) else None
+    wallet_sessions().delete(request.cookies.get(_cookie()[0]))  # a pending session from an earlier try
+    number = info.get("id_number")
+    if not isinstance(number, str) or not number:
+        return _needs_id_number(sub=str(info.get("sub", "")), sid=sid, id_token=id_token)
     resp = redirect(url_for("wallet.home"))
     complete_sign_in(
         resp, number, sub=str(info.get("sub", "")), name=str(info.get("name") or ""), sid=sid, id_token=id_token
@@ -214,6 +235,10 @@ def complete_sign_in(
         "csrf": secrets.token_urlsafe(24),
         "id_token": id_token or "",
     }
+    return _start_session(resp, data, sid=sid, sub=sub)
+
+
+def _start_session(resp: BaseResponse, data: dict[str, Any], *, sid: str | None, sub: str) -> str:
     value = wallet_sessions().create(data, sid=sid, sub=sub or None)
     name, path = _cookie()
     resp.set_cookie(
@@ -221,6 +246,20 @@ def complete_sign_in(
         secure=services().settings.public_url.startswith("https://"),
     )
     return value
+
+
+def _needs_id_number(*, sub: str, sid: str | None, id_token: str | None) -> Response:
+    """The idp signed the citizen in but did not release the number: say why it is needed, offer a way on.
+
+    403 as before, but a page. The session started here has no holder (it
+    opens no certificate); it keeps the form token and the ID token so that
+    "sign out" ends the idp session too, and the back-channel logout finds it.
+    """
+    session.clear()  # Authlib's state, nonce and PKCE verifier are spent
+    data = {"at": dt.datetime.now(dt.UTC).isoformat(), "csrf": secrets.token_urlsafe(24), "id_token": id_token or ""}
+    resp = _page("wallet_id_number.html", 403, csrf=data["csrf"])
+    _start_session(resp, data, sid=sid, sub=sub)
+    return resp
 
 
 def _carries_number(id_token: str, number: str) -> bool:
@@ -234,9 +273,9 @@ def _carries_number(id_token: str, number: str) -> bool:
     return not isinstance(claims, dict) or "id_number" in claims or number.upper() in payload.upper()
 
 
-def _end_session_url(id_token: str) -> str | None:
-    """The idp's end_session_endpoint (RP-Initiated Logout 1.0 §2): ``client_id`` and
-    ``post_logout_redirect_uri``, and ``id_token_hint`` only for an ID token without the number."""
+def _end_session(id_token: str) -> tuple[str, dict[str, str]] | None:
+    """The idp's end_session_endpoint and its parameters (RP-Initiated Logout 1.0 §2): ``client_id``,
+    ``post_logout_redirect_uri`` and ``id_token_hint`` (only an ID token without the number is ever kept)."""
     oauth = current_app.extensions.get("certstore.oauth")
     load = getattr(getattr(oauth, "idp", None), "load_server_metadata", None)
     if load is None:
@@ -251,24 +290,42 @@ def _end_session_url(id_token: str) -> str | None:
     settings = services().settings
     if not settings.client_id:
         return None
-    params = {"client_id": settings.client_id, "post_logout_redirect_uri": f"{settings.public_url}/verify"}
+    # A GET form replaces its action's query: the endpoint's own parameters become fields.
+    parts = urlsplit(endpoint)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    endpoint = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    params |= {"client_id": settings.client_id, "post_logout_redirect_uri": f"{settings.public_url}/verify"}
     if id_token:
         params["id_token_hint"] = id_token
-    query = urlencode(params)
-    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+    return endpoint, params
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    holder = _holder()
+    """Sign out here, then at the idp (ending the SSO session) through a page whose form goes there."""
+    current = _session()
     sent = request.form.get("csrf", "")
-    if holder is not None and not hmac.compare_digest(sent.encode(), str(holder.get("csrf", "")).encode()):
+    if current is not None and not hmac.compare_digest(sent.encode(), str(current.get("csrf", "")).encode()):
         abort(400, "the form expired; please try again")
     name, path = _cookie()
     wallet_sessions().delete(request.cookies.get(name))
     session.clear()
-    target = (_end_session_url(str(holder.get("id_token") or "")) if holder else None) or url_for("public.verify_page")
-    resp = redirect(target)
+    end = _end_session(str(current.get("id_token") or "")) if current else None
+    if end is None:
+        # no idp to continue at: to our own page, which form-action 'self' allows
+        resp: BaseResponse = redirect(url_for("public.verify_page"))
+    else:
+        endpoint, params = end
+        resp = _page("wallet_signing_out.html", endpoint=endpoint, params=params)
+        # This page's form, and only this page's, may go to the idp (issue 18 §1).
+        resp.headers["Content-Security-Policy"] = CSP.replace(
+            "form-action 'self'", f"form-action 'self' {_origin(endpoint)}"
+        )
     resp.delete_cookie(name, path=path, secure=services().settings.public_url.startswith("https://"))
     return resp
 

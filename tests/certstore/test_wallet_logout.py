@@ -8,13 +8,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from certstore.settings import CertstoreSettings
 from certstore.wallet import StaticResolver, WalletService
+from certstore.web import CSP
 from keys.config import CommonSettings
 from keys.jws import encode_jws
 from keys.keyring import open_keyring
@@ -172,6 +175,16 @@ def test_a_copied_cookie_dies_with_sign_out(app: Any, client: Any, wallet: Walle
     assert app.extensions["certstore.wallet_sessions"].get(value) is None
 
 
+def continue_url(resp: Any) -> str:
+    """The URL the sign-out page's GET form sends the browser to (what Chromium builds on submit)."""
+    assert resp.status_code == 200 and resp.mimetype == "text/html", resp.status_code
+    html = resp.get_data(as_text=True)
+    form = re.search(r'<form id="end-session" method="get" action="([^"]+)">(.*?)</form>', html, re.S)
+    assert form, html
+    fields = [(unescape(k), unescape(v)) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2))]
+    return f"{unescape(form.group(1))}?{urlencode(fields)}"
+
+
 def test_sign_out_continues_at_the_idp(app: Any, client: Any, wallet: WalletService) -> None:
     fake = _FakeOAuth({"sub": "pw", "sid": "sid-9", "id_number": PERSON_ID, "name": "张三丰"})
     id_token = f"e30.{_b64({'sub': 'pw', 'sid': 'sid-9'})}.c2ln"  # an ID token without the number
@@ -182,9 +195,29 @@ def test_sign_out_continues_at_the_idp(app: Any, client: Any, wallet: WalletServ
     client.get("/wallet/callback?code=c&state=s")
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/wallet").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
     resp = client.post("/wallet/logout", data={"csrf": csrf})
-    target = resp.headers["Location"]
+    # Not a redirect: Chromium holds a 302 after a form POST to the page's form-action 'self' (issue 18 §1).
+    assert "Location" not in resp.headers
+    target = continue_url(resp)
     assert target.startswith(f"{ISSUER_URL}/logout?") and f"id_token_hint={id_token}" in target
     assert "client_id=certstore" in target
     assert "post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A5100%2Fverify" in target
+    # only this page's form may leave for the idp; everything else stays as strict as the app's CSP
+    csp = resp.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {ISSUER_URL};" in csp and csp.replace(f" {ISSUER_URL}", "") == CSP
+    assert 'src="/wallet/static/wallet_signout.js"' in resp.get_data(as_text=True)
+    assert "<script>" not in resp.get_data(as_text=True)
+    assert client.get("/wallet").headers["Content-Security-Policy"] == CSP
     assert "yw_wallet=;" in resp.headers["Set-Cookie"] or "Max-Age=0" in resp.headers["Set-Cookie"]
     assert _signed_out(client)
+
+
+def test_sign_out_needs_the_sessions_form_token(app: Any, client: Any, wallet: WalletService) -> None:
+    """A sibling page cannot sign the citizen out: POST only, with the session's token."""
+    value = _sign_in(app, client, sid="sid-c")
+    for data in ({}, {"csrf": ""}, {"csrf": "forged"}):
+        resp = client.post("/wallet/logout", data=data)
+        assert resp.status_code == 400 and "Location" not in resp.headers
+        assert "end-session" not in resp.get_data(as_text=True)
+    assert client.get("/wallet/logout").status_code == 405
+    assert app.extensions["certstore.wallet_sessions"].get(value) is not None
+    assert client.get("/wallet").status_code == 200
