@@ -34,6 +34,7 @@ __all__ = [
     "check_algorithm",
     "b64url",
     "public_jwk",
+    "public_jwk_members",
     "jwk_thumbprint",
     "der_to_raw_ecdsa",
     "raw_to_der_ecdsa",
@@ -134,6 +135,11 @@ def _required_members(key: PublicKeyTypes) -> dict[str, str]:
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
     raise KeysError(f"unsupported public key type {type(key).__name__}")
+
+
+def public_jwk_members(key: PublicKeyTypes) -> dict[str, str]:
+    """The RFC 7638 §3.2 required members of the key's public JWK (no ``kid``, ``alg``, ``use``)."""
+    return _required_members(key)
 
 
 def jwk_thumbprint(key: PublicKeyTypes) -> str:
