@@ -16,10 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys import pki
+from keys.certs import certificate_pem, load_pem_certificate
 from keys.errors import InvalidIdentifier, KeyNotFound
 from keys.identifiers import parse_uscc
 from keys.keyring import Keyring
@@ -51,7 +51,7 @@ class IssuerInfo:
             "name_en": self.name_en,
             "region": self.region,
             "allowed_types": list(self.allowed_types),
-            "signer_certificate": self.certificate.public_bytes(Encoding.PEM).decode()
+            "signer_certificate": certificate_pem(self.certificate)
             if self.certificate
             else None,
             "not_after": self.certificate.not_valid_after_utc.isoformat() if self.certificate else None,
@@ -59,7 +59,7 @@ class IssuerInfo:
 
 
 def _info(row: Issuer) -> IssuerInfo:
-    cert = x509.load_pem_x509_certificate(row.signer_cert_pem.encode()) if row.signer_cert_pem else None
+    cert = load_pem_certificate(row.signer_cert_pem) if row.signer_cert_pem else None
     return IssuerInfo(
         uscc=row.uscc,
         name_zh=row.name_zh,
@@ -194,7 +194,7 @@ class Registry:
             signer = self._keyring.agency_signer(code)
         except KeyNotFound:
             signer = pki.issue_signer(self._keyring, uscc=code, name=name_zh.strip())
-        pem = signer.certificate.public_bytes(Encoding.PEM).decode()
+        pem = certificate_pem(signer.certificate)
         with session_scope(self._sessions) as s:
             row = s.get(Issuer, code)
             created = row is None

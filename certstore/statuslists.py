@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from keys.certs import PublicKey, public_key_id
 from keys.keyring import Keyring
 from signing.statuslist import (
     INVALID,
@@ -271,10 +271,8 @@ def requests_fetch(url: str, *, allow_loopback: bool = False) -> FetchResponse:
     return FetchResponse(got.status, got.body)
 
 
-def _key_ids(keys: Sequence[PublicKeyTypes]) -> tuple[bytes, ...]:
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    return tuple(hashlib.sha256(k.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).digest() for k in keys)
+def _key_ids(keys: Sequence[PublicKey]) -> tuple[bytes, ...]:
+    return tuple(public_key_id(k) for k in keys)
 
 
 @dataclass(frozen=True)
@@ -359,7 +357,7 @@ class StatusListCache:
         hit = _Cached(resp.body.decode("ascii", "replace").strip(), self.clock())
         return hit
 
-    def lookup(self, uri: str, index: int, keys: Sequence[PublicKeyTypes]) -> StatusAnswer:
+    def lookup(self, uri: str, index: int, keys: Sequence[PublicKey]) -> StatusAnswer:
         """The status at ``index`` of the list at ``uri``, signed by one of ``keys``."""
         now = self.clock()
         hit = self._load(uri)
@@ -389,7 +387,7 @@ class StatusListCache:
         self._store(uri, fresh)
         return self._answer(tok.status(index), fresh.fetched_at, now)
 
-    def _verified(self, hit: _Cached, keys: Sequence[PublicKeyTypes], uri: str, now: dt.datetime) -> StatusListToken:
+    def _verified(self, hit: _Cached, keys: Sequence[PublicKey], uri: str, now: dt.datetime) -> StatusListToken:
         tok = hit.verified
         ids = _key_ids(keys)
         if tok is None or hit.verified_with != ids:

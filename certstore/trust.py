@@ -33,11 +33,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys import pki
+from keys.certs import certificate_der, certificate_pem, load_pem_certificate
 from keys.errors import KeyNotFound
 from keys.keyring import Keyring
 from signing.qr import TrustedIssuer, TrustList, qr_kid
@@ -179,7 +178,7 @@ class TrustStore:
         the region's own code, :func:`signing.trustlist.region_areas`).
         """
         try:
-            anchor = x509.load_pem_x509_certificate(anchor_pem)
+            anchor = load_pem_certificate(anchor_pem)
         except ValueError:
             raise InvalidInput("the anchor is not a PEM certificate", field="anchor") from None
         agreed = sorted({t.strip() for t in types or () if t.strip()})
@@ -206,11 +205,11 @@ class TrustStore:
             own = pki.region_root(self.keyring)
         except KeyNotFound:
             own = None
-        if own is not None and own.public_bytes(Encoding.DER) == anchor.public_bytes(Encoding.DER):
+        if own is not None and certificate_der(own) == certificate_der(anchor):
             raise InvalidInput("this is this region's own trust list; import other regions' lists", field="file")
         with session_scope(self.sessions) as s:
             row = s.get(TrustImport, doc.region)
-            if row is not None and row.anchor_pem.strip() != anchor.public_bytes(Encoding.PEM).decode().strip():
+            if row is not None and row.anchor_pem.strip() != certificate_pem(anchor).strip():
                 # Another root may not take over a region already trusted: a new root is
                 # an out-of-band event (remove the region first, then import).
                 raise InvalidInput(
@@ -224,7 +223,7 @@ class TrustStore:
                 s.add(row)
             row.region_name = doc.region_name
             row.document = text.strip()
-            row.anchor_pem = anchor.public_bytes(Encoding.PEM).decode()
+            row.anchor_pem = certificate_pem(anchor)
             row.next_update = doc.next_update
             row.imported_at = self.clock()
             s.add(
@@ -304,7 +303,7 @@ class TrustStore:
         docs = []
         for r in rows:
             try:
-                anchor = x509.load_pem_x509_certificate(r.anchor_pem.encode())
+                anchor = load_pem_certificate(r.anchor_pem)
                 docs.append(import_trust_list(r.document, [anchor], now=now))
             except (TrustListError, ValueError) as e:
                 logger.warning("imported trust list of region %s no longer counts: %s", r.region, e)

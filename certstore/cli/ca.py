@@ -14,10 +14,9 @@ from pathlib import Path
 
 import click
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from keys import pki
+from keys.certs import certificate_fingerprint, certificate_pem
 from keys.keyring import Keyring, open_keyring
 from keys.sealed import atomic_write
 
@@ -32,17 +31,13 @@ def _keyring(settings: CertstoreSettings) -> Keyring:
     return open_keyring(settings.common.keys)
 
 
-def _fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
 def _describe(label: str, cert: x509.Certificate) -> None:
     click.echo(f"{label}: {cert.subject.rfc4514_string()}")
     click.echo(f"  serial {cert.serial_number:x}")
     click.echo(
         f"  valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}"
     )
-    click.echo(f"  SHA-256 {_fingerprint(cert)}")
+    click.echo(f"  SHA-256 {certificate_fingerprint(cert)}")
 
 
 def _write(path: str, data: bytes) -> None:
@@ -119,7 +114,7 @@ def crl(settings: CertstoreSettings, out: str) -> None:
 @click.pass_obj
 def root(settings: CertstoreSettings, out: str) -> None:
     """Write the region root certificate (PEM), the trust anchor verifiers install."""
-    _write(out, pki.region_root(_keyring(settings)).public_bytes(Encoding.PEM))
+    _write(out, certificate_pem(pki.region_root(_keyring(settings))).encode())
 
 
 @ca_group.command("show")

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Blueprint, Response, jsonify, render_template, send_from_directory
+
+from keys.certs import webcrypto_jwk
 
 from ..models import StatusListRow
 from .context import services
@@ -27,12 +28,6 @@ __all__ = ["bp", "OPENAPI_PATHS"]
 bp = Blueprint("offline", __name__, url_prefix="/verify/offline", template_folder="templates")
 
 _STATIC = Path(__file__).with_name("static") / "offline"
-
-
-def _b64(n: int) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
 
 
 def _origins() -> str:
@@ -96,10 +91,9 @@ def trust_json() -> Response:
     merged = certs.trust_store.merged(certs.trust_list())
     issuers: list[dict[str, Any]] = []
     for issuer in merged.trust_list:
-        key = issuer.public_key
-        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        jwk = webcrypto_jwk(issuer.public_key)
+        if jwk is None:
             continue  # the browser checks ES256 only
-        nums = key.public_numbers()
         issuers.append(
             {
                 "kid": issuer.kid.hex(),
@@ -107,7 +101,7 @@ def trust_json() -> Response:
                 "name": issuer.name,
                 "region": issuer.region,
                 "allowed_types": sorted(issuer.allowed_types),
-                "jwk": {"kty": "EC", "crv": "P-256", "x": _b64(nums.x), "y": _b64(nums.y), "ext": True},
+                "jwk": jwk,
                 "not_before": issuer.certificate.not_valid_before_utc.date().isoformat(),
                 "not_after": issuer.not_after.date().isoformat(),
                 "status_base": merged.status_base.get(issuer.kid),

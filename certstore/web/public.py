@@ -14,11 +14,11 @@ import hmac
 import secrets
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Blueprint, Response, jsonify, render_template, request
 
 import signing.qr
 from keys import pki
+from keys.certs import certificate_pem
 
 from ..errors import CertstoreError
 from ..views import VerificationResult
@@ -228,7 +228,7 @@ def trust_list() -> Response:
     resp = jsonify(
         {
             "region": svc.settings.region,
-            "root_certificate": root.public_bytes(Encoding.PEM).decode(),
+            "root_certificate": certificate_pem(root),
             "issuers": issuers,
         }
     )
