@@ -39,8 +39,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .db import session_scope
 from .errors import CertstoreError, InvalidInput, NotFound
+from .issue_request import IssueRequest
 from .models import BatchJob, BatchRow, Certificate
-from .service import CertificateService, IssueRequest
+from .service import CertificateService
 from .types import CertificateType
 
 __all__ = [

@@ -106,7 +106,7 @@ DEMO_CERTIFICATES: tuple[tuple[str, str, str, str, dict[str, str], str], ...] = 
 
 
 def _seed_certificates(svc: Services) -> None:
-    from ..service import IssueRequest
+    from ..issue_request import IssueRequest
 
     for uscc, type_code, holder, name, fields, paper in DEMO_CERTIFICATES:
         req = IssueRequest(

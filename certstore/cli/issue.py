@@ -48,7 +48,7 @@ def register(group: click.Group) -> None:
         out: Path | None,
     ) -> None:
         """Issue a certificate and write its signed PDF."""
-        from ..service import IssueRequest
+        from ..issue_request import IssueRequest
 
         svc = get_services(ctx).certificates
         uscc = issuer.strip().upper()

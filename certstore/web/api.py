@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 import signing.qr
 
 from ..errors import InvalidInput
-from ..service import IssueRequest
+from ..issue_request import IssueRequest
 from ..views import CertificateView
 from .context import require_issuer, services
 from .inputs import json_object, query_int, query_text, text

@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from ..issue_request import IssueRequest
 from ..lifecycle import Action
-from ..service import IssueRequest
 from .context import require_issuer, services
 from .inputs import json_object, text
 

@@ -51,11 +51,11 @@ def test_issue_stores_record_and_pdf_and_both_verify(services: Services, code: s
 def test_serials_and_status_positions_are_unique_even_when_a_draw_collides(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import certstore.service as service_mod
+    import certstore.issue_store as issue_store
 
     # Every draw of the combined PostgreSQL allocation lands on the same position:
     # from the second certificate on, the position is taken and drawn again.
-    monkeypatch.setattr(service_mod.secrets, "randbits", lambda bits: 12345)
+    monkeypatch.setattr(issue_store.secrets, "randbits", lambda bits: 12345)
     views = [services.certificates.issue(_req("JZZM"), agency_uscc=PSB).certificate for _ in range(3)]
     assert [v.serial for v in views] == ["000001", "000002", "000003"]
     with services.sessions() as s:
@@ -322,4 +322,4 @@ def test_dates_are_china_standard_time(services: Services) -> None:
     view = services.certificates.issue(_req("JZZM"), agency_uscc=PSB).certificate
     assert view.valid_from == dt.date(2026, 11, 28)
     assert view.valid_until == dt.date(2027, 5, 27)
-    assert "110105194912310" not in repr(services.certificates._prepare(_req("JZZM"), PSB))
+    assert "110105194912310" not in repr(services.certificates.issuance.prepare(_req("JZZM"), PSB))

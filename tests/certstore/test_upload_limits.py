@@ -228,7 +228,7 @@ def test_over_the_cap_uploads_get_503_with_retry_after(services: Any, client: An
     png = signing.qr.qr_png(cert.qr_text)
     svc = services.certificates
     slots = services.settings.verify_concurrency
-    held = [svc._pdf_slots() for _ in range(slots)] + [svc._image_slots() for _ in range(slots)]
+    held = [svc.verifier.pdf_slots() for _ in range(slots)] + [svc.verifier.image_slots() for _ in range(slots)]
     for h in held:
         h.__enter__()
     try:

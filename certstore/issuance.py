@@ -1,0 +1,243 @@
+"""Issuing a certificate: the one place that ties the rules, keys, signing and the database.
+
+Validate the request (:mod:`certstore.issue_request`), allocate a serial and
+a status-list position (:mod:`certstore.issue_store`), build the identifier,
+sign the QR payload, render and PAdES-sign the PDF, then store the record
+*and* the PDF in one transaction. Everything slow (signatures, PDF) happens
+before the transaction opens, so a failure anywhere leaves nothing stored
+and a short transaction holds no lock while PDFs are rendered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+import signing.pades
+import signing.pdf
+import signing.qr
+from keys import pki
+from keys.errors import KeyNotFound
+from keys.identifiers import HOLDER_CODE_USCC
+from keys.keyring import Keyring
+from signing.errors import PayloadTooLarge, SigningError
+
+from .dates import Clock, china_date, utcnow
+from .errors import Conflict, InvalidInput, ServiceUnavailable
+from .identifier import build_identifier, format_serial
+from .issue_request import IssueRequest, IssueResult, Prepared, prepare
+from .issue_store import IssueStore
+from .models import STATUS_VALID, Certificate
+from .pdf_trust import PdfTrust
+from .reading import PII_PURPOSE, CertificateReader
+from .registry import Registry
+from .settings import CertstoreSettings
+from .statuslists import Slot, StatusListService
+from .types import mask_holder_code
+
+__all__ = ["Issuance"]
+
+logger = logging.getLogger(__name__)
+
+
+class Issuance:
+    """Issue certificates for agencies. One instance per process is enough."""
+
+    def __init__(
+        self,
+        settings: CertstoreSettings,
+        keyring: Keyring,
+        registry: Registry,
+        *,
+        store: IssueStore,
+        reader: CertificateReader,
+        status_lists: StatusListService,
+        pdf_trust: PdfTrust,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.keyring = keyring
+        self.registry = registry
+        self.store = store
+        self.reader = reader
+        self.status_lists = status_lists
+        self.pdf_trust = pdf_trust
+        self.clock = clock
+        self._signers: dict[str, tuple[object, Any]] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, request: IssueRequest, agency_uscc: str) -> Prepared:
+        return prepare(request, agency_uscc, registry=self.registry, keyring=self.keyring, now=self.clock())
+
+    def issue(self, request: IssueRequest, *, agency_uscc: str, actor: str | None = None) -> IssueResult:
+        """Issue one certificate for the agency ``agency_uscc`` (the authenticated caller)."""
+        prepared = self.prepare(request, agency_uscc)
+        key = request.idempotency_key
+        store = self.store
+        if key is not None:
+            existing = store.replay(agency_uscc, key, prepared.fingerprint)
+            if existing is not None:
+                return existing
+        now = self.clock().replace(microsecond=0)
+        slot: Slot | None = None
+        if request.supersedes is not None:
+            old_id, serial, version = store.superseded(
+                request.supersedes, agency_uscc, prepared.spec.code, now=self.clock()
+            )
+        elif store.postgresql:
+            old_id, version = None, 1
+            serial, slot = store.allocate_pg(agency_uscc, prepared.spec.code)
+        else:
+            old_id, serial, version = None, store.allocate_serial(agency_uscc, prepared.spec.code), 1
+        cid = build_identifier(prepared.spec.code, agency_uscc, serial, version)
+        signer = self._signer(agency_uscc)
+        if slot is None:
+            slot = self.status_lists.allocate(agency_uscc)
+        claims = signing.qr.QrClaims(
+            identifier=str(cid),
+            type_code=prepared.spec.code,
+            issuer_uscc=agency_uscc,
+            holder_name=prepared.holder_name,
+            holder_code_masked=mask_holder_code(prepared.spec.holder_code_type, prepared.holder_code),
+            holder_code_type=prepared.spec.holder_code_type,
+            valid_from=prepared.valid_from,
+            valid_until=prepared.valid_until,
+            issued_at=china_date(now),
+            fields={k: str(prepared.fields[k]) for k in prepared.spec.qr_fields if k in prepared.fields},
+            status_list=slot.list_id,
+            status_index=slot.index,
+        )
+        try:
+            qr_text = signing.qr.encode_qr_payload(claims, signer)
+        except PayloadTooLarge as e:
+            raise InvalidInput(
+                f"the QR payload would be {e.length} characters but a QR code of version 11 at "
+                f"level M holds {e.limit}: shorten holder_name or the fields the QR carries "
+                f"({', '.join(prepared.spec.qr_fields) or 'none'})",
+                field="holder_name",
+                code="payload_too_large",
+            ) from None
+        pdf = self._render_and_sign(prepared, cid=str(cid), qr_text=qr_text, issued_at=now, signer=signer)
+        pii = self.keyring.pii()
+        values: dict[str, Any] = dict(
+            identifier=str(cid),
+            type_code=prepared.spec.code,
+            issuer_uscc=agency_uscc,
+            serial=format_serial(int(serial)),
+            version=version,
+            holder_code_type=prepared.spec.holder_code_type,
+            holder_code_index=pii.blind_index(prepared.holder_code, purpose=PII_PURPOSE),
+            holder_code_enc=pii.encrypt(prepared.holder_code, purpose=PII_PURPOSE),
+            holder_code_masked=claims.holder_code_masked,
+            holder_name=prepared.holder_name,
+            fields=prepared.fields,
+            issued_at=now,
+            valid_from=prepared.valid_from,
+            valid_until=prepared.valid_until,
+            status=STATUS_VALID,
+            paper_serial=prepared.paper_serial,
+            pdf=pdf,
+            pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+            qr_text=qr_text,
+            idempotency_key=key,
+            external_ref=request.external_ref,
+            status_list=slot.list_id,
+            status_index=slot.index,
+        )
+        row = Certificate(**values)
+        audit = dict(
+            at=utcnow(),
+            actor=actor or agency_uscc,
+            action="certificate.issue",
+            subject=str(cid),
+            detail={"type": prepared.spec.code, "holder": claims.holder_code_masked},
+        )
+        try:
+            if old_id is None and store.postgresql:
+                store.store_pg(values, audit, key, prepared.fingerprint)
+            else:
+                store.store(row, audit, key, prepared.fingerprint, old_id=old_id, actor=actor or agency_uscc, at=now)
+        except IntegrityError:
+            if key is None and old_id is not None:
+                raise Conflict("a new version of this certificate was issued a moment ago", field="supersedes") from None
+            if key is None:
+                raise
+            # Another request with the same key won the race: answer as it did.
+            existing = store.replay(agency_uscc, key, prepared.fingerprint)
+            if existing is None:
+                raise
+            return existing
+        logger.info("issued %s (type %s) for %s", cid, prepared.spec.code, agency_uscc)
+        return IssueResult(self.reader.view(row, prepared.spec, prepared.issuer))
+
+    def _signer(self, uscc: str) -> Any:
+        """The agency's signer, cached until ``keys.pki`` replaces or revokes it."""
+        stamp = pki.signer_stamp(self.keyring, uscc)
+        with self._lock:
+            cached = self._signers.get(uscc)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            signer = self.keyring.agency_signer(uscc)
+        except KeyNotFound:
+            raise ServiceUnavailable(
+                "the issuer has no valid signer certificate (run: certstore issuers add)",
+                field="issuer",
+            ) from None
+        with self._lock:
+            self._signers[uscc] = (stamp, signer)
+        return signer
+
+    def _render_and_sign(
+        self, p: Prepared, *, cid: str, qr_text: str, issued_at: dt.datetime, signer: Any
+    ) -> bytes:
+        spec = p.spec
+        rows = tuple(
+            (f.label_zh, f.label_en, str(p.fields[f.name])) for f in spec.ordered_fields() if f.name in p.fields
+        )
+        labels: dict[str, str] = {}
+        if spec.holder_code_type == HOLDER_CODE_USCC:
+            labels = {
+                "holder_label_zh": "名称",
+                "holder_label_en": "Name",
+                "holder_code_label_zh": "统一社会信用代码",
+                "holder_code_label_en": "Unified social credit code",
+            }
+        doc = signing.pdf.CertificateDocument(
+            title_zh=spec.title_zh,
+            title_en=spec.title_en,
+            holder_name=p.holder_name,
+            holder_code_masked=mask_holder_code(spec.holder_code_type, p.holder_code),
+            issuer_name=p.issuer.name_zh,
+            identifier=cid,
+            paper_serial=p.paper_serial or "—",
+            qr_text=qr_text,
+            issued_at=china_date(issued_at),
+            valid_from=p.valid_from,
+            valid_until=p.valid_until,
+            fields=rows,
+            issuer_uscc=p.issuer.uscc,
+            accent=spec.layout.accent if spec.layout else "#1F4E79",
+            **labels,
+        )
+        try:
+            pdf = signing.pdf.render_certificate_pdf(doc)
+            if self.settings.tsa_url:
+                # B-LT: the timestamp plus the chain's CRL embedded, so the PDF verifies offline for years.
+                vc = signing.pades.make_validation_context(
+                    self.pdf_trust.roots(),
+                    crls=self.pdf_trust.crls(),
+                    other_certs=list(signer.chain),
+                )
+                return signing.pades.sign_pdf(
+                    pdf, signer, timestamper_url=self.settings.tsa_url, validation_context=vc
+                )
+            return signing.pades.sign_pdf(pdf, signer)
+        except SigningError as e:
+            logger.warning("signing %s failed: %s", cid, e)
+            raise ServiceUnavailable(f"the certificate could not be signed: {e}") from e
