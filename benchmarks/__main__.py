@@ -17,7 +17,7 @@ SECTIONS = {
     "idp": "benchmarks.oidc",
     "logout": "benchmarks.logout",
     "signing": "benchmarks.signing",
-    "certstore": "certstore.benchmark",
+    "certstore": "benchmarks.certstore",
     "batch": "benchmarks.batch",
     "statuslist": "benchmarks.statuslist",
 }

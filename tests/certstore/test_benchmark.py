@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certstore.benchmark import run
+from benchmarks.certstore import run
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,14 @@
 """Issue 5's figures for ``make bench``: issuance through the API and QR verification.
 
-``python -m certstore.benchmark [--seconds S] [--database-url URL]`` prints, from
+``python -m benchmarks.certstore [--seconds S] [--database-url URL]`` prints, from
 one run on this machine:
 
 * certificates issued per second through the API end to end (Bearer token
   check, schema, database, QR payload, PDF, PAdES B-B signature), one worker
   (the WSGI app called in-process, no HTTP server in between), beside the bare
   pyHanko B-B sign rate of the same page (stock ``SimpleSigner`` with the key
-  parsed once and ``bytes_reserved``, ``signing.bench.bare_pyhanko_signer``),
-  the two timed in alternating slices of the same run (``signing.bench.alternate``)
+  parsed once and ``bytes_reserved``, ``benchmarks.signing.bare_pyhanko_signer``),
+  the two timed in alternating slices of the same run (``benchmarks.signing.alternate``)
   — target: at least 0.7× of it;
 * QR verifications per second (offline: decode, COSE signature against the
   trust list, issuer, type, validity — what a verifier's device does) beside
@@ -86,19 +86,18 @@ def run(*, seconds: float = 3.0, database_url: str | None = None) -> dict[str, f
 
     import signing.pdf
     import signing.qr
+    from benchmarks.signing import alternate, bare_pyhanko_signer
+    from certstore.db import upgrade
+    from certstore.issue_request import IssueRequest
+    from certstore.settings import CertstoreSettings
+    from certstore.tokens import StaticJwksSource
+    from certstore.types import demo_type_files, load_type_file
+    from certstore.web import create_app
+    from certstore.wiring import build_services
     from keys import pki
     from keys.config import CommonSettings
     from keys.jws import encode_jws
     from keys.keyring import open_keyring
-    from signing.bench import alternate, bare_pyhanko_signer
-
-    from .db import upgrade
-    from .service import IssueRequest
-    from .settings import CertstoreSettings
-    from .tokens import StaticJwksSource
-    from .types import demo_type_files, load_type_file
-    from .web import create_app
-    from .wiring import build_services
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="certstore-bench-") as tmpdir:
@@ -156,7 +155,7 @@ def run(*, seconds: float = 3.0, database_url: str | None = None) -> dict[str, f
         )
         # The baseline is pyHanko as its own docs would have it tuned: the key parsed
         # once and bytes_reserved set (DESIGN.md, pyhanko speed), not a naive loop.
-        # Both are timed in alternating slices of the same run (as signing.bench
+        # Both are timed in alternating slices of the same run (as benchmarks.signing
         # does), so a neighbour's burst of work slows both sides alike.
         bare = bare_pyhanko_signer(page)
         issue_via_api()  # warm up
@@ -190,7 +189,7 @@ def run(*, seconds: float = 3.0, database_url: str | None = None) -> dict[str, f
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m certstore.benchmark", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.certstore", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary directory")
     args = parser.parse_args(argv)
