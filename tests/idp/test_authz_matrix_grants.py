@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +34,8 @@ from idp.clients import ClientSpec
 from idp.oauth.server import registered_grant_types
 from idp.services import Services
 from idp.settings import IdpSettings
-from keys.keyring import open_keyring
-from tests.conftest import TEST_REDIS_URL, private_database
+from tests.idp.conftest import private_idp
 from tests.idp.oidc_helpers import (
-    FAST_HASH,
     ID_NUMBER,
     PASSWORD,
     csrf_of,
@@ -126,34 +123,11 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("matrix")
-    prefix = "t" + uuid.uuid4().hex[:12] + ":"
-    with private_database(tmp) as url:
-        env = {"YIWANG_HOME": str(tmp / "home"), "YIWANG_DATABASE_URL": url, "YIWANG_REDIS_PREFIX": prefix,
-               "YIWANG_ISSUER": "http://127.0.0.1:5000"}  # loopback: plain http allowed (issue 19 §9)
-        if TEST_REDIS_URL:
-            env["YIWANG_REDIS_URL"] = TEST_REDIS_URL
-        settings = IdpSettings.from_env(env).with_(**FAST_HASH)
-        keyring = open_keyring(settings.common.keys)
-        services = Services.build(settings, pii=keyring.pii(), keyring=keyring)
-        services.db.create_all()
-        from idp.web import create_app
-
-        app = create_app(settings, services=services)
-        app.config["TESTING"] = False
-        try:
-            secrets = _register(settings, services)
-            clients = {c.client_id: c for c in services.clients.list()}
-            yield World(app, services, clients, secrets)
-        finally:
-            runtime = app.extensions["yiwang"]
-            if runtime.logout is not None:
-                runtime.logout.close()
-            r = services.redis
-            keys = list(r.scan_iter(match=prefix + "*", count=1000))
-            if keys:
-                r.delete(*keys)
-            services.close()
+    # A loopback issuer: plain http is allowed without the opt-in (issue 19 §9).
+    with private_idp(tmp_path_factory.mktemp("matrix"), issuer="http://127.0.0.1:5000") as idp:
+        secrets = _register(idp.settings, idp.services)
+        clients = {c.client_id: c for c in idp.services.clients.list()}
+        yield World(idp.app, idp.services, clients, secrets)
 
 
 def _register(settings: IdpSettings, services: Services) -> dict[str, str | None]:

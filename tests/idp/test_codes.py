@@ -5,25 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-import redis as redis_lib
-
 from idp.oauth.codes import AuthorizationCode, CodeStore
 from idp.oauth.par import PushedRequestStore
 from tests.idp.oidc_helpers import *  # noqa: F403
 from tests.idp.oidc_helpers import authorize_code, exchange
-
-
-@pytest.fixture
-def r(redis_url):
-    if redis_url is None:
-        import fakeredis
-
-        client = fakeredis.FakeRedis()
-    else:
-        client = redis_lib.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def _code() -> AuthorizationCode:
@@ -31,8 +16,8 @@ def _code() -> AuthorizationCode:
                              sid="s", auth_time=1, acr="a", amr=["pwd"], nonce="n")
 
 
-def test_code_is_consumed_once_even_under_concurrency(r, redis_prefix):
-    store = CodeStore(r, redis_prefix)
+def test_code_is_consumed_once_even_under_concurrency(redis_client, redis_prefix):
+    store = CodeStore(redis_client, redis_prefix)
     code = store.issue(_code())
     results: list[str] = []
     barrier = threading.Barrier(8)
@@ -49,24 +34,24 @@ def test_code_is_consumed_once_even_under_concurrency(r, redis_prefix):
     assert sorted(results) == ["ok"] + ["replayed"] * 7
 
 
-def test_unknown_and_expired_codes(r, redis_prefix):
-    store = CodeStore(r, redis_prefix, ttl_seconds=1)
+def test_unknown_and_expired_codes(redis_client, redis_prefix):
+    store = CodeStore(redis_client, redis_prefix, ttl_seconds=1)
     assert store.consume("nope").status == "unknown"
     code = store.issue(_code())
     time.sleep(1.2)
     assert store.consume(code).status == "unknown"
 
 
-def test_code_round_trips_its_data_and_is_stored_hashed(r, redis_prefix):
-    store = CodeStore(r, redis_prefix)
+def test_code_round_trips_its_data_and_is_stored_hashed(redis_client, redis_prefix):
+    store = CodeStore(redis_client, redis_prefix)
     code = store.issue(_code())
-    assert not any(code in k.decode() for k in r.scan_iter(match=redis_prefix + "*"))
+    assert not any(code in k.decode() for k in redis_client.scan_iter(match=redis_prefix + "*"))
     got = store.consume(code).code
     assert got.nonce == "n" and got.get_amr() == ["pwd"] and got.code_hash
 
 
-def test_pushed_request_single_use_and_bound_to_client(r, redis_prefix):
-    store = PushedRequestStore(r, redis_prefix)
+def test_pushed_request_single_use_and_bound_to_client(redis_client, redis_prefix):
+    store = PushedRequestStore(redis_client, redis_prefix)
     uri = store.push("c1", {"scope": "openid"})
     assert store.take(uri, "c2") is None  # another client's: refused (and burnt)
     uri = store.push("c1", {"scope": "openid"})
@@ -75,16 +60,9 @@ def test_pushed_request_single_use_and_bound_to_client(r, redis_prefix):
     assert store.take("urn:other:x", "c1") is None
 
 
-def test_expired_code_at_token_endpoint_is_invalid_grant(idp_settings, idp_services, citizen, rp):
-    from idp.web import create_app
-
-    app = create_app(idp_settings.with_(code_seconds=1), services=idp_services)
-    try:
-        web = app.test_client()
-        q, v = authorize_code(web, rp)
-        time.sleep(1.2)
-        resp = exchange(web, rp, q["code"], v)
-        assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
-    finally:
-        if app.extensions["yiwang"].logout is not None:
-            app.extensions["yiwang"].logout.close()
+def test_expired_code_at_token_endpoint_is_invalid_grant(app_with, citizen, rp):
+    web = app_with(code_seconds=1).test_client()
+    q, v = authorize_code(web, rp)
+    time.sleep(1.2)
+    resp = exchange(web, rp, q["code"], v)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import base64
 
 from tests.idp.oidc_helpers import *  # noqa: F403
 from tests.idp.oidc_helpers import authorize_code, exchange
 
 
-@pytest.fixture
-def flask_views_broken(app):
-    """Make the Flask views of the hot endpoints fail, to see which requests reach them."""
-    reached: list[str] = []
-    for name in ("oauth.token", "oauth.introspect", "oauth.userinfo"):
-        original = app.view_functions[name]
-
-        def tripwire(*a, _name=name, _orig=original, **kw):
-            reached.append(_name)
-            return _orig(*a, **kw)
-
-        app.view_functions[name] = tripwire
-    return reached
-
-
-def test_token_introspection_userinfo_skip_flask(web, citizen, rp, flask_views_broken):
+def test_token_introspection_userinfo_skip_flask(web, citizen, rp, flask_reached):
     q, v = authorize_code(web, rp, scope="openid profile")
     resp = exchange(web, rp, q["code"], v)
     assert resp.status_code == 200, resp.data
@@ -40,10 +25,10 @@ def test_token_introspection_userinfo_skip_flask(web, citizen, rp, flask_views_b
     assert intro.status_code == 200 and intro.get_json()["active"] is True
     cc = web.post("/token", data={"grant_type": "client_credentials"}, headers=rp.basic())
     assert cc.status_code == 200 and cc.get_json()["token_type"] == "Bearer"  # noqa: S105
-    assert flask_views_broken == []
+    assert flask_reached == []
 
 
-def test_errors_on_the_hot_path_are_the_rfc_ones(web, rp, flask_views_broken):
+def test_errors_on_the_hot_path_are_the_rfc_ones(web, rp, flask_reached):
     bad = web.post("/token", data={"grant_type": "client_credentials"},
                    headers={"Authorization": "Basic " + "eDp5"})  # x:y
     assert bad.status_code == 401 and bad.get_json()["error"] == "invalid_client"
@@ -53,14 +38,14 @@ def test_errors_on_the_hot_path_are_the_rfc_ones(web, rp, flask_views_broken):
     assert anon.status_code == 401 and anon.headers["WWW-Authenticate"] == 'Bearer realm="yiwang"'
     forged = web.get("/userinfo", headers={"Authorization": "Bearer a.b.c"})
     assert forged.status_code == 401 and 'error="invalid_token"' in forged.headers["WWW-Authenticate"]
-    assert flask_views_broken == []
+    assert flask_reached == []
 
 
-def test_unusual_requests_go_to_flask_with_their_body(web, rp, flask_views_broken):
+def test_unusual_requests_go_to_flask_with_their_body(web, rp, flask_reached):
     # a query string: Flask merges it with the form, as before
     r = web.post("/token?grant_type=client_credentials", data={}, headers=rp.basic())
     assert r.status_code == 200 and r.get_json()["access_token"]
-    assert flask_views_broken == ["oauth.token"]
+    assert flask_reached == ["oauth.token"]
     # not UTF-8, an overlong parameter, a body too large: Flask's input limits answer
     r = web.post("/token", data=b"grant_type=client_credentials&x=%ff%fe",
                  content_type="application/x-www-form-urlencoded", headers=rp.basic())
@@ -88,3 +73,33 @@ def test_an_outage_on_the_hot_path_is_a_503(app, web, citizen, rp, monkeypatch):
     r = web.get("/userinfo", headers={"Authorization": "Bearer " + at})
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert r.get_json()["title"] == "service_unavailable"
+
+
+_SAME = ("Content-Type", "Cache-Control", "Pragma", "WWW-Authenticate", "X-Content-Type-Options")
+
+
+def _answer(resp) -> tuple:
+    return resp.status_code, resp.get_json(), {h: resp.headers.get(h) for h in _SAME}
+
+
+def test_flask_and_the_hot_path_give_the_same_answers(web, citizen, rp, flask_reached):
+    """Both call idp.oauth.endpoints: a query string sends the same request through Flask."""
+    q, v = authorize_code(web, rp, scope="openid profile")
+    at = exchange(web, rp, q["code"], v).get_json()["access_token"]
+    wrong = {"Authorization": "Basic " + base64.b64encode(f"{rp.client_id}:wrong".encode()).decode()}
+    cases = [
+        ("post", "/token", {"grant_type": "client_credentials"}, wrong),  # invalid_client, 401
+        ("post", "/token", {"grant_type": "password"}, rp.basic()),  # unsupported_grant_type
+        ("post", "/introspect", {"token": at}, rp.basic()),
+        ("post", "/introspect", {"token": "nope", "token_type_hint": "id_token"}, rp.basic()),
+        ("get", "/userinfo", None, {"Authorization": "Bearer " + at}),
+        ("get", "/userinfo", None, {"Authorization": "Bearer not-a-token"}),
+        ("get", "/userinfo", None, {}),
+    ]
+    for method, path, form, headers in cases:
+        hot = getattr(web, method)(path, data=form, headers=headers)
+        assert flask_reached == [], path
+        via_flask = getattr(web, method)(path + "?via=flask", data=form, headers=headers)
+        assert flask_reached == ["oauth." + path.strip("/")], path
+        flask_reached.clear()
+        assert _answer(hot) == _answer(via_flask), (path, form)

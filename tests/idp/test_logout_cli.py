@@ -14,7 +14,7 @@ from idp.clients import ClientSpec
 from idp.services import Services
 from idp.sessions import SessionStore
 from idp.settings import IdpSettings
-from tests.idp.logout_helpers import LocalRP, wait_until
+from tests.idp.logout_helpers import wait_until
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD
 
 FAST = {"YIWANG_IDP_LOGOUT_MIN_BACKOFF_MS": "100", "YIWANG_IDP_LOGOUT_MAX_BACKOFF_MS": "300"}
@@ -26,14 +26,7 @@ def env(yiwang_env):
 
 
 @pytest.fixture
-def rp():
-    server = LocalRP().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def world(env, rp):
+def world(env, logout_rp):
     """An initialised idp with a citizen signed in twice to a portal with back-channel logout."""
     runner = CliRunner()
     res = runner.invoke(cli, ["init"], env=env)
@@ -42,7 +35,7 @@ def world(env, rp):
     services = Services.from_settings(settings)
     citizen = services.accounts.add(ID_NUMBER, "张三", PASSWORD)
     client, _secret = services.clients.add(ClientSpec(
-        name="Portal", redirect_uris=["https://portal.example.cn/cb"], backchannel_logout_uri=rp.uri,
+        name="Portal", redirect_uris=["https://portal.example.cn/cb"], backchannel_logout_uri=logout_rp.uri,
     ))
     sessions = SessionStore(services.redis, services.keyspace, 600, 3600)
     sids = []
@@ -92,7 +85,7 @@ def _deliver_with_worker(world, until):
         t.join(timeout=20)
 
 
-def test_admin_ends_a_citizens_sessions_and_every_rp_is_told(world, rp):
+def test_admin_ends_a_citizens_sessions_and_every_rp_is_told(world, logout_rp):
     res = world["runner"].invoke(cli, ["sessions", "end", "--citizen", ID_NUMBER], env=world["env"])
     assert res.exit_code == 0, res.output
     assert "ended 2 session(s)" in res.output
@@ -101,10 +94,10 @@ def test_admin_ends_a_citizens_sessions_and_every_rp_is_told(world, rp):
     data = _deliveries(world, "--status", "delivered")
     assert {d["sid"] for d in data["deliveries"]} == set(world["sids"])
     assert all(d["reason"] == "admin" and d["client_id"] == world["client_id"] for d in data["deliveries"])
-    assert len(rp.tokens) == 2
+    assert len(logout_rp.tokens) == 2
     # The table form shows the same, without any token.
     table = world["runner"].invoke(cli, ["logout", "deliveries"], env=world["env"]).output
-    assert "delivered 2" in table and rp.tokens[0] not in table
+    assert "delivered 2" in table and logout_rp.tokens[0] not in table
 
 
 def test_end_all_and_usage_errors(world, monkeypatch, capsys):
@@ -118,18 +111,18 @@ def test_end_all_and_usage_errors(world, monkeypatch, capsys):
     assert res.exit_code == 0 and "ended 2 session(s)" in res.output
 
 
-def test_rp_down_stays_pending_then_resend_delivers(world, rp):
-    rp.stop()
+def test_rp_down_stays_pending_then_resend_delivers(world, logout_rp):
+    logout_rp.stop()
     runner, env = world["runner"], world["env"]
     assert runner.invoke(cli, ["sessions", "end", "--sid", world["sids"][0]], env=env).exit_code == 0
     _deliver_with_worker(world, lambda: _deliveries(world)["deliveries"][0]["attempts"] >= 1)
     pending = _deliveries(world, "--status", "pending")
     assert pending["counts"]["pending"] == 1 and "connection failed" in pending["deliveries"][0]["last_error"]
-    rp.start()
+    logout_rp.start()
     res = runner.invoke(cli, ["logout", "resend-pending"], env=env)
     assert res.exit_code == 0 and "re-queued 1" in res.output
     _deliver_with_worker(world, lambda: _deliveries(world)["counts"]["delivered"] == 1)
-    assert len(rp.tokens) == 1
+    assert len(logout_rp.tokens) == 1
 
 
 def test_worker_needs_a_redis_server(env, monkeypatch, capsys):
@@ -151,7 +144,7 @@ def test_init_demo_is_idempotent_and_keeps_secrets(env, tmp_path):
     assert data["citizen"]["password"] not in first.output
 
 
-def test_password_change_ends_every_session_with_back_channel(world, rp):
+def test_password_change_ends_every_session_with_back_channel(world, logout_rp):
     res = world["runner"].invoke(
         cli, ["users", "set-password", "--id-number", ID_NUMBER, "--password-stdin"],
         input="a brand new passphrase 42\n", env=world["env"],

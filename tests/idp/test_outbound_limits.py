@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from idp.logout.queue import TransientDelivery
 from idp.models import LogoutDelivery
 from idp.netpolicy import OutboundUrlRefused, check_outbound_url
-from tests.idp.logout_helpers import LocalRP, make_stack, seed
+from tests.idp.logout_helpers import make_stack, seed
 from tests.support.hostile_http import HostileServer, RssMeter
 
 DEADLINE = 2  # YIWANG_IDP_LOGOUT_TIMEOUT_SECONDS: one overall deadline per delivery
@@ -38,23 +38,16 @@ def hostile():
     server.stop()
 
 
-@pytest.fixture
-def rp():
-    server = LocalRP().start()
-    yield server
-    server.stop()
-
-
 def _attempt(stack, delivery_id: int) -> None:
     with contextlib.suppress(TransientDelivery):
         stack.logout.service.attempt(str(delivery_id))
 
 
 @pytest.mark.parametrize("path", ["/plain", "/gzip", "/trickle"])
-def test_a_hostile_receiver_is_cut_within_the_deadline_and_memory_bound(env, hostile, rp, path):
+def test_a_hostile_receiver_is_cut_within_the_deadline_and_memory_bound(env, hostile, logout_rp, path):
     stack = make_stack(env, create_schema=True)
     try:
-        citizen = seed(stack.database, backchannel={"hostile": hostile.url(path), "normal": rp.uri})
+        citizen = seed(stack.database, backchannel={"hostile": hostile.url(path), "normal": logout_rp.uri})
         session, _ = stack.sessions.create(
             str(citizen), 1_800_000_000, "urn:yiwang:acr:pwd", ["pwd"], "browser", "127.0.0.1", "UA"
         )
@@ -110,12 +103,12 @@ def test_the_address_rule_refuses_internal_targets(uri):
     check_outbound_url("https://portal.example/bcl", allow_loopback=False)
 
 
-def test_a_receiver_registered_on_an_internal_address_is_not_posted_to(yiwang_env, rp):
+def test_a_receiver_registered_on_an_internal_address_is_not_posted_to(yiwang_env, logout_rp):
     # An idp on a real host (not the embedded demo): a loopback receiver
     # registered before the rule existed is not told, and the row fails for good.
     stack = make_stack({**yiwang_env, "YIWANG_ISSUER": "https://idp.example"}, create_schema=True)
     try:
-        citizen = seed(stack.database, backchannel={"sneaky": rp.uri})
+        citizen = seed(stack.database, backchannel={"sneaky": logout_rp.uri})
         session, _ = stack.sessions.create(
             str(citizen), 1_800_000_000, "urn:yiwang:acr:pwd", ["pwd"], "browser", "127.0.0.1", "UA"
         )
@@ -127,7 +120,7 @@ def test_a_receiver_registered_on_an_internal_address_is_not_posted_to(yiwang_en
         with stack.database.session() as db:
             row = db.get(LogoutDelivery, row_id)
             assert row.status == "failed" and row.last_error.startswith("not sent")
-        assert rp.requests == 0
+        assert logout_rp.requests == 0
     finally:
         stack.close()
 

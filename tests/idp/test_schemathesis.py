@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from idp.web.openapi import openapi_document
-from tests.conftest import TEST_REDIS_URL, private_database
+from tests.idp.conftest import PrivateIdp, private_idp
 from tests.schemathesis_checks import MAX_EXAMPLES, checks
 
-from .oidc_helpers import FAST_HASH, ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
+from .oidc_helpers import ID_NUMBER, ISSUER, PASSWORD, authorize_code, exchange, make_rp
 
 # Refusals of a schema-valid request that the protocol itself makes: no schema can say
 # which codes, tokens, client registrations or redirect URIs exist.
@@ -133,22 +131,8 @@ PINNED = [
 class World:
     """One idp for the module: an agency client, the wallet client, a citizen signed in once."""
 
-    def __init__(self, root: Path, database_url: str) -> None:
-        from idp.services import Services
-        from idp.settings import IdpSettings
-        from idp.web import create_app
-        from keys.keyring import open_keyring
-
-        env = {"YIWANG_HOME": str(root / "home"), "YIWANG_DATABASE_URL": database_url,
-               "YIWANG_REDIS_PREFIX": "t" + uuid.uuid4().hex[:12] + ":", "YIWANG_ISSUER": ISSUER,
-               "YIWANG_ALLOW_INSECURE_HTTP": "1"}  # the tests' issuer is http://idp.test
-        if TEST_REDIS_URL:
-            env["YIWANG_REDIS_URL"] = TEST_REDIS_URL
-        self.prefix = env["YIWANG_REDIS_PREFIX"]
-        settings_ = IdpSettings.from_env(env).with_(**FAST_HASH)
-        keyring = open_keyring(settings_.common.keys)
-        self.services = Services.build(settings_, pii=keyring.pii(), keyring=keyring)
-        self.services.db.create_all()
+    def __init__(self, idp: PrivateIdp) -> None:
+        self.services = idp.services
         self.services.accounts.add(ID_NUMBER, "张三", PASSWORD, phone="+8613800000000", email="zs@example.cn")
         self.agency = make_rp(self.services, name="公安局", grant_types=("client_credentials",), scopes=("certs:issue",),
                               redirect_uri="https://psb.example.cn/cb")
@@ -158,8 +142,7 @@ class World:
         self.kiosk = make_rp(self.services, name="政务自助终端", first_party=True, scopes=("openid", "profile"),
                              grant_types=("urn:ietf:params:oauth:grant-type:device_code", "refresh_token"),
                              redirect_uri="https://kiosk.example.cn/cb")
-        self.app = create_app(settings_, services=self.services)
-        self.app.config["TESTING"] = False  # error handlers behave as in production
+        self.app = idp.app
         # The citizen signs in once at a first-party portal: the access token is what userinfo gets.
         self.portal = portal = make_rp(self.services, first_party=True, name="政务门户", redirect_uri="https://gov.example.cn/cb")
         web = self.app.test_client()
@@ -181,26 +164,12 @@ class World:
             return {"Authorization": f"Bearer {self.citizen_token}"}
         return {}
 
-    def close(self) -> None:
-        runtime = self.app.extensions["yiwang"]
-        if runtime.logout is not None:
-            runtime.logout.close()
-        if TEST_REDIS_URL:
-            keys = list(self.services.redis.scan_iter(match=self.prefix + "*", count=1000))
-            if keys:
-                self.services.redis.delete(*keys)
-        self.services.close()
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("schemathesis-idp")
-    with private_database(root) as url:
-        w = World(root, url)
-        try:
-            yield w
-        finally:
-            w.close()
+    # the tests' issuer is http://idp.test: plain http needs the opt-in (issue 19 §9)
+    with private_idp(tmp_path_factory.mktemp("schemathesis-idp"), issuer=ISSUER, allow_insecure_http=True) as idp:
+        yield World(idp)
 
 
 def test_the_document_is_served_and_lists_the_json_endpoints(world: World) -> None:

@@ -48,20 +48,6 @@ def agency(idp_services) -> RP:
     return RP(client.client_id, secret, "")
 
 
-@pytest.fixture
-def flask_reached(app):
-    """Which Flask views of /token were reached (the hot path skips Flask)."""
-    reached: list[str] = []
-    original = app.view_functions["oauth.token"]
-
-    def tripwire(*a, **kw):
-        reached.append("oauth.token")
-        return original(*a, **kw)
-
-    app.view_functions["oauth.token"] = tripwire
-    return reached
-
-
 # ------------------------------------------------------------ the function
 
 

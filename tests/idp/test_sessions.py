@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import redis as redis_lib
 
 from idp.sessions import SessionStore
 
@@ -14,18 +13,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def redis_client(redis_url):
-    if redis_url is None:
-        import fakeredis
-
-        client = fakeredis.FakeRedis()
-    else:
-        client = redis_lib.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture
