@@ -1,10 +1,14 @@
 """Builds the idp's domain services from the settings, in one place.
 
-The CLI commands and the web application's ``create_app`` both call
-:meth:`Services.from_settings`; views and commands ask for a service, never
-build one (Warehouse's pattern). Tests build a :class:`Services` with
-:meth:`Services.build` and their own PII protector, database URL and Redis
-prefix.
+:class:`Services` holds what every idp process needs — database, Redis,
+keyring, PII protector, password hasher, audit log, accounts, clients,
+throttle. The composition root :class:`idp.container.Container` builds the
+rest (session store, token service, provider, logout runtime) on top of it;
+the web application, the worker and the CLI take their services from there
+or from :meth:`Services.from_settings`, and views and commands ask for a
+service, never build one (Warehouse's pattern). Tests build a
+:class:`Services` with :meth:`Services.build` and their own PII protector,
+database URL and Redis prefix.
 """
 
 from __future__ import annotations

@@ -154,3 +154,19 @@ def test_password_change_ends_every_session_with_back_channel(world, logout_rp):
     assert all(world["sessions"].get(s, touch=False) is None for s in world["sids"])
     _deliver_with_worker(world, lambda: _deliveries(world)["counts"]["delivered"] == 2)
     assert {d["reason"] for d in _deliveries(world)["deliveries"]} == {"password_change"}
+
+
+def test_worker_and_cli_container_shares_sessions_and_tokens_and_issues_nothing(world):
+    from idp.container import Container
+
+    stack = Container.from_settings(world["settings"], provider=False)
+    try:
+        assert stack.provider is None
+        assert stack.logout.service.tokens is stack.tokens
+        assert stack.logout.service.sessions is stack.sessions
+        # ending a session through the container's store revokes and tells the relying party
+        ended = stack.sessions.end(world["sids"][0], "admin")
+        assert ended is not None
+        assert stack.logout.service.counts()["pending"] + stack.logout.service.counts()["delivered"] == 1
+    finally:
+        stack.close()

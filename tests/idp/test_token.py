@@ -165,3 +165,11 @@ def test_rs256_client_gets_rs256_id_token(web, idp_services, citizen):
     assert _header(body["id_token"])["alg"] == "RS256"
     jwks = web.get("/jwks.json").get_json()
     assert _header(body["id_token"])["kid"] in {k["kid"] for k in jwks["keys"]}
+
+
+def test_the_app_takes_one_token_service_from_the_composition_root(app):
+    """idp.container builds one TokenService: the provider issues with it, single sign-out revokes with it."""
+    runtime = app.extensions["yiwang"]
+    assert runtime.server.provider is runtime.provider
+    assert runtime.logout.service.tokens is runtime.provider.tokens
+    assert runtime.logout.service.sessions is runtime.sessions is runtime.provider.sessions
