@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from keys.errors import InvalidIdentifier
-from keys.identifiers import mask_resident_id, parse_resident_id
+from keys.identifiers import ResidentId, mask_resident_id, parse_resident_id
 from keys.pii import PiiProtector
 
 from .db import Database, rowcount
@@ -111,6 +111,11 @@ class TotpEnrolment:
 
     def __repr__(self) -> str:
         return "TotpEnrolment(<secret>)"
+
+
+def _number(id_number: str | ResidentId) -> str:
+    """The validated number: a :class:`ResidentId` as it is, a string parsed (``InvalidIdentifier``)."""
+    return id_number.number if isinstance(id_number, ResidentId) else parse_resident_id(id_number).number
 
 
 def _clean_name(name: str | None) -> str:
@@ -294,15 +299,16 @@ class AccountService:
 
     # -------------------------------------------------------- authentication
 
-    def authenticate(self, id_number: str, password: str) -> Citizen | None:
+    def authenticate(self, id_number: str | ResidentId, password: str) -> Citizen | None:
         """The account if ``password`` is right, else ``None``.
 
         One Argon2id verification whatever happens: a missing account, a
         disabled one, one without a password and an invalid number all check
-        a dummy hash, so timing does not tell them apart.
+        a dummy hash, so timing does not tell them apart. A :class:`ResidentId`
+        (already parsed by the caller) is not parsed again.
         """
         try:
-            number = parse_resident_id(id_number).number
+            number = _number(id_number)
         except InvalidIdentifier:
             self.hasher.verify(password, None)
             return None
@@ -329,7 +335,7 @@ class AccountService:
 
     def login(
         self,
-        id_number: str,
+        id_number: str | ResidentId,
         password: str,
         *,
         ip: str | None = None,
@@ -339,9 +345,12 @@ class AccountService:
 
         Raises ``InvalidIdentifier`` for a malformed number (the page says
         what is wrong with it); for a well-formed one the answer is the same
-        whether or not an account exists.
+        whether or not an account exists. The login page passes the
+        :class:`ResidentId` it parsed for its own messages, so a login parses
+        the number once.
         """
-        number = parse_resident_id(id_number).number
+        resident_id = id_number if isinstance(id_number, ResidentId) else parse_resident_id(id_number)
+        number = resident_id.number
         index = self.index_of(number)
         masked = mask_resident_id(number)
         failures_on_record = True
@@ -358,7 +367,7 @@ class AccountService:
                     detail={"retry_after": decision.retry_after_seconds},
                 )
                 return LoginOutcome("throttled", retry_after=decision.retry_after_seconds)
-        citizen = self.authenticate(number, password)
+        citizen = self.authenticate(resident_id, password)
         if citizen is None:
             if self.throttle is not None:
                 self.throttle.hit(index, ip)
