@@ -1,23 +1,48 @@
-"""The sign-in flow as an explicit state machine (in the manner of Hydra's ``flow``).
+"""The sign-in flow as an explicit state machine (in the manner of Hydra's ``flow.Flow``).
 
-Given the validated authorization request, the SSO session (if any), the
-client and the citizen's remembered consent, :func:`next_step` says what must
-happen before a code can be issued: a login, a second factor, a consent
-page, an error for ``prompt=none``, or issuing. It is pure, so every rule of
-OIDC Core §3.1.2.1 (``prompt``, ``max_age``, ``acr_values``) is tested
-without HTTP.
+A :class:`Flow` is one authorization request waiting for the citizen (or a
+login that returns to a local page, as the device page's): its
+:class:`FlowState` says what it waits for, and each step the citizen takes is
+a transition method that refuses a flow in the wrong state
+(:class:`FlowStateError`). The checks that keep a pasted flow id from being
+worth anything are named methods: :meth:`Flow.is_bound_to` (the browser that
+started it), :meth:`Flow.fresh_login_for` and :meth:`Flow.consent_for` (the
+session a login or consent happened in).
+
+:func:`next_step` says, for one :class:`Situation`, what must happen before a
+code can be issued: a login, a second factor, a consent page, an error for
+``prompt=none``, or issuing. It is pure, so every rule of OIDC Core §3.1.2.1
+(``prompt``, ``max_age``, ``acr_values``) is tested without HTTP.
 """
 
 from __future__ import annotations
 
 import enum
+import hmac
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .claims import ID_NUMBER_SCOPE
 from .discovery import ACR_2FA
 
-__all__ = ["Step", "Decision", "FlowState", "next_step", "wants_2fa", "consent_missing", "final_scopes"]
+__all__ = [
+    "Step",
+    "Decision",
+    "FlowState",
+    "FlowStateError",
+    "Flow",
+    "Situation",
+    "FLOW_VERSION",
+    "next_step",
+    "wants_2fa",
+    "consent_missing",
+    "final_scopes",
+]
+
+FLOW_VERSION = 1
+"""Written into every stored flow; a record of another version reads as expired."""
 
 
 class Step(enum.Enum):
@@ -35,14 +60,222 @@ class Decision:
     """For ``Step.ERROR``: ``login_required``, ``consent_required``, ``interaction_required``."""
 
 
-@dataclass(frozen=True)
-class FlowState:
-    """What has happened in this browser flow so far."""
+class FlowState(enum.Enum):
+    """What a flow waits for."""
 
-    fresh_login: bool = False
-    """The citizen entered their password during this flow (satisfies prompt=login, max_age)."""
-    consent_given: bool = False
-    """The citizen answered the consent page during this flow."""
+    DECIDING = "deciding"
+    """Nothing yet: a new request, or a step just done; the next step is decided on resuming."""
+    LOGIN_PENDING = "login_pending"
+    """The login form (ID number and password)."""
+    SECOND_FACTOR_PENDING = "second_factor_pending"
+    """A TOTP code: after the password (``pending_citizen``), or a step-up in the session."""
+    CONSENT_PENDING = "consent_pending"
+    """The consent page."""
+    DONE = "done"
+    """Answered (code, error, or back to the local page); nothing more is accepted."""
+
+
+_WAITS = (FlowState.DECIDING, FlowState.LOGIN_PENDING, FlowState.SECOND_FACTOR_PENDING, FlowState.CONSENT_PENDING)
+_PENDING_FOR = {
+    Step.LOGIN: FlowState.LOGIN_PENDING,
+    Step.SECOND_FACTOR: FlowState.SECOND_FACTOR_PENDING,
+    Step.CONSENT: FlowState.CONSENT_PENDING,
+}
+
+
+class FlowStateError(Exception):
+    """A transition was asked of a flow in a state that does not allow it."""
+
+    def __init__(self, transition: str, state: FlowState) -> None:
+        super().__init__(f"{transition} is not allowed in state {state.value}")
+        self.transition = transition
+        self.state = state
+
+
+@dataclass
+class Flow:
+    """One sign-in in progress, as stored in the flow store (never holds an ID number)."""
+
+    state: FlowState
+    params: dict[str, str] = field(default_factory=dict)
+    """The authorization request's parameters (empty for a login-only flow)."""
+    client_id: str | None = None
+    client_name: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    """The scopes requested (before consent cuts them)."""
+    redirect_uri: str | None = None
+    """Validated by the grant: where errors and the code go."""
+    oauth_state: str | None = None
+    """OAuth's ``state`` parameter (RFC 6749 §4.1.1), echoed to the client; not :attr:`state`."""
+    ui_locales: str | None = None
+    pushed: bool = False
+    """The request came through PAR (RFC 9126)."""
+    login_hint: str | None = None
+    """Only from a pushed request: a front-channel hint is never echoed."""
+    return_to: str | None = None
+    """A login-only flow: the local page to go back to (the device page)."""
+    browser: str | None = None
+    """SHA-256 of the browser cookie of the browser that started the flow."""
+    pending_citizen: int | None = None
+    """The account whose password passed; its second factor is awaited."""
+    login_sid: str | None = None
+    """The session a fresh login in this flow started or refreshed."""
+    consent_sid: str | None = None
+    """The session the consent page was answered in."""
+    granted: list[str] | None = None
+    """What the consent page granted (with :attr:`consent_sid`)."""
+    id: str | None = field(default=None, compare=False)
+    """The flow store's key (not serialised)."""
+
+    # ----------------------------------------------------------- construction
+
+    @classmethod
+    def authorization(cls, params: dict[str, str], *, client_id: str, client_name: str | None, scopes: list[str],
+                      redirect_uri: str, pushed: bool) -> Flow:
+        """A validated authorization request that needs the citizen (state ``DECIDING``)."""
+        return cls(
+            FlowState.DECIDING, params=dict(params), client_id=client_id, client_name=client_name,
+            scopes=list(scopes), redirect_uri=redirect_uri, oauth_state=params.get("state"),
+            ui_locales=params.get("ui_locales"), pushed=pushed,
+            # An ID number as login_hint is taken only from a pushed request (PAR
+            # body, RFC 9126): in a front-channel URL it is ignored, never echoed.
+            login_hint=params.get("login_hint") if pushed else None,
+        )
+
+    @classmethod
+    def login_only(cls, return_to: str | None = None) -> Flow:
+        """A login that returns to a local page (or the account page), waiting for the password."""
+        return cls(FlowState.LOGIN_PENDING, return_to=return_to)
+
+    @property
+    def is_authorization(self) -> bool:
+        return bool(self.params)
+
+    # ------------------------------------------------------------ transitions
+
+    def _require(self, transition: str, *allowed: FlowState) -> None:
+        if self.state not in allowed:
+            raise FlowStateError(transition, self.state)
+
+    def wait_for(self, step: Step) -> None:
+        """Wait for ``step`` (login, second factor or consent), as :func:`next_step` decided."""
+        target = _PENDING_FOR.get(step)
+        if target is None:
+            raise ValueError(f"a flow cannot wait for {step.value}")
+        self._require(f"wait_for({step.value})", *_WAITS)
+        if target is FlowState.LOGIN_PENDING:
+            self.pending_citizen = None  # a new login replaces a half-done one
+        self.state = target
+
+    def password_passed(self, citizen_id: int) -> None:
+        """The password was right and the account has a second factor: wait for it."""
+        self._require("password_passed", FlowState.LOGIN_PENDING)
+        self.pending_citizen = citizen_id
+        self.login_sid = None
+        self.state = FlowState.SECOND_FACTOR_PENDING
+
+    def logged_in(self, session_sid: str) -> None:
+        """The login (password alone) is done in session ``session_sid``."""
+        self._require("logged_in", FlowState.LOGIN_PENDING)
+        self.pending_citizen = None
+        self.login_sid = session_sid
+        self.state = FlowState.DECIDING
+
+    def second_factor_passed(self, session_sid: str) -> None:
+        """The TOTP code was right; after a password in this flow, that login counts in ``session_sid``."""
+        self._require("second_factor_passed", FlowState.SECOND_FACTOR_PENDING)
+        if self.pending_citizen is not None:
+            self.login_sid = session_sid
+        self.pending_citizen = None
+        self.state = FlowState.DECIDING
+
+    def consented(self, granted: Iterable[str], session_sid: str) -> None:
+        """The consent page granted ``granted`` in session ``session_sid``."""
+        self._require("consented", FlowState.CONSENT_PENDING)
+        self.granted = list(granted)
+        self.consent_sid = session_sid
+        self.state = FlowState.DECIDING
+
+    def finish(self) -> None:
+        """Answered: a code, an error at the redirect URI, or back to the local page."""
+        self._require("finish", *_WAITS)
+        self.state = FlowState.DONE
+
+    # ------------------------------------------------------ security checks
+
+    def bind_to_browser(self, browser_hash: str) -> None:
+        """Record the browser that goes on with this flow; a bound flow is never moved silently."""
+        if not browser_hash:
+            raise ValueError("no browser to bind to")
+        if self.browser is not None and not self.is_bound_to(browser_hash):
+            raise FlowStateError("bind_to_browser (bound to another browser)", self.state)
+        self.browser = browser_hash
+
+    def is_bound_to(self, browser_hash: str | None) -> bool:
+        """Whether this flow was started by the browser with ``browser_hash`` (constant-time)."""
+        if not browser_hash or not isinstance(self.browser, str):
+            return False
+        return hmac.compare_digest(self.browser.encode(), browser_hash.encode())
+
+    def fresh_login_for(self, session_sid: str | None) -> bool:
+        """A login in this flow counts only in the session it started (prompt=login, max_age)."""
+        return session_sid is not None and self.login_sid is not None and hmac.compare_digest(
+            self.login_sid.encode(), session_sid.encode())
+
+    def consent_for(self, session_sid: str | None) -> list[str] | None:
+        """What the consent page granted, if it was answered in ``session_sid``; else ``None``."""
+        if session_sid is None or self.consent_sid is None or self.granted is None:
+            return None
+        if not hmac.compare_digest(self.consent_sid.encode(), session_sid.encode()):
+            return None
+        return list(self.granted)
+
+    def keep_only(self, session_sid: str | None) -> None:
+        """Drop a login or consent that happened in another session than ``session_sid``."""
+        if not self.fresh_login_for(session_sid):
+            self.login_sid = None
+        if self.consent_for(session_sid) is None:
+            self.consent_sid = None
+            self.granted = None
+
+    def start_over(self) -> None:
+        """A flow continued in another browser: nothing done so far counts, and it is unbound."""
+        self.browser = None
+        self.pending_citizen = None
+        self.login_sid = None
+        self.consent_sid = None
+        self.granted = None
+
+    # --------------------------------------------------------- serialisation
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("id")
+        data["state"] = self.state.value
+        data["v"] = FLOW_VERSION
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes | None, *, flow_id: str | None = None) -> Flow | None:
+        """The stored flow, or ``None`` for anything unreadable: another version reads as expired."""
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.pop("v", None) != FLOW_VERSION:
+                return None
+            data["state"] = FlowState(data["state"])
+            data.pop("id", None)
+            flow = cls(**data)
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(flow.params, dict) or not isinstance(flow.scopes, list):
+            return None
+        flow.id = flow_id
+        return flow
+
+
+# ---------------------------------------------------------------- the rules
 
 
 def consent_missing(
@@ -83,38 +316,52 @@ def wants_2fa(acr_values: str | None) -> bool:
     return bool(acr_values) and ACR_2FA in acr_values.split()
 
 
-def next_step(
-    *,
-    prompt: str | None,
-    max_age: int | None,
-    acr_values: str | None,
-    session_auth_time: int | None,
-    session_acr: str | None,
-    citizen_has_totp: bool,
-    consent_missing: bool,
-    state: FlowState,
-    now: int,
-) -> Decision:
-    prompts = set((prompt or "").split())
+@dataclass(frozen=True)
+class Situation:
+    """Everything :func:`next_step` decides on: the request, the session, and the flow's progress."""
+
+    now: int
+    prompt: str | None = None
+    max_age: int | None = None
+    acr_values: str | None = None
+    session_auth_time: int | None = None
+    """``None``: nobody is signed in (or the account is disabled)."""
+    session_acr: str | None = None
+    citizen_has_totp: bool = False
+    consent_missing: bool = False
+    """The remembered (or just given) consent does not cover the request."""
+    fresh_login: bool = False
+    """The citizen logged in during this flow, in this session (satisfies prompt=login, max_age)."""
+    consent_given: bool = False
+    """The citizen answered the consent page during this flow, in this session."""
+
+    @classmethod
+    def of(cls, params: dict[str, Any], *, now: int, max_age: int | None, **facts: Any) -> Situation:
+        return cls(now=now, prompt=params.get("prompt"), max_age=max_age, acr_values=params.get("acr_values"),
+                   **facts)
+
+
+def next_step(s: Situation) -> Decision:
+    prompts = set((s.prompt or "").split())
     none = "none" in prompts
     # No session: log in (OIDC Core §3.1.2.1, prompt=none → login_required).
-    if session_auth_time is None:
+    if s.session_auth_time is None:
         return Decision(Step.ERROR, "login_required") if none else Decision(Step.LOGIN)
-    if not state.fresh_login:
+    if not s.fresh_login:
         if "login" in prompts:
             return Decision(Step.LOGIN)
-        if max_age is not None and now - session_auth_time > max_age:
+        if s.max_age is not None and s.now - s.session_auth_time > s.max_age:
             return Decision(Step.ERROR, "login_required") if none else Decision(Step.LOGIN)
     # A second factor whenever the account has one and the session has not
     # used it yet — which also serves acr_values asking for the stronger level
     # (step-up in the same session, issue 4 §2). An account without TOTP
     # cannot step up; its ID token then says acr=pwd, as OIDC Core §2 lets it.
-    if citizen_has_totp and session_acr != ACR_2FA:
+    if s.citizen_has_totp and s.session_acr != ACR_2FA:
         return Decision(Step.ERROR, "interaction_required") if none else Decision(Step.SECOND_FACTOR)
     # Consent (OIDC Core §3.1.2.4), remembered; skipped for first-party clients.
-    if not state.consent_given:
+    if not s.consent_given:
         if "consent" in prompts:
             return Decision(Step.ERROR, "consent_required") if none else Decision(Step.CONSENT)
-        if consent_missing:
+        if s.consent_missing:
             return Decision(Step.ERROR, "consent_required") if none else Decision(Step.CONSENT)
     return Decision(Step.ISSUE)

@@ -1,18 +1,24 @@
-"""What every view of the idp shares: the runtime, rendering, language, cookies."""
+"""What every view of the idp shares: the runtime (and the services it builds), rendering, language, cookies.
+
+``FlowStore`` is re-exported from :mod:`idp.oauth.flowstore` for ``create_app``.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app, g, render_template, request, url_for
 
+from ..consents import ConsentService
+from ..oauth.flowstore import FlowStore
+from ..signin import Browser, SignIn
 from .i18n import pick_language, translate
+from .oauth_server import ParamsRequest
 from .security import cookie_name, csrf_token
 
 __all__ = [
@@ -25,8 +31,7 @@ __all__ = [
     "FlowStore",
     "current_session",
     "BROWSER_COOKIE",
-    "bind_flow_to_browser",
-    "flow_bound_to_browser",
+    "browser",
     "set_browser_cookie",
 ]
 
@@ -47,6 +52,34 @@ class IdpRuntime:
     flows: FlowStore
     logout: Any = None
     secure_cookies: bool = False
+
+    @cached_property
+    def consents(self) -> ConsentService:
+        return ConsentService(self.services.db, self.services.audit)
+
+    @cached_property
+    def signin(self) -> SignIn:
+        return SignIn(provider=self.provider, port=_ServerPort(self.server), flows=self.flows,
+                      consents=self.consents)
+
+
+class _ServerPort:
+    """Authlib's authorization server as :class:`idp.signin.AuthorizationPort` (requests over plain parameters)."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def request(self, params: dict[str, str]) -> Any:
+        return ParamsRequest("GET", params)
+
+    def get_consent_grant(self, request: Any, end_user: Any) -> Any:
+        return self._server.get_consent_grant(request, end_user=end_user)
+
+    def create_authorization_response(self, request: Any, grant_user: Any, grant: Any) -> Any:
+        return self._server.create_authorization_response(request, grant_user=grant_user, grant=grant)
+
+    def query_client(self, client_id: str | None) -> Any:
+        return self._server.query_client(client_id)
 
 
 def rt() -> IdpRuntime:
@@ -118,14 +151,13 @@ def _browser_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def bind_flow_to_browser(flow: dict[str, Any]) -> str | None:
-    """Record this browser in ``flow``; returns a new cookie value to set, or ``None``."""
+def browser() -> Browser:
+    """This request's browser for flow binding: its cookie's hash, or a new cookie value if it has none."""
     value = request.cookies.get(cookie_name(BROWSER_COOKIE)) or ""
-    new = None
     if len(value) < 20 or len(value) > 64:
-        value = new = secrets.token_urlsafe(24)
-    flow["browser"] = _browser_hash(value)
-    return new
+        new = secrets.token_urlsafe(24)
+        return Browser(_browser_hash(new), new)
+    return Browser(_browser_hash(value))
 
 
 def set_browser_cookie(resp: Any, value: str) -> None:
@@ -133,44 +165,7 @@ def set_browser_cookie(resp: Any, value: str) -> None:
                     secure=rt().secure_cookies, path="/")
 
 
-def flow_bound_to_browser(flow: dict[str, Any]) -> bool:
-    """Whether ``flow`` was started by the browser of this request (constant-time compare)."""
-    value = request.cookies.get(cookie_name(BROWSER_COOKIE)) or ""
-    stored = flow.get("browser")
-    if not value or not isinstance(stored, str):
-        return False
-    return hmac.compare_digest(stored, _browser_hash(value))
-
-
 def current_session(touch: bool = True) -> Any:
     if "_yw_session" not in g:
         g._yw_session = rt().sessions.get_by_cookie(request.cookies.get(cookie_name(SESSION_COOKIE)), touch=touch)
     return g._yw_session
-
-
-class FlowStore:
-    """Authorization requests waiting for a login, second factor or consent (Redis, 30 min)."""
-
-    def __init__(self, redis: Any, prefix: str, ttl_seconds: int = 1800) -> None:
-        self._r = redis
-        self._p = f"{prefix}flow:"
-        self.ttl = ttl_seconds
-
-    def create(self, data: dict[str, Any]) -> str:
-        fid = secrets.token_urlsafe(18)
-        self._r.set(self._p + fid, json.dumps(data), ex=self.ttl)
-        return fid
-
-    def get(self, fid: str | None) -> dict[str, Any] | None:
-        if not fid or len(fid) > 64:
-            return None
-        raw = self._r.get(self._p + fid)
-        return json.loads(raw) if raw else None
-
-    def save(self, fid: str, data: dict[str, Any], *, pipe: Any = None) -> None:
-        """Write the flow; with ``pipe`` the write joins that pipeline's round trip."""
-        (pipe if pipe is not None else self._r).set(self._p + fid, json.dumps(data), ex=self.ttl)
-
-    def delete(self, fid: str, *, pipe: Any = None) -> None:
-        """Forget the flow; with ``pipe`` the delete joins that pipeline's round trip."""
-        (pipe if pipe is not None else self._r).delete(self._p + fid)

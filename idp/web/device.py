@@ -26,7 +26,7 @@ from ..device import (
     register_device_flow,
 )
 from ..oauth.claims import ID_NUMBER_SCOPE
-from ..oauth.flow import final_scopes
+from ..oauth.flow import Flow
 from ..oauth.scopes import decide as decide_scopes
 from .common import current_session, render, rt
 from .i18n import register
@@ -117,7 +117,7 @@ def device_authorization() -> Any:
 
 def _to_login(user_code: str | None) -> Any:
     back = VERIFICATION_PATH + (("?" + urlencode({"user_code": user_code})) if user_code else "")
-    fid = rt().flows.create({"return_to": back})
+    fid = rt().flows.create(Flow.login_only(back))
     return redirect(url_for("auth.login", flow=fid), code=303)
 
 
@@ -192,17 +192,12 @@ def decide() -> Any:
         client = rt().provider.query_client(pending["client_id"]) if pending is not None else None
         if pending is not None and client is not None:
             # The approval is the citizen's consent (as on the consent page):
-            # the ID number only with its own explicit tick, and remembered.
-            from .views_auth import _remember_consent
-
-            shown = _shown_scopes(client, pending["scope"])
-            granted = [s for s in shown if s != ID_NUMBER_SCOPE]
-            if ID_NUMBER_SCOPE in shown and request.form.get("share_id_number") == "yes":
-                granted.append(ID_NUMBER_SCOPE)
-            scope = " ".join(final_scopes(shown, first_party=client.first_party,
-                                          may_receive_id_number=client.may_receive_id_number, consented=granted))
-            _remember_consent(citizen.id, client.client_id, granted)
-            rt().provider.audit("consent.granted", client_id=client.client_id, detail={"scopes": granted})
+            # the ID number only with its own explicit tick, and remembered
+            # beside what the client already holds (issue 18 §2).
+            scope = rt().consents.approve_device(
+                citizen.id, client, _shown_scopes(client, pending["scope"]),
+                share_id_number=request.form.get("share_id_number") == "yes",
+            )
         approval = DeviceApproval(
             citizen_id=citizen.id,
             public_id=citizen.public_id,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, redirect, url_for
 
-from ..models import Client, Consent, utcnow
 from .common import SESSION_COOKIE, current_session, render, rt
 from .security import check_csrf, cookie_name
 
@@ -31,13 +29,7 @@ def home() -> Any:
     if session is None:
         return redirect(url_for("auth.login"), code=303)
     sessions = r.sessions.list_for_citizen(session.citizen_id)
-    with r.services.db.session() as s:
-        rows = s.execute(
-            sa.select(Consent, Client.name)
-            .join(Client, Client.client_id == Consent.client_id)
-            .where(Consent.citizen_id == int(session.citizen_id), Consent.revoked_at.is_(None))
-        ).all()
-        consents = [{"client_id": c.client_id, "name": name, "scopes": c.scopes} for c, name in rows]
+    consents = [app._asdict() for app in r.consents.connected_apps(int(session.citizen_id))]
     view = [
         {"sid": s.sid, "channel": s.channel, "ip": _masked_ip(s.ip), "current": s.sid == session.sid,
          "created": dt.datetime.fromtimestamp(s.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -88,20 +80,6 @@ def revoke_consent(client_id: str) -> Any:
     session = current_session()
     if session is None or not check_csrf():
         return render("error.html", 400, message="error_csrf", detail=None)
-    with r.services.db.session() as s:
-        s.execute(
-            sa.update(Consent)
-            .where(Consent.citizen_id == int(session.citizen_id), Consent.client_id == client_id)
-            .values(revoked_at=utcnow())
-        )
     # Withdrawing consent also withdraws what it granted (tokens of that client for this citizen).
-    with r.services.db.session() as s:
-        from ..models import TokenRecord
-
-        jtis = list(s.execute(
-            sa.select(TokenRecord.jti).where(TokenRecord.citizen_id == int(session.citizen_id),
-                                             TokenRecord.client_id == client_id)
-        ).scalars())
-    r.provider.tokens.revoke(jtis=jtis)
-    r.provider.audit("consent.revoked", client_id=client_id)
+    r.consents.revoke(int(session.citizen_id), client_id, revoke_tokens=lambda jtis: r.provider.tokens.revoke(jtis=jtis))
     return redirect(url_for("account.home"), code=303)

@@ -9,7 +9,7 @@ from tests.idp.oidc_helpers import *  # noqa: F403
 
 
 def test_losing_the_insert_race_updates_the_winners_row(app, idp_services, citizen, rp):
-    from idp.web import views_auth
+    from idp.consents import ConsentService
 
     db = idp_services.db
     raced = []
@@ -25,8 +25,7 @@ def test_losing_the_insert_race_updates_the_winners_row(app, idp_services, citiz
                                                    scopes=["openid"]))
 
     try:
-        with app.app_context():
-            views_auth._remember_consent(citizen.id, rp.client_id, ["openid", "profile"])
+        ConsentService(db, idp_services.audit).remember(citizen.id, rp.client_id, ["openid", "profile"])
     finally:
         sa.event.remove(sa.orm.Session, "before_flush", _other_tab_first)
     assert raced == [1]

@@ -229,7 +229,7 @@ _SPOOF = "https://evil.example/Call_+86-400-000-0000_to_unlock_your_account"
     ("en", "asks to return to an address that is not registered"),
 ])
 def test_unregistered_redirect_uri_page_is_fixed_text(web, rp, caplog, lang, expected):
-    caplog.set_level(logging.INFO, logger="idp.web.views_oauth")
+    caplog.set_level(logging.INFO, logger="idp.web.responses")
     resp = web.get("/authorize", query_string={**_auth_params(rp, redirect_uri=_SPOOF), "lang": lang})
     assert resp.status_code == 400 and "Location" not in resp.headers
     text = _page_text(resp)  # what the citizen reads (the language link's href keeps the query)
