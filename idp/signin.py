@@ -314,7 +314,7 @@ class SignIn:
         elif citizen is None or citizen.id != user.citizen_id or consent_missing(requested, **rules, consented=None):
             citizen, consent = self.consents.citizen_and_consent(user.citizen_id, client.client_id)
         # else: the account login has just read, and no consent row could change the answer
-        if citizen is None or citizen.disabled:
+        if user is None or citizen is None or citizen.disabled:
             user = None
         else:
             user.public_id = citizen.public_id

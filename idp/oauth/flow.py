@@ -313,7 +313,7 @@ def final_scopes(
 
 
 def wants_2fa(acr_values: str | None) -> bool:
-    return bool(acr_values) and ACR_2FA in acr_values.split()
+    return acr_values is not None and ACR_2FA in acr_values.split()
 
 
 @dataclass(frozen=True)

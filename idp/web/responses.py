@@ -12,7 +12,8 @@ import logging
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
-from flask import Response, make_response, redirect, url_for
+from flask import make_response, redirect, url_for
+from werkzeug.wrappers import Response
 
 from ..oauth.flow import Flow, Step
 from ..signin import ErrorPage, IssueCode, Outcome, RedirectError, ResumeAt, ReturnTo, ShowStep

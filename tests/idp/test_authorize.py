@@ -262,3 +262,22 @@ def test_flow_ends_with_the_code_it_produced(web, citizen, first_party_rp):
     assert again.status_code == 400 and "Location" not in again.headers
     assert web.get(login_url).status_code == 400  # the login page of that flow is gone too
 
+
+
+def test_a_login_parses_the_id_number_once(web, citizen, rp, monkeypatch):
+    """The login page parses it for its messages and hands the parsed value on (issue 12 §3)."""
+    import idp.accounts
+    import idp.web.views_auth
+    from keys.identifiers import parse_resident_id
+
+    calls = []
+
+    def counting(value):
+        calls.append(1)
+        return parse_resident_id(value)
+
+    monkeypatch.setattr(idp.accounts, "parse_resident_id", counting)
+    monkeypatch.setattr(idp.web.views_auth, "parse_resident_id", counting)
+    query, _verifier = authorize_code(web, rp)
+    assert "code" in query
+    assert calls == [1]
