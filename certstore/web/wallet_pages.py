@@ -206,7 +206,8 @@ def callback() -> Any:
         abort(400, "the sign-in did not complete; please try again")
     sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     id_token = token.get("id_token") if isinstance(token.get("id_token"), str) else None
-    wallet_sessions().delete(request.cookies.get(_cookie()[0]))  # a pending session from an earlier try
+    # One session per browser: the one it had (pending from an earlier try, or older) ends here.
+    wallet_sessions().delete(request.cookies.get(_cookie()[0]))
     number = info.get("id_number")
     if not isinstance(number, str) or not number:
         return _needs_id_number(sub=str(info.get("sub", "")), sid=sid, id_token=id_token)
@@ -255,6 +256,8 @@ def _needs_id_number(*, sub: str, sid: str | None, id_token: str | None) -> Resp
     opens no certificate); it keeps the form token and the ID token so that
     "sign out" ends the idp session too, and the back-channel logout finds it.
     """
+    if id_token and _carries_number(id_token, None):
+        id_token = None
     session.clear()  # Authlib's state, nonce and PKCE verifier are spent
     data = {"at": dt.datetime.now(dt.UTC).isoformat(), "csrf": secrets.token_urlsafe(24), "id_token": id_token or ""}
     resp = _page("wallet_id_number.html", 403, csrf=data["csrf"])
@@ -262,7 +265,7 @@ def _needs_id_number(*, sub: str, sid: str | None, id_token: str | None) -> Resp
     return resp
 
 
-def _carries_number(id_token: str, number: str) -> bool:
+def _carries_number(id_token: str, number: str | None) -> bool:
     """Whether the ID token's payload holds an ``id_number`` claim or the number itself."""
     try:
         part = id_token.split(".")[1]
@@ -270,7 +273,9 @@ def _carries_number(id_token: str, number: str) -> bool:
         claims = json.loads(payload)
     except (IndexError, ValueError):
         return True  # unreadable: assume the worst and keep it nowhere
-    return not isinstance(claims, dict) or "id_number" in claims or number.upper() in payload.upper()
+    if not isinstance(claims, dict) or "id_number" in claims:
+        return True
+    return bool(number) and str(number).upper() in payload.upper()
 
 
 def _end_session(id_token: str) -> tuple[str, dict[str, str]] | None:

@@ -117,7 +117,7 @@ def test_wallet_pages_answer_browsers_with_a_page(
 ) -> None:
     if path == "/wallet/callback":
         app.extensions["certstore.oauth"] = _FakeOAuth({"sub": "pw"})
-        app.extensions["certstore.oauth"].idp.authorize_access_token = _fails  # type: ignore[method-assign]
+        app.extensions["certstore.oauth"].idp.authorize_access_token = _fails
     page = client.open(path, method=method, headers=BROWSER)
     assert page.status_code == status and page.mimetype == "text/html", page.get_data(as_text=True)[:300]
     html = page.get_data(as_text=True)
@@ -165,3 +165,19 @@ def test_the_api_and_machine_endpoints_keep_problem_json(client: Any, wallet: Wa
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
     resp = client.get("/wallet/backchannel-logout", headers=BROWSER)
     assert resp.status_code == 405 and resp.mimetype == "application/problem+json"
+
+
+def test_the_pending_session_keeps_no_id_token_that_carries_the_number(
+    app: Any, client: Any, wallet: WalletService
+) -> None:
+    import base64
+    import json
+
+    payload = base64.urlsafe_b64encode(json.dumps({"sid": "s-1", "id_number": PERSON_ID}).encode()).rstrip(b"=").decode()
+    idp = _declined(app)
+    idp.authorize_access_token = lambda: {  # type: ignore[method-assign]
+        "access_token": "at", "id_token": f"e30.{payload}.c2ln", "userinfo": {"sub": "pw", "sid": "s-1"},
+    }
+    assert client.get("/wallet/callback?code=c&state=s").status_code == 403
+    record = app.extensions["certstore.wallet_sessions"].get(client.get_cookie("yw_wallet", path="/wallet").value)
+    assert record["id_token"] == "" and record["sid"] == "s-1"
