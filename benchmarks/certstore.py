@@ -154,7 +154,7 @@ def run(*, seconds: float = 3.0, database_url: str | None = None) -> dict[str, f
             )
         )
         # The baseline is pyHanko as its own docs would have it tuned: the key parsed
-        # once and bytes_reserved set (DESIGN.md, pyhanko speed), not a naive loop.
+        # once and bytes_reserved set (docs/design.md, pyhanko speed), not a naive loop.
         # Both are timed in alternating slices of the same run (as benchmarks.signing
         # does), so a neighbour's burst of work slows both sides alike.
         bare = bare_pyhanko_signer(page)

@@ -1,6 +1,6 @@
 """Certificate identifiers (证照标识).
 
-DESIGN.md, domain reference (GB/T 36904, *to confirm*)::
+docs/design.md, domain reference (GB/T 36904, *to confirm*)::
 
     1.2.156.3005.2.<type code>.<issuer USCC>.<serial>.<version>.<check>
 
@@ -133,7 +133,7 @@ def parse_identifier(text: str) -> CertificateId:
     """Parse and validate an identifier, including its check character.
 
     The issuer code's own check character is not enforced here (verifying):
-    DESIGN.md says early credit codes that fail it are accepted when verifying.
+    docs/design.md says early credit codes that fail it are accepted when verifying.
     """
     if not isinstance(text, str):
         raise _bad("a certificate identifier must be text", "charset")

@@ -6,7 +6,7 @@ status, an :class:`Action`, a reason, an actor and a time, and returns the
 :class:`ForbiddenTransition` with a message a clerk can read ("a revoked
 certificate cannot be reinstated").
 
-Status codes (DESIGN.md, domain reference)::
+Status codes (docs/design.md, domain reference)::
 
     01 valid ──suspend──▶ 02 suspended ──reinstate──▶ 01 valid
     01/02 ──revoke──▶ 03 revoked        (撤销: the issuer annuls a wrong issue)
@@ -55,7 +55,7 @@ MAX_REASON = 500
 
 
 class Status(enum.StrEnum):
-    """DESIGN.md's status codes."""
+    """docs/design.md's status codes."""
 
     VALID = "01"
     SUSPENDED = "02"

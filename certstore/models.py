@@ -1,6 +1,6 @@
 """certstore's tables (SQLAlchemy 2 declarative models).
 
-The columns follow DESIGN.md: a certificate's holder code (a resident ID
+The columns follow docs/design.md: a certificate's holder code (a resident ID
 number for a person) is never stored in clear — ``holder_code_index`` is the
 keyed blind index that finds it, ``holder_code_enc`` the AEAD ciphertext,
 ``holder_code_masked`` what pages show. The signed PDF is stored with its
@@ -38,7 +38,7 @@ __all__ = [
     "BatchRow",
 ]
 
-# DESIGN.md, domain reference: certificate status codes.
+# docs/design.md, domain reference: certificate status codes.
 STATUS_CODES: dict[str, tuple[str, str]] = {
     "01": ("有效", "valid"),
     "02": ("暂扣", "suspended"),

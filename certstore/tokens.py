@@ -1,6 +1,6 @@
 """Validating the idp's access tokens: certstore as an OAuth 2.0 resource server.
 
-certstore never imports ``idp`` (DESIGN.md, dependency rule): it trusts the
+certstore never imports ``idp`` (docs/design.md, dependency rule): it trusts the
 idp exactly as any other agency's system would, through the discovery
 document at ``{issuer}/.well-known/openid-configuration`` (OpenID Connect
 Discovery 1.0 §4) and the JWKS it points to.

@@ -11,7 +11,7 @@ agencies are registered in), all obtained out of band: the *anchor* and the
 (:func:`signing.trustlist.import_trust_list`) and refused whole when any
 issuer in it carries the credit code of a local agency, or of an agency
 another imported region already vouches for: trust does not travel sideways
-(DESIGN.md, "Boundaries"). It is stored with its anchor; it
+(docs/design.md, "Boundaries"). It is stored with its anchor; it
 is verified again every time it is loaded, so an import that has passed its
 ``next_update`` stops counting by itself (with a warning in the log) until a
 current list is imported.

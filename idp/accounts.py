@@ -1,6 +1,6 @@
 """Citizen accounts: create, find, authenticate, second factor, bulk import (issue 3 §1, §7).
 
-An account is keyed on the resident ID number (DESIGN.md, identity rules):
+An account is keyed on the resident ID number (docs/design.md, identity rules):
 every number is validated with :func:`keys.identifiers.parse_resident_id`,
 found by its keyed blind index, stored AEAD-encrypted and shown masked.
 Nothing here logs, raises or reports an unmasked number.

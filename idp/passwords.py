@@ -3,7 +3,7 @@
 OWASP Password Storage Cheat Sheet: Argon2id with m = 19 MiB (19,456 KiB),
 t = 2, p = 1. Hashes are PHC strings (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``)
 made and checked by ``cryptography``'s Argon2id, which is about 10 % faster
-than argon2-cffi here (DESIGN.md, performance facts). The parameters live in
+than argon2-cffi here (docs/design.md, performance facts). The parameters live in
 the string, so raising them later only needs :meth:`PasswordHasher.needs_rehash`
 at the next successful login.
 

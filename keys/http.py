@@ -3,7 +3,7 @@
 Everything a service fetches from outside (back-channel logout receivers,
 status lists, other regions' trust lists, the idp's discovery document and
 JWKS) is an answer a stranger controls. :func:`bounded_request` gives every
-such exchange the same limits (DESIGN.md, Boundaries: "whatever comes from
+such exchange the same limits (docs/design.md, Boundaries: "whatever comes from
 outside is bounded"):
 
 - **one overall deadline** per exchange, from name resolution to the last

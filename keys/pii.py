@@ -1,6 +1,6 @@
 """Protection of personal identifiers at rest: a keyed blind index and AEAD.
 
-DESIGN.md, identity rules: the resident ID number is never stored in clear.
+docs/design.md, identity rules: the resident ID number is never stored in clear.
 A keyed HMAC-SHA256 (the *blind index*) finds the row; the number itself is
 kept AES-256-GCM encrypted. Both keys are derived with HKDF from one secret
 held by the key backend, so the database alone reveals nothing, not even which

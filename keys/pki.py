@@ -4,7 +4,7 @@ A region (a province or city, by its administrative division code) runs one
 root CA and one issuing CA; each agency that issues electronic certificates
 gets a signer certificate whose subject carries its unified social credit
 code (GB 32100-2015), in ``organizationIdentifier`` (2.5.4.97) and
-``serialNumber``. The signer profile follows DESIGN.md: keyUsage
+``serialNumber``. The signer profile follows docs/design.md: keyUsage
 digitalSignature + nonRepudiation, extended key usage emailProtection and
 documentSigning (poppler's ``pdfsig`` trusts a signer only with
 emailProtection and a CRL distribution point), AKI/SKI, no CA.
@@ -459,7 +459,7 @@ def _signer_profile(
     issuer_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     crl_url: str,
 ) -> x509.CertificateBuilder:
-    """The DESIGN.md signer profile."""
+    """The docs/design.md signer profile."""
     return (
         builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

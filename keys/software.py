@@ -5,7 +5,7 @@ implementation and a development one side by side"): each key is one file
 ``<key_dir>/private/<handle>.key`` holding the DER PKCS#8 key AES-256-GCM
 encrypted under the KEK (see :mod:`keys.sealed`). Decrypted key objects are
 cached in memory, because parsing a key costs more than the signature
-itself (DESIGN.md, pyhanko speed).
+itself (docs/design.md, pyhanko speed).
 """
 
 from __future__ import annotations

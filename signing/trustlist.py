@@ -126,7 +126,7 @@ def region_areas(region: str) -> tuple[str, ...]:
 class Agreement:
     """What the importing region agreed with the exporting one (out of band, like the anchor).
 
-    Trust does not travel sideways (DESIGN.md, "Boundaries"): a region vouches
+    Trust does not travel sideways (docs/design.md, "Boundaries"): a region vouches
     only for the certificate types agreed with it, and only for agencies
     registered in its own area.
     """

@@ -1,6 +1,6 @@
 """Both services' engines ping a pooled connection only after it sat idle, and survive a dead one.
 
-The listener is written twice (idp/db.py, certstore/db.py): DESIGN.md's dependency
+The listener is written twice (idp/db.py, certstore/db.py): docs/design.md's dependency
 rule leaves no package both may share that can import SQLAlchemy. One test covers both.
 """
 

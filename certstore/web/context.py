@@ -1,6 +1,6 @@
 """Helpers every view shares: the services, the caller's token, who the caller may act as.
 
-certstore decides for itself who may call an agency API (DESIGN.md,
+certstore decides for itself who may call an agency API (docs/design.md,
 "Resource servers check for themselves"): a scope in the token is necessary,
 never sufficient. Issuing, reading and changing certificates need a
 client-credentials token of a client that ``certstore issuers add

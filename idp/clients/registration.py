@@ -142,7 +142,7 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
             scopes.append("id_number")
     elif "id_number" in scopes:
         raise InvalidInput(
-            "the id_number scope needs --may-receive-id-number (DESIGN.md, identity rules)"
+            "the id_number scope needs --may-receive-id-number (docs/design.md, identity rules)"
         )
 
     method = spec.auth_method or ("none" if spec.public else "client_secret_basic")

@@ -6,7 +6,7 @@ audits every change in the same transaction, and looks clients up.
 
 Client secrets are 256-bit random (``secrets.token_urlsafe(32)``), shown
 once and stored as SHA-256 hex: a fast hash is right for a high-entropy
-secret, and a slow KDF would cap the token endpoint (DESIGN.md).
+secret, and a slow KDF would cap the token endpoint (docs/design.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ password change, idle or absolute expiry found by the sweep — goes through
    revoke the citizen's offline tokens;
 2. writes one :class:`~idp.models.LogoutDelivery` row per client of the
    session that registered a ``backchannel_logout_uri`` and commits them
-   (DESIGN.md, state: the durable record comes *before* the job);
+   (docs/design.md, state: the durable record comes *before* the job);
 3. queues one Dramatiq job per row.
 
 :meth:`LogoutService.attempt` is the job body (Back-Channel Logout 1.0 §2.5):

@@ -1,6 +1,6 @@
 """Scopes and the claims they release (OIDC Core §5.4), and the ID-number rule.
 
-DESIGN.md, identity rules: the resident ID number is released only under the
+docs/design.md, identity rules: the resident ID number is released only under the
 ``id_number`` scope, only to a client registered ``may_receive_id_number``,
 only with the citizen's consent, and only by userinfo — never in an ID token
 (issue 11 §4). Which scopes a grant gets is decided by

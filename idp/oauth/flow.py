@@ -285,7 +285,7 @@ def consent_missing(
     """Whether the consent page must be shown (OIDC Core §3.1.2.4).
 
     First-party clients skip it — except for the ID number, which is never
-    released without the citizen's consent (DESIGN.md, identity rules).
+    released without the citizen's consent (docs/design.md, identity rules).
     """
     granted = set(consented or ())
     wanted = set(requested) - {"openid"}

@@ -241,7 +241,7 @@ class Provider:
     ) -> dict[str, Any]:
         # The grant has already cut (and, at the token endpoint, refused) what
         # it may not grant; cutting again here, with the same policy, is what
-        # makes a grant that forgot to ask unable to issue more (DESIGN.md,
+        # makes a grant that forgot to ask unable to issue more (docs/design.md,
         # "Boundaries"). The response's ``scope`` is what was granted (RFC 6749 §5.1).
         scope = decide(client, grant_type, scope).scope
         resource = (user.extra.get("resource") if user else None) or None

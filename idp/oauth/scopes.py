@@ -1,6 +1,6 @@
 """Scope policy: what a client may be granted, decided in one function.
 
-DESIGN.md, "Boundaries": every grant — authorization code (PAR included),
+docs/design.md, "Boundaries": every grant — authorization code (PAR included),
 refresh, client credentials (the WSGI hot path included), device code, and
 any grant added later — gets *requested ∩ registered ∩ known* scopes from
 :func:`decide`, and privileged scopes also need the client's registration

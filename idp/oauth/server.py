@@ -40,7 +40,7 @@ class YiwangIssuerParameter(IssuerParameter):
 def configure_server(server: Any, provider: Provider) -> Any:
     server.provider = provider
     # Authlib's server-wide check knows neither the client nor certs:read:<TYPE>;
-    # every grant asks idp.oauth.scopes.decide instead (DESIGN.md, "Boundaries"),
+    # every grant asks idp.oauth.scopes.decide instead (docs/design.md, "Boundaries"),
     # and Provider.generate_token cuts again with it.
     server.scopes_supported = None
     server.register_token_generator("default", provider.generate_token)

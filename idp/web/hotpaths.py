@@ -1,6 +1,6 @@
 """The three hottest endpoints without Flask: ``POST /token``, ``POST /introspect``, ``/userinfo``.
 
-DESIGN.md, performance facts: Flask's request context, routing, werkzeug's
+docs/design.md, performance facts: Flask's request context, routing, werkzeug's
 form parsing and the response object cost about as much as Authlib's own
 work on a token request, and beyond ~0.7x of the reference provider the
 lever is keeping Flask off the few hot endpoints. :class:`HotPaths` sits in

@@ -4,7 +4,7 @@
 ``Signer.sign(data, der=True)``, so a key in an HSM signs the same way. For a
 plain B-B signature it reuses the CMS skeleton of its first signature
 (:class:`_CmsTemplate`); :func:`cms_signer` builds one adapter per signer
-certificate and chain and keeps it (DESIGN.md, "pyhanko speed").
+certificate and chain and keeps it (docs/design.md, "pyhanko speed").
 """
 
 from __future__ import annotations

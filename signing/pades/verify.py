@@ -69,7 +69,7 @@ for _name in _PYHANKO_VERIFY_LOGGERS:
 
 PDF_CHECK_NAMES = ("signature_intact", "chain_trusted", "no_changes_after_signing", "coverage")
 
-# Signer key usages accepted (DESIGN.md signer profile: digitalSignature + nonRepudiation).
+# Signer key usages accepted (docs/design.md signer profile: digitalSignature + nonRepudiation).
 _KEY_USAGE = KeyUsageConstraints(
     key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
 )

@@ -2,7 +2,7 @@
 
 The claim map uses small integer keys and compact values so a personal
 certificate takes about 200 bytes and every demo type fits a version 11 code
-at level M (DESIGN.md, "QR codes"): dates as days since 1970-01-01, the
+at level M (docs/design.md, "QR codes"): dates as days since 1970-01-01, the
 identifier split into its parts, credit codes packed as base-31 numbers,
 Chinese text as GB 18030 when that is shorter (docs/verifier-guide.md,
 "Claims").
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 IDENTIFIER_ROOT = "1.2.156.3005.2"
-"""Prefix of every certificate identifier (GB/T 36904, *to confirm*: DESIGN.md)."""
+"""Prefix of every certificate identifier (GB/T 36904, *to confirm*: docs/design.md)."""
 CHINA_TZ = _dt.timezone(_dt.timedelta(hours=8), "CST")
 """Certificate dates are calendar days in China Standard Time."""
 _EPOCH = _dt.date(1970, 1, 1)

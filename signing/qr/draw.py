@@ -23,7 +23,7 @@ from .codec import MAX_QR_VERSION, MAX_TEXT_LENGTH
 __all__ = ["QR_MASK_PATTERN", "make_qr", "qr_matrix", "qr_svg", "qr_png", "dark_runs"]
 
 QR_MASK_PATTERN = 2
-"""Fixed mask: choosing the best of 8 costs about 15 ms per code (DESIGN.md)."""
+"""Fixed mask: choosing the best of 8 costs about 15 ms per code (docs/design.md)."""
 
 
 def _alnum_version(length: int) -> int:

@@ -1,4 +1,4 @@
-"""The authorization matrix, endpoint half (DESIGN.md "The matrix proves it"; issue 11).
+"""The authorization matrix, endpoint half (docs/design.md "The matrix proves it"; issue 11).
 
 Every route certstore registers (``app.url_map``), plus the idp's userinfo and
 introspection endpoints, × every kind of token:

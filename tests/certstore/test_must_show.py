@@ -56,7 +56,7 @@ def test_demo_type_must_show(demo: Cli, nssdb: Path, tmp_path: Path, code: str) 
     rc, out, err = demo(*issue_args(code, pdf))
     assert rc == 0, err
 
-    # pdfsig exits 0 even for a broken signature (DESIGN.md): read its text.
+    # pdfsig exits 0 even for a broken signature (docs/design.md): read its text.
     sig = _run("pdfsig", "-nssdir", f"sql:{nssdb}", "-no-ocsp", str(pdf))
     assert "Signature is Valid." in sig.stdout, sig.stdout + sig.stderr
     assert "Certificate is Trusted." in sig.stdout, sig.stdout + sig.stderr

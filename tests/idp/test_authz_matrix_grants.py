@@ -1,4 +1,4 @@
-"""The authorization matrix, grant half (issue 11, DESIGN.md "Boundaries: the matrix proves it").
+"""The authorization matrix, grant half (issue 11, docs/design.md "Boundaries: the matrix proves it").
 
 grant type × registered client × requested scope set, each cell asserted:
 
@@ -11,7 +11,7 @@ grant type × registered client × requested scope set, each cell asserted:
   a known scope it did not register, plus an unknown scope, plus the
   privileged scopes (``id_number``, ``certs:lookup``, ``certs:issue``).
 
-The expected answer comes from :func:`expected`, the rule of DESIGN.md written
+The expected answer comes from :func:`expected`, the rule of docs/design.md written
 out independently of ``idp.oauth.scopes`` (so widening the policy fails here).
 One application serves the whole module: in-process Flask test clients, no
 browser; each cell starts a fresh "browser" and sign-in.
@@ -49,7 +49,7 @@ REFRESH = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 
-# DESIGN.md, the rule the idp must implement (stated here, not imported).
+# docs/design.md, the rule the idp must implement (stated here, not imported).
 CITIZEN_SCOPES = {"openid", "profile", "phone", "email", "offline_access", "id_number", "certs:read"}
 CITIZEN_TYPED = re.compile(r"certs:read:[0-9A-Z]{2,24}")
 AGENCY_SCOPES = {"certs:issue", "certs:lookup"}

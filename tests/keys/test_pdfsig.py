@@ -99,7 +99,7 @@ def test_pdf_signed_by_agency_is_valid_and_trusted_in_pdfsig(
     )
     assert added.returncode == 0, added.stderr
 
-    # pdfsig exits 0 even for a broken signature (DESIGN.md): read its text.
+    # pdfsig exits 0 even for a broken signature (docs/design.md): read its text.
     result = _run("pdfsig", "-nssdir", f"sql:{nssdb}", "-no-ocsp", str(pdf))
     assert "Signature is Valid." in result.stdout, result.stdout + result.stderr
     assert "Certificate is Trusted." in result.stdout, result.stdout + result.stderr

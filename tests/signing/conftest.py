@@ -1,7 +1,7 @@
 """A small test PKI and an in-test signer speaking the ``keys`` Signer protocol.
 
 Region root -> issuing CA -> agency signer certificate, with the profile of
-DESIGN.md (EKU emailProtection + documentSigning, a CRL distribution point).
+docs/design.md (EKU emailProtection + documentSigning, a CRL distribution point).
 The signer holds its key in memory; it stands in for ``keys.pki.AgencySigner``
 so these tests do not depend on the key store.
 """
