@@ -6,8 +6,8 @@ authorization endpoint of §3.1, answered by Authlib's
 verification URI of §3.3, where the citizen — on their phone, through its SSO
 session, or after logging in — enters or confirms the user code and approves
 or denies the request on a CSRF-protected form. The device grant itself is
-served by the ordinary token endpoint, where :func:`idp.device.register_device_flow`
-registered it.
+served by the ordinary token endpoint; :func:`idp.oauth.server.configure_server`
+registers it with the others.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from ..device import (
     DeviceApproval,
     DeviceCodeStore,
     normalize_user_code,
-    register_device_flow,
 )
 from ..oauth.claims import ID_NUMBER_SCOPE
 from ..oauth.flow import Flow
+from ..oauth.provider import ProviderConfig
 from ..oauth.scopes import decide as decide_scopes
 from .common import current_session, render, rt
 from .i18n import register
@@ -38,9 +38,8 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("device", __name__)
 
-VERIFICATION_PATH = "/device"
-DEVICE_CODE_SECONDS = 600
-POLL_INTERVAL = 5
+# The route must be where configure_server tells clients to send citizens.
+VERIFICATION_PATH: str = ProviderConfig.device_verification_path
 
 MESSAGES: dict[str, dict[str, str]] = {
     "device_title": {"zh-CN": "在其他设备上登录", "en": "Sign in on another device"},
@@ -88,20 +87,6 @@ def _render(template: str, status: int = 200, **ctx: Any) -> Response:
     resp = make_response(html, status)
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-@bp.record_once
-def _register(state: Any) -> None:
-    runtime = state.app.extensions["yiwang"]
-    store = DeviceCodeStore(
-        runtime.services.redis,
-        runtime.services.keyspace.base,
-        expires_in=DEVICE_CODE_SECONDS,
-        interval=POLL_INTERVAL,
-    )
-    register_device_flow(
-        runtime.server, store, verification_uri=f"{runtime.provider.issuer}{VERIFICATION_PATH}"
-    )
 
 
 def _store() -> DeviceCodeStore:
