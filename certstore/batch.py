@@ -20,6 +20,16 @@ names; no unknown column; every column the type requires present. Then:
    schema…) is marked ``failed`` with the reason and the batch goes on.
 4. The results file lists each row: number, reference, state, identifier,
    reason.
+5. The job's end state is true whoever issues its last row (issue 20 §4):
+   :meth:`BatchService.finish` sets ``finished_at`` in one statement that
+   only succeeds when no row is pending, and :meth:`BatchService.run_row`
+   calls it after each row it stores — so the process that stores the last
+   row (a worker started after another died, or the inline run) ends the
+   job, and a job with a pending row is never marked finished. A row's
+   outcome is stored only over ``pending``: if two workers ran the same row
+   (a message requeued from a worker taken for dead), the first outcome
+   stands. :meth:`BatchService.progress` is what ``certstore batch-status``
+   shows; the results file is written from SQL whenever asked.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ __all__ = [
     "read_batch_csv",
     "BatchService",
     "RESULT_COLUMNS",
+    "JobProgress",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +79,65 @@ class BatchFile:
     columns: tuple[str, ...]
     rows: list[tuple[int, dict[str, str]]]
     """``(line number in the file, cells)``; line 1 is the header."""
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; every time stored here is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Where a batch job stands, read from SQL (``certstore batch-status``)."""
+
+    job_id: int
+    issuer: str
+    type_code: str
+    source: str
+    total: int
+    issued: int
+    existing: int
+    """Rows whose ``external_ref`` already had a certificate (an earlier or crashed run issued it)."""
+    failed: int
+    pending: int
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    """Set only once no row is pending, by whichever process stored the last row."""
+    last_progress_at: dt.datetime | None
+    """When this job last issued a certificate (rows that failed or found one leave no time)."""
+
+    @property
+    def done(self) -> int:
+        return self.total - self.pending
+
+    def rate(self, now: dt.datetime) -> float:
+        """Rows done per second since the job was created (to its end, or ``now``)."""
+        end = self.finished_at or now
+        seconds = (end - self.created_at).total_seconds()
+        return self.done / seconds if seconds > 0 else 0.0
+
+    def as_json(self, now: dt.datetime) -> dict[str, Any]:
+        def iso(t: dt.datetime | None) -> str | None:
+            return t.isoformat(timespec="seconds") if t is not None else None
+
+        return {
+            "job": self.job_id,
+            "issuer": self.issuer,
+            "type": self.type_code,
+            "source": self.source,
+            "total": self.total,
+            "issued": self.issued,
+            "existing": self.existing,
+            "failed": self.failed,
+            "pending": self.pending,
+            "finished": self.finished_at is not None,
+            "created_at": iso(self.created_at),
+            "finished_at": iso(self.finished_at),
+            "last_progress_at": iso(self.last_progress_at),
+            "rows_per_second": round(self.rate(now), 3),
+        }
 
 
 def read_batch_csv(path: Path, spec: CertificateType) -> BatchFile:
@@ -223,12 +293,32 @@ class BatchService:
         else:
             state, identifier, error = self._issue(job, ref, data_enc)
         with session_scope(self.sessions) as s:
-            s.execute(
+            result: Any = s.execute(  # an UPDATE's CursorResult: it has rowcount
                 sa.update(BatchRow)
-                .where(BatchRow.job_id == job_id, BatchRow.row_no == row_no)
+                .where(BatchRow.job_id == job_id, BatchRow.row_no == row_no, BatchRow.state == "pending")
                 .values(state=state, identifier=identifier, error=(error or None) and error[:500])
             )
+            stored = int(result.rowcount)
+        if not stored:  # another worker ran the same row (a requeued message) and stored first
+            with self.sessions() as s:
+                state = s.scalar(
+                    sa.select(BatchRow.state).where(BatchRow.job_id == job_id, BatchRow.row_no == row_no)
+                ) or "missing"
+        self._finish_if_last(job_id, row_no)
         return state
+
+    def _finish_if_last(self, job_id: int, row_no: int) -> None:
+        # Rows are mostly done in order: a pending row after this one is one index step away and
+        # proves the job is not done, so the full check (every row) runs only near the end.
+        # Skipping is safe: whoever stores that pending row checks again after its own commit.
+        with self.sessions() as s:
+            later = s.scalar(
+                sa.select(BatchRow.row_no)
+                .where(BatchRow.job_id == job_id, BatchRow.row_no > row_no, BatchRow.state == "pending")
+                .limit(1)
+            )
+        if later is None:
+            self.finish(job_id)
 
     def _existing(self, issuer: str, ref: str) -> str | None:
         with self.sessions() as s:
@@ -253,9 +343,69 @@ class BatchService:
             return "failed", None, "the database refused the row (duplicate external_ref?)"
         return "issued", result.certificate.identifier, None
 
-    def finish(self, job_id: int) -> None:
+    def finish(self, job_id: int) -> bool:
+        """Mark the job finished if no row is pending; returns whether it is finished (now or before).
+
+        One statement, run after the caller's row is committed: of two processes storing the
+        last two rows at once, the one whose check starts later sees both rows stored.
+        """
+        still_pending = (
+            sa.select(BatchRow.row_no)
+            .where(BatchRow.job_id == job_id, BatchRow.state == "pending")
+            .limit(1)
+            .exists()
+        )
         with session_scope(self.sessions) as s:
-            s.execute(sa.update(BatchJob).where(BatchJob.id == job_id).values(finished_at=dt.datetime.now(dt.UTC)))
+            s.execute(
+                sa.update(BatchJob)
+                .where(BatchJob.id == job_id, BatchJob.finished_at.is_(None), ~still_pending)
+                .values(finished_at=dt.datetime.now(dt.UTC))
+            )
+        with self.sessions() as s:
+            finished = s.scalar(sa.select(BatchJob.finished_at).where(BatchJob.id == job_id))
+        return finished is not None
+
+    def pending_count(self, job_id: int) -> int:
+        with self.sessions() as s:
+            return int(
+                s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(BatchRow)
+                    .where(BatchRow.job_id == job_id, BatchRow.state == "pending")
+                )
+                or 0
+            )
+
+    def progress(self, job_id: int) -> JobProgress:
+        """Counts, times and last progress of one job (:class:`NotFound` if there is none)."""
+        job = self._job(job_id)
+        counts = self.counts(job_id)
+        with self.sessions() as s:
+            last = s.scalar(
+                sa.select(sa.func.max(Certificate.issued_at))
+                .join(BatchRow, BatchRow.identifier == Certificate.identifier)
+                .where(BatchRow.job_id == job_id, BatchRow.state == "issued")
+            )
+        return JobProgress(
+            job_id=job.id,
+            issuer=job.issuer_uscc,
+            type_code=job.type_code,
+            source=job.source,
+            total=job.total,
+            issued=counts.get("issued", 0),
+            existing=counts.get("existing", 0),
+            failed=counts.get("failed", 0),
+            pending=counts.get("pending", 0),
+            created_at=_utc(job.created_at) or dt.datetime.now(dt.UTC),
+            finished_at=_utc(job.finished_at),
+            last_progress_at=_utc(last),
+        )
+
+    def recent(self, limit: int = 20) -> list[JobProgress]:
+        """The newest ``limit`` jobs, newest first."""
+        with self.sessions() as s:
+            ids = list(s.scalars(sa.select(BatchJob.id).order_by(BatchJob.id.desc()).limit(limit)))
+        return [self.progress(job_id) for job_id in ids]
 
     def counts(self, job_id: int) -> dict[str, int]:
         with self.sessions() as s:
@@ -280,11 +430,11 @@ class BatchService:
         tmp.replace(out)
 
     def run_inline(self, job_id: int, *, progress: Callable[[int], None] = lambda n: None) -> dict[str, int]:
-        """Issue every pending row in this process, in order."""
+        """Issue every pending row in this process, in order (the last one finishes the job)."""
         for row_no in self.pending(job_id):
             self.run_row(job_id, row_no)
             progress(1)
-        self.finish(job_id)
+        self.finish(job_id)  # nothing was pending: a rerun of a finished job
         return self.counts(job_id)
 
 

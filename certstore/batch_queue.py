@@ -7,6 +7,11 @@ of row numbers; the rows themselves (sealed) and their outcomes are in SQL,
 so a lost message only delays rows: a rerun, or another worker, picks up
 whatever is still ``pending``, and ``external_ref`` keeps anything from being
 issued twice. Without Redis there is no queue: the CLI issues inline.
+
+Messages held by a worker that dies (SIGKILL, a lost machine) are back on the
+queue within ``YIWANG_CERTSTORE_QUEUE_REQUEUE_SECONDS`` (default 15 s) as long
+as another worker runs, or as soon as one starts: :mod:`keys.jobqueue` says
+how the bound is kept on Dramatiq's own heartbeat and maintenance.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Callable
 
 import dramatiq
 from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications, TimeLimit
+
+from keys.jobqueue import BoundedRedisBroker, redis_broker
 
 from .settings import CertstoreSettings
 
@@ -35,7 +42,6 @@ class BatchQueue:
         if not url:
             raise ValueError("the batch queue needs YIWANG_REDIS_URL")
         import redis
-        from dramatiq.brokers.redis import RedisBroker
 
         middleware = [
             AgeLimit(),
@@ -44,10 +50,11 @@ class BatchQueue:
             Callbacks(),
             Retries(max_retries=3, min_backoff=1_000, max_backoff=30_000),
         ]
-        self.broker = RedisBroker(  # type: ignore[no-untyped-call]
+        self.broker: BoundedRedisBroker = redis_broker(
             client=redis.Redis.from_url(url),
             namespace=f"{settings.common.redis_prefix}certstore-dramatiq",
             middleware=middleware,
+            requeue_seconds=settings.queue_requeue_seconds,
         )
         self._handler = handler
         self.actor = dramatiq.Actor(

@@ -30,6 +30,20 @@ def _parse_cache_seconds(text: str) -> int:
     return value
 
 
+_REQUEUE_RANGE = (2.0, 3600.0)
+
+
+def _parse_requeue_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    low, high = _REQUEUE_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"expected {low:g} to {high:g} seconds")
+    return value
+
+
 def parse_lookup_clients(text: str) -> Mapping[str, frozenset[str] | None]:
     """``"client-a:JZZM,BYZS client-b:*"`` → ``{"client-a": {"JZZM", "BYZS"}, "client-b": None}``.
 
@@ -74,6 +88,11 @@ CERTSTORE_VARIABLES = (
         parse_lookup_clients,
         "clients allowed POST /api/v1/lookup and the types each may read: 'client-a:JZZM,BYZS client-b:*'",
     ),
+    Variable(
+        "CERTSTORE_QUEUE_REQUEUE_SECONDS",
+        _parse_requeue_seconds,
+        "seconds within which batch messages held by a dead worker are back on the queue (2-3600, default 15)",
+    ),
 )
 
 
@@ -115,6 +134,9 @@ class CertstoreSettings:
     lookup_clients: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     """certstore's own allow-list for ``POST /api/v1/lookup``: client id → the certificate
     types it may read (``None``: all). The ``certs:lookup`` scope alone opens nothing."""
+    queue_requeue_seconds: float = 15.0
+    """Batch-queue messages held by a killed or stopped worker are back on the queue at most
+    this long after it died (issue 20 §5; :mod:`keys.jobqueue` says how the bound is kept)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -153,6 +175,8 @@ class CertstoreSettings:
             kwargs["lookup_clients"] = values["CERTSTORE_LOOKUP_CLIENTS"]
         if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
             kwargs["status_list_max_age"] = values["CERTSTORE_STATUS_LIST_MAX_AGE"]
+        if "CERTSTORE_QUEUE_REQUEUE_SECONDS" in values:
+            kwargs["queue_requeue_seconds"] = values["CERTSTORE_QUEUE_REQUEUE_SECONDS"]
         return cls(common=common, **kwargs)
 
     @property

@@ -26,7 +26,7 @@ __all__ = ["main", "cli"]
 logger = logging.getLogger(__name__)
 
 # Each module defines ``register(group: click.Group) -> None``.
-_COMMAND_MODULES = ("db", "ca", "types", "issuers", "issue", "verify", "serve", "trust", "status", "init", "batch")
+_COMMAND_MODULES = ("db", "ca", "types", "issuers", "issue", "verify", "serve", "trust", "status", "init", "batch", "batch_status")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
