@@ -120,3 +120,7 @@ def embedded_init(yiwang_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, c
         return Path(yiwang_env["YIWANG_HOME"])
 
     return run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: breaks a service on purpose (tests/faults: kills, restarts, outages)")
