@@ -107,6 +107,9 @@ def register(group: click.Group) -> None:
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         worker = queue.worker(threads=threads)
         worker.start()
+        # The id names this worker's held messages in Redis (<prefix>certstore-dramatiq:__acks__.<id>.*).
+        click.echo(f"batch worker {queue.broker.broker_id} started (pid {os.getpid()}; held jobs of a dead "
+                   f"worker are requeued within {settings.queue_requeue_seconds:g} s)", err=True)
         try:
             while not stop.wait(_POLL):
                 if job_id is not None and not batch.pending_count(job_id):
