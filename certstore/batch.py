@@ -106,7 +106,7 @@ class JobProgress:
     finished_at: dt.datetime | None
     """Set only once no row is pending, by whichever process stored the last row."""
     last_progress_at: dt.datetime | None
-    """When this job last issued a certificate (rows that failed or found one leave no time)."""
+    """When this job last issued a certificate, to the second (rows that failed or found one leave no time)."""
 
     @property
     def done(self) -> int:
