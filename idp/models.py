@@ -355,6 +355,9 @@ class TokenRecord(Base):
     revoked_at: Mapped[dt.datetime | None]
     consumed_at: Mapped[dt.datetime | None]
     """Set when a refresh token is rotated; using it again is reuse."""
+    retried_at: Mapped[dt.datetime | None]
+    """Set when a rotated refresh token was accepted once more, within the grace window
+    after ``consumed_at``, from its own client (issue 20 §1); a further use is reuse."""
     offline: Mapped[bool] = mapped_column(default=False)
     """Granted with ``offline_access``: survives the end of the SSO session."""
     data: Mapped[dict[str, Any] | None]

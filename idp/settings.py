@@ -40,6 +40,11 @@ IDP_VARIABLES = (
     Variable("IDP_DATABASE_POOL_SIZE", parse_int, "PostgreSQL connections each idp process keeps open (20)"),
     Variable("IDP_AUDIT_ANCHOR_FILE", parse_path,
              "append-only file of signed audit checkpoints (default: YIWANG_HOME/audit/anchors.jsonl)"),
+    Variable("IDP_REFRESH_REUSE_GRACE_SECONDS", parse_int,
+             "seconds after a refresh token's rotation in which its client may retry it once (30; 0: never)"),
+    Variable("IDP_QUEUE_REQUEUE_SECONDS", parse_int,
+             "a killed worker's logout jobs are back on the queue within this many seconds (15)"),
+    Variable("FAULT_POINTS", str, "test only: named fault seams that kill the process (idp.faults)"),
     Variable("IDP_ALLOW_LOOPBACK_CALLBACKS", parse_bool,
              "logout URIs may be http on 127.0.0.1 (the embedded demo; default: only when the issuer is on loopback)"),
 )
@@ -57,6 +62,12 @@ class IdpSettings:
     access_token_seconds: int = 600
     id_token_seconds: int = 600
     refresh_token_seconds: int = 30 * 24 * 3600
+    refresh_reuse_grace_seconds: int = 30
+    """Issue 20 §1: for this long after a refresh token was rotated, its own client may
+    present it once more (a retry of a response it never got: a crash, a timeout) and
+    gets a new child, the undelivered one being revoked. Any other reuse revokes the
+    family (RFC 9700 §4.14.2). 0: every reuse revokes. As Ory Hydra's
+    ``oauth2.refresh_token_rotation.grace_period`` and Cognito's ``RetryGracePeriodSeconds``."""
     code_seconds: int = 60
     client_credentials_seconds: int = 300
     """Machine tokens live minutes (Authlib's default is 10 days)."""
@@ -73,6 +84,10 @@ class IdpSettings:
     logout_retry_seconds: int = 3 * 24 * 3600
     """A delivery that still fails this long after the session ended is given up."""
     session_sweep_seconds: int = 30
+    queue_requeue_seconds: int = 15
+    """Issue 20 §5: logout jobs held by a worker that died (SIGKILL, a lost machine) are
+    back on the queue within this many seconds while another worker runs (the bound
+    :mod:`keys.jobqueue` keeps on Dramatiq's heartbeat and maintenance)."""
     """How often the worker ends sessions past their idle or absolute deadline."""
     inprocess_worker: bool | None = None
     """Run the job worker in the web process; ``None``: only with the in-process Redis."""
@@ -124,12 +139,20 @@ class IdpSettings:
             ("IDP_DATABASE_POOL_SIZE", "database_pool_size"),
             ("IDP_ALLOW_LOOPBACK_CALLBACKS", "allow_loopback_callbacks"),
             ("IDP_AUDIT_ANCHOR_FILE", "audit_anchor_file"),
+            ("IDP_REFRESH_REUSE_GRACE_SECONDS", "refresh_reuse_grace_seconds"),
+            ("IDP_QUEUE_REQUEUE_SECONDS", "queue_requeue_seconds"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
         if kwargs.get("database_pool_size", 1) < 1:
             raise ConfigurationError("YIWANG_IDP_DATABASE_POOL_SIZE must be at least 1",
                                      variable="YIWANG_IDP_DATABASE_POOL_SIZE")
+        if not 0 <= kwargs.get("refresh_reuse_grace_seconds", 0) <= 3600:
+            raise ConfigurationError("YIWANG_IDP_REFRESH_REUSE_GRACE_SECONDS must be 0 to 3600 seconds",
+                                     variable="YIWANG_IDP_REFRESH_REUSE_GRACE_SECONDS")
+        if not 2 <= kwargs.get("queue_requeue_seconds", 15) <= 3600:
+            raise ConfigurationError("YIWANG_IDP_QUEUE_REQUEUE_SECONDS must be 2 to 3600 seconds",
+                                     variable="YIWANG_IDP_QUEUE_REQUEUE_SECONDS")
         return cls(common=common, **kwargs)
 
     @property

@@ -27,6 +27,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet as JoseKeySet
 
+from ..faults import fault_point
 from .claims import user_claims
 from .codes import AuthorizationCode
 from .provider import GrantUser
@@ -276,10 +277,22 @@ class _RefreshRecord:
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
-    """RFC 6749 §6 with rotation on every use and family revocation on reuse (RFC 9700 §4.14.2)."""
+    """RFC 6749 §6 with rotation on every use and family revocation on reuse (RFC 9700 §4.14.2).
+
+    Issue 20 §1: the parent is consumed before its child is stored and sent.
+    A backing service failing after that undoes the take (:meth:`_release`),
+    so the retry is an ordinary refresh (an unreadable session store is a
+    503, never a revocation). Where the undo could not run (the process
+    died, the database is away), the parent's own client may present it once
+    more within ``refresh_reuse_grace_seconds``: the retry supersedes the
+    undelivered children, so one chain lives; any further use is reuse.
+    """
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+
+    _taken: tuple[str, str, int] | None = None  # (parent jti, take status, time) once taken
+    _stored: tuple[str, ...] = ()  # the jtis this request stores (revoked if it fails after all)
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
         provider = _provider(self)
@@ -288,21 +301,62 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         from .tokens import refresh_hash
 
         jti = refresh_hash(refresh_token)
+        now = provider.tokens.now()
         status, row = provider.tokens.store.take_refresh(
-            jti, self.request.client.client_id, provider.tokens.now()
+            jti, self.request.client.client_id, now,
+            grace_seconds=provider.config.refresh_reuse_grace_seconds,
         )
         if status == "reused" and row is not None:
             n = provider.tokens.revoke(family_id=row["family_id"])
             provider.audit("token.refresh_reuse", client_id=row["client_id"], detail={"revoked": n})
             logger.warning("rotated refresh token reused by client %s; family revoked (%d)", row["client_id"], n)
             return None
-        if status != "ok" or row is None:
+        if status not in ("ok", "retry") or row is None:
             return None
-        if row["sid"] and not row["offline"] and provider.sessions.get(row["sid"], touch=False) is None:
-            # A session-bound refresh token dies with its session (issue 4 §6).
+        self._taken = (jti, status, now)
+        fault_point("refresh.after_consume")
+        if status == "retry":  # an audit record, not a warning: a crash's honest retry
+            provider.audit("token.refresh_retry", client_id=row["client_id"], detail={"family": row["family_id"]})
+        # A session-bound refresh token dies with its session (issue 4 §6); a
+        # session store that does not answer says nothing about it (a 503).
+        if row["sid"] and not row["offline"] and self._guarded(provider.sessions.get, row["sid"], touch=False) is None:
             provider.tokens.revoke(family_id=row["family_id"])
             return None
         return _RefreshRecord(row)
+
+    def create_token_response(self) -> Any:
+        return self._guarded(super().create_token_response)
+
+    def save_token(self, token: dict[str, Any]) -> Any:
+        provider = _provider(self)
+        self._stored = tuple(r["jti"] for r in token.get("_rows") or ())
+        if self._taken is not None and self._taken[1] == "retry":
+            # Before the new child exists: every child of the parent so far is superseded.
+            parent, _, now = self._taken
+            gone = provider.tokens.store.supersede_children(parent, now)
+            logger.info("retried refresh: %d undelivered child token(s) superseded", len(gone))
+        result = super().save_token(token)
+        fault_point("refresh.after_store")
+        return result
+
+    def _guarded(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """``call(...)``; if a backing service fails in it, undo the take and re-raise (a 5xx)."""
+        try:
+            return call(*args, **kwargs)
+        except OAuth2Error:
+            raise  # a protocol answer: what was taken stays taken
+        except Exception:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        taken, self._taken = self._taken, None
+        try:
+            if taken is not None:
+                _provider(self).tokens.store.release_refresh(*taken, drop=self._stored)
+        except Exception as e:  # the database is away too: the grace window covers the retry
+            logger.warning("refresh failed and its token could not be released (%s); "
+                           "the client's retry falls in the grace window", type(e).__name__)
 
     def authenticate_user(self, refresh_token: _RefreshRecord) -> GrantUser | None:
         provider = _provider(self)
@@ -336,7 +390,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         refresh_token = self._validate_request_token(client)
         self._validate_token_scope(refresh_token)
         self.request.refresh_token = refresh_token
-
 
     def _check_not_wider(self, client: Any) -> None:
         # RFC 6749 §6, checked on a read before the token is consumed: a

@@ -46,6 +46,8 @@ class ProviderConfig:
     """Authlib's default is 10 days; a machine token lives minutes here."""
     id_token_seconds: int = 600
     refresh_token_seconds: int = 30 * 24 * 3600
+    refresh_reuse_grace_seconds: int = 30
+    """A rotated refresh token's one retry window (issue 20 §1; ``IdpSettings``)."""
     code_seconds: int = 60
     par_seconds: int = 60
     require_par: bool = False
@@ -69,6 +71,7 @@ class ProviderConfig:
             client_credentials_seconds=settings.client_credentials_seconds,
             id_token_seconds=settings.id_token_seconds,
             refresh_token_seconds=settings.refresh_token_seconds,
+            refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
             code_seconds=settings.code_seconds,
             par_seconds=settings.par_seconds,
             require_par=settings.require_par,

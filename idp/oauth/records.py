@@ -31,8 +31,14 @@ def _row(r: TokenRecord) -> dict[str, Any]:
     out.update(
         issued_at=_epoch(r.issued_at), expires_at=_epoch(r.expires_at),
         revoked_at=_epoch(r.revoked_at), consumed_at=_epoch(r.consumed_at),
+        retried_at=_epoch(r.retried_at),
     )
     return out
+
+
+def _stamp(epoch: int) -> Any:
+    """``epoch`` as a typed SQL literal (inside COALESCE/CASE the column type is not inferred)."""
+    return sa.literal(_ts(epoch), TokenRecord.__table__.c.consumed_at.type)
 
 
 _INSERT_COLUMNS = (*_FIELDS, "issued_at", "expires_at")
@@ -119,31 +125,55 @@ class SqlTokenStore(TokenStore):
             r = s.get(TokenRecord, jti)
             return _row(r) if r is not None else None
 
-    def take_refresh(self, jti: str, client_id: str, now: int) -> tuple[str, dict[str, Any] | None]:
-        """Consume a refresh token of ``client_id`` in one transaction.
+    def take_refresh(self, jti: str, client_id: str, now: int, *,
+                     grace_seconds: int = 0) -> tuple[str, dict[str, Any] | None]:
+        """Consume a refresh token of ``client_id``: one conditional UPDATE, atomic by itself.
 
-        ``("ok", row)`` when it was live (and is now consumed); otherwise the
-        reason — ``reused`` (already rotated: the caller revokes the family),
-        ``revoked``, ``expired``, ``unknown`` — with the row if there is one.
-        A token of another client is ``unknown`` and stays untouched.
-        The consuming UPDATE is one statement (atomic without a transaction,
-        one round trip); the read that explains a failure runs only then.
+        ``("ok", row)`` when it was live (and is now consumed). ``("retry", row)``
+        when it was consumed less than ``grace_seconds`` ago and never retried:
+        its own client may present it once more (a response lost to a crash
+        or a timeout; issue 20 §1), and it is now marked retried. Otherwise the
+        reason — ``reused`` (the caller revokes the family), ``revoked``,
+        ``expired``, ``unknown`` — with the row if there is one. A token of
+        another client is ``unknown`` and stays untouched, inside the window too.
+        One round trip on both accepting paths; the read that explains a
+        failure runs only then.
         """
+        table = TokenRecord
+        if grace_seconds > 0:
+            stamp = _stamp(now)
+            usable = sa.or_(
+                table.consumed_at.is_(None),
+                # RFC 9700 §4.14.2 allows a server to tell an honest retry from
+                # reuse; here: the same client, once, within the window.
+                # (Sender-constrained tokens would also require the same DPoP
+                # key here — once DPoP exists, its thumbprint check goes in this
+                # condition.)
+                sa.and_(table.retried_at.is_(None), table.consumed_at >= _ts(now - grace_seconds)),
+            )
+            values: dict[str, Any] = {
+                "consumed_at": sa.func.coalesce(table.consumed_at, stamp),
+                # Set only on the retry (SET expressions read the old row).
+                "retried_at": sa.case((table.consumed_at.is_(None), table.retried_at), else_=stamp),
+            }
+        else:
+            usable = table.consumed_at.is_(None)
+            values = {"consumed_at": _ts(now)}
         with self._db.single_statement() as s:
             r = s.execute(
-                sa.update(TokenRecord)
+                sa.update(table)
                 .where(
-                    TokenRecord.jti == jti, TokenRecord.kind == "refresh",
-                    TokenRecord.client_id == client_id,
-                    TokenRecord.consumed_at.is_(None), TokenRecord.revoked_at.is_(None),
-                    TokenRecord.expires_at > _ts(now),
+                    table.jti == jti, table.kind == "refresh", table.client_id == client_id,
+                    usable, table.revoked_at.is_(None), table.expires_at > _ts(now),
                 )
-                .values(consumed_at=_ts(now))
-                .returning(TokenRecord)
+                .values(**values)
+                .returning(table)
+                .execution_options(synchronize_session=False)
             ).scalar_one_or_none()
             if r is not None:
-                return "ok", _row(r)
-            r = s.get(TokenRecord, jti)
+                # A live token has retried_at NULL (release_refresh keeps it so).
+                return ("retry" if r.retried_at is not None else "ok"), _row(r)
+            r = s.get(table, jti)
             if r is None or r.kind != "refresh" or r.client_id != client_id:
                 return "unknown", None
             row = _row(r)
@@ -152,6 +182,56 @@ class SqlTokenStore(TokenStore):
             if r.revoked_at is not None:
                 return "revoked", row
             return "expired", row
+
+    def release_refresh(self, jti: str, status: str, now: int, *, drop: Iterable[str] = ()) -> bool:
+        """Undo :meth:`take_refresh` (``status`` ``ok`` or ``retry`` at ``now``) after a failure.
+
+        For a request that failed on a backing service after it took the
+        token: the token is as before (consumed again only by a later take),
+        and ``drop`` (what the failed request may have stored: its child
+        tokens, never delivered) is revoked. One transaction; False when the
+        take was not the last thing to happen to the token (nothing undone then).
+        """
+        drop = list(drop)
+        stamp = _ts(now)
+        with self._db.session() as s:
+            if drop:
+                s.execute(
+                    sa.update(TokenRecord)
+                    .where(TokenRecord.jti.in_(drop), TokenRecord.revoked_at.is_(None))
+                    .values(revoked_at=stamp)
+                    .execution_options(synchronize_session=False)
+                )
+            if status == "retry":
+                where = [TokenRecord.retried_at == stamp]
+                values: dict[str, Any] = {"retried_at": None}
+            else:
+                where = [TokenRecord.consumed_at == stamp, TokenRecord.retried_at.is_(None)]
+                values = {"consumed_at": None}
+            res = s.execute(
+                sa.update(TokenRecord).where(TokenRecord.jti == jti, *where).values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(res.rowcount == 1)
+
+    def supersede_children(self, parent_jti: str, now: int) -> list[str]:
+        """Revoke the refresh tokens rotated from ``parent_jti`` so far; their jtis.
+
+        Called when a retry of the parent issues a new child: the earlier
+        children were never delivered (or the client would not retry), so
+        one live chain remains. They are marked consumed too, so presenting
+        one later counts as reuse and revokes the family: only a party that
+        got a response the retrying client did not can hold one.
+        """
+        t: sa.Table = TokenRecord.__table__  # type: ignore[assignment]
+        rows = self._db.all_rows(
+            sa.update(t)
+            .where(t.c.parent_jti == parent_jti, t.c.kind == "refresh", t.c.revoked_at.is_(None))
+            .values(revoked_at=_ts(now), consumed_at=sa.func.coalesce(t.c.consumed_at, _stamp(now)))
+            .returning(t.c.jti),
+            {},
+        )
+        return [r[0] for r in rows]
 
     def consume_refresh(self, jti: str, now: int) -> str:
         """Atomic: one UPDATE that succeeds only for a live, unconsumed token."""

@@ -9,7 +9,9 @@
   that registered ``id_token_signed_response_alg=RS256``.
 * Refresh tokens are opaque random strings; only their SHA-256 is stored
   (as the TokenRecord ``jti``). They rotate on every use, and presenting a
-  rotated one again revokes the whole family (OAuth 2.0 Security BCP §4.14.2).
+  rotated one again revokes the whole family (OAuth 2.0 Security BCP §4.14.2),
+  except its own client's one retry within a grace window after the rotation
+  (a response lost to a crash; issue 20 §1), which supersedes the undelivered child.
 * Revocation state that the hot paths (introspection, userinfo) must see is
   a Redis marker per access-token ``jti`` with the token's remaining
   lifetime, so checking it costs one round trip and no SQL; the SQL
@@ -111,8 +113,20 @@ class TokenStore:
     def get(self, jti: str) -> dict[str, Any] | None:  # pragma: no cover
         raise NotImplementedError
 
-    def take_refresh(self, jti: str, client_id: str, now: int) -> tuple[str, dict[str, Any] | None]:  # pragma: no cover
-        """Consume a live refresh token of ``client_id``; ``(status, row)``."""
+    def take_refresh(self, jti: str, client_id: str, now: int, *,
+                     grace_seconds: int = 0) -> tuple[str, dict[str, Any] | None]:  # pragma: no cover
+        """Consume a live refresh token of ``client_id`` (or accept its one retry within
+        ``grace_seconds``); ``(status, row)``, status ``ok``, ``retry``, ``reused``,
+        ``revoked``, ``expired`` or ``unknown``."""
+        raise NotImplementedError
+
+    def release_refresh(self, jti: str, status: str, now: int, *,
+                        drop: Iterable[str] = ()) -> bool:  # pragma: no cover
+        """Undo a take (``ok``/``retry`` at ``now``) after a failure; revoke ``drop``."""
+        raise NotImplementedError
+
+    def supersede_children(self, parent_jti: str, now: int) -> list[str]:  # pragma: no cover
+        """Revoke (as consumed) the refresh tokens rotated from ``parent_jti``; their jtis."""
         raise NotImplementedError
 
     def consume_refresh(self, jti: str, now: int) -> str:  # pragma: no cover
