@@ -242,3 +242,33 @@ def test_messages_held_by_a_killed_worker_come_back_within_the_bound(world: dict
     assert t_back - t_kill <= BOUND + MARGIN
     _assert_true_end_state(engine, job, world["ref"], results)
     assert b.poll() is None  # the surviving worker goes on
+
+
+def test_a_worker_stopped_with_sigterm_hands_back_what_it_holds_at_once(world: dict[str, Any]) -> None:
+    engine, tmp, r = world["engine"], world["tmp"], world["redis"]
+    ns = f"{world['prefix']}certstore-dramatiq"
+    a = world["start"]("batch-worker", name="worker-a")
+    b = world["start"]("batch-worker", name="worker-b")
+    for name in ("worker-a", "worker-b"):
+        _wait_for(lambda n=name: "started" in (tmp / f"{n}.err").read_text(), 60, f"{name} starting")
+    a_id = re.search(r"batch worker (\S+) started", (tmp / "worker-a.err").read_text()).group(1)
+    held_key = f"{ns}:__acks__.{a_id}.certstore-batch"
+
+    source = _write_csv(tmp / "t.csv", world["ref"], ROWS)
+    results = tmp / "t.results.csv"
+    batch = world["start"]("issue-batch", str(source), "--type", "JZZM", "--issuer", PSB, "--workers", "0",
+                           "--wait", "60", "--results", str(results), name="issue-batch")
+    job = _job_id(engine, source)
+    _wait_for(lambda: _done(engine, job) >= ROWS * 3 // 10 and r.scard(held_key) > 0, 60, "30 % done, A holding")
+    held_then = r.scard(held_key)
+    a.send_signal(signal.SIGTERM)
+    t_term = time.monotonic()
+    assert a.wait(timeout=20) == 0
+    t_exit = time.monotonic()
+    # A was alive until now, so no maintenance took its messages: it handed them back itself.
+    assert not r.exists(held_key)
+    assert batch.wait(timeout=120) == 0, (tmp / "issue-batch.err").read_text()
+    print(f"\n[batch worker SIGTERM holding {held_then} messages] it finished its rows in hand and handed the "
+          f"rest back as it exited, {t_exit - t_term:.2f} s after the signal")
+    _assert_true_end_state(engine, job, world["ref"], results)
+    assert b.poll() is None
