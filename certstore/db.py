@@ -9,11 +9,18 @@ server does not pay SQLAlchemy's ``pool_pre_ping`` round trip on every
 checkout (two of the four round trips of an issued certificate). Schema changes go through Alembic only
 (:func:`upgrade`), recorded in ``certstore_alembic_version`` so the idp's
 migrations can share a database without colliding.
+
+Outages (issue 20 §2): :func:`outage_of` says whether an exception means the
+database is away (unreachable, read-only, a dropped connection) rather than
+a bug; the web layer answers those 503 and reports them to
+:data:`certstore.availability.DATABASE`, and every engine built here reports
+each statement that succeeds to it, so the end of an outage is logged once.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .availability import DATABASE, Availability, Outage
+
 __all__ = [
     "make_engine",
     "make_session_factory",
@@ -33,6 +42,8 @@ __all__ = [
     "current_revision",
     "VERSION_TABLE",
     "PING_AFTER_IDLE_SECONDS",
+    "outage_of",
+    "READ_ONLY_SQLSTATE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,6 +52,9 @@ VERSION_TABLE = "certstore_alembic_version"
 PING_AFTER_IDLE_SECONDS = 5.0
 """A pooled PostgreSQL connection idle longer than this is pinged before it is handed out."""
 _MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY_SQLSTATE = "25006"
+"""PostgreSQL ``read_only_sql_transaction``: a write on a read-only server or transaction."""
+_WRITE = re.compile(r"\s*(?:INSERT|UPDATE|DELETE|WITH\b.*?\b(?:INSERT|UPDATE|DELETE)\b)", re.IGNORECASE | re.DOTALL)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -59,11 +73,58 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        _report_successes(engine, DATABASE)
         return engine
     engine = sa.create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    _report_successes(engine, DATABASE)
     return engine
+
+
+def _report_successes(engine: Engine, availability: Availability) -> None:
+    """Tell ``availability`` about each statement that succeeds while it believes the database away.
+
+    While the database is up this costs one attribute read per statement;
+    only during an outage is the statement looked at, to tell a write (which
+    ends a read-only outage) from a read (which does not).
+    """
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _succeeded(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if availability.down:
+            availability.answered(wrote=_WRITE.match(statement) is not None)
+
+
+def outage_of(exc: BaseException) -> Outage | None:
+    """The outage ``exc`` stands for, or ``None`` when it is no sign of the database being away.
+
+    * a write refused because the server is read-only (PostgreSQL SQLSTATE
+      25006, psycopg's ``ReadOnlySqlTransaction``; SQLite's read-only file):
+      ``read-only``;
+    * a connection that died under the request (SQLAlchemy invalidated it):
+      ``dropped`` — the pool reconnects on the next checkout;
+    * any other ``OperationalError`` or ``InterfaceError`` (connection
+      refused, the server shutting down or starting up, a lock timeout on
+      SQLite), or no pooled connection free in time: ``unreachable``.
+
+    The reason names the driver's error class and SQLSTATE only, never the
+    message: SQLAlchemy's text carries the statement and its parameters.
+    """
+    if isinstance(exc, sa.exc.TimeoutError):
+        return Outage("unreachable", "no pooled connection free in time")
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    what = type(orig).__name__ + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+    if sqlstate == READ_ONLY_SQLSTATE or getattr(orig, "sqlite_errorname", "") == "SQLITE_READONLY":
+        return Outage("read-only", f"read-only ({what})")
+    if exc.connection_invalidated:
+        return Outage("dropped", what)
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return Outage("unreachable", what)
+    return None
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

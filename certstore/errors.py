@@ -12,6 +12,7 @@ __all__ = [
     "Forbidden",
     "Conflict",
     "ServiceUnavailable",
+    "StoreUnavailable",
     "Unauthorized",
     "PayloadTooLargeError",
 ]
@@ -58,6 +59,15 @@ class ServiceUnavailable(CertstoreError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The database (or Redis) is away: restarting, unreachable, or read-only for a write.
+
+    Carries ``retry_after`` (seconds) for the ``Retry-After`` header (RFC 9110
+    §10.2.3). Nothing was stored: a retry with the same ``Idempotency-Key``
+    is safe (issue 20 §2).
+    """
 
 
 class Unauthorized(CertstoreError):

@@ -1,11 +1,16 @@
 """Issuing a certificate: the one place that ties the rules, keys, signing and the database.
 
 Validate the request (:mod:`certstore.issue_request`), allocate a serial and
-a status-list position (:mod:`certstore.issue_store`), build the identifier,
-sign the QR payload, render and PAdES-sign the PDF, then store the record
-*and* the PDF in one transaction. Everything slow (signatures, PDF) happens
-before the transaction opens, so a failure anywhere leaves nothing stored
-and a short transaction holds no lock while PDFs are rendered.
+draw a free status-list position (:mod:`certstore.issue_store`), build the
+identifier, sign the QR payload, render and PAdES-sign the PDF, then store
+the record, the PDF *and* the status-list slot in one transaction.
+Everything slow (signatures, PDF) happens before the transaction opens, so a
+failure anywhere leaves nothing stored but a gap in the serials (no
+status-list slot without a certificate: issue 20 §3), and a short
+transaction holds no lock while PDFs are rendered. Should the drawn position
+be taken by another certificate in the meantime (two draws meeting in a
+list at most half full of 131,072), the certificate is signed again with a
+new position.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from signing.errors import PayloadTooLarge, SigningError
 
 from .dates import Clock, china_date, utcnow
 from .errors import Conflict, InvalidInput, ServiceUnavailable
+from .faults import fault_point
 from .identifier import build_identifier, format_serial
 from .issue_request import IssueRequest, IssueResult, Prepared, prepare
 from .issue_store import IssueStore
@@ -37,12 +43,15 @@ from .pdf_trust import PdfTrust
 from .reading import PII_PURPOSE, CertificateReader
 from .registry import Registry
 from .settings import CertstoreSettings
-from .statuslists import Slot, StatusListService
+from .statuslists import Slot, SlotTaken, StatusListService
 from .types import mask_holder_code
 
 __all__ = ["Issuance"]
 
 logger = logging.getLogger(__name__)
+
+_SLOT_ATTEMPTS = 4
+"""Positions tried per certificate before giving up with 503 (each collision is rare already)."""
 
 
 class Issuance:
@@ -94,12 +103,49 @@ class Issuance:
             serial, slot = store.allocate_pg(agency_uscc, prepared.spec.code)
         else:
             old_id, serial, version = None, store.allocate_serial(agency_uscc, prepared.spec.code), 1
-        cid = build_identifier(prepared.spec.code, agency_uscc, serial, version)
+        cid = str(build_identifier(prepared.spec.code, agency_uscc, serial, version))
         signer = self._signer(agency_uscc)
-        if slot is None:
-            slot = self.status_lists.allocate(agency_uscc)
+        for _ in range(_SLOT_ATTEMPTS):
+            if slot is None:
+                slot = self.status_lists.draw(agency_uscc)
+            values, audit = self._signed_record(
+                prepared, request, cid=cid, serial=serial, version=version, slot=slot, now=now, signer=signer,
+                actor=actor or agency_uscc,
+            )
+            row = Certificate(**values)
+            fault_point("issue.before_store")
+            try:
+                if old_id is None and store.postgresql:
+                    store.store_pg(values, audit, key, prepared.fingerprint, slot=slot)
+                else:
+                    store.store(row, audit, key, prepared.fingerprint, slot=slot, old_id=old_id,
+                                actor=actor or agency_uscc, at=now)
+            except SlotTaken:
+                logger.info("status-list position taken while %s was signed; drawing again", cid)
+                slot = None
+                continue
+            except IntegrityError:
+                if key is None and old_id is not None:
+                    raise Conflict("a new version of this certificate was issued a moment ago", field="supersedes") from None
+                if key is None:
+                    raise
+                # Another request with the same key won the race: answer as it did.
+                existing = store.replay(agency_uscc, key, prepared.fingerprint)
+                if existing is None:
+                    raise
+                return existing
+            logger.info("issued %s (type %s) for %s", cid, prepared.spec.code, agency_uscc)
+            return IssueResult(self.reader.view(row, prepared.spec, prepared.issuer))
+        raise ServiceUnavailable("no free status-list position could be found; try again")
+
+    def _signed_record(
+        self, prepared: Prepared, request: IssueRequest, *, cid: str, serial: int, version: int, slot: Slot,
+        now: dt.datetime, signer: Any, actor: str,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The certificate's column values (QR payload and PDF signed for ``slot``) and its audit event."""
+        agency_uscc = prepared.issuer.uscc
         claims = signing.qr.QrClaims(
-            identifier=str(cid),
+            identifier=cid,
             type_code=prepared.spec.code,
             issuer_uscc=agency_uscc,
             holder_name=prepared.holder_name,
@@ -122,10 +168,10 @@ class Issuance:
                 field="holder_name",
                 code="payload_too_large",
             ) from None
-        pdf = self._render_and_sign(prepared, cid=str(cid), qr_text=qr_text, issued_at=now, signer=signer)
+        pdf = self._render_and_sign(prepared, cid=cid, qr_text=qr_text, issued_at=now, signer=signer)
         pii = self.keyring.pii()
         values: dict[str, Any] = dict(
-            identifier=str(cid),
+            identifier=cid,
             type_code=prepared.spec.code,
             issuer_uscc=agency_uscc,
             serial=format_serial(int(serial)),
@@ -144,36 +190,19 @@ class Issuance:
             pdf=pdf,
             pdf_sha256=hashlib.sha256(pdf).hexdigest(),
             qr_text=qr_text,
-            idempotency_key=key,
+            idempotency_key=request.idempotency_key,
             external_ref=request.external_ref,
             status_list=slot.list_id,
             status_index=slot.index,
         )
-        row = Certificate(**values)
         audit = dict(
             at=utcnow(),
-            actor=actor or agency_uscc,
+            actor=actor,
             action="certificate.issue",
-            subject=str(cid),
+            subject=cid,
             detail={"type": prepared.spec.code, "holder": claims.holder_code_masked},
         )
-        try:
-            if old_id is None and store.postgresql:
-                store.store_pg(values, audit, key, prepared.fingerprint)
-            else:
-                store.store(row, audit, key, prepared.fingerprint, old_id=old_id, actor=actor or agency_uscc, at=now)
-        except IntegrityError:
-            if key is None and old_id is not None:
-                raise Conflict("a new version of this certificate was issued a moment ago", field="supersedes") from None
-            if key is None:
-                raise
-            # Another request with the same key won the race: answer as it did.
-            existing = store.replay(agency_uscc, key, prepared.fingerprint)
-            if existing is None:
-                raise
-            return existing
-        logger.info("issued %s (type %s) for %s", cid, prepared.spec.code, agency_uscc)
-        return IssueResult(self.reader.view(row, prepared.spec, prepared.issuer))
+        return values, audit
 
     def _signer(self, uscc: str) -> Any:
         """The agency's signer, cached until ``keys.pki`` replaces or revokes it."""

@@ -5,10 +5,18 @@ Serials come from a per-issuer-and-type counter bumped with one
 concurrency-safe on PostgreSQL (the row lock serialises bumps) and SQLite. A
 request that fails after allocation leaves a gap in the serials; a gap is
 harmless, reusing a serial would not be. On PostgreSQL the bump and the
-status-list position are one statement, and the certificate, its audit event
-and idempotency record another (data-modifying CTEs, each its own atomic
-transaction in autocommit mode): two round trips per certificate instead of
-seventeen (DESIGN.md: a round trip on the hot path is a visible share).
+draw of a free status-list position are one statement, and the certificate,
+its status-list slot, its audit event and idempotency record another
+(data-modifying CTEs, each its own atomic transaction in autocommit mode):
+two round trips per certificate instead of seventeen (DESIGN.md: a round
+trip on the hot path is a visible share).
+
+The status-list slot is taken in the certificate's transaction, on
+PostgreSQL and SQLite alike (:func:`certstore.statuslists.take`): a request
+that fails before the certificate is stored leaves no slot behind (issue 20
+§3). The drawn position is only checked free at the draw; if another
+certificate took it since, the store raises
+:class:`~certstore.statuslists.SlotTaken` and stores nothing.
 
 ``Idempotency-Key``: the key and the keyed fingerprint of the normalised
 request (:func:`certstore.issue_request.prepare`) are stored with the
@@ -26,17 +34,24 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .dates import utcnow
 from .db import autocommit, session_scope
 from .errors import Conflict, Forbidden, InvalidInput
 from .issue_request import IssueResult
 from .lifecycle import Action, transition
-from .models import AuditEvent, Certificate, IdempotencyRecord, SerialCounter
+from .models import (
+    AuditEvent,
+    Certificate,
+    IdempotencyRecord,
+    SerialCounter,
+    StatusListRow,
+    StatusSlot,
+)
 from .reading import CertificateReader
 from .status_changes import LifecycleService
-from .statuslists import FILL_LIMIT, Slot
+from .statuslists import FILL_LIMIT, Slot, SlotTaken, take
 
 __all__ = ["IssueStore"]
 
@@ -79,7 +94,7 @@ class IssueStore:
             return int(s.execute(stmt).scalar_one())
 
     def allocate_pg(self, uscc: str, type_code: str) -> tuple[int, Slot | None]:
-        """:meth:`allocate_serial` and :meth:`StatusListService.allocate` in one PostgreSQL statement.
+        """:meth:`allocate_serial` and :meth:`StatusListService.draw` in one PostgreSQL statement.
 
         Sent in autocommit mode, it is one round trip instead of twelve
         (two transactions, each with its pre-ping, ``BEGIN``, ``SET LOCAL``
@@ -87,17 +102,12 @@ class IssueStore:
         flush (``set_config(..., true)`` for its own transaction), for the
         reason given at :meth:`allocate_serial`. The status-list position
         is drawn as there (``secrets``; the modulo bias of a 62-bit draw is
-        below 2⁻⁴⁴). When the issuer has no open list yet, or the drawn
-        position is taken, the slot comes back empty and
-        :meth:`StatusListService.allocate` draws it (the serial stays).
+        below 2⁻⁴⁴) and only checked free: :meth:`store_pg` takes it. When
+        the issuer has no open list yet, or the drawn position is taken, the
+        slot comes back empty and :meth:`StatusListService.draw` draws it
+        (the serial stays).
         """
-        params = {
-            "uscc": uscc,
-            "type_code": type_code,
-            "fill": FILL_LIMIT,
-            "draw": secrets.randbits(62),
-            "now": utcnow(),
-        }
+        params = {"uscc": uscc, "type_code": type_code, "fill": FILL_LIMIT, "draw": secrets.randbits(62)}
         with autocommit(self.sessions) as conn:
             serial, list_id, index, _ = conn.execute(_ALLOCATE_PG, params).one()
         slot = Slot(str(list_id), int(index)) if list_id is not None else None
@@ -123,12 +133,15 @@ class IssueStore:
         key: str | None,
         fingerprint: str | None,
         *,
+        slot: Slot,
         old_id: str | None,
         actor: str,
         at: dt.datetime,
     ) -> None:
-        """Certificate, idempotency record and audit event in one transaction (ORM, any database)."""
+        """Certificate, its status-list slot, idempotency record and audit event in one transaction
+        (ORM, any database); :class:`SlotTaken` if the slot went to another certificate."""
         with session_scope(self.sessions) as s:
+            take(s, slot, at=audit["at"])
             if old_id is not None:
                 row.supersedes = old_id
                 self.lifecycle.supersede(s, old_id, row.identifier, actor=actor, at=at)
@@ -146,22 +159,30 @@ class IssueStore:
             s.add(AuditEvent(**audit))
 
     def store_pg(
-        self, values: dict[str, Any], audit: dict[str, Any], key: str | None, fingerprint: str | None
+        self, values: dict[str, Any], audit: dict[str, Any], key: str | None, fingerprint: str | None, *, slot: Slot
     ) -> None:
-        """:meth:`store` on PostgreSQL: one ``INSERT`` statement with the audit event (and
-        idempotency record) as data-modifying CTEs, sent in autocommit mode.
+        """:meth:`store` on PostgreSQL: one ``INSERT`` statement with the status-list slot, the audit
+        event (and idempotency record) as data-modifying CTEs, sent in autocommit mode.
 
         One statement is atomic by itself, so this is still one transaction,
         committed synchronously; it spares the ``BEGIN``, the second
         ``INSERT`` and the ``COMMIT`` round trips, and the ORM's unit of work.
+        A slot another certificate took since the draw violates the slots'
+        primary key: nothing is stored and :class:`SlotTaken` is raised.
         """
         params = {f"c_{col.name}": values.get(col.name) for col in Certificate.__table__.c if col.name != "id"}
         params.update({f"a_{k}": v for k, v in audit.items()})
+        params.update(s_list_id=int(slot.list_id), s_idx=slot.index, s_created_at=audit["at"])
         if key is not None:
             params.update(i_issuer_uscc=values["issuer_uscc"], i_key=key, i_request_sha256=fingerprint or "",
                           i_created_at=audit["at"])
-        with autocommit(self.sessions) as conn:
-            conn.execute(_store_statement(key is not None), params)
+        try:
+            with autocommit(self.sessions) as conn:
+                conn.execute(_store_statement(key is not None), params)
+        except IntegrityError as e:
+            if getattr(getattr(e.orig, "diag", None), "table_name", None) == StatusSlot.__tablename__:
+                raise SlotTaken(f"position {slot.index} of list {slot.list_id}") from None
+            raise
 
     def replay(self, uscc: str, key: str, fingerprint: str | None) -> IssueResult | None:
         """The certificate an earlier request with this ``Idempotency-Key`` made, if any."""
@@ -190,24 +211,22 @@ WITH serial AS (
     SELECT id, size FROM cert_status_lists
     WHERE issuer_uscc = :uscc AND used < size * CAST(:fill AS double precision)
     ORDER BY id LIMIT 1
-), slot AS (
-    INSERT INTO cert_status_slots (list_id, idx, created_at)
-    SELECT id, mod(CAST(:draw AS bigint), size), :now FROM open_list
-    ON CONFLICT (list_id, idx) DO NOTHING
-    RETURNING list_id, idx
-), counted AS (
-    UPDATE cert_status_lists SET used = used + 1 WHERE id IN (SELECT list_id FROM slot)
+), free AS (
+    SELECT id AS list_id, mod(CAST(:draw AS bigint), size) AS idx FROM open_list o
+    WHERE NOT EXISTS (
+        SELECT 1 FROM cert_status_slots t WHERE t.list_id = o.id AND t.idx = mod(CAST(:draw AS bigint), o.size)
+    )
 )
-SELECT (SELECT last FROM serial), (SELECT list_id FROM slot), (SELECT idx FROM slot),
+SELECT (SELECT last FROM serial), (SELECT list_id FROM free), (SELECT idx FROM free),
        set_config('synchronous_commit', 'off', true)
 """
 )
-"""Serial counter bump and status-list position in one statement (:meth:`IssueStore.allocate_pg`)."""
+"""Serial counter bump and a free status-list position in one statement (:meth:`IssueStore.allocate_pg`)."""
 
 
 @functools.cache
 def _store_statement(with_idempotency: bool) -> sa.Select[Any]:
-    """``INSERT`` of a certificate with its audit event (and idempotency record) as CTEs.
+    """``INSERT`` of a certificate with its status-list slot, audit event (and idempotency record) as CTEs.
 
     Built once per shape, with named bind parameters (``c_``, ``a_``, ``i_``
     plus the column name), so SQLAlchemy and psycopg reuse the compiled and
@@ -226,7 +245,17 @@ def _store_statement(with_idempotency: bool) -> sa.Select[Any]:
         .values({col.name: sa.bindparam(f"a_{col.name}", type_=col.type) for col in audit.c if col.name != "id"})
         .cte("new_audit")
     )
-    stmt = sa.select(c.c.id).add_cte(a)
+    slots = cast(sa.Table, StatusSlot.__table__)
+    lists = cast(sa.Table, StatusListRow.__table__)
+    list_id = sa.bindparam("s_list_id", type_=slots.c.list_id.type)
+    # No ON CONFLICT: a slot taken since the draw fails the whole statement (SlotTaken).
+    slot = sa.insert(slots).values(
+        list_id=list_id,
+        idx=sa.bindparam("s_idx", type_=slots.c.idx.type),
+        created_at=sa.bindparam("s_created_at", type_=slots.c.created_at.type),
+    ).cte("new_slot")
+    used = sa.update(lists).where(lists.c.id == list_id).values(used=lists.c.used + 1).cte("slot_used")
+    stmt = sa.select(c.c.id).add_cte(a).add_cte(slot).add_cte(used)
     if with_idempotency:
         idem = cast(sa.Table, IdempotencyRecord.__table__)
         i = (

@@ -4,11 +4,18 @@ Issuer side (:class:`StatusListService`):
 
 * Every certificate gets one position in one of its issuer's lists (at
   least 131,072 entries each), drawn uniformly at random among the free
-  positions (``secrets.randbelow`` then an ``INSERT`` into
-  ``cert_status_slots``, whose primary key forbids reuse; a taken position is
-  simply drawn again). A list takes new certificates only until half of it is
+  positions (:meth:`StatusListService.draw`: ``secrets.randbelow``, drawn
+  again while taken). A list takes new certificates only until half of it is
   used, so a draw rarely collides and the statuses of a list's certificates
   stay spread over the whole list; then a new list is opened.
+* The position is *taken* — a row in ``cert_status_slots``, whose primary
+  key forbids reuse, and the list's ``used`` count — by the same transaction
+  that stores the certificate (:func:`take`; on PostgreSQL, CTEs of the one
+  statement in :mod:`certstore.issue_store`), never before it: a request that
+  fails or dies between the draw and the store (database outage, crash,
+  signing error) leaves no slot without a certificate (issue 20 §3). Should
+  another certificate take the drawn position in between, the store raises
+  :class:`SlotTaken` and issuance draws again and signs again.
 * The QR payload carries the list's short id and the position
   (``QrClaims.status_list`` / ``status_index``); the list's URI is
   ``<public_url>/status-lists/<id>``, and the trust list tells other regions
@@ -66,6 +73,8 @@ from .settings import CertstoreSettings
 
 __all__ = [
     "Slot",
+    "SlotTaken",
+    "take",
     "SignedList",
     "StatusListService",
     "FetchResponse",
@@ -95,6 +104,25 @@ def _aware(value: dt.datetime) -> dt.datetime:
 class Slot:
     list_id: str
     index: int
+
+
+class SlotTaken(Exception):
+    """The drawn position was taken by another certificate between the draw and the store."""
+
+
+def take(s: Session, slot: Slot, *, at: dt.datetime) -> None:
+    """Take ``slot`` inside ``s``'s transaction (the certificate's), or raise :class:`SlotTaken`."""
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    list_id = int(slot.list_id)
+    taken = s.execute(
+        insert(StatusSlot)
+        .values(list_id=list_id, idx=slot.index, created_at=at)
+        .on_conflict_do_nothing(index_elements=["list_id", "idx"])
+        .returning(StatusSlot.idx)
+    ).first()
+    if taken is None:
+        raise SlotTaken(f"position {slot.index} of list {list_id}")
+    s.execute(sa.update(StatusListRow).where(StatusListRow.id == list_id).values(used=StatusListRow.used + 1))
 
 
 @dataclass(frozen=True)
@@ -131,43 +159,50 @@ class StatusListService:
 
     # -- positions ---------------------------------------------------------
 
-    def allocate(self, issuer_uscc: str) -> Slot:
-        """A fresh random position for a new certificate of ``issuer_uscc`` (own short transaction)."""
-        size = self.settings.status_list_size
-        for _ in range(4):
-            with session_scope(self.sessions) as s:
-                dialect = s.get_bind().dialect.name
-                if dialect == "postgresql":
-                    # As for the serial counter (service._allocate_serial): the slot only
-                    # matters once the certificate that holds it is committed, and that
-                    # synchronous commit flushes the WAL up to and including this one.
-                    s.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-                row = s.scalar(
-                    sa.select(StatusListRow)
-                    .where(StatusListRow.issuer_uscc == issuer_uscc, StatusListRow.used < StatusListRow.size * FILL_LIMIT)
-                    .order_by(StatusListRow.id)
-                    .limit(1)
+    def draw(self, issuer_uscc: str) -> Slot:
+        """A random position free now in the issuer's open list, *not* taken yet.
+
+        Writes nothing, except a new empty list when the issuer has no open
+        one (an empty list is no leak: the next certificates fill it). The
+        caller takes the position in the transaction that stores the
+        certificate (:func:`take`).
+        """
+        with session_scope(self.sessions) as s:
+            row = s.scalar(
+                sa.select(StatusListRow)
+                .where(StatusListRow.issuer_uscc == issuer_uscc, StatusListRow.used < StatusListRow.size * FILL_LIMIT)
+                .order_by(StatusListRow.id)
+                .limit(1)
+            )
+            if row is None:
+                row = StatusListRow(
+                    issuer_uscc=issuer_uscc, size=self.settings.status_list_size, bits=2, used=0, version=1,
+                    token_version=0,
                 )
-                if row is None:
-                    row = StatusListRow(issuer_uscc=issuer_uscc, size=size, bits=2, used=0, version=1, token_version=0)
-                    s.add(row)
-                    s.flush()
-                list_id = row.id
-                for _ in range(_MAX_DRAWS):
-                    index = secrets.randbelow(row.size)
-                    taken = s.execute(
-                        insert(StatusSlot)
-                        .values(list_id=list_id, idx=index, created_at=dt.datetime.now(dt.UTC))
-                        .on_conflict_do_nothing(index_elements=["list_id", "idx"])
-                        .returning(StatusSlot.idx)
-                    ).first()
-                    if taken is None:
-                        continue  # position already used: draw again
-                    s.execute(
-                        sa.update(StatusListRow).where(StatusListRow.id == list_id).values(used=StatusListRow.used + 1)
-                    )
+                s.add(row)
+                s.flush()
+            list_id, size = row.id, row.size
+            for _ in range(_MAX_DRAWS):
+                index = secrets.randbelow(size)
+                used = s.scalar(sa.select(StatusSlot.idx).where(StatusSlot.list_id == list_id, StatusSlot.idx == index))
+                if used is None:
                     return Slot(str(list_id), index)
+        raise ServiceUnavailable("no free status-list position could be found; try again")
+
+    def allocate(self, issuer_uscc: str) -> Slot:
+        """Draw a position and take it at once, in its own transaction (tools and tests).
+
+        Issuance does not use this: a position taken here and a certificate
+        stored later could be parted by a failure (issue 20 §3).
+        """
+        for _ in range(4):
+            slot = self.draw(issuer_uscc)
+            try:
+                with session_scope(self.sessions) as s:
+                    take(s, slot, at=dt.datetime.now(dt.UTC))
+                return slot
+            except SlotTaken:
+                continue
         raise ServiceUnavailable("no free status-list position could be found; try again")
 
     @staticmethod

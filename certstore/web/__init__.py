@@ -11,6 +11,7 @@ import os
 
 from flask import Flask, Response, request
 
+from ..availability import REDIS
 from ..settings import CertstoreSettings
 from ..wiring import Services, build_services
 from .errors import register_error_handlers
@@ -52,7 +53,7 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["certstore"] = services
 
-    from . import api, lifecycle, offline, public, wallet, wallet_pages
+    from . import api, health, lifecycle, offline, public, wallet, wallet_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
@@ -61,6 +62,7 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.register_blueprint(wallet_pages.bp)  # issue 6: the citizen's wallet (OIDC sign-in)
     wallet_pages.init_wallet(app)
     app.register_blueprint(offline.bp)  # issue 6: QR verification in the browser, offline
+    app.register_blueprint(health.bp)  # issue 20 §2: /healthz, /readyz
     register_error_handlers(app)
 
     @app.after_request
@@ -71,6 +73,8 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
         if _personal(request.path):
             # certificates, access logs, holders' names: never in a shared or browser cache
             resp.headers["Cache-Control"] = "no-store"
+        if REDIS.down and request.blueprint == "wallet" and resp.status_code < 500:
+            REDIS.answered()  # the wallet's sessions live in Redis: it answered again (issue 20 §2)
         return resp
 
     return app

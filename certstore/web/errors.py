@@ -10,6 +10,14 @@ A browser on one of certstore's pages (the wallet, the verify page: see
 page in Chinese and English with a way back, never raw JSON (issue 18 §3).
 The API, the wallet's back-channel logout receiver and any client that does
 not ask for HTML keep problem+json.
+
+The database or Redis being away (restarting, unreachable, read-only for a
+write: :func:`certstore.db.outage_of`) is no bug: 503 ``service_unavailable``
+with ``Retry-After`` (issue 20 §2), as the idp answers, so a client that
+retries on 503 retries; nothing was stored, so a retry with the same
+``Idempotency-Key`` is safe. No trace is logged per request: the outage is
+reported to :mod:`certstore.availability`, which logs when the store goes
+away and when it returns.
 """
 
 from __future__ import annotations
@@ -17,14 +25,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from keys.errors import KeysError
 
-from ..errors import CertstoreError
+from ..availability import DATABASE, REDIS, RETRY_AFTER_SECONDS, Outage
+from ..db import outage_of
+from ..errors import CertstoreError, StoreUnavailable
 
-__all__ = ["register_error_handlers", "problem", "is_page_route", "wants_html"]
+__all__ = ["register_error_handlers", "problem", "is_page_route", "wants_html", "store_unavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +151,7 @@ def _from_certstore(e: CertstoreError) -> Response:
     retry_after = extra.get("retry_after")
     if isinstance(retry_after, int):
         headers["Retry-After"] = str(retry_after)  # RFC 9110 §10.2.3: a busy service says when to come back
-    if e.status >= 500:
+    if e.status >= 500 and not isinstance(e, StoreUnavailable):  # those: certstore.availability logs
         logger.warning("%s %s: %s", request.method, request.path, e)
     return _reply(e.status, e.title, str(e), code=code, field=e.field, headers=headers, **extra)
 
@@ -174,6 +186,34 @@ def _from_keys(e: KeysError) -> Response:
     return _reply(503, "Service unavailable", "the signing keys are not available", code="keys_unavailable")
 
 
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def store_unavailable(e: BaseException) -> StoreUnavailable | None:
+    """The 503 an exception from the database or Redis stands for (reported once per outage), or ``None``."""
+    if isinstance(e, _REDIS_DOWN):
+        REDIS.lost(Outage("unreachable", type(e).__name__))
+        detail = "the session store is not available for now; try again in a moment"
+    else:
+        outage = outage_of(e)
+        if outage is None:
+            return None
+        DATABASE.lost(outage)
+        detail = (
+            "the certificate database is read-only for now: reads work, changes do not; try again in a moment"
+            if outage.kind == "read-only"
+            else "the certificate database is not available for now; try again in a moment"
+        )
+    return StoreUnavailable(detail, retry_after=RETRY_AFTER_SECONDS)
+
+
+def _from_store(e: Exception) -> Response:
+    mapped = store_unavailable(e)
+    if mapped is None:
+        return _from_bug(e)
+    return _from_certstore(mapped)
+
+
 def _from_bug(e: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.path)
     return _reply(500, "Internal server error", "something went wrong on our side", code="internal_error")
@@ -183,4 +223,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(CertstoreError, _from_certstore)
     app.register_error_handler(HTTPException, _from_http)
     app.register_error_handler(KeysError, _from_keys)
+    for cls in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, *_REDIS_DOWN):
+        app.register_error_handler(cls, _from_store)
     app.register_error_handler(Exception, _from_bug)

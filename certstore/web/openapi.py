@@ -43,9 +43,9 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     doc = _document(server_url)
-    from . import lifecycle, offline, wallet  # issue 6 routes, documented beside their views
+    from . import health, lifecycle, offline, wallet  # routes documented beside their views
 
-    for paths in (lifecycle.OPENAPI_PATHS, wallet.OPENAPI_PATHS, offline.OPENAPI_PATHS):
+    for paths in (lifecycle.OPENAPI_PATHS, wallet.OPENAPI_PATHS, offline.OPENAPI_PATHS, health.OPENAPI_PATHS):
         doc["paths"].update(copy.deepcopy(paths))  # _complete amends them: never the modules' own dicts
     _complete(doc["paths"])
     return doc

@@ -130,6 +130,8 @@ ROWS: dict[str, Row] = {
     "GET lifecycle.signed_trust_list": Row("GET", _fixed("/trust-list.jwt"), public(200)),
     "GET public.trust_list": Row("GET", _fixed("/trust-list"), public(200)),
     "GET public.openapi": Row("GET", _fixed("/openapi.json"), public(200)),
+    "GET health.healthz": Row("GET", _fixed("/healthz"), public(200)),
+    "GET health.readyz": Row("GET", _fixed("/readyz"), public(200)),
     "GET public.issuing_crl": Row("GET", _fixed("/pki/crl/issuing.crl"), public(200)),
     "GET public.verify_page": Row("GET", _fixed("/verify"), public(200)),
     "POST public.verify_submit": Row("POST", _fixed("/verify"), public(200), data=_verify_form),
