@@ -15,8 +15,9 @@ names; no unknown column; every column the type requires present. Then:
    goes through :meth:`CertificateService.issue` with its ``external_ref``.
 3. Idempotency: ``external_ref`` is unique per issuer (a database
    constraint). A row whose reference already has a certificate — issued by
-   an earlier, perhaps crashed, run — is marked ``existing`` and nothing is
-   issued twice. A row that fails (bad ID number, a field breaking the
+   an earlier, perhaps crashed, run, or by this job's worker killed between
+   storing the certificate and recording the row — is marked ``existing``
+   (with that certificate's identifier) and nothing is issued twice. A row that fails (bad ID number, a field breaking the
    schema…) is marked ``failed`` with the reason and the batch goes on.
 4. The results file lists each row: number, reference, state, identifier,
    reason.

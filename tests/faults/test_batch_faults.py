@@ -217,12 +217,13 @@ def test_messages_held_by_a_killed_worker_come_back_within_the_bound(world: dict
     batch = world["start"]("issue-batch", str(source), "--type", "JZZM", "--issuer", PSB, "--workers", "0",
                            "--wait", "60", "--results", str(results), name="issue-batch")
     job = _job_id(engine, source)
-    _wait_for(lambda: _done(engine, job) >= ROWS * 3 // 10, 60, "30 % of the rows done", step=0.01)
+    held_key = f"{ns}:__acks__.{ids['worker-a']}.certstore-batch"
+    _wait_for(lambda: _done(engine, job) >= ROWS * 3 // 10 and r.scard(held_key) > 0, 60, "30 % done, A holding",
+              step=0.01)
     os.kill(a.pid, signal.SIGKILL)
     t_kill = time.monotonic()
     a.wait(timeout=10)
 
-    held_key = f"{ns}:__acks__.{ids['worker-a']}.certstore-batch"
     held = [m.decode() for m in r.smembers(held_key)]
     assert held, "the killed worker held no message: the test proves nothing"
     held_rows = [row for m in held for row in json.loads(r.hget(f"{ns}:certstore-batch.msgs", m))["args"][1]]
