@@ -123,7 +123,8 @@ def outage_of(exc: BaseException) -> Outage | None:
     if exc.connection_invalidated:
         return Outage("dropped", what)
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
-        return Outage("unreachable", what)
+        # SQLAlchemy wraps a failed connect without a statement
+        return Outage("unreachable", f"cannot connect ({what})" if exc.statement is None else what)
     return None
 
 

@@ -93,6 +93,7 @@ CERTSTORE_VARIABLES = (
         _parse_requeue_seconds,
         "seconds within which batch messages held by a dead worker are back on the queue (2-3600, default 15)",
     ),
+    Variable("FAULT_POINTS", str, "test only: named fault seams that kill the process (certstore.faults)"),
 )
 
 

@@ -109,3 +109,12 @@ def test_a_position_taken_since_the_draw_is_drawn_again(services: Any, monkeypat
     assert len(draws) == 2
     # the certificate is stored once, with the second position; only the slot taken by hand has none
     assert _counts(services) == (2, 3, 1, 3)
+
+
+def test_every_fault_seam_is_documented_and_inert_unless_armed() -> None:
+    from certstore import faults
+
+    assert faults.SEAMS
+    for name in faults.SEAMS:
+        assert f"``{name}``" in (faults.__doc__ or ""), name
+        faults.fault_point(name)  # not armed in this process: returns

@@ -178,6 +178,10 @@ def test_outage_of_classifies_driver_errors() -> None:
     assert outage_of(_operational()) == Outage("unreachable", "OperationalError")
     assert outage_of(_read_only()) == Outage("read-only", "read-only (ReadOnlySqlTransaction, SQLSTATE 25006)")
     assert outage_of(_dropped()) == Outage("dropped", "OperationalError")
+    refused = sa.exc.OperationalError(None, None, psycopg.OperationalError("connection refused"))
+    assert outage_of(refused) == Outage("unreachable", "cannot connect (OperationalError)")
+    shutting_down = sa.exc.OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("terminating"))
+    assert outage_of(shutting_down) == Outage("unreachable", "AdminShutdown, SQLSTATE 57P01")
     assert outage_of(sa.exc.TimeoutError()) == Outage("unreachable", "no pooled connection free in time")
     assert outage_of(sa.exc.IntegrityError("x", {}, Exception())) is None
     assert outage_of(ValueError("x")) is None
