@@ -26,9 +26,18 @@ TARGET = "idp.web.wsgi:app"
 
 
 def granian_argv(*, host: str, port: int, workers: int, threads: int | None = None) -> list[str]:
+    """granian's command line for ``idp serve``.
+
+    ``--respawn-failed-workers`` (issue 20 §7): a worker process that dies
+    (OOM killer, SIGKILL, a crash in native code) is started again by
+    granian's supervisor after ``--respawn-interval`` (granian's default
+    3.5 s, ``GRANIAN_RESPAWN_INTERVAL`` changes it); without it the instance
+    served nothing until an operator noticed. The supervisor itself is kept
+    alive by the service manager (docs/operators.md: systemd ``Restart=``).
+    """
     argv = [
         sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
-        "--workers", str(workers), "--no-ws", "--log-level", "warning",
+        "--workers", str(workers), "--no-ws", "--log-level", "warning", "--respawn-failed-workers",
     ]
     if threads:
         argv += ["--blocking-threads", str(threads)]

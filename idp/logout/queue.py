@@ -8,6 +8,14 @@ thread inside the web process. In the embedded default (no Redis server) the
 broker is Dramatiq's in-process ``StubBroker`` and ``create_app`` starts a
 worker thread beside the web server.
 
+A worker that dies (SIGKILL, a lost machine) holding jobs gives them back
+within ``YIWANG_IDP_QUEUE_REQUEUE_SECONDS`` (default 15 s) while another
+worker runs, or as soon as one starts (issue 20 §5): the broker is
+:func:`keys.jobqueue.redis_broker`, which keeps that bound on Dramatiq's
+heartbeat and maintenance (the same setting and semantics as certstore's
+batch queue). A delivery the dead worker had begun also waits out its lock
+(:func:`delivery_lock_ms`, 11 s with the defaults).
+
 Actors are declared per :class:`JobQueue` (not at import time on a global
 broker) so that a test can throw a broker and its worker away and build fresh
 ones on the same database and Redis — which is what an idp restart is.
@@ -46,6 +54,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from ..faults import fault_point
 from ..settings import IdpSettings
 
 __all__ = [
@@ -56,6 +65,7 @@ __all__ = [
     "JobHandlers",
     "JobQueue",
     "build_broker",
+    "delivery_lock_ms",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,12 +115,27 @@ def build_broker(settings: IdpSettings) -> dramatiq.Broker:
     url = settings.common.redis_url
     if url:
         import redis
-        from dramatiq.brokers.redis import RedisBroker
+
+        from keys.jobqueue import redis_broker
 
         client = redis.Redis.from_url(url)
         namespace = f"{settings.common.redis_prefix}dramatiq"
-        return RedisBroker(client=client, namespace=namespace, middleware=middleware)
+        # Issue 20 §5: jobs held by a worker that died are back on the queue within
+        # queue_requeue_seconds (Dramatiq's own heartbeat timeout alone: a minute or more).
+        return redis_broker(client=client, namespace=namespace, middleware=middleware,
+                            requeue_seconds=settings.queue_requeue_seconds)
     return StubBroker(middleware=middleware)
+
+
+def delivery_lock_ms(settings: IdpSettings) -> int:
+    """How long one delivery attempt holds its lock: the POST's whole deadline twice, plus a second.
+
+    The lock outlives a worker killed mid-attempt by at most this; a requeued
+    job that finds it waits it out (:meth:`JobQueue._deliver`), so a delivery
+    held by a dead worker is attempted again within
+    ``max(queue_requeue_seconds, this)`` — 15 s with the defaults.
+    """
+    return (settings.logout_timeout_seconds * 2 + 1) * 1000
 
 
 @dataclass
@@ -215,11 +240,17 @@ class JobQueue:
         # restart, an operator's resend) that finds another attempt running
         # drops out; one that runs later finds the row delivered and stops.
         lock = f"{self._marker_prefix}{delivery_id}:lock"
-        lock_ms = (self.settings.logout_timeout_seconds * 2 + 30) * 1000
-        if not self._redis.set(lock, "1", nx=True, px=lock_ms):
+        if not self._redis.set(lock, "1", nx=True, px=delivery_lock_ms(self.settings)):
+            # Held: an attempt runs, or ran on a worker that died holding it (the
+            # broker gave this job back). Come back when the lock is free, or the
+            # dead worker's delivery would wait for the recovery sweep.
+            left = self._redis.pttl(lock)
+            if isinstance(left, int) and left > 0:
+                self.deliver.send_with_options(args=(delivery_id,), delay=left + 100)
             return
         # Refresh the marker: while retries go on, recovery leaves this row alone.
         self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
+        fault_point("logout.after_fetch")
         try:
             self.handlers.attempt(delivery_id)
         except TransientDelivery:

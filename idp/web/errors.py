@@ -3,8 +3,15 @@
 Protocol errors are answered by Authlib's endpoints and
 :func:`idp.web.views_oauth.oauth_error_response`; this module maps the rest:
 input refused before parsing (400/413 ``invalid_request``), HTTP errors, the
-database or Redis being down (503 problem JSON), and anything unexpected
-(a generic 500 with no detail; the trace goes to the log only).
+database or Redis being down (503 with ``Retry-After``), and anything
+unexpected (a generic 500 with no detail; the trace goes to the log only).
+
+Who gets what is decided in one place, :func:`_wants_json`: the API
+endpoints (token, userinfo, introspection, revocation, PAR, device
+authorization, discovery, JWKS, health) always answer JSON — problem JSON
+for an outage — and so does a client that prefers JSON; a browser on a page
+(authorize, login, consent, device, account, logout) gets the error page in
+its language (issue 20 §6: an outage once showed citizens raw JSON).
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import IdpError
+from .i18n import register
 from .security import InputRejected
 
 __all__ = ["install_error_handlers"]
@@ -23,7 +31,20 @@ __all__ = ["install_error_handlers"]
 logger = logging.getLogger(__name__)
 
 _API_PREFIXES = ("/token", "/userinfo", "/introspect", "/revoke", "/par", "/jwks.json",
-                 "/.well-known", "/device", "/healthz", "/readyz")
+                 "/.well-known", "/device/authorize", "/device_authorization", "/healthz", "/readyz",
+                 "/openapi.json")
+"""Machine endpoints. Not ``/device`` itself: that is the citizen's page for the user code."""
+
+RETRY_AFTER = "5"
+"""Seconds a client is asked to wait after an outage answer (Redis returns within ~0.02 s of restarting)."""
+
+MESSAGES = {
+    "error_unavailable": {
+        "zh-CN": "服务暂时不可用，请稍后刷新页面重试。",
+        "en": "The service is briefly unavailable. Please reload the page in a few seconds.",
+    },
+}
+register(MESSAGES)
 
 
 def _wants_json() -> bool:
@@ -85,11 +106,16 @@ def install_error_handlers(app: Flask) -> None:
     def _unexpected(e: Exception) -> Any:
         if _is_outage(e):
             logger.error("backing service unavailable on %s: %s", request.path, type(e).__name__)
+            if not _wants_json():
+                page = make_response(_page(503, "error_unavailable"))
+                page.headers["Retry-After"] = RETRY_AFTER
+                page.headers["Cache-Control"] = "no-store"
+                return page
             resp = jsonify({"type": "about:blank", "title": "service_unavailable", "status": 503,
                             "detail": "a backing service is unavailable; try again shortly"})
             resp.status_code = 503
             resp.mimetype = "application/problem+json"
-            resp.headers["Retry-After"] = "5"
+            resp.headers["Retry-After"] = RETRY_AFTER
             return resp
         logger.exception("unexpected error on %s", request.path)
         if _wants_json():

@@ -17,6 +17,13 @@ def test_granian_command_line():
     assert argv[-1] == TARGET == "idp.web.wsgi:app"
 
 
+def test_granian_respawns_a_worker_that_died():
+    # Issue 20 §7: a killed web process comes back without an operator.
+    argv = granian_argv(host="127.0.0.1", port=5000, workers=1)
+    assert "--respawn-failed-workers" in argv
+    assert argv.index("--respawn-failed-workers") < argv.index(TARGET)
+
+
 def test_several_workers_need_a_shared_redis(yiwang_env):
     env = {k: v for k, v in yiwang_env.items() if k != "YIWANG_REDIS_URL"}
     result = CliRunner().invoke(cli, ["serve", "--workers", "2"], env=env)
