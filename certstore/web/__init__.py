@@ -73,7 +73,7 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
         if _personal(request.path):
             # certificates, access logs, holders' names: never in a shared or browser cache
             resp.headers["Cache-Control"] = "no-store"
-        if REDIS.down and request.blueprint == "wallet" and resp.status_code < 500:
+        if REDIS.down and request.blueprint == "wallet" and request.endpoint != "wallet.static" and resp.status_code < 500:
             REDIS.answered()  # the wallet's sessions live in Redis: it answered again (issue 20 §2)
         return resp
 
