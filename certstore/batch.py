@@ -8,7 +8,7 @@ names; no unknown column; every column the type requires present. Then:
 
 1. One transaction writes a :class:`~certstore.models.BatchJob` and a
    :class:`~certstore.models.BatchRow` per data row, the row's cells sealed
-   with the PII key (they hold ID numbers). DESIGN.md: batch results live in
+   with the PII key (they hold ID numbers). docs/design.md: batch results live in
    SQL, written before any job is queued.
 2. Rows are issued — inline, or as Dramatiq jobs on Redis consumed by
    ``--workers N`` worker processes (``certstore batch-worker``). Each row

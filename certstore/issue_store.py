@@ -8,7 +8,7 @@ harmless, reusing a serial would not be. On PostgreSQL the bump and the
 draw of a free status-list position are one statement, and the certificate,
 its status-list slot, its audit event and idempotency record another
 (data-modifying CTEs, each its own atomic transaction in autocommit mode):
-two round trips per certificate instead of seventeen (DESIGN.md: a round
+two round trips per certificate instead of seventeen (docs/design.md: a round
 trip on the hot path is a visible share).
 
 The status-list slot is taken in the certificate's transaction, on
