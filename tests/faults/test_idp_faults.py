@@ -415,3 +415,32 @@ def test_every_seam_is_documented() -> None:
 
     for seam in idp.faults.SEAMS:
         assert f"``{seam}``" in (idp.faults.__doc__ or "")
+
+
+def test_a_requeued_delivery_whose_lock_a_dead_worker_holds_comes_back_when_it_frees(tmp_path: Path) -> None:
+    # In-process: the job the broker gave back finds the dead worker's lock and is
+    # re-sent to run once the lock has expired, instead of dropping out (it used to,
+    # and the delivery then waited for the recovery sweep).
+    import fakeredis
+
+    from idp.logout.queue import JobQueue, delivery_lock_ms
+    from idp.settings import IdpSettings
+
+    settings = IdpSettings.from_env({"YIWANG_HOME": str(tmp_path / "home")})
+    attempts: list[str] = []
+    handlers = SimpleNamespace(attempt=attempts.append, sweep=lambda: None)
+    r = fakeredis.FakeRedis()
+    queue = JobQueue(settings, handlers, redis=r, prefix="t:")
+    try:
+        r.set("t:logout:job:7:lock", "1", px=delivery_lock_ms(settings))  # held by a worker that died
+        queue._deliver("7")
+        assert attempts == []
+        delayed = queue.broker.queues["idp.DQ"]  # type: ignore[attr-defined]
+        assert delayed.qsize() == 1
+        eta = json.loads(delayed.get())["options"]["eta"]
+        assert 0 < eta / 1000 - time.time() <= delivery_lock_ms(settings) / 1000 + 0.2
+        r.delete("t:logout:job:7:lock")  # free: the job attempts the delivery
+        queue._deliver("7")
+        assert attempts == ["7"]
+    finally:
+        queue.close()
