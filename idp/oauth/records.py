@@ -134,8 +134,9 @@ class SqlTokenStore(TokenStore):
         its own client may present it once more (a response lost to a crash
         or a timeout; issue 20 §1), and it is now marked retried. Otherwise the
         reason — ``reused`` (the caller revokes the family), ``revoked``,
-        ``expired``, ``unknown`` — with the row if there is one. A token of
-        another client is ``unknown`` and stays untouched, inside the window too.
+        ``expired``, ``unknown`` — with the row if there is one. A live token of
+        another client is ``unknown`` and stays untouched; a rotated one is
+        ``reused`` (it can only have been stolen), inside the window too.
         One round trip on both accepting paths; the read that explains a
         failure runs only then.
         """
@@ -174,8 +175,13 @@ class SqlTokenStore(TokenStore):
                 # A live token has retried_at NULL (release_refresh keeps it so).
                 return ("retry" if r.retried_at is not None else "ok"), _row(r)
             r = s.get(table, jti)
-            if r is None or r.kind != "refresh" or r.client_id != client_id:
+            if r is None or r.kind != "refresh":
                 return "unknown", None
+            if r.client_id != client_id:
+                # A rotated token in another client's hands was stolen
+                # (RFC 9700 §4.14.2: reuse by another client revokes the
+                # family). A live one stays untouched: refusing it is enough.
+                return ("reused", _row(r)) if r.consumed_at is not None else ("unknown", None)
             row = _row(r)
             if r.consumed_at is not None:
                 return "reused", row

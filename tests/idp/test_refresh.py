@@ -226,15 +226,32 @@ def test_store_accepts_one_retry_of_the_same_client_within_the_window(idp_servic
     assert store.take_refresh("p" * 64, rp.client_id, now + 29, grace_seconds=30)[0] == "reused"
 
 
-def test_store_retry_of_another_client_is_unknown(idp_services, citizen, rp):
+def test_store_another_client_never_gets_the_retry(idp_services, citizen, rp):
     from tests.idp.oidc_helpers import make_rp
 
     other = make_rp(idp_services, name="Other", redirect_uri="https://o.example.cn/cb")
     now = 1_900_000_000
     store = _store_with_token(idp_services, citizen, rp, now=now)
+    # A live token in another client's hands is refused and left as it is ...
+    assert store.take_refresh("p" * 64, other.client_id, now, grace_seconds=30) == ("unknown", None)
     assert store.take_refresh("p" * 64, rp.client_id, now, grace_seconds=30)[0] == "ok"
-    assert store.take_refresh("p" * 64, other.client_id, now + 1, grace_seconds=30) == ("unknown", None)
-    assert store.take_refresh("p" * 64, rp.client_id, now + 2, grace_seconds=30)[0] == "retry"
+    # ... a rotated one, even inside the window, is reuse (issue 20 §1, RFC 9700 §4.14.2).
+    status, row = store.take_refresh("p" * 64, other.client_id, now + 1, grace_seconds=30)
+    assert status == "reused" and row is not None and row["family_id"] == "fam"
+
+
+def test_a_rotated_token_presented_by_another_client_revokes_the_family(web, idp_services, citizen, rp):
+    from tests.idp.oidc_helpers import make_rp
+
+    other = make_rp(idp_services, name="Other", redirect_uri="https://o.example.cn/cb")
+    q, v = authorize_code(web, rp)
+    first = exchange(web, rp, q["code"], v).get_json()
+    second = _refresh(web, rp, first["refresh_token"]).get_json()
+    assert _active(web, rp, second["refresh_token"])
+    # Within the grace window, but not its client: the family is revoked as stolen.
+    assert _refresh(web, other, first["refresh_token"]).get_json()["error"] == "invalid_grant"
+    assert not _active(web, rp, second["refresh_token"])
+    assert _refresh(web, rp, first["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
 def test_store_use_after_the_window_or_without_one_is_reuse(idp_services, citizen, rp):
