@@ -5,10 +5,10 @@ database of its own, so table names are plain. Every type here is portable to
 SQLite (the embedded default) and PostgreSQL (production and CI); the Alembic
 migrations in ``idp/migrations`` create exactly this schema on both.
 
-What is *not* here, on purpose (DESIGN.md, state): SSO sessions,
+What is *not* here, on purpose (docs/design.md, state): SSO sessions,
 authorization codes, device codes and rate-limit counters live in Redis.
 
-Identity rules (DESIGN.md): a citizen row never holds the resident ID number
+Identity rules (docs/design.md): a citizen row never holds the resident ID number
 in clear. ``id_number_index`` is the keyed blind index that finds the row,
 ``id_number_enc`` the AEAD ciphertext, ``id_number_masked`` what pages and
 logs may show. Relying parties see a pairwise ``sub`` derived from
@@ -161,7 +161,7 @@ class Citizen(Base):
 def hash_client_secret(secret: str) -> str:
     """SHA-256 hex of a client secret.
 
-    Client secrets are 256-bit random, so a fast hash is enough (DESIGN.md:
+    Client secrets are 256-bit random, so a fast hash is enough (docs/design.md:
     a slow KDF on them would cap client_credentials at ~70 requests/s).
     """
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -429,7 +429,7 @@ sa.event.listen(
 class LogoutDelivery(Base):
     """A back-channel logout token owed to one client for one ended session.
 
-    Written before the job is queued (DESIGN.md, state), so neither a restart
+    Written before the job is queued (docs/design.md, state), so neither a restart
     nor a lost Redis loses a delivery. No foreign key to ``client``: the
     record of what was sent outlives a deleted client.
     """

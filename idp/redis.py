@@ -1,6 +1,6 @@
 """The idp's Redis connection and key naming.
 
-Redis holds what is short-lived and shared by every idp instance (DESIGN.md,
+Redis holds what is short-lived and shared by every idp instance (docs/design.md,
 state): SSO sessions, authorization and device codes, rate-limit counters,
 replay caches and the job queue. With ``YIWANG_REDIS_URL`` unset (the
 embedded default) a process-wide ``fakeredis`` server stands in, so a single

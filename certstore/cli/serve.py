@@ -33,4 +33,8 @@ def register(group: click.Group) -> None:
             port=port,
             workers=workers,
             interface=Interfaces.WSGI,
+            # A worker that dies (OOM killer, kill -9, a crash in native code) is started
+            # again by granian's supervisor; a crash loop ends the supervisor and the
+            # service manager takes over (docs/reliability.md).
+            respawn_failed_workers=True,
         ).serve()

@@ -1,6 +1,6 @@
 """``idp serve``: the identity provider under granian (WSGI interface).
 
-DESIGN.md, performance facts: granian's Rust HTTP layer costs ~17–35 µs a
+docs/design.md, performance facts: granian's Rust HTTP layer costs ~17–35 µs a
 request where gunicorn's pure-Python one costs ~130 µs, a factor of three on
 small endpoints. The target is ``idp.web.wsgi:app``, which every worker
 builds from the same environment; sessions, codes and keys are shared

@@ -1,6 +1,6 @@
 """The idp's job queue: a Dramatiq broker with the idp's actors declared on it.
 
-DESIGN.md, State: background work runs on a real job queue on Redis, never a
+docs/design.md, State: background work runs on a real job queue on Redis, never a
 hand-made loop. With ``YIWANG_REDIS_URL`` set the broker is Dramatiq's
 ``RedisBroker`` (keys under ``<prefix>dramatiq``), consumed by ``idp worker``
 processes — or, with ``YIWANG_IDP_INPROCESS_WORKER=true``, by a worker

@@ -283,7 +283,7 @@ class TokenService:
     # userinfo snapshot ----------------------------------------------
     # The claims a userinfo request needs, kept beside the access token for
     # its lifetime, so that userinfo is one Redis round trip and no SQL.
-    # Never the ID number (DESIGN.md: not stored in clear anywhere): a
+    # Never the ID number (docs/design.md: not stored in clear anywhere): a
     # token that may release it reads the database.
     def save_snapshot(self, jti: str, ttl: int, data: dict[str, Any], *, pipe: Any = None) -> None:
         """Keep the userinfo snapshot; with ``pipe``, only queue the command on it."""

@@ -121,3 +121,23 @@ def test_serve_never_falls_back_to_werkzeug(cli: Any, monkeypatch: pytest.Monkey
         code = 1
     assert code != 0
     assert started == []
+
+
+def test_serve_has_granian_respawn_a_worker_that_died(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed web worker comes back without the service manager (issue 20 §7)."""
+    import granian
+
+    seen: dict[str, Any] = {}
+
+    class _Recorder:
+        def __init__(self, target: str, **kwargs: Any) -> None:
+            seen.update(kwargs, target=target)
+
+        def serve(self) -> None:
+            seen["served"] = True
+
+    monkeypatch.setattr(granian, "Granian", _Recorder)
+    code, _out, err = cli("serve", "--port", "5199", "--workers", "2")
+    assert code == 0, err
+    assert seen["served"] and seen["target"] == "certstore.web.wsgi:app"
+    assert seen["respawn_failed_workers"] is True and seen["workers"] == 2
