@@ -219,6 +219,13 @@ class Client(Base, ClientMixin):  # type: ignore[misc]
     """May be granted the ``id_number`` scope (still only with the citizen's consent)."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     secret_rotated_at: Mapped[dt.datetime | None]
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    """Registration metadata of the later channels and profiles, by name (Keycloak's
+    client attributes): each key is defined, validated and documented where its
+    feature registers it (``idp.clients.registration``), never written raw."""
+
+    def attribute(self, name: str, default: Any = None) -> Any:
+        return (self.attributes or {}).get(name, default)
 
     def __repr__(self) -> str:
         return f"Client({self.client_id!r}, {self.name!r})"
