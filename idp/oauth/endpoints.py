@@ -23,6 +23,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 
+from .binding import cnf_of
 from .claims import CitizenClaims, user_claims
 from .grants import AUTH_METHODS
 from .tokens import AccessTokenClaims, refresh_hash
@@ -152,13 +153,18 @@ class IntrospectionEndpoint(_Introspection):
             c = token.access.claims
             out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
                    if k in c}
-            out["token_type"] = "Bearer"  # noqa: S105
+            out["token_type"] = "DPoP" if (token.access.cnf or {}).get("jkt") else "Bearer"  # noqa: S105
+            if token.access.cnf:
+                out["cnf"] = dict(token.access.cnf)  # RFC 7662 §2.2 / RFC 9449 §6.2 / RFC 8705 §3.2
             out.update(_id_number_for_resource_server(self.server.provider, token))
         else:
             row = token.row or {}
             out = {"scope": row["scope"], "client_id": row["client_id"], "exp": row["expires_at"],
                    "iat": row["issued_at"], "iss": self.server.provider.issuer,
                    "token_type": "refresh_token"}
+            cnf = cnf_of(row.get("data"))
+            if cnf:
+                out["cnf"] = dict(cnf)
         out["active"] = True
         return out
 

@@ -28,6 +28,7 @@ from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet as JoseKeySet
 
 from ..faults import fault_point
+from .binding import binding_of
 from .claims import user_claims
 from .codes import AuthorizationCode
 from .provider import GrantUser
@@ -53,6 +54,23 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", 
 
 def _provider(grant: Any) -> Any:
     return grant.server.provider
+
+
+class _BoundTokens:
+    """Token generation that passes the request's binding (:mod:`.binding`) to the provider.
+
+    Authlib's generator signature has no request; this is the shared hook
+    through which DPoP (``jkt``) and mTLS (``x5t#S256``) reach ``cnf``.
+    """
+
+    def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
+                       expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        grant: Any = self
+        return _provider(grant).generate_token(
+            grant_type or grant.GRANT_TYPE, grant.request.client, user=user, scope=scope,
+            expires_in=expires_in, include_refresh_token=include_refresh_token,
+            binding=binding_of(grant.request),
+        )
 
 
 class CodeChallenge(_CodeChallenge):
@@ -140,7 +158,7 @@ class OpenIDRefresh(OpenIDCode):
         grant.register_hook("after_create_token_response", self.process_token)
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class AuthorizationCodeGrant(_BoundTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def generate_authorization_code(self) -> str:  # replaced by save below
@@ -276,7 +294,7 @@ class _RefreshRecord:
         return self.row["scope"]
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(_BoundTokens, grants.RefreshTokenGrant):
     """RFC 6749 §6 with rotation on every use and family revocation on reuse (RFC 9700 §4.14.2).
 
     Issue 20 §1: the parent is consumed before its child is stored and sent.
@@ -408,7 +426,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidScopeError("the scope may not exceed the original grant (RFC 6749 section 6)")
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+class ClientCredentialsGrant(_BoundTokens, grants.ClientCredentialsGrant):
     """RFC 6749 §4.4: a scope beyond what the policy allows this client is ``invalid_scope``.
 
     RFC 6749 §5.2 ("exceeds the scope granted by the resource owner" — here

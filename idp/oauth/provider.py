@@ -241,7 +241,9 @@ class Provider:
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = True,
+        binding: Any = None,
     ) -> dict[str, Any]:
+        """``binding``: the request's :class:`~idp.oauth.binding.Binding` (sender-constrained tokens)."""
         # The grant has already cut (and, at the token endpoint, refused) what
         # it may not grant; cutting again here, with the same policy, is what
         # makes a grant that forgot to ask unable to issue more (docs/design.md,
@@ -249,28 +251,31 @@ class Provider:
         scope = decide(client, grant_type, scope).scope
         resource = (user.extra.get("resource") if user else None) or None
         aud = self.audience(client, scope, resource)
+        cnf = binding.cnf() if binding is not None else None
+        token_type = binding.token_type if binding is not None else "Bearer"
         if user is None:  # client_credentials: the client is the subject
             ttl = expires_in or self.config.client_credentials_seconds
             token, jti, exp = self.tokens.issue_access_token(
                 client_id=client.client_id, scope=scope, audience=aud,
-                sub=client.client_id, expires_in=ttl,
+                sub=client.client_id, expires_in=ttl, cnf=cnf,
             )
-            return {"token_type": "Bearer", "access_token": token, "expires_in": ttl, "scope": scope}
+            return {"token_type": token_type, "access_token": token, "expires_in": ttl, "scope": scope}
         sub = self.subject(client, user.public_id)
         ttl = expires_in or self.config.access_token_seconds
         token, jti, exp = self.tokens.issue_access_token(
             client_id=client.client_id, scope=scope, audience=aud, sub=sub, sid=user.sid,
-            auth_time=user.auth_time, acr=user.acr, expires_in=ttl,
+            auth_time=user.auth_time, acr=user.acr, expires_in=ttl, cnf=cnf,
         )
         offline = "offline_access" in (scope_to_list(scope) or [])
         now = self.tokens.now()
         rows: list[dict[str, Any]] = [dict(
             jti=jti, kind="access", client_id=client.client_id, citizen_id=user.citizen_id,
             sid=user.sid, scope=scope, family_id=user.family_id, parent_jti=None,
-            code_hash=user.code_hash, offline=offline, issued_at=now, expires_at=exp, data=None,
+            code_hash=user.code_hash, offline=offline, issued_at=now, expires_at=exp,
+            data={"cnf": cnf} if cnf else None,
         )]
         out: dict[str, Any] = {
-            "token_type": "Bearer", "access_token": token, "expires_in": ttl, "scope": scope,
+            "token_type": token_type, "access_token": token, "expires_in": ttl, "scope": scope,
         }
         if include_refresh_token:
             rt, rjti = self.tokens.new_refresh_token()
@@ -282,7 +287,9 @@ class Provider:
                 code_hash=user.code_hash, offline=offline, issued_at=now,
                 expires_at=now + self.config.refresh_token_seconds,
                 data={"auth_time": user.auth_time, "acr": user.acr, "amr": list(user.amr),
-                      "public_id": user.public_id},
+                      "public_id": user.public_id,
+                      # A refresh token bound to a key (binding.refresh_cnf) needs it again.
+                      **({"cnf": binding.refresh_cnf} if binding is not None and binding.refresh_cnf else {})},
             ))
             out["refresh_token"] = rt
         out["_rows"] = rows

@@ -98,6 +98,12 @@ class AccessTokenClaims:
     def sid(self) -> str | None:
         return self.claims.get("sid")
 
+    @property
+    def cnf(self) -> dict[str, Any] | None:
+        """RFC 7800 confirmation (a sender-constrained token), else ``None``."""
+        cnf = self.claims.get("cnf")
+        return cnf if isinstance(cnf, dict) else None
+
 
 class TokenStore:
     """Durable token records (SQL) — the interface :class:`TokenService` needs.
@@ -199,8 +205,13 @@ class TokenService:
         auth_time: int | None = None,
         acr: str | None = None,
         expires_in: int | None = None,
+        cnf: dict[str, str] | None = None,
     ) -> tuple[str, str, int]:
-        """Sign an RFC 9068 access token; returns ``(token, jti, exp)``."""
+        """Sign an RFC 9068 access token; returns ``(token, jti, exp)``.
+
+        ``cnf``: the RFC 7800 confirmation of a sender-constrained token
+        (``{"jkt": …}`` for DPoP, ``{"x5t#S256": …}`` for mTLS; :mod:`.binding`).
+        """
         now = int(self._clock())
         exp = now + (expires_in or self.access_token_seconds)
         jti = secrets.token_urlsafe(16)
@@ -220,6 +231,8 @@ class TokenService:
             claims["auth_time"] = auth_time
         if acr:
             claims["acr"] = acr
+        if cnf:
+            claims["cnf"] = dict(cnf)
         return encode_jws(self._signer("ES256"), claims, typ=ACCESS_TOKEN_TYP), jti, exp
 
     def encode_id_token(self, claims: dict[str, Any], *, alg: str = "ES256") -> str:
