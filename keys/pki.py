@@ -71,6 +71,8 @@ __all__ = [
     "signer_stamp",
     "current_crl",
     "uscc_of",
+    "TLS_CLIENT_PROFILE",
+    "issue_tls_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -755,3 +757,74 @@ def current_crl(keyring: Keyring) -> bytes:
         state = _region_state(keyring)
         der = _fresh_crl(d / "issuing.crl")  # another process may have just re-signed it
         return der if der is not None else _issue_crl(keyring, state)
+
+
+# -- TLS client certificates (RFC 8705 mutual TLS for agencies) ---------------------
+
+TLS_CLIENT_PROFILE = "tls-client"
+"""An agency's TLS client certificate: EKU clientAuth only, never documentSigning."""
+
+
+def issue_tls_client(
+    keyring: Keyring,
+    *,
+    uscc: str,
+    name: str,
+    public_key_pem: bytes,
+    days: int = 365,
+) -> x509.Certificate:
+    """A TLS client certificate (:data:`TLS_CLIENT_PROFILE`) from the issuing CA for the agency's own key.
+
+    The agency generates its key pair and keeps the private key (its TLS
+    client needs it in a file or a token): only the public key comes here, as
+    in a CSR. The subject is the agency's (``C=CN, O, organizationIdentifier,
+    serialNumber = USCC, CN``), so an authorization server registers it with
+    ``tls_client_auth_subject_dn`` (RFC 8705 §2.1.2). keyUsage
+    digitalSignature, EKU clientAuth (RFC 5280 §4.2.1.12), no CA, AKI/SKI and
+    the CRL distribution point of the signer profile.
+    """
+    code, _ = parse_uscc(uscc, strict=True)
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise KeysError("an agency name is 1 to 64 characters")
+    if not 1 <= days <= 3 * 366:
+        raise KeysError("a TLS client certificate lives 1 day to 3 years")
+    try:
+        subject_key = _certificate_public_key(serialization.load_pem_public_key(public_key_pem))
+    except ValueError:
+        raise KeysError("the public key is not a PEM public key") from None
+    d = _dir(keyring)
+    with file_lock(d / ".lock"):
+        state = _region_state(keyring)
+        ca = region_ca(keyring)
+        now = _now() - _BACKDATE
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+                x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, code),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, code),
+                x509.NameAttribute(NameOID.COMMON_NAME, name),
+            ]))
+            .issuer_name(ca.issuing.subject)
+            .public_key(subject_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(min(now + dt.timedelta(days=days), ca.issuing.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(ca.crl_url)], None, None, None)]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                _certificate_public_key(ca.issuing.public_key())), critical=False)
+        )
+        cert = x509.load_der_x509_certificate(
+            _sign_tbs("cert", builder, _key_signer(keyring, state["issuing_key"])))
+    logger.info("issued TLS client certificate %x for agency %s", cert.serial_number, code)
+    return cert
