@@ -78,6 +78,10 @@ def register(group: click.Group) -> None:
     @click.option("--jwks-uri", help="not supported yet (refused): register the keys with --jwks")
     @click.option("--client-id", help="use this id instead of a random one (demos)")
     @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+    @click.option("--web-origin", "web_origins", multiple=True,
+                  help="origin a browser app calls the token/userinfo endpoints from (CORS); repeat for several")
+    @click.option("--refresh-idle-seconds", type=int, help="refuse a refresh token unused this long")
+    @click.option("--refresh-absolute-seconds", type=int, help="no refresh this long after the first sign-in's tokens")
     @click.pass_obj
     def add(
         settings: IdpSettings,
@@ -99,6 +103,9 @@ def register(group: click.Group) -> None:
         jwks_uri: str | None,
         client_id: str | None,
         as_json: bool,
+        web_origins: tuple[str, ...] = (),
+        refresh_idle_seconds: int | None = None,
+        refresh_absolute_seconds: int | None = None,
     ) -> None:
         """Register a relying party; prints its client id and (once) its secret."""
         spec = ClientSpec(
@@ -119,6 +126,9 @@ def register(group: click.Group) -> None:
             jwks=_load_jwks(jwks_file),
             jwks_uri=jwks_uri,
             client_id=client_id,
+            web_origins=web_origins,
+            refresh_idle_seconds=refresh_idle_seconds,
+            refresh_absolute_seconds=refresh_absolute_seconds,
         )
         service = _service(settings)
         try:

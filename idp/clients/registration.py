@@ -24,12 +24,15 @@ from ..models import AUTH_METHODS, GRANT_TYPES, Client, utcnow
 from ..oauth.scopes import GRANT_KINDS, kind_of
 from .uris import (
     Resolver,
+    check_private_schemes,
     hosts_of,
     origin_of,
+    registered_domains,
     resolve_host,
     validate_host,
     validate_logout_uri,
     validate_redirect_uri,
+    validate_web_origin,
 )
 
 __all__ = [
@@ -73,6 +76,13 @@ class ClientSpec:
     client_id: str | None = None
     """Normally generated; fixed ids are for demos and tests."""
     extra: dict[str, Any] = field(default_factory=dict)
+    web_origins: Sequence[str] = ()
+    """Browser apps (issue 21 §1): origins that may call the token, userinfo, revocation and
+    PAR endpoints cross-origin (CORS, :mod:`idp.oauth.cors`); attribute ``web_origins``."""
+    refresh_idle_seconds: int | None = None
+    """A refresh token unused this long is refused (attribute ``refresh_idle_seconds``)."""
+    refresh_absolute_seconds: int | None = None
+    """No refresh after this long from the family's first issue (``refresh_absolute_seconds``)."""
 
 
 def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
@@ -179,6 +189,9 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
             )
         sector = hosts.pop() if hosts else None
 
+    attributes = _browser_app_attributes(spec, redirect_uris, spec.sector_identifier and validate_host(
+        spec.sector_identifier), allow_loopback=allow_loopback)
+
     client_id = spec.client_id or _new_client_id()
     if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id):
         raise InvalidInput("a client id is 1-64 characters of A-Z a-z 0-9 . _ ~ -")
@@ -202,7 +215,31 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
         first_party=spec.first_party,
         may_receive_id_number=spec.may_receive_id_number,
         created_at=utcnow(),
+        attributes=attributes,
     )
+
+
+def _browser_app_attributes(spec: ClientSpec, redirect_uris: list[str], sector: str | None, *,
+                            allow_loopback: bool) -> dict[str, Any]:
+    """Issue 21: web origins, refresh lifetimes, the private-use scheme's domain (RFC 8252 §7.1)."""
+    out: dict[str, Any] = {}
+    origins = list(dict.fromkeys(validate_web_origin(o, allow_loopback=allow_loopback) for o in spec.web_origins))
+    if origins:
+        if "authorization_code" not in (spec.grant_types or ("authorization_code",)):
+            raise InvalidInput("--web-origin is for browser apps, which use the authorization_code grant")
+        out["web_origins"] = origins
+    check_private_schemes(redirect_uris, registered_domains(redirect_uris, origins, sector))
+    for key in ("refresh_idle_seconds", "refresh_absolute_seconds"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 60 <= value <= 400 * 24 * 3600:
+            raise InvalidInput(f"{key.replace('_', '-')} must be a number of seconds from 60 to 400 days")
+        out[key] = value
+    idle, absolute = out.get("refresh_idle_seconds"), out.get("refresh_absolute_seconds")
+    if idle is not None and absolute is not None and idle > absolute:
+        raise InvalidInput("the refresh idle lifetime cannot exceed the absolute lifetime")
+    return out
 
 
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

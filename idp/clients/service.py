@@ -50,6 +50,7 @@ def client_to_dict(client: Client) -> dict[str, Any]:
         "sector_identifier": client.sector_identifier,
         "first_party": client.first_party,
         "may_receive_id_number": client.may_receive_id_number,
+        "attributes": dict(client.attributes or {}),
         "created_at": client.created_at.isoformat(timespec="seconds"),
         "secret_rotated_at": (
             client.secret_rotated_at.isoformat(timespec="seconds")

@@ -8,6 +8,12 @@ Back- and front-channel logout URIs, which the idp (or the citizen's browser
 for it) calls, must in addition be https to a public host, by literal address
 and by what the name resolves to today. Host names for the pairwise sector
 identifier are checked here too.
+
+Browser and native apps (issue 21): a web origin a single-page app calls the
+token endpoint from (:func:`validate_web_origin`: exactly
+``scheme://host[:port]``, https or, in the embedded demo, http on loopback,
+no wildcard), and the rule that a private-use scheme is the reverse of a
+domain the client registers (:func:`check_private_schemes`, RFC 8252 §7.1).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ __all__ = [
     "validate_host",
     "validate_logout_uri",
     "validate_redirect_uri",
+    "validate_web_origin",
+    "check_private_schemes",
+    "registered_domains",
 ]
 
 _HOSTNAME = re.compile(
@@ -164,3 +173,72 @@ def origin_of(uri: str) -> tuple[str, str, int | None]:
     parts = urlsplit(uri)
     port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
     return parts.scheme, (parts.hostname or ""), port
+
+
+def validate_web_origin(origin: str, *, allow_loopback: bool = False) -> str:
+    """One web origin (RFC 6454 §6.2 serialisation) a browser app calls from; normalised.
+
+    Exactly ``scheme://host[:port]``: no path, query, fragment, user
+    information or wildcard, since it is compared byte for byte with the
+    ``Origin`` header a browser sends. https; http only on a loopback
+    address and only where ``allow_loopback`` (the embedded demo). The
+    default port is dropped and the host lower-cased, as browsers
+    serialise it.
+    """
+    text = (origin or "").strip()
+    if not text or "*" in text or any(c.isspace() for c in text) or len(text) > 300:
+        raise InvalidInput(f"web origin {origin!r}: an exact origin such as https://app.example.cn, "
+                           "no wildcard")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise InvalidInput(f"web origin {origin!r} is not a valid origin") from None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if (parts.path not in ("", "/") or parts.query or parts.fragment or "#" in text or "?" in text
+            or parts.username is not None or parts.password is not None or not host):
+        raise InvalidInput(f"web origin {origin!r}: scheme://host[:port] only, no path or query")
+    if not _HOSTNAME.match(host) and not _is_ip(host.strip("[]")):
+        raise InvalidInput(f"web origin {origin!r}: {host!r} is not a host name")
+    if scheme == "http":
+        if not (allow_loopback and _is_loopback_host(host.strip("[]"))):
+            raise InvalidInput(f"web origin {origin!r}: https only (http on loopback in the embedded demo)")
+    elif scheme != "https":
+        raise InvalidInput(f"web origin {origin!r}: https only")
+    shown = f"[{host}]" if ":" in host else host
+    default = {"https": 443, "http": 80}[scheme]
+    return f"{scheme}://{shown}" + (f":{port}" if port is not None and port != default else "")
+
+
+def registered_domains(redirect_uris: Iterable[str], web_origins: Iterable[str],
+                       sector_identifier: str | None) -> set[str]:
+    """The DNS names a client registers: https redirect and web origin hosts, its sector."""
+    names = {h for h in hosts_of(u for u in [*redirect_uris, *web_origins] if u.lower().startswith("https:"))
+             if not _is_ip(h.strip("[]"))}
+    if sector_identifier and not _is_ip(sector_identifier):
+        names.add(sector_identifier.lower())
+    return names
+
+
+def check_private_schemes(redirect_uris: Iterable[str], domains: set[str]) -> None:
+    """RFC 8252 §7.1: a private-use scheme is a domain the client controls, in reverse order.
+
+    ``cn.gov.example.app`` is ``app.example.gov.cn``, which must be one of
+    ``domains`` (:func:`registered_domains`) or under one of them. A client
+    that registers no domain at all declares its scheme's domain by the
+    scheme itself (its owner is vetted at registration, docs/idp-admin.md).
+    """
+    if not domains:
+        return
+    for uri in redirect_uris:
+        scheme = urlsplit(uri).scheme.lower()
+        if scheme in ("http", "https"):
+            continue
+        domain = ".".join(reversed(scheme.split(".")))
+        if not any(domain == d or domain.endswith("." + d) for d in domains):
+            raise InvalidInput(
+                f"redirect URI {uri!r}: the private-use scheme must be the reverse of a domain "
+                f"this client registers ({', '.join(sorted(domains))}), e.g. "
+                f"{'.'.join(reversed(sorted(domains)[0].split('.')))}.app (RFC 8252 §7.1)"
+            )

@@ -31,7 +31,9 @@ from ..faults import fault_point
 from .binding import binding_of
 from .claims import user_claims
 from .codes import AuthorizationCode
+from .dpop import JKT_PATTERN, IdpDPoP, InvalidDPoPProofError, check_code_key
 from .provider import GrantUser
+from .refresh_lifetime import refresh_family_expired
 from .scopes import grant_scope
 from .tokens import at_hash
 
@@ -71,6 +73,13 @@ class _BoundTokens:
             expires_in=expires_in, include_refresh_token=include_refresh_token,
             binding=binding_of(grant.request),
         )
+
+    def authenticate_token_endpoint_client(self) -> Any:
+        grant: Any = self
+        client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        # Before a code or refresh token is consumed: a refused request leaves it usable.
+        IdpDPoP.after_client_known(grant.request, client)
+        return client
 
 
 class CodeChallenge(_CodeChallenge):
@@ -172,6 +181,9 @@ class AuthorizationCodeGrant(_BoundTokens, grants.AuthorizationCodeGrant):
         then shows only what may be granted, and the token response's
         ``scope`` says what was (RFC 6749 §5.1).
         """
+        jkt = self.request.payload.data.get("dpop_jkt")
+        if jkt is not None and not JKT_PATTERN.fullmatch(jkt):  # RFC 9449 §10
+            raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
         redirect_uri: str = super().validate_authorization_request()
         self.request.scope = grant_scope(self.request.client, self.GRANT_TYPE, self.request.scope, strict=False)
         return redirect_uri
@@ -220,6 +232,7 @@ class AuthorizationCodeGrant(_BoundTokens, grants.AuthorizationCodeGrant):
             code_challenge_method=data.get("code_challenge_method"),
             resource=[resource] if resource else [],
             citizen=_snapshot_of(user.citizen),
+            dpop_jkt=data.get("dpop_jkt") or None,
         ), also=also)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
@@ -234,6 +247,7 @@ class AuthorizationCodeGrant(_BoundTokens, grants.AuthorizationCodeGrant):
             return None
         if result.code is None or result.code.client_id != client.client_id:
             return None
+        check_code_key(result.code.dpop_jkt, self.request)
         return result.code
 
     def delete_authorization_code(self, authorization_code: Any) -> None:
@@ -320,16 +334,22 @@ class RefreshTokenGrant(_BoundTokens, grants.RefreshTokenGrant):
 
         jti = refresh_hash(refresh_token)
         now = provider.tokens.now()
+        binding = binding_of(self.request)
         status, row = provider.tokens.store.take_refresh(
             jti, self.request.client.client_id, now,
             grace_seconds=provider.config.refresh_reuse_grace_seconds,
+            jkt=binding.jkt if binding is not None else None,
         )
+        if status == "wrong_key":  # RFC 9449 §5: bound to another DPoP key; the token stays as it was
+            raise InvalidDPoPProofError("the refresh token is bound to another DPoP key")
         if status == "reused" and row is not None:
             n = provider.tokens.revoke(family_id=row["family_id"])
             provider.audit("token.refresh_reuse", client_id=row["client_id"], detail={"revoked": n})
             logger.warning("rotated refresh token reused by client %s; family revoked (%d)", row["client_id"], n)
             return None
         if status not in ("ok", "retry") or row is None:
+            return None
+        if refresh_family_expired(provider, self.request.client, row, now):  # idle/absolute (issue 21)
             return None
         self._taken = (jti, status, now)
         fault_point("refresh.after_consume")

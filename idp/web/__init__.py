@@ -22,12 +22,17 @@ from typing import Any
 
 from flask import Flask
 
+from keys.logs import RequestLog
+
 from ..container import Container
+from ..oauth.mtls import ForwardedCertificate, MtlsConfig
 from ..oauth.server import configure_server
 from ..settings import IdpSettings
 from .common import FlowStore, IdpRuntime, current_session, remember_language
+from .cors import CorsLayer
 from .errors import install_error_handlers
 from .hotpaths import HotPaths
+from .metrics import HOT_ROUTES, install_metrics
 from .oauth_server import YiwangAuthorizationServer
 from .security import install_security
 
@@ -72,7 +77,8 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None,
 
     server = YiwangAuthorizationServer()
     server.init_app(app)
-    configure_server(server, provider)
+    mtls = MtlsConfig.from_settings(settings)
+    configure_server(server, provider, mtls=mtls)
 
     app.extensions["yiwang"] = IdpRuntime(
         settings=settings, services=services, provider=provider, server=server,
@@ -81,6 +87,7 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None,
     )
     install_security(app, secure_cookies=secure, session_id=_session_id)
     install_error_handlers(app)
+    install_metrics(app)  # GET /metrics, request latency by endpoint (issue 18)
     app.after_request(remember_language)
 
     from . import openapi, views_account, views_auth, views_oauth, views_wellknown
@@ -97,10 +104,17 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None,
         app.register_blueprint(module.bp)
     # The token, introspection and userinfo endpoints skip Flask (see .hotpaths).
     app.wsgi_app = HotPaths(app.wsgi_app, app.extensions["yiwang"])  # type: ignore[method-assign]
+    # CORS for browser apps (issue 21 §1), around both the hot path and Flask.
+    app.wsgi_app = CorsLayer(app.wsgi_app, app.extensions["yiwang"])  # type: ignore[method-assign]
+    # A request id in every log line and answer, one access line per request (issue 18).
+    app.wsgi_app = RequestLog(app.wsgi_app, trust_header=settings.common.trust_request_id,  # type: ignore[method-assign]
+                              fixed_routes=HOT_ROUTES)
     if settings.trusted_proxies > 0:
         # Outermost, so the hot paths and Flask see the same client address.
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
+    # Outside ProxyFix: the client-certificate header counts only from the TLS proxy itself (RFC 8705).
+    app.wsgi_app = ForwardedCertificate(app.wsgi_app, mtls)  # type: ignore[method-assign]
     return app

@@ -113,7 +113,7 @@ def test_redirect_uri_matching_is_exact_except_the_loopback_port(services: Servi
     client, _ = _add(
         services,
         public=True,
-        redirect_uris=["https://portal.example.cn/cb?a=1", "http://127.0.0.1/native", "cn.gov.app:/cb"],
+        redirect_uris=["https://portal.example.cn/cb?a=1", "http://127.0.0.1/native", "cn.example.portal.app:/cb"],
         sector_identifier="portal.example.cn",
     )
     assert client.check_redirect_uri("https://portal.example.cn/cb?a=1")
@@ -127,7 +127,7 @@ def test_redirect_uri_matching_is_exact_except_the_loopback_port(services: Servi
         "https://portal.example.cn:443/cb?a=1",
         "http://127.0.0.1:5000/other",
         "http://localhost:5000/native",
-        "cn.gov.app:/cb/../x",
+        "cn.example.portal.app:/cb/../x",
         "",
         None,
     ):
@@ -135,7 +135,7 @@ def test_redirect_uri_matching_is_exact_except_the_loopback_port(services: Servi
     # RFC 8252 §7.3: the loopback port is chosen by the app at run time
     assert client.check_redirect_uri("http://127.0.0.1:51234/native")
     assert client.check_redirect_uri("http://127.0.0.1/native")
-    assert client.check_redirect_uri("cn.gov.app:/cb")
+    assert client.check_redirect_uri("cn.example.portal.app:/cb")
 
 
 def test_confidential_clients_may_not_use_private_schemes_or_none(services: Services) -> None:
