@@ -19,6 +19,8 @@ from keys.config import (
 )
 from keys.errors import ConfigurationError
 
+from .oauth.mtls import parse_networks
+
 __all__ = ["IdpSettings", "IDP_VARIABLES"]
 
 def _parse_seconds(text: str, low: float, high: float) -> float:
@@ -55,8 +57,18 @@ IDP_VARIABLES = (
     Variable("IDP_QUEUE_REQUEUE_SECONDS", lambda text: _parse_seconds(text, 2.0, 3600.0),
              "a killed worker's logout jobs are back on the queue within this many seconds (15)"),
     Variable("FAULT_POINTS", str, "test only: named fault seams that kill the process (idp.faults)"),
+    Variable("IDP_CAS_TICKET_SECONDS", parse_int, "lifetime of a CAS service ticket (10; 1 to 300)"),
+    Variable("IDP_DPOP_IAT_SECONDS", parse_int, "how far a DPoP proof's iat may be from now (60)"),
+    Variable("IDP_DPOP_NONCE_ENDPOINTS", str,
+             "comma-separated endpoints whose DPoP proofs need a server nonce: token, par, userinfo (none)"),
     Variable("IDP_ALLOW_LOOPBACK_CALLBACKS", parse_bool,
              "logout URIs may be http on 127.0.0.1 (the embedded demo; default: only when the issuer is on loopback)"),
+    # RFC 8705 mutual TLS through a TLS-terminating proxy (idp.oauth.mtls).
+    Variable("IDP_MTLS_PROXIES", parse_networks,
+             "addresses/CIDRs of the TLS proxies whose client-certificate header is believed (none: mTLS off)"),
+    Variable("IDP_MTLS_HEADER", str, "header the TLS proxy overwrites with the client certificate (X-Client-Cert)"),
+    Variable("IDP_MTLS_CA_FILE", parse_path, "PEM CA certificate(s) a tls_client_auth certificate must be issued by"),
+    Variable("IDP_MTLS_BASE_URL", str, "base URL the TLS proxy serves the mTLS endpoint aliases at (RFC 8705 section 5)"),
 )
 
 
@@ -121,6 +133,22 @@ class IdpSettings:
     audit_anchor_file: Path | None = None
     """Where signed checkpoints of the audit chain's head are appended (issue 11 §6); put it
     on storage the database's administrators cannot rewrite. ``None``: under the home."""
+    mtls_proxies: tuple[Any, ...] = ()
+    """RFC 8705: the TLS-terminating proxies (networks) whose :attr:`mtls_header` is believed;
+    from any other peer the header is dropped (``idp.oauth.mtls.ForwardedCertificate``)."""
+    mtls_header: str = "X-Client-Cert"
+    """The header the proxy overwrites with the verified client certificate (URL-encoded PEM)."""
+    mtls_ca_file: Path | None = None
+    """The CA certificate(s) ``tls_client_auth`` certificates chain to (the agency PKI's issuing CA)."""
+    mtls_base_url: str | None = None
+    """Where the proxy serves the endpoints with mutual TLS (discovery ``mtls_endpoint_aliases``)."""
+    dpop_iat_seconds: int = 60
+    """RFC 9449 §11.1: a DPoP proof's ``iat`` may be this far from now (plus a few seconds' leeway)."""
+    dpop_nonce_endpoints: tuple[str, ...] = ()
+    """RFC 9449 §8/§9: endpoints (``token``, ``par``, ``userinfo``) that require a server nonce."""
+    cas_ticket_seconds: int = 10
+    """Issue 21 §3: how long a CAS service ticket waits for its validation (CAS 3.0 §3.1.1
+    recommends at most five minutes; a service validates at once)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -151,6 +179,12 @@ class IdpSettings:
             ("IDP_AUDIT_ANCHOR_FILE", "audit_anchor_file"),
             ("IDP_REFRESH_REUSE_GRACE_SECONDS", "refresh_reuse_grace_seconds"),
             ("IDP_QUEUE_REQUEUE_SECONDS", "queue_requeue_seconds"),
+            ("IDP_CAS_TICKET_SECONDS", "cas_ticket_seconds"),
+            ("IDP_DPOP_IAT_SECONDS", "dpop_iat_seconds"),
+            ("IDP_MTLS_PROXIES", "mtls_proxies"),
+            ("IDP_MTLS_HEADER", "mtls_header"),
+            ("IDP_MTLS_CA_FILE", "mtls_ca_file"),
+            ("IDP_MTLS_BASE_URL", "mtls_base_url"),
         ):
             if name in values:
                 kwargs[attr] = values[name]
@@ -160,6 +194,18 @@ class IdpSettings:
         if not 0 <= kwargs.get("refresh_reuse_grace_seconds", 0) <= 3600:
             raise ConfigurationError("YIWANG_IDP_REFRESH_REUSE_GRACE_SECONDS must be 0 to 3600 seconds",
                                      variable="YIWANG_IDP_REFRESH_REUSE_GRACE_SECONDS")
+        if "IDP_DPOP_NONCE_ENDPOINTS" in values:
+            names = tuple(n.strip() for n in values["IDP_DPOP_NONCE_ENDPOINTS"].split(",") if n.strip())
+            if not set(names) <= {"token", "par", "userinfo"}:
+                raise ConfigurationError("YIWANG_IDP_DPOP_NONCE_ENDPOINTS names token, par or userinfo",
+                                         variable="YIWANG_IDP_DPOP_NONCE_ENDPOINTS")
+            kwargs["dpop_nonce_endpoints"] = names
+        if not 5 <= kwargs.get("dpop_iat_seconds", 60) <= 600:
+            raise ConfigurationError("YIWANG_IDP_DPOP_IAT_SECONDS must be 5 to 600 seconds",
+                                     variable="YIWANG_IDP_DPOP_IAT_SECONDS")
+        if not 1 <= kwargs.get("cas_ticket_seconds", 10) <= 300:
+            raise ConfigurationError("YIWANG_IDP_CAS_TICKET_SECONDS must be 1 to 300 seconds",
+                                     variable="YIWANG_IDP_CAS_TICKET_SECONDS")
         return cls(common=common, **kwargs)
 
     @property

@@ -22,6 +22,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 
 from .consents import ConsentService
+from .oauth import fapi
 from .oauth.flow import (
     Flow,
     FlowState,
@@ -295,6 +296,9 @@ class SignIn:
         client = grant.request.client
         redirect_uri = grant.redirect_uri
         refused = unsupported(params)
+        if refused is not None:
+            return RedirectError(redirect_uri, *refused, st)
+        refused = fapi.check_authorization(client, params, pushed=pushed)  # a FAPI 2.0 client's rules
         if refused is not None:
             return RedirectError(redirect_uri, *refused, st)
         max_age = None

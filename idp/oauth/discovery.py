@@ -6,6 +6,7 @@ from typing import Any
 
 from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED
 from .grants import AUTH_METHODS
+from .mtls import MTLS_AUTH_METHODS, MtlsConfig, discovery_metadata
 
 __all__ = ["discovery_document", "ACR_PASSWORD", "ACR_2FA", "ACR_VALUES"]
 
@@ -21,6 +22,7 @@ def discovery_document(
     end_session_path: str | None = "/logout",
     device_path: str | None = "/device/authorize",
     extra: dict[str, Any] | None = None,
+    mtls: MtlsConfig | None = None,
 ) -> dict[str, Any]:
     """The metadata; endpoints that this deployment does not serve are left out."""
     i = issuer.rstrip("/")
@@ -75,6 +77,11 @@ def discovery_document(
         doc["device_authorization_endpoint"] = i + device_path
     else:
         doc["grant_types_supported"].remove("urn:ietf:params:oauth:grant-type:device_code")
+    if mtls is not None and mtls.enabled:  # RFC 8705 §2.1.1, §2.2.1, §3.3, §5
+        for key in ("token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported",
+                    "revocation_endpoint_auth_methods_supported"):
+            doc[key] = [*doc[key], *(m for m in MTLS_AUTH_METHODS if m not in doc[key])]
+        doc.update(discovery_metadata(mtls))
     if extra:
         doc.update(extra)
     return doc

@@ -12,6 +12,7 @@ from typing import Any
 from authlib.oauth2.rfc9207 import IssuerParameter
 
 from ..device import register_device_flow
+from . import fapi
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import (
     AuthorizationCodeGrant,
@@ -22,6 +23,7 @@ from .grants import (
     PrivateKeyJWTAuth,
     RefreshTokenGrant,
 )
+from .mtls import CertificateBinding, MtlsConfig, SelfSignedTLSClientAuth, TLSClientAuth
 from .provider import Provider
 
 __all__ = ["configure_server", "registered_grant_types", "YiwangIssuerParameter"]
@@ -37,7 +39,8 @@ class YiwangIssuerParameter(IssuerParameter):
         return self._issuer
 
 
-def configure_server(server: Any, provider: Provider) -> Any:
+def configure_server(server: Any, provider: Provider, *, mtls: MtlsConfig | None = None) -> Any:
+    """``mtls``: how mutual TLS reaches the idp (RFC 8705; ``MtlsConfig.from_settings``)."""
     server.provider = provider
     # Authlib's server-wide check knows neither the client nor certs:read:<TYPE>;
     # every grant asks idp.oauth.scopes.decide instead (docs/design.md, "Boundaries"),
@@ -60,6 +63,20 @@ def configure_server(server: Any, provider: Provider) -> Any:
         "private_key_jwt", PrivateKeyJWTAuth(provider, [issuer, f"{issuer}/token", f"{issuer}/par",
                                                         f"{issuer}/introspect", f"{issuer}/revoke"])
     )
+    # RFC 8705 §2: mutual-TLS client authentication, through the TLS proxy (idp.oauth.mtls);
+    # every client authentication then binds tokens to the certificate where it must (§3)
+    # and applies the FAPI 2.0 rules to a FAPI client (idp.oauth.fapi).
+    mtls = mtls or MtlsConfig()
+    server.mtls = mtls
+    server.register_client_auth_method("tls_client_auth", TLSClientAuth(mtls.anchors))
+    server.register_client_auth_method("self_signed_tls_client_auth", SelfSignedTLSClientAuth())
+
+    def fapi_rules(client: Any, request: Any, endpoint: str) -> None:
+        fapi.check_client_authentication(client, request, endpoint, issuer=issuer)
+
+    server._client_auth = CertificateBinding(server._client_auth, after=[fapi_rules])
+    provider.codes.lifetime_of = lambda client_id: fapi.code_seconds(
+        provider.query_client(client_id), provider.codes.ttl_seconds)
     return server
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from flask import Blueprint, Response, jsonify, request
 
+from ..oauth import fapi
 from ..oauth.endpoints import endpoint_reply, token_reply, userinfo_reply
 from ..oauth.grants import AUTH_METHODS
 from ..signin import unsupported
@@ -121,6 +122,7 @@ def par() -> Any:
         refused = unsupported(form)
         if refused is not None:  # a pushed request object or response mode we cannot honour
             raise InvalidRequestError(refused[1])
+        fapi.check_pushed_request(client, form)  # FAPI 2.0 SP 5.3.2.2: code, PKCE S256
     except OAuth2Error as e:
         return oauth_error_response(e)
     uri = r.provider.par.push(client.client_id, form)

@@ -30,6 +30,7 @@ def _doc() -> Any:
             r.provider.issuer, require_par=r.provider.config.require_par,
             end_session_path=_route("/logout", "/end_session", "/session/end"),
             device_path=_route("/device/authorize", "/device_authorization", "/device/code"),
+            mtls=getattr(r.server, "mtls", None),
         ), ensure_ascii=False).encode()
         current_app.extensions["yiwang.discovery"] = body
     resp = Response(body, mimetype="application/json")
