@@ -8,6 +8,8 @@ from .claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED
 from .grants import AUTH_METHODS
 from .mtls import MTLS_AUTH_METHODS, MtlsConfig, discovery_metadata
 
+_BASE_METHODS = [m for m in AUTH_METHODS if m not in MTLS_AUTH_METHODS]  # mTLS: only when configured
+
 __all__ = ["discovery_document", "ACR_PASSWORD", "ACR_2FA", "ACR_VALUES"]
 
 ACR_PASSWORD = "urn:yiwang:acr:pwd"  # noqa: S105 - an acr value, not a secret
@@ -45,10 +47,10 @@ def discovery_document(
         ],
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_methods_supported": list(_BASE_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
-        "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
-        "revocation_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+        "introspection_endpoint_auth_methods_supported": [m for m in _BASE_METHODS if m != "none"],
+        "revocation_endpoint_auth_methods_supported": [m for m in _BASE_METHODS if m != "none"],
         "introspection_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         "revocation_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         "code_challenge_methods_supported": ["S256"],

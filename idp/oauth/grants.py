@@ -51,7 +51,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+                "tls_client_auth", "self_signed_tls_client_auth"]  # RFC 8705 §2 (idp.oauth.mtls)
 
 
 def _provider(grant: Any) -> Any:
@@ -456,7 +457,8 @@ class ClientCredentialsGrant(_BoundTokens, grants.ClientCredentialsGrant):
     the default; least privilege picks none).
     """
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                   "tls_client_auth", "self_signed_tls_client_auth"]
 
     def validate_requested_scope(self) -> None:
         # Called by Authlib's validate_token_request once the client is authenticated.
