@@ -328,12 +328,17 @@ def _registered(cert: x509.Certificate, der: bytes, client: Any) -> bool:
         return True
     if not client.jwks:
         return False
-    from joserfc.jwk import JWKRegistry, KeySet
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from joserfc.jwk import KeySet
+
+    def spki(key: Any) -> bytes:
+        return bytes(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
     try:
-        key_tp = JWKRegistry.import_key(cert.public_key()).thumbprint()  # type: ignore[arg-type]
-        return any(k.thumbprint() == key_tp for k in KeySet.import_key_set(client.jwks).keys)
-    except Exception:  # a key type joserfc does not read: no match
+        presented_key = spki(cert.public_key())
+        return any(hmac.compare_digest(spki(k.public_key), presented_key)
+                   for k in KeySet.import_key_set(client.jwks).keys if hasattr(k, "public_key"))
+    except Exception:  # a key type without a public key (oct): no match
         return False
 
 
