@@ -55,7 +55,8 @@ __all__ = [
 # Authlib puts some of them in an error description, and refuses to build one
 # with other characters (a ValueError, once an unauthenticated 500).
 _ASCII_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "code_challenge",
-                 "code_challenge_method", "prompt", "max_age", "response_mode", "request_uri")
+                 "code_challenge_method", "prompt", "max_age", "response_mode", "request_uri",
+                 "dpop_jkt")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 

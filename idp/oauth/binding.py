@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Binding", "binding_of", "cnf_of"]
+__all__ = ["Binding", "BoundTokens", "binding_of", "cnf_of"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,28 @@ def cnf_of(claims_or_data: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     cnf = claims_or_data.get("cnf")
     return cnf if isinstance(cnf, dict) else None
+
+
+class BoundTokens:
+    """Grant mixin: token generation that passes the request's binding to the provider.
+
+    Authlib's generator signature has no request; this is the hook through
+    which DPoP (``jkt``) and mTLS (``x5t#S256``) reach ``cnf``. Once the client
+    is authenticated (before a code or refresh token is consumed, so a
+    refused request leaves it usable) the provider's DPoP policy may refuse it.
+    """
+
+    def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
+                       expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        grant: Any = self
+        return grant.server.provider.generate_token(
+            grant_type or grant.GRANT_TYPE, grant.request.client, user=user, scope=scope,
+            expires_in=expires_in, include_refresh_token=include_refresh_token,
+            binding=binding_of(grant.request),
+        )
+
+    def authenticate_token_endpoint_client(self) -> Any:
+        grant: Any = self
+        client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        grant.server.provider.dpop.after_client_known(grant.request, client)
+        return client

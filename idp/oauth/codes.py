@@ -57,6 +57,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     never the ID number), so the token request need not read it again. The
     account's existence and state are checked when the tokens are recorded."""
     code_hash: str = ""
+    dpop_jkt: str | None = None
+    """RFC 9449 §10: the DPoP key the code is bound to (its redemption must prove it)."""
 
     # AuthorizationCodeMixin
     def get_redirect_uri(self) -> str:
@@ -100,6 +102,9 @@ class CodeStore:
         self.ttl_seconds = ttl_seconds
         self.replay_window = replay_window
         self._consume = redis.register_script(_CONSUME)
+        self.lifetime_of: Any = None
+        """``lifetime_of(client_id)``: seconds a code for that client lives, if not
+        :attr:`ttl_seconds` (FAPI 2.0: at most 60; ``configure_server`` sets it)."""
 
     def issue(self, data: AuthorizationCode, *, also: Any = None) -> str:
         """Store a new code and return it; ``also(pipe)`` adds commands to the same round trip."""
@@ -107,11 +112,12 @@ class CodeStore:
         payload = asdict(data)
         payload.pop("code_hash", None)
         key = self._p + "c:" + _h(code)
+        ttl = self.ttl_seconds if self.lifetime_of is None else self.lifetime_of(data.client_id)
         if also is None:
-            self._r.set(key, json.dumps(payload), ex=self.ttl_seconds)
+            self._r.set(key, json.dumps(payload), ex=ttl)
             return code
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(key, json.dumps(payload), ex=self.ttl_seconds)
+        pipe.set(key, json.dumps(payload), ex=ttl)
         also(pipe)
         pipe.execute()
         return code

@@ -68,6 +68,8 @@ def discovery_document(
         "frontchannel_logout_supported": True,
         "frontchannel_logout_session_supported": True,
         "access_token_signing_alg_values_supported": ["ES256"],
+        # RFC 9449 §5.1 (keys.dpop.ALGORITHMS, asymmetric only).
+        "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256"],
     }
     if end_session_path:
         doc["end_session_endpoint"] = i + end_session_path

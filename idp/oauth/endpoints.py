@@ -25,7 +25,9 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 
 from .binding import cnf_of
 from .claims import CitizenClaims, user_claims
+from .dpop import resource_challenge, resource_refusal
 from .grants import AUTH_METHODS
+from .mtls import check_certificate_binding
 from .tokens import AccessTokenClaims, refresh_hash
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Reply",
     "json_reply",
     "bearer_error",
+    "dpop_error",
     "token_reply",
     "endpoint_reply",
     "userinfo_reply",
@@ -297,11 +300,17 @@ def token_reply(server: Any, request: Any) -> Reply:
         grant = server.get_token_grant(request)
     except UnsupportedGrantTypeError as error:
         return _error_reply(server, request, error)
+    dpop = server.provider.dpop
     try:
+        proof = dpop.bind_token_request(request)  # RFC 9449 §5; None without a DPoP header
         grant.validate_token_request()
-        return _authlib_reply(grant.create_token_response())
+        dpop.after_client_known(request, request.client)  # grants outside idp.oauth.grants too
+        reply = _authlib_reply(grant.create_token_response())
     except OAuth2Error as error:
         return _error_reply(server, request, error)
+    if proof is not None and "token" in dpop.nonce_endpoints:
+        reply[1].extend(dpop.nonce_header("token"))  # §8: the next nonce
+    return reply
 
 
 def endpoint_reply(server: Any, name: str, request: Any) -> Reply:
@@ -327,12 +336,22 @@ def bearer_error(error: str, status: int, description: str | None = None) -> Rep
     return json_reply(status, {"error": error or "invalid_token"}, [("WWW-Authenticate", value)])
 
 
+def dpop_error(error: str, description: str | None = None, *,
+               nonce: Iterable[tuple[str, str]] = ()) -> Reply:
+    """RFC 9449 §7.1: a protected resource's DPoP error, in ``WWW-Authenticate: DPoP``."""
+    status, value = resource_challenge(error, description)
+    return json_reply(status, {"error": error}, [("WWW-Authenticate", value), *nonce])
+
+
 def userinfo_reply(provider: Any, method: str, headers: Any, form: Mapping[str, str]) -> Reply:
     """``GET``/``POST /userinfo`` (OIDC Core §5.3): the token from the header or, on POST, the form."""
     auth = headers.get("Authorization", "")
     token_value = None
+    scheme = "bearer"
     if auth[:7].lower() == "bearer ":
         token_value = auth[7:].strip()
+    elif auth[:5].lower() == "dpop ":  # RFC 9449 §7.1
+        token_value, scheme = auth[5:].strip(), "dpop"
     elif method == "POST" and "access_token" in form:  # RFC 6750 §2.2
         token_value = form["access_token"]
     if not token_value:
@@ -340,7 +359,18 @@ def userinfo_reply(provider: Any, method: str, headers: Any, form: Mapping[str, 
     # Revocation is checked with the claims snapshot, in the same round trip.
     access = provider.tokens.verify_access_token(token_value, check_revoked=False)
     if access is None:
+        if scheme == "dpop":
+            return dpop_error("invalid_token", "the access token is not valid")
         return bearer_error("invalid_token", 401, "the access token is not valid")
+    token_jkt = access.cnf.get("jkt") if access.cnf else None
+    if scheme == "dpop" or token_jkt:  # an unbound Bearer token costs nothing more
+        refused = resource_refusal(provider.dpop, headers, method=method, endpoint="userinfo",
+                                   token=token_value, token_jkt=token_jkt, scheme=scheme)
+        if refused is not None:
+            # use_dpop_nonce comes only where nonces are on, so the header is there then (§9).
+            return dpop_error(*refused, nonce=provider.dpop.nonce_header("userinfo"))
+    if access.cnf and (why := check_certificate_binding(access.cnf, headers)):  # RFC 8705 §3.2
+        return bearer_error("invalid_token", 401, why)
     # A token of an ended session is already revoked: the session-end hook
     # marks its jti, which the snapshot read checks.
     claims = userinfo_claims(provider, access)
@@ -348,4 +378,4 @@ def userinfo_reply(provider: Any, method: str, headers: Any, form: Mapping[str, 
         if provider.tokens.is_revoked(access.jti):
             return bearer_error("invalid_token", 401, "the access token was revoked")
         return bearer_error("insufficient_scope", 403, "the token does not grant openid")
-    return json_reply(200, claims)
+    return json_reply(200, claims, provider.dpop.nonce_header("userinfo") if scheme == "dpop" else ())

@@ -28,10 +28,10 @@ from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet as JoseKeySet
 
 from ..faults import fault_point
-from .binding import binding_of
+from .binding import BoundTokens, binding_of
 from .claims import user_claims
 from .codes import AuthorizationCode
-from .dpop import JKT_PATTERN, IdpDPoP, InvalidDPoPProofError, check_code_key
+from .dpop import JKT_PATTERN, InvalidDPoPProofError, check_code_key
 from .provider import GrantUser
 from .refresh_lifetime import refresh_family_expired
 from .scopes import grant_scope
@@ -57,30 +57,6 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", 
 
 def _provider(grant: Any) -> Any:
     return grant.server.provider
-
-
-class _BoundTokens:
-    """Token generation that passes the request's binding (:mod:`.binding`) to the provider.
-
-    Authlib's generator signature has no request; this is the shared hook
-    through which DPoP (``jkt``) and mTLS (``x5t#S256``) reach ``cnf``.
-    """
-
-    def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
-                       expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        grant: Any = self
-        return _provider(grant).generate_token(
-            grant_type or grant.GRANT_TYPE, grant.request.client, user=user, scope=scope,
-            expires_in=expires_in, include_refresh_token=include_refresh_token,
-            binding=binding_of(grant.request),
-        )
-
-    def authenticate_token_endpoint_client(self) -> Any:
-        grant: Any = self
-        client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
-        # Before a code or refresh token is consumed: a refused request leaves it usable.
-        IdpDPoP.after_client_known(grant.request, client)
-        return client
 
 
 class CodeChallenge(_CodeChallenge):
@@ -168,7 +144,7 @@ class OpenIDRefresh(OpenIDCode):
         grant.register_hook("after_create_token_response", self.process_token)
 
 
-class AuthorizationCodeGrant(_BoundTokens, grants.AuthorizationCodeGrant):
+class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def generate_authorization_code(self) -> str:  # replaced by save below
@@ -182,10 +158,10 @@ class AuthorizationCodeGrant(_BoundTokens, grants.AuthorizationCodeGrant):
         then shows only what may be granted, and the token response's
         ``scope`` says what was (RFC 6749 §5.1).
         """
-        jkt = self.request.payload.data.get("dpop_jkt")
-        if jkt is not None and not JKT_PATTERN.fullmatch(jkt):  # RFC 9449 §10
-            raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
         redirect_uri: str = super().validate_authorization_request()
+        jkt = self.request.payload.data.get("dpop_jkt")
+        if jkt is not None and not JKT_PATTERN.fullmatch(jkt):  # RFC 9449 §10, told to the client
+            raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint", redirect_uri=redirect_uri)
         self.request.scope = grant_scope(self.request.client, self.GRANT_TYPE, self.request.scope, strict=False)
         return redirect_uri
 
@@ -309,7 +285,7 @@ class _RefreshRecord:
         return self.row["scope"]
 
 
-class RefreshTokenGrant(_BoundTokens, grants.RefreshTokenGrant):
+class RefreshTokenGrant(BoundTokens, grants.RefreshTokenGrant):
     """RFC 6749 §6 with rotation on every use and family revocation on reuse (RFC 9700 §4.14.2).
 
     Issue 20 §1: the parent is consumed before its child is stored and sent.
@@ -447,7 +423,7 @@ class RefreshTokenGrant(_BoundTokens, grants.RefreshTokenGrant):
             raise InvalidScopeError("the scope may not exceed the original grant (RFC 6749 section 6)")
 
 
-class ClientCredentialsGrant(_BoundTokens, grants.ClientCredentialsGrant):
+class ClientCredentialsGrant(BoundTokens, grants.ClientCredentialsGrant):
     """RFC 6749 §4.4: a scope beyond what the policy allows this client is ``invalid_scope``.
 
     RFC 6749 §5.2 ("exceeds the scope granted by the resource owner" — here

@@ -24,6 +24,7 @@ from ..models import Citizen, Client
 from ..sessions import SessionStore
 from .claims import ID_NUMBER_SCOPE, CitizenClaims
 from .codes import CodeStore
+from .dpop import IdpDPoP
 from .par import PushedRequestStore
 from .records import SqlTokenStore
 from .scopes import decide
@@ -62,6 +63,10 @@ class ProviderConfig:
     """RFC 8628 §3.2 ``interval``: how often a device may poll the token endpoint."""
     device_verification_path: str = "/device"
     """Where the citizen enters the user code (``idp.web.device`` serves it)."""
+    dpop_iat_seconds: int = 60
+    """RFC 9449 §11.1: how far a DPoP proof's ``iat`` may be from now (plus a small leeway)."""
+    dpop_nonce_endpoints: frozenset[str] = frozenset()
+    """RFC 9449 §8/§9: endpoints (``token``, ``par``, ``userinfo``) whose proofs must carry our nonce."""
 
     @classmethod
     def from_settings(cls, settings: IdpSettings) -> ProviderConfig:
@@ -75,6 +80,8 @@ class ProviderConfig:
             code_seconds=settings.code_seconds,
             par_seconds=settings.par_seconds,
             require_par=settings.require_par,
+            dpop_iat_seconds=settings.dpop_iat_seconds,
+            dpop_nonce_endpoints=frozenset(settings.dpop_nonce_endpoints),
         )
 
 
@@ -144,6 +151,8 @@ class Provider:
                                                     keyring=keyring, clock=clock)
         self.codes = CodeStore(redis, prefix, ttl_seconds=config.code_seconds)
         self.par = PushedRequestStore(redis, prefix, ttl_seconds=config.par_seconds)
+        self.dpop = IdpDPoP.build(redis, prefix, keyring, config.issuer, iat_window=config.dpop_iat_seconds,
+                                  nonce_endpoints=config.dpop_nonce_endpoints, clock=clock)
         self.device_codes = DeviceCodeStore(redis, prefix, expires_in=config.device_code_seconds,
                                             interval=config.device_poll_interval)
         self._salt = keyring.secret("pairwise-salt")

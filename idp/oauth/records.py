@@ -125,8 +125,8 @@ class SqlTokenStore(TokenStore):
             r = s.get(TokenRecord, jti)
             return _row(r) if r is not None else None
 
-    def take_refresh(self, jti: str, client_id: str, now: int, *,
-                     grace_seconds: int = 0) -> tuple[str, dict[str, Any] | None]:
+    def take_refresh(self, jti: str, client_id: str, now: int, *, grace_seconds: int = 0,
+                     jkt: str | None = None) -> tuple[str, dict[str, Any] | None]:
         """Consume a refresh token of ``client_id``: one conditional UPDATE, atomic by itself.
 
         ``("ok", row)`` when it was live (and is now consumed). ``("retry", row)``
@@ -139,17 +139,22 @@ class SqlTokenStore(TokenStore):
         ``reused`` (it can only have been stolen), inside the window too.
         One round trip on both accepting paths; the read that explains a
         failure runs only then.
+
+        A token bound to a DPoP key (``data.cnf.jkt``, RFC 9449 §5) is taken
+        only with a proof of that key (``jkt``), the retry too: otherwise
+        ``wrong_key`` and the token is untouched (a thief without the key
+        cannot burn it). A rotated one is still ``reused``.
         """
         table = TokenRecord
+        bound_jkt = table.data["cnf"]["jkt"].as_string()
+        same_key = bound_jkt.is_(None) if jkt is None else sa.or_(bound_jkt.is_(None), bound_jkt == jkt)
         if grace_seconds > 0:
             stamp = _stamp(now)
             usable = sa.or_(
                 table.consumed_at.is_(None),
                 # RFC 9700 §4.14.2 allows a server to tell an honest retry from
                 # reuse; here: the same client, once, within the window.
-                # (Sender-constrained tokens would also require the same DPoP
-                # key here — once DPoP exists, its thumbprint check goes in this
-                # condition.)
+                # A bound token's retry must carry the same DPoP key (same_key below).
                 sa.and_(table.retried_at.is_(None), table.consumed_at >= _ts(now - grace_seconds)),
             )
             values: dict[str, Any] = {
@@ -165,7 +170,7 @@ class SqlTokenStore(TokenStore):
                 sa.update(table)
                 .where(
                     table.jti == jti, table.kind == "refresh", table.client_id == client_id,
-                    usable, table.revoked_at.is_(None), table.expires_at > _ts(now),
+                    usable, same_key, table.revoked_at.is_(None), table.expires_at > _ts(now),
                 )
                 .values(**values)
                 .returning(table)
@@ -187,6 +192,8 @@ class SqlTokenStore(TokenStore):
                 return "reused", row
             if r.revoked_at is not None:
                 return "revoked", row
+            if (_epoch(r.expires_at) or 0) > now:
+                return "wrong_key", row  # live, of this client: only the key differs
             return "expired", row
 
     def release_refresh(self, jti: str, status: str, now: int, *, drop: Iterable[str] = ()) -> bool:

@@ -119,11 +119,12 @@ class TokenStore:
     def get(self, jti: str) -> dict[str, Any] | None:  # pragma: no cover
         raise NotImplementedError
 
-    def take_refresh(self, jti: str, client_id: str, now: int, *,
-                     grace_seconds: int = 0) -> tuple[str, dict[str, Any] | None]:  # pragma: no cover
+    def take_refresh(self, jti: str, client_id: str, now: int, *, grace_seconds: int = 0,
+                     jkt: str | None = None) -> tuple[str, dict[str, Any] | None]:  # pragma: no cover
         """Consume a live refresh token of ``client_id`` (or accept its one retry within
         ``grace_seconds``); ``(status, row)``, status ``ok``, ``retry``, ``reused``,
-        ``revoked``, ``expired`` or ``unknown``."""
+        ``revoked``, ``expired``, ``unknown`` or ``wrong_key`` (bound to a DPoP key other
+        than ``jkt``: left untouched)."""
         raise NotImplementedError
 
     def release_refresh(self, jti: str, status: str, now: int, *,

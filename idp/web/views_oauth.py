@@ -123,11 +123,15 @@ def par() -> Any:
         if refused is not None:  # a pushed request object or response mode we cannot honour
             raise InvalidRequestError(refused[1])
         fapi.check_pushed_request(client, form)  # FAPI 2.0 SP 5.3.2.2: code, PKCE S256
+        jkt = r.provider.dpop.pushed_jkt(request.headers, form)  # RFC 9449 §10.1: binds the code
+        if jkt:
+            form["dpop_jkt"] = jkt
     except OAuth2Error as e:
         return oauth_error_response(e)
     uri = r.provider.par.push(client.client_id, form)
     resp = jsonify({"request_uri": uri, "expires_in": r.provider.par.ttl_seconds})
     resp.status_code = 201
     resp.headers.update(NO_STORE)
+    resp.headers.update(r.provider.dpop.nonce_header("par"))
     return resp
 
