@@ -27,6 +27,7 @@ request that has an ``Origin`` header, before the hot path and Flask.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -61,6 +62,8 @@ ALLOWED_HEADERS = "Authorization, Content-Type, DPoP"
 EXPOSED_HEADERS = "WWW-Authenticate, DPoP-Nonce"
 MAX_AGE = "600"
 """How long a browser may cache a preflight answer (Chromium caps it at 7200 s)."""
+
+logger = logging.getLogger(__name__)
 
 _VARY = ("Vary", "Origin")
 
@@ -164,7 +167,10 @@ class RegisteredOrigins:
             return self._origins
         with self._lock:
             if now - self._at >= self._ttl:
-                self._origins = frozenset(self._load())
+                try:
+                    self._origins = frozenset(self._load())
+                except Exception as e:  # the database is away: keep the last set, try again after ttl
+                    logger.warning("registered web origins not reloaded (%s)", type(e).__name__)
                 self._at = now
         return self._origins
 

@@ -12,6 +12,7 @@ its answer gets the headers its client earns.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +29,8 @@ from .security import MAX_BODY
 
 __all__ = ["CorsLayer"]
 
+logger = logging.getLogger(__name__)
+
 _COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
            ("Cache-Control", "no-store")]
 
@@ -35,7 +38,7 @@ _COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referr
 class CorsLayer:
     """WSGI middleware: the CORS answer for browser apps (issue 21 §1)."""
 
-    def __init__(self, app: Callable[..., Any], runtime: Any) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], runtime: Any) -> None:
         self._app = app
         self._runtime = runtime
         provider = runtime.provider
@@ -54,7 +57,12 @@ class CorsLayer:
             # Fetch Standard §3.2.2: a preflight names no client; the actual request decides.
             start_response("204 NO CONTENT", [*preflight_headers(path, origin, self.origins.get()), *_COMMON])
             return [b""]
-        extra = actual_headers(origin, self._client_of(environ, path))
+        try:
+            client = self._client_of(environ, path)
+        except Exception as e:  # a backing service is away: the application answers that (503)
+            logger.warning("CORS client look-up failed on %s (%s)", path, type(e).__name__)
+            client = None
+        extra = actual_headers(origin, client)
 
         def with_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]

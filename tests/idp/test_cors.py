@@ -265,3 +265,23 @@ def test_refresh_lifetimes_are_checked_at_registration(idp_services, idle, absol
     with pytest.raises(InvalidInput, match=why):
         make_rp(idp_services, public=True, grant_types=("authorization_code", "refresh_token"),
                 refresh_idle_seconds=idle, refresh_absolute_seconds=absolute)
+
+
+def test_a_failing_origin_load_keeps_the_last_set_and_retries_after_the_ttl() -> None:
+    now = [0.0]
+    answers: list = [{APP}, RuntimeError("database away"), {OTHER_APP}]
+
+    def load():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    cache = RegisteredOrigins(load, ttl=5, clock=lambda: now[0])
+    assert cache.get() == {APP}
+    now[0] = 6
+    assert cache.get() == {APP}  # the failure is logged, the old set kept
+    now[0] = 7
+    assert cache.get() == {APP} and len(answers) == 1  # not retried before the ttl
+    now[0] = 12
+    assert cache.get() == {OTHER_APP}
