@@ -343,3 +343,57 @@ def test_matrix(world: World, grant: str) -> None:
             if got != want:
                 rows.append(f"{client.client_id:>22} | {name:<12} | asked {' '.join(scope)}: got {got}, want {want}")
     assert not rows, "\n" + "\n".join(rows)
+
+
+# ------------------------------------------------------------ browser origins (issue 21 §1)
+# endpoint × Origin (the client's own registered origin, another client's, one nobody
+# registered): the answer is the same for every origin; only the client's own origin
+# may read it (Access-Control-Allow-Origin), a preflight is answered for any
+# registered origin, and credentials are never allowed.
+
+SPA_ORIGIN, OTHER_SPA_ORIGIN, NOBODYS_ORIGIN = "https://spa.example.cn", "https://other-spa.example.cn", "https://evil.example.com"
+ORIGINS = {"own": SPA_ORIGIN, "other client's": OTHER_SPA_ORIGIN, "unregistered": NOBODYS_ORIGIN}
+
+
+@pytest.fixture(scope="module")
+def spa_clients(world: World) -> tuple[Any, str]:
+    for cid, origin in (("matrix-spa", SPA_ORIGIN), ("matrix-other-spa", OTHER_SPA_ORIGIN)):
+        world.services.clients.add(ClientSpec(
+            name="单页应用", client_id=cid, public=True, redirect_uris=[origin + "/cb"],
+            grant_types=(AUTH_CODE, REFRESH), scopes=("openid", "profile"), web_origins=[origin]))
+    spa = world.services.clients.show("matrix-spa")
+    body = _code_tokens(world, spa, ["openid", "profile"])
+    assert isinstance(body, dict), body
+    return spa, body["access_token"]
+
+
+def _browser_call(world: World, endpoint: str, origin: str, access_token: str) -> Any:
+    web = world.app.test_client()
+    headers = {"Origin": origin}
+    if endpoint == "/userinfo":
+        return web.get("/userinfo", headers={**headers, "Authorization": "Bearer " + access_token})
+    data = {"client_id": "matrix-spa"}
+    data |= {"/token": {"grant_type": REFRESH, "refresh_token": "not-a-token"},
+             "/revoke": {"token": access_token},
+             "/par": {"response_type": "code", "redirect_uri": SPA_ORIGIN + "/cb"}}[endpoint]
+    return web.post(endpoint, data=data, headers=headers)
+
+
+@pytest.mark.parametrize("endpoint", ["/token", "/userinfo", "/revoke", "/par"])
+def test_browser_origin_matrix(world: World, spa_clients: tuple[Any, str], endpoint: str) -> None:
+    _, access_token = spa_clients
+    rows = []
+    answers = set()
+    for kind, origin in ORIGINS.items():
+        resp = _browser_call(world, endpoint, origin, access_token)
+        answers.add((resp.status_code, (resp.get_json(silent=True) or {}).get("error")))
+        got = resp.headers.get("Access-Control-Allow-Origin")
+        want = origin if kind == "own" else None
+        preflight = world.app.test_client().open(endpoint, method="OPTIONS", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"}).headers.get("Access-Control-Allow-Origin")
+        want_preflight = None if kind == "unregistered" else origin
+        if got != want or preflight != want_preflight or "Access-Control-Allow-Credentials" in resp.headers:
+            rows.append(f"{endpoint} | {kind}: ACAO {got!r} (want {want!r}), preflight {preflight!r} "
+                        f"(want {want_preflight!r})")
+    assert len(answers) == 1, f"{endpoint}: the origin changed the answer: {answers}"
+    assert not rows, "\n" + "\n".join(rows)
