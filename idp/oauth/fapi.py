@@ -151,18 +151,18 @@ def check_client_authentication(client: Any, request: Any, endpoint: str, *, iss
         return
     method = getattr(request, "auth_method", None)
     if method not in AUTH_METHODS:
-        raise InvalidClientError(description="FAPI 2.0: authenticate with private_key_jwt or mutual TLS")
+        raise InvalidClientError(status_code=401, description="FAPI 2.0: authenticate with private_key_jwt or mutual TLS")
     if method == "private_key_jwt":
         try:
             header, claims = _jwt_parts(str(request.form.get("client_assertion") or ""))
         except (ValueError, TypeError):
-            raise InvalidClientError(description="invalid client assertion") from None
+            raise InvalidClientError(status_code=401, description="invalid client assertion") from None
         if header.get("alg") not in ALGORITHMS:
             raise InvalidClientError(
-                description=f"FAPI 2.0: client assertions are signed with {', '.join(ALGORITHMS)}")
+                status_code=401, description=f"FAPI 2.0: client assertions are signed with {', '.join(ALGORITHMS)}")
         aud = claims.get("aud")
         if aud != issuer and aud != [issuer]:
-            raise InvalidClientError(description="FAPI 2.0: the client assertion's aud must be the issuer")
+            raise InvalidClientError(status_code=401, description="FAPI 2.0: the client assertion's aud must be the issuer")
     if endpoint == "token":
         binding = binding_of(request)
         bound = binding is not None and bool(binding.jkt or binding.x5t_s256)
