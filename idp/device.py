@@ -46,6 +46,7 @@ from authlib.oauth2.rfc8628 import (
 )
 from redis.exceptions import WatchError
 
+from .oauth.binding import BoundTokens
 from .oauth.scopes import grant_scope
 
 __all__ = [
@@ -376,7 +377,7 @@ class YiwangDeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):
         _store(self).save(client_id, scope, data)
 
 
-class YiwangDeviceCodeGrant(DeviceCodeGrant):
+class YiwangDeviceCodeGrant(BoundTokens, DeviceCodeGrant):
     """RFC 8628 §3.4–§3.5 at the token endpoint; tokens carry the approving session."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
