@@ -279,6 +279,9 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "securitySchemes": {
                 "clientBasic": {"type": "http", "scheme": "basic", "description": "RFC 6749 §2.3.1 client_secret_basic"},
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An access token from /token (RFC 6750)"},
+                "mutualTLS": {"type": "mutualTLS", "description": (
+                    "RFC 8705: tls_client_auth / self_signed_tls_client_auth, through the operator's TLS proxy "
+                    "(mtls_endpoint_aliases); a certificate-bound token needs the same certificate")},
             },
             "responses": {
                 "OAuthError": {
@@ -312,7 +315,12 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                         "response_types_supported", "subject_types_supported",
                         "id_token_signing_alg_values_supported",
                     ],
-                    "properties": {"issuer": {"const": issuer.rstrip("/")}},
+                    "properties": {
+                        "issuer": {"const": issuer.rstrip("/")},
+                        # RFC 8705 §3.3 and §5, present when mutual TLS is configured
+                        "tls_client_certificate_bound_access_tokens": {"type": "boolean"},
+                        "mtls_endpoint_aliases": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
                 },
             },
         },
