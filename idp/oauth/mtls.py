@@ -11,8 +11,9 @@ as nginx's ``$ssl_client_escaped_cert``). Owns:
   of the mTLS endpoint aliases (RFC 8705 §5);
 - :class:`ForwardedCertificate`, the WSGI edge: the header is believed only
   from a configured proxy; from anyone else it is dropped before the
-  application sees it, and what the application reads is a reserved
-  internal header (:data:`VERIFIED_HEADER`) the edge alone writes;
+  application sees it. What the protocol core reads is the WSGI environ key
+  :data:`VERIFIED_ENVIRON`, which no HTTP header can produce (headers arrive
+  as ``HTTP_*``), so without the edge no certificate is ever seen;
 - the two client authentication methods, registered in
   :func:`idp.oauth.server.configure_server`: ``tls_client_auth`` (§2.1: the
   certificate chains to a trust anchor and its subject DN or a SAN is the one
@@ -58,7 +59,7 @@ __all__ = [
     "SUBJECT_DN",
     "BOUND_TOKENS",
     "CERTIFICATES",
-    "VERIFIED_HEADER",
+    "VERIFIED_ENVIRON",
     "MtlsConfig",
     "ForwardedCertificate",
     "TLSClientAuth",
@@ -90,10 +91,8 @@ BOUND_TOKENS = "tls_client_certificate_bound_access_tokens"
 CERTIFICATES = "tls_client_certificates_s256"
 """``self_signed_tls_client_auth``: SHA-256 thumbprints of the registered certificates."""
 
-VERIFIED_HEADER = "X-Yiwang-Verified-Client-Cert"
-"""Reserved: the edge writes the forwarded certificate here (base64 DER), and drops any
-value a caller sent. The protocol core reads only this header."""
-_VERIFIED_KEY = "HTTP_" + VERIFIED_HEADER.upper().replace("-", "_")
+VERIFIED_ENVIRON = "yiwang.mtls.client_certificate"
+"""The DER certificate the edge let through, in the WSGI environ (never an ``HTTP_*`` key)."""
 _MAX_FORWARDED = 16 * 1024
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -173,8 +172,7 @@ class ForwardedCertificate:
 
     The peer is ``REMOTE_ADDR`` before any ``X-Forwarded-For`` rewriting (this
     wraps ProxyFix), so a caller cannot claim to be the proxy. A header from
-    any other peer is dropped (logged without its value), and so is any value
-    of the reserved :data:`VERIFIED_HEADER`.
+    any other peer is dropped (logged without its value).
     """
 
     def __init__(self, app: Callable[..., Any], config: MtlsConfig) -> None:
@@ -183,30 +181,30 @@ class ForwardedCertificate:
         self._key = "HTTP_" + config.header.upper().replace("-", "_")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        environ.pop(_VERIFIED_KEY, None)
+        environ.pop(VERIFIED_ENVIRON, None)
         raw = environ.pop(self._key, None)
         if raw is not None:
             if not self._config.trusts(environ.get("REMOTE_ADDR")):
-                logger.warning("a %s header from a peer that is not a configured TLS proxy was dropped",
-                               self._config.header)
+                logger.info("a %s header from a peer that is not a configured TLS proxy was dropped",
+                            self._config.header)
             else:
                 der = der_of_forwarded(raw)
                 if der is None:
                     logger.warning("the TLS proxy forwarded an unreadable client certificate")
                 else:
-                    environ[_VERIFIED_KEY] = base64.b64encode(der).decode("ascii")
+                    environ[VERIFIED_ENVIRON] = der
         return self._app(environ, start_response)
 
 
 def presented_certificate(headers: Any) -> bytes | None:
-    """The DER client certificate the edge let through for this request, or ``None``."""
-    value = headers.get(VERIFIED_HEADER) if headers is not None else None
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
+    """The DER client certificate the edge let through for this request, or ``None``.
+
+    ``headers`` is the request's werkzeug ``EnvironHeaders`` (Flask's and the
+    hot path's); the certificate is read from its environ, never from a header.
+    """
+    environ = getattr(headers, "environ", None)
+    der = environ.get(VERIFIED_ENVIRON) if isinstance(environ, dict) else None
+    return der if isinstance(der, bytes) else None
 
 
 def thumbprint(der: bytes) -> str:
