@@ -82,7 +82,7 @@ MTLS_AUTH_METHODS = (TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH)
 
 # Client.attributes keys (RFC 8705 §2.1.2, §3.4 client metadata names).
 SUBJECT_DN = "tls_client_auth_subject_dn"
-SAN_ATTRIBUTES = {
+SAN_ATTRIBUTES: dict[str, type[x509.DNSName] | type[x509.UniformResourceIdentifier] | type[x509.RFC822Name]] = {
     "tls_client_auth_san_dns": x509.DNSName,
     "tls_client_auth_san_uri": x509.UniformResourceIdentifier,
     "tls_client_auth_san_email": x509.RFC822Name,
@@ -193,7 +193,8 @@ class ForwardedCertificate:
                     logger.warning("the TLS proxy forwarded an unreadable client certificate")
                 else:
                     environ[VERIFIED_ENVIRON] = der
-        return self._app(environ, start_response)
+        result: Iterable[bytes] = self._app(environ, start_response)
+        return result
 
 
 def presented_certificate(headers: Any) -> bytes | None:
