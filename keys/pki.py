@@ -639,6 +639,199 @@ def uscc_of(certificate: x509.Certificate) -> str | None:
     return None
 
 
+# -- the time-stamping authority ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TsaSigner:
+    """The region TSA's key (a :class:`~keys.backend.Signer`), certificate and chain.
+
+    Answers RFC 3161 requests (``certstore tsa serve``); its certificate is
+    issued by the issuing CA, so a verifier that trusts the region root trusts
+    the timestamps, and the issuing CA's CRL covers it.
+    """
+
+    signer: Signer
+    certificate: x509.Certificate
+    chain: list[x509.Certificate]
+    """``[issuing CA, region root]``."""
+
+
+def _tsa_paths(keyring: Keyring) -> tuple[Path, Path]:
+    d = _dir(keyring)
+    return d / "tsa.json", d / "tsa.pem"
+
+
+def issue_tsa(
+    keyring: Keyring,
+    *,
+    name: str | None = None,
+    validity: dt.timedelta | None = None,
+    algorithm: str = "ES256",
+) -> TsaSigner:
+    """Make (or replace) the region's time-stamping key and certificate.
+
+    Profile (RFC 3161 §2.3): extended key usage id-kp-timeStamping only,
+    marked critical; keyUsage digitalSignature + nonRepudiation; a CRL
+    distribution point (the issuing CA's CRL); issued by the issuing CA, at
+    most until the issuing CA expires. ``validity`` defaults to the issuing
+    CA's remaining life (tests pass a short one to exercise renewal). A
+    replaced TSA key is destroyed; its certificate stays valid, so tokens it
+    signed stay verifiable until it expires.
+    """
+    if algorithm not in _CA_ALGORITHMS:
+        raise KeysError(f"TSA keys are {' or '.join(_CA_ALGORITHMS)}")
+    d = _dir(keyring)
+    with file_lock(d / ".lock"):
+        state = _region_state(keyring)
+        ca = region_ca(keyring)
+        meta_path, cert_path = _tsa_paths(keyring)
+        old = _read_json(meta_path) if meta_path.exists() else None
+        issuing_signer = _key_signer(keyring, state["issuing_key"])
+        ref, tsa = _new_key(keyring, algorithm, f"tsa-{ca.region}")
+        try:
+            now = _now() - _BACKDATE
+            not_after = ca.issuing.not_valid_after_utc
+            if validity is not None:
+                not_after = min(not_after, now + _BACKDATE + validity)
+            subject_key = _certificate_public_key(tsa.public_key())
+            subject = x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, ca.name),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ca.region),
+                    x509.NameAttribute(NameOID.COMMON_NAME, name or f"{ca.name} Time Stamping Authority"),
+                ]
+            )
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(ca.issuing.subject)
+                .public_key(subject_key)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now)
+                .not_valid_after(not_after)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(
+                    x509.KeyUsage(
+                        digital_signature=True,
+                        content_commitment=True,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        key_cert_sign=False,
+                        crl_sign=False,
+                        encipher_only=False,
+                        decipher_only=False,
+                    ),
+                    critical=True,
+                )
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+                .add_extension(
+                    x509.CRLDistributionPoints(
+                        [x509.DistributionPoint([x509.UniformResourceIdentifier(ca.crl_url)], None, None, None)]
+                    ),
+                    critical=False,
+                )
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                        _certificate_public_key(ca.issuing.public_key())
+                    ),
+                    critical=False,
+                )
+            )
+            cert = x509.load_der_x509_certificate(_sign_tbs("cert", builder, issuing_signer))
+            _write_cert(cert_path, cert)
+            _write_json(
+                meta_path,
+                {"key": ref, "serial": format(cert.serial_number, "x"), "issued_at": _now().isoformat()},
+            )
+        except BaseException:
+            keyring.backend(ref["backend"]).delete(ref["handle"])
+            raise
+        if old is not None:
+            try:
+                keyring.backend(old["key"]["backend"]).delete(old["key"]["handle"])
+            except KeysError as e:
+                logger.warning("could not destroy the replaced TSA key: %s", e)
+    logger.info("issued TSA certificate %x (until %s)", cert.serial_number, not_after.date())
+    return TsaSigner(tsa, cert, [ca.issuing, ca.root])
+
+
+def tsa_signer(keyring: Keyring) -> TsaSigner:
+    """The region TSA's current key and certificate (``KeyNotFound`` before :func:`issue_tsa`)."""
+    meta_path, cert_path = _tsa_paths(keyring)
+    try:
+        meta = _read_json(meta_path)
+        cert = _read_cert(cert_path)
+    except FileNotFoundError:
+        raise KeyNotFound("the region has no TSA certificate yet (run: certstore tsa issue)") from None
+    ca = region_ca(keyring)
+    return TsaSigner(_key_signer(keyring, meta["key"]), cert, [ca.issuing, ca.root])
+
+
+def tsa_stamp(keyring: Keyring) -> object:
+    """Changes whenever the TSA certificate is issued or replaced (a server reloads on it)."""
+    try:
+        st = os.stat(_tsa_paths(keyring)[0])
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+# -- the root's CRL (ARL) ----------------------------------------------------------------------
+
+_ARL_DAYS = 365
+_ARL_REFRESH = dt.timedelta(days=30)
+
+
+def _issue_root_crl(keyring: Keyring, state: dict[str, Any]) -> bytes:
+    """Sign the root CA's CRL of revoked CA certificates (none: the issuing CA is replaced with
+    the region) and store it. Long-term (PAdES B-LTA) validation needs revocation data for every
+    certificate of a path, the issuing CA's too (ETSI EN 319 102-1 §5.6.2.1, the time slide)."""
+    d = _dir(keyring)
+    root = _read_cert(d / "root.pem")
+    number = int(state.get("root_crl_number", 0)) + 1
+    now = _now()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.subject)
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=_ARL_DAYS))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_certificate_public_key(root.public_key())),
+            critical=False,
+        )
+    )
+    der = _sign_tbs("crl", builder, _key_signer(keyring, state["root_key"]))
+    atomic_write(d / "root.crl", der, mode=0o644)
+    state["root_crl_number"] = number
+    _write_json(d / "region.json", state)
+    return der
+
+
+def current_root_crl(keyring: Keyring) -> bytes:
+    """The root CA's current CRL (DER; it lists revoked CA certificates), re-signed when due."""
+    d = _dir(keyring)
+
+    def fresh() -> bytes | None:
+        try:
+            der = (d / "root.crl").read_bytes()
+            next_update = x509.load_der_x509_crl(der).next_update_utc
+        except (FileNotFoundError, ValueError):
+            return None
+        return der if next_update is not None and next_update - _now() > _ARL_REFRESH else None
+
+    der = fresh()
+    if der is not None:
+        return der
+    with file_lock(d / ".lock"):
+        der = fresh()
+        return der if der is not None else _issue_root_crl(keyring, _region_state(keyring))
+
+
 # -- revocation and CRLs ---------------------------------------------------------------------
 
 

@@ -6,14 +6,22 @@ Signing (ETSI EN 319 142-1 baseline levels):
   agency's signer certificate, the chain embedded;
 * **B-T** — plus an RFC 3161 signature timestamp from a TSA;
 * **B-LT** — plus the validation data (chain, CRLs) in the document security
-  store, so the PDF verifies offline for years.
+  store, so the PDF verifies offline for years;
+* **B-LTA** — plus a document timestamp over all of it, renewed before its TSA
+  certificate expires (:func:`add_archive_timestamp`), so the PDF verifies for
+  decades, long after the agency's signer certificate expired.
 
 One package, one module per concern:
 
 * :mod:`signing.pades.cms` — :class:`KeysCmsSigner`, the pyHanko ``Signer``
   over a ``keys`` signer (the private key stays in ``keys/``), its B-B CMS
   template and the per-certificate adapter cache (:func:`cms_signer`);
-* :mod:`signing.pades.sign` — :func:`sign_pdf` at B-B, B-T or B-LT;
+* :mod:`signing.pades.sign` — :func:`sign_pdf` at B-B, B-T, B-LT or B-LTA, and
+  :func:`add_archive_timestamp` (the renewal);
+* :mod:`signing.pades.tsa` — :class:`KeysTimeStamper`, an RFC 3161 responder
+  over a ``keys`` signer (the local TSA's answers);
+* :mod:`signing.pades.ltv` — :func:`validate_long_term` (pyHanko's ETSI
+  B-LTA validation at any time) and :func:`last_timestamp`;
 * :mod:`signing.pades.context` — the offline validation context (trust
   roots, CRLs) that B-LT signing and verification share;
 * :mod:`signing.pades.bounds` — size and structure bounds checked on the raw
@@ -33,7 +41,9 @@ from ..errors import SigningError as SigningError
 from .bounds import PdfLimits, PdfTooComplex, check_pdf_bounds
 from .cms import KeysCmsSigner, cms_signer
 from .context import make_validation_context
-from .sign import sign_pdf
+from .ltv import LongTermResult, TimestampInfo, last_timestamp, validate_long_term
+from .sign import PADES_LEVELS, add_archive_timestamp, sign_pdf
+from .tsa import KeysTimeStamper
 from .verify import PDF_CHECK_NAMES, PdfCheck, PdfVerification, verify_pdf
 
 __all__ = [
@@ -47,5 +57,12 @@ __all__ = [
     "cms_signer",
     "make_validation_context",
     "sign_pdf",
+    "PADES_LEVELS",
+    "add_archive_timestamp",
+    "KeysTimeStamper",
+    "LongTermResult",
+    "TimestampInfo",
+    "last_timestamp",
+    "validate_long_term",
     "verify_pdf",
 ]

@@ -1,4 +1,4 @@
-"""The offline pyHanko validation context: trust roots, CRLs, never the network.
+"""The pyHanko validation context: trust roots, CRLs, and the network only when asked.
 
 Shared by B-LT signing (:func:`signing.pades.sign.sign_pdf` embeds the
 validation data it finds) and by verification (:mod:`signing.pades.verify`).
@@ -30,17 +30,21 @@ def make_validation_context(
     other_certs: Iterable[x509.Certificate] = (),
     moment: _dt.datetime | None = None,
     revocation_mode: str = "soft-fail",
+    allow_fetching: bool = False,
 ) -> ValidationContext:
-    """A pyHanko validation context that never goes to the network.
+    """A pyHanko validation context; offline unless ``allow_fetching``.
 
     ``revocation_mode="hard-fail"`` requires revocation data for every
-    certificate that points to some (B-LT signing wants that).
+    certificate that points to some; ``"require"`` for every certificate but
+    the root (B-LTA signing with the region's own TSA wants that).
+    ``allow_fetching`` lets pyHanko fetch CRLs and OCSP responses from the
+    addresses in certificates (an external TSA's).
     """
     return ValidationContext(
         trust_roots=[asn1_cert(c) for c in trust_roots],
         other_certs=[asn1_cert(c) for c in other_certs],
         crls=[asn1_crl.CertificateList.load(c) for c in crls],
-        allow_fetching=False,
+        allow_fetching=allow_fetching,
         revocation_mode=revocation_mode,
         moment=moment,
         weak_hash_algos=set(),

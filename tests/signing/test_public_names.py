@@ -9,7 +9,7 @@ import pytest
 
 import signing.pades
 import signing.qr
-from signing.pades import bounds, cms, context, sign, verify
+from signing.pades import bounds, cms, context, ltv, sign, tsa, verify
 from signing.qr import claims, codec, draw, trust
 from signing.qr import verify as qr_verify
 
@@ -33,7 +33,9 @@ PADES_NAMES = {
     bounds: ["PdfLimits", "PdfTooComplex", "check_pdf_bounds"],
     cms: ["KeysCmsSigner", "cms_signer"],
     context: ["make_validation_context"],
-    sign: ["sign_pdf"],
+    sign: ["sign_pdf", "PADES_LEVELS", "add_archive_timestamp"],
+    tsa: ["KeysTimeStamper"],
+    ltv: ["LongTermResult", "TimestampInfo", "last_timestamp", "validate_long_term"],
     verify: ["PDF_CHECK_NAMES", "PdfCheck", "PdfVerification", "verify_pdf"],
 }
 
