@@ -51,6 +51,8 @@ __all__ = [
     "is_loopback_host",
     "check_transport",
     "secure_home",
+    "resolve_home",
+    "require_home",
 ]
 
 logger = logging.getLogger(__name__)
@@ -193,9 +195,54 @@ COMMON_VARIABLES = (
     Variable("REDIS_PREFIX", str, "prefix of every Redis key (default yw:)"),
     Variable("ISSUER", parse_url("http", "https"), "the idp's issuer URL"),
     Variable("LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level"),
+    Variable("LOG_FORMAT", parse_choice("text", "json"), "log lines as text (default) or one JSON object each"),
+    Variable("TRUST_REQUEST_ID", parse_bool,
+             "take X-Request-Id from the request (only behind a proxy that sets or overwrites it)"),
+    Variable("METRICS_TOKEN", lambda t: _parse_metrics_token(t),
+             "bearer token /metrics requires (unset: /metrics answers loopback callers only)"),
     Variable("ALLOW_INSECURE_HTTP", parse_bool,
              "accept plain-http URLs on hosts other than loopback (a closed test network, never production)"),
 )
+
+
+def _parse_metrics_token(text: str) -> str:
+    token = text.strip()
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("expected at least 32 printable ASCII characters without spaces")
+    return token
+
+
+def resolve_home(environ: Mapping[str, str], cwd: Path | None = None) -> Path:
+    """The data directory: ``YIWANG_HOME``, else the nearest ``instance`` home from ``cwd`` upwards.
+
+    Without ``YIWANG_HOME`` the first ``instance`` directory holding a key
+    directory found in ``cwd`` or one of its parents is the home (as git finds
+    ``.git``), so a command gives the same answer from any directory of a
+    checkout; when there is none, ``cwd/instance`` (where ``init`` creates it).
+    """
+    value = environ.get(PREFIX + "HOME", "").strip()
+    if value:
+        return parse_path(value).resolve()
+    start = (cwd or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "instance"
+        if (candidate / "keys").is_dir():
+            return candidate
+    return start / "instance"
+
+
+def require_home(home: Path, *, command: str) -> None:
+    """Refuse (one line) a command other than ``init`` when the home or its keys are not there.
+
+    Such a command never creates a home or keys: it would sign with keys
+    nobody trusts, next to the real ones it did not find (issue 18).
+    """
+    if not (home / "keys").is_dir():
+        what = "no Yiwang home" if not home.exists() else "no keys in the Yiwang home"
+        raise ConfigurationError(
+            f"{what} at {home}: run `{command} init` first, or set YIWANG_HOME to the directory init made",
+            variable=PREFIX + "HOME",
+        )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -308,10 +355,16 @@ class CommonSettings:
     log_level: str
     allow_insecure_http: bool = False
     """Plain-http URLs on hosts other than loopback are accepted (``YIWANG_ALLOW_INSECURE_HTTP``)."""
+    log_format: str = "text"
+    """``text`` or ``json`` (``YIWANG_LOG_FORMAT``; :mod:`keys.logs`)."""
+    trust_request_id: bool = False
+    """Take ``X-Request-Id`` from the request instead of making one (``YIWANG_TRUST_REQUEST_ID``)."""
+    metrics_token: str | None = None
+    """The bearer token ``/metrics`` requires; ``None``: loopback callers only (``YIWANG_METRICS_TOKEN``)."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], *, default_issuer: str) -> CommonSettings:
-        home = Path(values.get("HOME") or Path("instance")).resolve()
+        home = Path(values["HOME"]).resolve() if values.get("HOME") else resolve_home({})
         backend = values.get("KEY_BACKEND", "software")
         keys = KeySettings(
             home=home,
@@ -342,6 +395,9 @@ class CommonSettings:
             issuer=(values.get("ISSUER") or default_issuer).rstrip("/"),
             log_level=values.get("LOG_LEVEL", "info"),
             allow_insecure_http=bool(values.get("ALLOW_INSECURE_HTTP", False)),
+            log_format=values.get("LOG_FORMAT", "text"),
+            trust_request_id=bool(values.get("TRUST_REQUEST_ID", False)),
+            metrics_token=values.get("METRICS_TOKEN"),
         )
 
     def check_issuer(self, values: Mapping[str, Any]) -> None:

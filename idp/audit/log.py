@@ -31,6 +31,7 @@ from keys.errors import KeyNotFound
 from keys.mac import MacKey, ephemeral_key
 
 from ..db import Database
+from ..metrics import on_audit_event
 from ..models import AuditEvent, AuditHead
 from .anchors import (
     ANCHOR_EVERY_RECORDS,
@@ -152,6 +153,7 @@ class AuditLog(ChainReader):
         id, never anything secret; :class:`ValueError` if it looks otherwise.
         """
         pending = checked(kind, actor=actor, subject=subject, client_id=client_id, ip=ip, detail=detail)
+        on_audit_event(kind, subject=subject, client_id=client_id, ip=ip)  # sign-in metrics and log lines
         if session is not None:
             row = self._append(session, [pending])[0]
             if self.anchor is not None:

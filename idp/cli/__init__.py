@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from keys.errors import KeysError
+from keys.logs import configure as configure_logging
 
 from ..errors import IdpError
 from ..settings import IdpSettings
@@ -34,10 +35,7 @@ _COMMAND_MODULES = ("db", "keys", "users", "clients", "serve", "audit", "logout"
 def cli(ctx: click.Context) -> None:
     """Yiwang identity provider (OpenID Connect)."""
     ctx.obj = IdpSettings.from_env(os.environ)
-    logging.basicConfig(
-        level=ctx.obj.common.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(ctx.obj.common.log_level, ctx.obj.common.log_format)
 
 
 for _name in _COMMAND_MODULES:

@@ -16,6 +16,8 @@ import sys
 
 import click
 
+from keys.metrics import prepare_multiprocess_dir
+
 from ..settings import IdpSettings
 
 __all__ = ["register", "granian_argv"]
@@ -78,6 +80,8 @@ def register(group: click.Group) -> None:
             click.echo(f"idp: configuration ok, database and Redis answer, issuer {settings.issuer}")
             return
         click.echo(f"idp: serving {settings.issuer} on http://{host}:{port} with {workers} worker(s)", err=True)
+        # The workers' metric files, added up at /metrics (issue 18): a fresh directory per start.
+        prepare_multiprocess_dir(settings.common.home, "idp", port)
         argv = granian_argv(host=host, port=port, workers=workers, threads=threads)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -22,14 +22,49 @@ import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
+from authlib.oauth2.rfc6749.authenticate_client import (
+    ClientAuthentication as _AuthlibClientAuthentication,
+)
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 
-__all__ = ["parse_basic_credentials", "authenticate_client_secret_basic", "MAX_BASIC_CREDENTIALS"]
+__all__ = [
+    "parse_basic_credentials", "authenticate_client_secret_basic", "MAX_BASIC_CREDENTIALS",
+    "ClientAuthentication", "WRONG_CREDENTIALS",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_BASIC_CREDENTIALS = 1024
 """Characters of the base64 part: a client id (64) and a secret (43) need far fewer."""
+
+WRONG_CREDENTIALS = (
+    "client authentication failed: the client id or secret is wrong, or the client is registered "
+    "for another authentication method (token_endpoint_auth_method)"
+)
+"""What ``invalid_client`` says when no method authenticated the client (issue 18).
+
+Authlib's own text listed the methods it tried, which sent integrators
+looking at methods when their secret was wrong. The same words for an
+unknown client and a wrong secret: the answer tells no one which ids exist.
+"""
+
+
+class ClientAuthentication(_AuthlibClientAuthentication):
+    """Authlib's client authentication, with an ``invalid_client`` that says what to check.
+
+    Only the generic failure's description changes; the error code, the
+    status (401 with ``WWW-Authenticate`` when Basic was possible) and the
+    specific descriptions (a malformed Basic header, a bad client assertion)
+    stay as they are.
+    """
+
+    def authenticate(self, request: Any, methods: list[str], endpoint: str) -> Any:
+        try:
+            return super().authenticate(request, methods, endpoint)
+        except InvalidClientError as e:
+            if (e.description or "").startswith("The client cannot authenticate with methods"):
+                e.description = WRONG_CREDENTIALS
+            raise
 
 
 def _malformed() -> InvalidClientError:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders
 
+from ..metrics import observe_hot
 from ..oauth.endpoints import Reply, endpoint_reply, json_reply, token_reply, userinfo_reply
 from .oauth_server import ParamsRequest
 from .security import MAX_BODY, MAX_PARAM
@@ -107,6 +109,7 @@ class HotPaths:
         handler = self._routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
         if handler is None:
             return self._flask(environ, start_response)
+        started = time.perf_counter()
         parsed = _parse(environ)
         if parsed is None:
             return self._flask(environ, start_response)
@@ -114,6 +117,7 @@ class HotPaths:
             status, headers, body = handler(parsed)
         except Exception as e:  # the same answers as idp.web.errors, without Flask
             status, headers, body = self._unexpected(e, environ.get("PATH_INFO", ""))
+        observe_hot(environ["PATH_INFO"], parsed.form, status, body, started)  # issue 18: latency, grants
         start_response(_STATUS.get(status) or str(status), [*headers, *_COMMON])
         return [body]
 

@@ -15,11 +15,10 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 from flask import Response, json
 from flask import request as flask_request
 
-from ..oauth.client_auth import authenticate_client_secret_basic
+from ..oauth.client_auth import ClientAuthentication, authenticate_client_secret_basic
 from ..oauth.endpoints import NO_STORE, Reply
 
 __all__ = ["YiwangAuthorizationServer", "ParamsRequest", "NO_STORE", "flask_request_params", "to_response"]

@@ -9,9 +9,13 @@ the logout job worker runs inside this process too, since no separate
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
+from keys.logs import configure as configure_logging
+
 from ..redis import is_embedded
+from ..settings import IdpSettings
 from . import create_app
 
 logger = logging.getLogger(__name__)
@@ -22,7 +26,9 @@ logger = logging.getLogger(__name__)
 # the GIL over sooner, at a small cost in switches.
 sys.setswitchinterval(0.001)
 
-app = create_app()
+_settings = IdpSettings.from_env(os.environ)
+configure_logging(_settings.common.log_level, _settings.common.log_format)  # text or JSON (issue 18)
+app = create_app(_settings)
 
 _runtime = app.extensions["yiwang"]
 _inprocess = _runtime.settings.inprocess_worker
