@@ -104,8 +104,18 @@ def _granian_worker(pid: int) -> int:
     return int(children[0]) if len(children) == 1 else pid
 
 
+DPOP_SCENARIOS = "client_credentials,client_credentials_dpop,userinfo,userinfo_dpop,refresh,refresh_dpop"
+"""The DPoP scenarios (RFC 9449) with their bearer twins, so each ratio is measured in the same run."""
+
+
 def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
-        threads: int | None = None) -> dict[str, object]:
+        threads: int | None = None, dpop: bool = False, dpop_nonce: bool = False) -> dict[str, object]:
+    """``dpop``: the reference provider with DPoP on (``REF_OP_DPOP=1``) and, unless ``scenarios``
+    says otherwise, :data:`DPOP_SCENARIOS`; ``dpop_nonce``: both sides require server nonces
+    (``REF_OP_DPOP_NONCE=1``; the idp at its token and userinfo endpoints)."""
+    dpop = dpop or dpop_nonce
+    if dpop and not scenarios:
+        scenarios = DPOP_SCENARIOS
     bench = _prepare_bench_copy()
     work = Path(tempfile.mkdtemp(prefix="yiwang-bench-"))
     port = free_port()
@@ -120,6 +130,8 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
             "YIWANG_ISSUER": f"http://127.0.0.1:{port}",
             "YIWANG_LOG_LEVEL": "warning",
         }
+        if dpop_nonce:
+            env["YIWANG_IDP_DPOP_NONCE_ENDPOINTS"] = "token,userinfo"
         _idp(env, "init")
         _idp(env, "users", "add", "--id-number", CITIZEN[0], "--name", "压测用户", "--password-stdin", stdin=CITIZEN[1] + "\n")
         client = json.loads(
@@ -153,6 +165,10 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
             serve += ["--threads", str(threads)]  # otherwise idp serve's default
         idp_argv = pinned(serve, 0)
         ref_env = {**os.environ, "REF_OP_QUIET": "1"}
+        if dpop:
+            ref_env["REF_OP_DPOP"] = "1"
+        if dpop_nonce:
+            ref_env["REF_OP_DPOP_NONCE"] = "1"
         with (
             started(idp_argv, env=env, log=work / "idp.log") as idp_proc,
             started(pinned(["node", "ref-op/server.js"], 0), env=ref_env, log=work / "ref.log", cwd=bench) as ref_proc,

@@ -90,13 +90,19 @@ def _device_authorization(operation_id: str) -> dict[str, Any]:
     }
 
 
+_DPOP_HEADER = {"name": "DPoP", "in": "header", "required": False,
+                "description": ("RFC 9449 §4: a DPoP proof (compact JWS, typ dpop+jwt); binds the tokens to its key. "
+                                "Ignored with an unbound Bearer token (no DPoP work on that path)"),
+                "schema": {"type": "string"}}
+
+
 def openapi_document(issuer: str) -> dict[str, Any]:
     token_response = {
         "type": "object",
         "required": ["access_token", "token_type", "expires_in"],
         "properties": {
             "access_token": {"type": "string"},
-            "token_type": {"enum": ["Bearer", "bearer"]},
+            "token_type": {"enum": ["Bearer", "bearer", "DPoP"]},  # DPoP: RFC 9449 §5
             "expires_in": {"type": "integer"},
             "scope": {"type": "string"},
             "refresh_token": {"type": "string"},
@@ -117,6 +123,7 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                     "operationId": "token",
                     "summary": "RFC 6749 §3.2: authorization_code, refresh_token, client_credentials, device_code",
                     "security": _CLIENT_SECURITY,
+                    "parameters": [_DPOP_HEADER],
                     "requestBody": _form(
                         {
                             "grant_type": {
@@ -173,6 +180,7 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                     "operationId": "pushedAuthorizationRequest",
                     "summary": "RFC 9126: push the authorization request, get a request_uri",
                     "security": _CLIENT_SECURITY,
+                    "parameters": [_DPOP_HEADER],
                     "requestBody": _form(
                         {
                             "response_type": {"const": "code"},
@@ -186,6 +194,7 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                             "max_age": _PARAM,
                             "acr_values": _PARAM,
                             "ui_locales": _PARAM,
+                            "dpop_jkt": _PARAM,  # RFC 9449 §10
                         },
                         ["response_type", "redirect_uri"],
                     ),
@@ -210,7 +219,8 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                 method: {
                     "operationId": f"userinfo{method.capitalize()}",
                     "summary": "OIDC Core §5.3: the claims the access token's scopes release",
-                    "security": [{"bearer": ["openid"]}],
+                    "security": [{"bearer": ["openid"]}, {"dpop": ["openid"]}],
+                    "parameters": [_DPOP_HEADER],
                     **(
                         {"requestBody": {"required": False, "content": {_FORM: {"schema": {
                             "type": "object", "properties": {"access_token": _PARAM}, **_FORM_LIMITS}}}}}  # RFC 6750 §2.2
@@ -279,6 +289,8 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "securitySchemes": {
                 "clientBasic": {"type": "http", "scheme": "basic", "description": "RFC 6749 §2.3.1 client_secret_basic"},
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An access token from /token (RFC 6750)"},
+                "dpop": {"type": "http", "scheme": "DPoP", "description": (
+                    "RFC 9449 §7: a DPoP-bound access token, with a proof (header DPoP, carrying ath) of its key")},
                 "mutualTLS": {"type": "mutualTLS", "description": (
                     "RFC 8705: tls_client_auth / self_signed_tls_client_auth, through the operator's TLS proxy "
                     "(mtls_endpoint_aliases); a certificate-bound token needs the same certificate")},
