@@ -67,14 +67,13 @@ class UseDPoPNonceError(OAuth2Error):
 
 
 def _one_header(headers: Any, name: str) -> str | None:
+    value = headers.get(name)  # one look-up: a request without the header costs nothing more
+    if not isinstance(value, str):
+        return None
     getlist = getattr(headers, "getlist", None)
-    if getlist is not None:
-        values = getlist(name)
-        if len(values) > 1:
-            raise DPoPError("more than one DPoP header")
-        return values[0] if values else None
-    value = headers.get(name)
-    return value if isinstance(value, str) else None
+    if getlist is not None and len(getlist(name)) > 1:  # RFC 9449 §4.3 item 1
+        raise DPoPError("more than one DPoP header")
+    return value
 
 
 class IdpDPoP:
