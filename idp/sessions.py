@@ -37,6 +37,7 @@ __all__ = [
     "SessionStore",
     "SessionEndHook",
     "GRACE_SECONDS",
+    "MAX_CAS_TICKETS",
     "END_REASONS",
 ]
 
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 24 * 3600
 """How long a session's data outlives its deadline so expiry can still notify."""
+
+MAX_CAS_TICKETS = 20
+"""CAS tickets remembered per session for single logout (the first ones: each is a service session)."""
 
 END_REASONS = (
     "logout",  # RP-initiated or idp logout page
@@ -75,6 +79,9 @@ class Session:
     last_seen: int
     clients: frozenset[str] = field(default_factory=frozenset)
     """Filled by :meth:`SessionStore.end` and :meth:`SessionStore.list_for_citizen`."""
+    cas_tickets: tuple[tuple[str, str], ...] = ()
+    """(client id, service ticket) of each CAS ticket issued in the session, filled by
+    :meth:`SessionStore.end`: the ``SessionIndex`` of each CAS single logout (issue 21 §3)."""
 
     def __repr__(self) -> str:
         return f"Session(sid={self.sid!r}, channel={self.channel!r})"
@@ -105,19 +112,20 @@ end
 return {'ok', redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS: 1 hash, 2 clients set, 3 expiry zset; ARGV: sid, citizen index prefix
+# KEYS: 1 hash, 2 clients set, 3 expiry zset, 4 CAS tickets hash; ARGV: sid, citizen index prefix
 _END = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return false end
 local c = redis.call('SMEMBERS', KEYS[2])
-redis.call('DEL', KEYS[1], KEYS[2])
+local t = redis.call('HGETALL', KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('ZREM', KEYS[3], ARGV[1])
 local cid = false
 for i = 1, #h, 2 do
   if h[i] == 'citizen_id' then cid = h[i + 1] end
 end
 if cid then redis.call('SREM', ARGV[2] .. cid, ARGV[1]) end
-return {h, c}
+return {h, c, t}
 """
 
 
@@ -161,6 +169,9 @@ class SessionStore:
 
     def _kc(self, sid: str) -> str:
         return f"{self._p}c:{sid}"
+
+    def _kt(self, sid: str) -> str:
+        return f"{self._p}t:{sid}"
 
     @property
     def _kexp(self) -> str:
@@ -294,6 +305,24 @@ class SessionStore:
         if own:
             pipe.execute()
 
+    def add_cas_ticket(self, sid: str, client_id: str, ticket: str, *, pipe: Any = None) -> None:
+        """Remember that CAS service ``client_id`` got ``ticket`` in this session (and add the client).
+
+        The session's end hands the tickets over (:attr:`Session.cas_tickets`)
+        so each service gets its single logout with that ``SessionIndex``. At
+        most :data:`MAX_CAS_TICKETS` per session: a citizen signing in to one
+        service over and over cannot make a sign-out a flood of POSTs.
+        """
+        own = pipe is None
+        if own:
+            pipe = self._r.pipeline(transaction=False)
+        self.add_client(sid, client_id, pipe=pipe)
+        if self._r.hlen(self._kt(sid)) < MAX_CAS_TICKETS:
+            pipe.hset(self._kt(sid), ticket, client_id)
+            pipe.expire(self._kt(sid), self.max_seconds + GRACE_SECONDS)
+        if own:
+            pipe.execute()
+
     def clients(self, sid: str) -> frozenset[str]:
         return frozenset(_text(c) for c in self._r.smembers(self._kc(sid)))
 
@@ -306,13 +335,16 @@ class SessionStore:
         if not sid:
             return None
         res = self._end(
-            keys=[self._k(sid), self._kc(sid), self._kexp], args=[sid, self._kcit]
+            keys=[self._k(sid), self._kc(sid), self._kexp, self._kt(sid)], args=[sid, self._kcit]
         )
         if not res:
             return None
-        flat, clients = res
+        flat, clients, tickets = res
         data = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         session = self._from_hash(sid, data, clients=frozenset(_text(c) for c in clients))
+        if tickets:
+            cas = tuple(sorted((_text(tickets[i + 1]), _text(tickets[i])) for i in range(0, len(tickets), 2)))
+            session = Session(**{**session.__dict__, "cas_tickets": cas})  # type: ignore[arg-type]
         logger.info("session %s ended (%s)", sid, reason)
         self._fire(session, reason)
         return session

@@ -14,6 +14,12 @@ password change, idle or absolute expiry found by the sweep — goes through
    (docs/design.md, state: the durable record comes *before* the job);
 3. queues one Dramatiq job per row.
 
+CAS services (issue 21 §3) are told through the same rows and queue: one row
+per service ticket issued in the session (:attr:`idp.sessions.Session.cas_tickets`),
+to the service's CAS logout URL, its ``sub`` holding the ticket (the
+``SessionIndex``); :meth:`LogoutService.attempt` POSTs the SAML
+``LogoutRequest`` of :mod:`idp.cas.slo` for such a row instead of a logout token.
+
 :meth:`LogoutService.attempt` is the job body (Back-Channel Logout 1.0 §2.5):
 sign the logout token, POST it, record the outcome. :meth:`resend_pending`
 is the recovery sweep for rows whose job was lost (Redis flushed, in-process
@@ -33,6 +39,8 @@ import sqlalchemy as sa
 
 from keys.backend import Signer
 
+from ..cas.services import service_of
+from ..cas.slo import is_cas_session_index, logout_request, post_logout_request, request_id_for
 from ..models import Citizen, Client, LogoutDelivery, utcnow
 from ..netpolicy import check_outbound_url
 from ..oauth.subject import sector_of, subject_for
@@ -109,6 +117,7 @@ class _ParkedSession:
     sid: str
     citizen_id: str
     clients: frozenset[str]
+    cas_tickets: tuple[tuple[str, str], ...] = ()
 
 
 def _origin_and_path(uri: str) -> str:
@@ -177,7 +186,7 @@ class LogoutService:
             logger.exception("session %s: could not record its logout deliveries; parked for the sweep", session.sid)
             self.queue.park(
                 {"sid": session.sid, "citizen_id": session.citizen_id, "clients": sorted(session.clients),
-                 "reason": reason}
+                 "reason": reason, "cas_tickets": [list(t) for t in getattr(session, "cas_tickets", ())]}
             )
             return []
         # Committed: now the jobs. A failure to enqueue leaves the rows pending
@@ -204,6 +213,29 @@ class LogoutService:
             self.tokens.revoke(citizen_id=citizen_id, include_offline=True)
 
     def _record_deliveries(self, db: Any, session: Any, reason: str, now: dt.datetime) -> list[int]:
+        cas_ids = self._record_cas_deliveries(db, session, reason, now)
+        return cas_ids + self._record_oidc_deliveries(db, session, reason, now)
+
+    def _record_cas_deliveries(self, db: Any, session: Any, reason: str, now: dt.datetime) -> list[int]:
+        """One row per CAS ticket of the session whose service registered a logout URL."""
+        tickets = list(getattr(session, "cas_tickets", ()) or ())
+        if not tickets:
+            return []
+        services = {c.client_id: service_of(c) for c in db.scalars(
+            sa.select(Client).where(Client.client_id.in_(sorted({cid for cid, _ in tickets})))).all()}
+        rows = []
+        for client_id, ticket in tickets:
+            cas = services.get(client_id)
+            if cas is None or not cas.logout_url or not is_cas_session_index(ticket):
+                continue
+            row = LogoutDelivery(sid=session.sid, client_id=client_id, sub=ticket, uri=cas.logout_url,
+                                 status="pending", attempts=0, reason=reason, created_at=now, next_attempt_at=now)
+            db.add(row)
+            rows.append(row)
+        db.flush()
+        return [r.id for r in rows]
+
+    def _record_oidc_deliveries(self, db: Any, session: Any, reason: str, now: dt.datetime) -> list[int]:
         client_ids = sorted(session.clients)
         if not client_ids:
             return []
@@ -281,8 +313,15 @@ class LogoutService:
             alg = db.scalar(
                 sa.select(Client.id_token_signed_response_alg).where(Client.client_id == row.client_id)
             )
+            cas_index = row.sub if is_cas_session_index(row.sub) else None
         outcome = _check_uri(uri, allow_loopback=self.allow_loopback)
-        if outcome is None:
+        if outcome is None and cas_index is not None:
+            # CAS single logout (issue 21 §3): the SAML LogoutRequest, same checks, deadline and retries.
+            xml = logout_request(cas_index, request_id=request_id_for(spec.jti), issued=created)
+            outcome = post_logout_request(
+                uri, xml, timeout=self.settings.logout_timeout_seconds, allow_loopback=self.allow_loopback
+            )
+        elif outcome is None:
             token = encode_logout_token(self._signer(alg or "ES256"), spec)
             # Issue 19 §2/§7: the address is checked again at delivery (a URI
             # registered before the rule, or a name that now resolves to an
@@ -376,7 +415,8 @@ class LogoutService:
             if item is None:
                 break
             ended = _ParkedSession(
-                sid=item["sid"], citizen_id=item.get("citizen_id") or "", clients=frozenset(item["clients"])
+                sid=item["sid"], citizen_id=item.get("citizen_id") or "", clients=frozenset(item["clients"]),
+                cas_tickets=tuple((str(c), str(t)) for c, t in item.get("cas_tickets") or ()),
             )
             try:
                 self._revoke_tokens(ended, item["reason"])

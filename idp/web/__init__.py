@@ -38,7 +38,7 @@ from .security import install_security
 
 __all__ = ["create_app"]
 
-_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device")
+_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device", "idp.web.cas")
 
 
 def _session_id() -> str | None:
