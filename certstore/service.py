@@ -108,7 +108,12 @@ class CertificateService:
 
     def issue(self, request: IssueRequest, *, agency_uscc: str, actor: str | None = None) -> IssueResult:
         """Issue one certificate for the agency ``agency_uscc`` (the authenticated caller)."""
-        return self.issuance.issue(request, agency_uscc=agency_uscc, actor=actor)
+        result = self.issuance.issue(request, agency_uscc=agency_uscc, actor=actor)
+        # Imported here, not at the top: `certstore serve` forks its workers after importing this module.
+        from . import metrics
+
+        metrics.issued(result.certificate.type_code, replayed=result.replayed)
+        return result
 
     # -- reading (certstore.reading) ----------------------------------------
 
@@ -149,10 +154,17 @@ class CertificateService:
         return self.verifier.trust_list()
 
     def verify_qr(self, text: str) -> VerificationResult:
-        return self.verifier.verify_qr(text)
+        return _counted(self.verifier.verify_qr(text))
 
     def verify_pdf(self, pdf: bytes) -> VerificationResult:
-        return self.verifier.verify_pdf(pdf)
+        return _counted(self.verifier.verify_pdf(pdf))
 
     def verify_file(self, data: bytes) -> VerificationResult:
-        return self.verifier.verify_file(data)
+        return _counted(self.verifier.verify_file(data))
+
+
+def _counted(result: VerificationResult) -> VerificationResult:
+    from . import metrics
+
+    metrics.verified(result.kind, valid=result.valid)
+    return result

@@ -231,14 +231,15 @@ def resolve_home(environ: Mapping[str, str], cwd: Path | None = None) -> Path:
     return start / "instance"
 
 
-def require_home(home: Path, *, command: str) -> None:
+def require_home(home: Path, *, command: str, existed: bool | None = None) -> None:
     """Refuse (one line) a command other than ``init`` when the home or its keys are not there.
 
     Such a command never creates a home or keys: it would sign with keys
     nobody trusts, next to the real ones it did not find (issue 18).
     """
     if not (home / "keys").is_dir():
-        what = "no Yiwang home" if not home.exists() else "no keys in the Yiwang home"
+        there = home.exists() if existed is None else existed
+        what = "no keys in the Yiwang home" if there else "no Yiwang home"
         raise ConfigurationError(
             f"{what} at {home}: run `{command} init` first, or set YIWANG_HOME to the directory init made",
             variable=PREFIX + "HOME",

@@ -8,6 +8,7 @@ prints a stack trace unless ``YIWANG_LOG_LEVEL=debug``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -16,7 +17,9 @@ from typing import Any
 
 import click
 
+from keys.config import require_home, resolve_home
 from keys.errors import KeysError
+from keys.logs import configure as configure_logging
 
 from ..errors import CertstoreError
 from ..settings import CertstoreSettings
@@ -26,18 +29,47 @@ __all__ = ["main", "cli"]
 logger = logging.getLogger(__name__)
 
 # Each module defines ``register(group: click.Group) -> None``.
-_COMMAND_MODULES = ("db", "ca", "types", "issuers", "issue", "verify", "serve", "trust", "status", "init", "batch", "batch_status")
+_COMMAND_MODULES = ("db", "ca", "types", "issuers", "issue", "verify", "serve", "trust", "status", "init", "batch", "batch_status", "tsa", "ltv")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that may start a home: ``init``, ``ca init``, and ``db`` (the schema only, no keys).
+# Every other one needs the home ``init`` made, its keys above all, and refuses without it: it
+# would otherwise make new keys nobody trusts next to the real ones it did not find (issue 18).
+_MAY_START_A_HOME = frozenset({"init", "db"})
+
+
+class _Group(click.Group):
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        ctx.meta["certstore.rest"] = list(args[1:])  # what the group's callback cannot see otherwise
+        return super().resolve_command(ctx, args)
+
+
+def _needs_a_home(ctx: click.Context) -> bool:
+    rest: list[str] = ctx.meta.get("certstore.rest", [])
+    if ctx.invoked_subcommand is None or ctx.invoked_subcommand in _MAY_START_A_HOME:
+        return False
+    if "-h" in rest or "--help" in rest:
+        return False
+    return not (ctx.invoked_subcommand == "ca" and rest[:1] == ["init"])
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Yiwang certificate store: issue, verify and manage electronic certificates."""
-    ctx.obj = CertstoreSettings.from_env(os.environ)
-    logging.basicConfig(
-        level=ctx.obj.common.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    home = resolve_home(os.environ)
+    existed = home.exists()
+    try:
+        ctx.obj = CertstoreSettings.from_env(os.environ)
+        if _needs_a_home(ctx) and not (home / "keys").is_dir():
+            require_home(home, command="certstore", existed=existed)
+    except BaseException:
+        if not existed:
+            # Reading the settings made the directory: a refused command leaves nothing behind (issue 18).
+            with contextlib.suppress(OSError):
+                home.rmdir()
+        raise
+    configure_logging(ctx.obj.common.log_level, ctx.obj.common.log_format)
 
 
 for _name in _COMMAND_MODULES:

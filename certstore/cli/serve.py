@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from keys.metrics import prepare_multiprocess_dir
+
 from ._common import settings_of
 
 __all__ = ["register"]
@@ -22,7 +24,9 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         """Serve the API, the verify page and the PKI files."""
-        settings_of(ctx)  # refuse bad settings here, before the workers start
+        settings = settings_of(ctx)  # refuse bad settings here, before the workers start
+        # The workers' metric files, added up at /metrics (issue 18): a fresh directory per start.
+        prepare_multiprocess_dir(settings.common.home, "certstore", port)
         from granian import Granian
         from granian.constants import Interfaces
 

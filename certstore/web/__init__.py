@@ -11,6 +11,8 @@ import os
 
 from flask import Flask, Response, request
 
+from keys.logs import RequestLog
+
 from ..availability import REDIS
 from ..settings import CertstoreSettings
 from ..wiring import Services, build_services
@@ -64,6 +66,11 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.register_blueprint(offline.bp)  # issue 6: QR verification in the browser, offline
     app.register_blueprint(health.bp)  # issue 20 §2: /healthz, /readyz
     register_error_handlers(app)
+    # issue 18: /metrics and request latency; the API reference at /api/docs
+    from . import apidocs, metrics
+
+    metrics.install_metrics(app)
+    apidocs.install(app)
 
     @app.after_request
     def _security_headers(resp: Response) -> Response:
@@ -77,4 +84,6 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
             REDIS.answered()  # the wallet's sessions live in Redis: it answered again (issue 20 §2)
         return resp
 
+    # A request id in every log line and answer, one access line per request (issue 18).
+    app.wsgi_app = RequestLog(app.wsgi_app, trust_header=settings.common.trust_request_id)  # type: ignore[method-assign]
     return app

@@ -48,7 +48,7 @@ def _too_deep(raw: bytes, limit: int) -> bool:
 def json_object(*, allowed: Collection[str] | None = None, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The request's JSON object; ``allowed`` names the only members it may have."""
     if not request.is_json:
-        raise InvalidInput("the request body must be JSON (Content-Type: application/json)", field="body")
+        raise InvalidInput("the request body must be JSON, sent with Content-Type: application/json", field="body")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLargeError(f"a JSON body may be at most {max_bytes} bytes", field="body")
     raw = request.get_data(cache=True)
@@ -61,8 +61,15 @@ def json_object(*, allowed: Collection[str] | None = None, max_bytes: int = MAX_
         raise InvalidInput("the JSON body contains a NUL character (\\u0000)", field="body")
     try:
         body = json.loads(raw)
+    except json.JSONDecodeError as e:
+        # Where the parser stopped, never what it read there (the body may hold an ID number).
+        raise InvalidInput(
+            f"the request body is not JSON, although its Content-Type says so: {e.msg} at line {e.lineno}, "
+            f"column {e.colno}", field="body",
+        ) from None
     except (ValueError, RecursionError):
-        raise InvalidInput("the request body is not valid JSON", field="body") from None
+        raise InvalidInput("the request body is not JSON (not UTF-8 text), although its Content-Type says so",
+                           field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object", field="body")
     if allowed is not None:

@@ -19,7 +19,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["openapi_document"]
+__all__ = ["openapi_document", "NOT_IN_DOCUMENT"]
+
+NOT_IN_DOCUMENT = frozenset({"metrics.metrics", "apidocs.page", "apidocs.init_js", "apidocs.asset"})
+"""Routes that are not part of the HTTP interface: the operators' scrape and the reference page itself."""
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID_PARAM = {
@@ -28,6 +31,7 @@ _ID_PARAM = {
     "required": True,
     "description": "Certificate identifier, 1.2.156.3005.2.<type>.<issuer USCC>.<serial>.<version>.<check>",
     "schema": {"type": "string"},
+    "example": "1.2.156.3005.2.JZZM.111101050000000017.000001.1.7",
 }
 _SECURED = [{"bearer": ["certs:issue"]}]
 # What every bearer-protected operation may answer besides its own codes.
@@ -41,14 +45,21 @@ def _problems(*codes: int) -> dict[str, Any]:
     return {str(c): _PROBLEM for c in codes}
 
 
-def openapi_document(server_url: str) -> dict[str, Any]:
+def openapi_document(server_url: str, *, token_url: str | None = None) -> dict[str, Any]:
+    """The document; with ``token_url`` (the idp's token endpoint) also its OAuth 2.0 client-credentials scheme."""
     doc = _document(server_url)
     from . import health, lifecycle, offline, wallet  # routes documented beside their views
 
     for paths in (lifecycle.OPENAPI_PATHS, wallet.OPENAPI_PATHS, offline.OPENAPI_PATHS, health.OPENAPI_PATHS):
         doc["paths"].update(copy.deepcopy(paths))  # _complete amends them: never the modules' own dicts
     _complete(doc["paths"])
+    from .openapi_extras import add_client_credentials, add_examples
+
+    add_examples(doc["paths"], identifier=_ID_PARAM["example"])
+    if token_url:
+        add_client_credentials(doc, token_url)
     return doc
+
 
 
 # What the views documented beside their code (wallet.py, lifecycle.py) also answer:

@@ -204,7 +204,8 @@ def verify_submit() -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document(services().settings.public_url))
+    settings = services().settings  # servers: the public URL; tokenUrl: the idp's token endpoint (issue 18)
+    return jsonify(openapi_document(settings.public_url, token_url=settings.common.issuer + "/token"))
 
 
 @bp.get("/pki/crl/issuing.crl")

@@ -153,6 +153,11 @@ ROWS: dict[str, Row] = {
     "GET wallet.qr": Row("GET", lambda w, c: f"/wallet/certificates/{c}/qr", public(401)),
     "GET wallet.qr_svg": Row("GET", lambda w, c: f"/wallet/certificates/{c}/qr.svg", public(401)),
     "GET wallet.static": Row("GET", _fixed("/wallet/static/wallet.css"), public(200)),
+    # -- operators and integrators (issue 18): the scrape answers loopback callers; the API reference
+    "GET metrics.metrics": Row("GET", _fixed("/metrics"), public(200)),
+    "GET apidocs.page": Row("GET", _fixed("/api/docs"), public(200)),
+    "GET apidocs.init_js": Row("GET", _fixed("/api/docs/init.js"), public(200)),
+    "GET apidocs.asset": Row("GET", _fixed("/api/docs/assets/swagger-ui.css"), public(200)),
 }
 
 

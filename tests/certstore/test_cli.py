@@ -137,6 +137,8 @@ def test_serve_has_granian_respawn_a_worker_that_died(cli: Any, monkeypatch: pyt
             seen["served"] = True
 
     monkeypatch.setattr(granian, "Granian", _Recorder)
+    code, _out, err = cli("init")  # serve refuses a home without keys (issue 18)
+    assert code == 0, err
     code, _out, err = cli("serve", "--port", "5199", "--workers", "2")
     assert code == 0, err
     assert seen["served"] and seen["target"] == "certstore.web.wsgi:app"

@@ -147,6 +147,7 @@ def test_certstore_ca_refuses_an_invalid_uscc(env: Path) -> None:
 
 def test_certstore_entry_point_exit_status(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main = _certstore_cli().main
+    (env / "keys").mkdir(parents=True)  # a home without its region CA (without a home certstore refuses first)
     status, _, err = _run(main, capsys, "ca", "issue-signer", "--uscc", "9135", "--name", "x")
     assert status == 2
     assert err.strip().splitlines()[-1] == (
