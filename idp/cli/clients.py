@@ -17,6 +17,7 @@ from ..clients import ClientService, ClientSpec, client_to_dict
 from ..db import Database
 from ..errors import InvalidInput
 from ..models import AUTH_METHODS, GRANT_TYPES
+from ..oauth.mtls import MTLS_AUTH_METHODS
 from ..settings import IdpSettings
 from .db import cli_actor, open_database
 
@@ -47,6 +48,13 @@ def _load_jwks(path: Path | None) -> dict[str, Any] | None:
     return data
 
 
+def _read_text(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{option}: cannot read {path.name} ({e})") from None
+
+
 def _print_secret(client_id: str, secret: str | None) -> None:
     click.echo(f"client_id:     {client_id}")
     if secret is not None:
@@ -73,15 +81,30 @@ def register(group: click.Group) -> None:
     @click.option("--first-party", is_flag=True, help="skip the consent page")
     @click.option("--may-receive-id-number", is_flag=True, help="may be granted the id_number scope")
     @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
-    @click.option("--auth-method", type=click.Choice(AUTH_METHODS), help="token endpoint authentication")
+    @click.option("--auth-method", type=click.Choice((*AUTH_METHODS, *MTLS_AUTH_METHODS)),
+                  help="token endpoint authentication")
     @click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="public keys for private_key_jwt")
     @click.option("--jwks-uri", help="not supported yet (refused): register the keys with --jwks")
     @click.option("--client-id", help="use this id instead of a random one (demos)")
+    @click.option("--cas-service", "cas_service_url", help="register a CAS 3.0 service with this exact service URL")
+    @click.option("--cas-logout-url", help="where CAS single logout is POSTed (with --cas-service)")
     @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
     @click.option("--web-origin", "web_origins", multiple=True,
                   help="origin a browser app calls the token/userinfo endpoints from (CORS); repeat for several")
     @click.option("--refresh-idle-seconds", type=int, help="refuse a refresh token unused this long")
     @click.option("--refresh-absolute-seconds", type=int, help="no refresh this long after the first sign-in's tokens")
+    @click.option("--tls-subject-dn", help="tls_client_auth: the certificate's subject DN (RFC 4514)")
+    @click.option("--tls-san-dns", help="tls_client_auth: a DNS name in the certificate instead of the DN")
+    @click.option("--tls-san-uri", help="tls_client_auth: a URI in the certificate instead of the DN")
+    @click.option("--tls-san-email", help="tls_client_auth: an e-mail address in the certificate instead of the DN")
+    @click.option("--tls-certificate", "tls_certificate_files", multiple=True,
+                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="self_signed_tls_client_auth: the client's certificate (PEM); repeat for several")
+    @click.option("--tls-bound-tokens", is_flag=True,
+                  help="bind this client's tokens to its TLS client certificate (RFC 8705 section 3)")
+    @click.option("--profile", type=click.Choice(["fapi2"]), help="apply the FAPI 2.0 Security Profile")
+    @click.option("--dpop-bound", "dpop_bound", is_flag=True,
+                  help="issue this client DPoP-bound tokens only (RFC 9449 dpop_bound_access_tokens)")
     @click.pass_obj
     def add(
         settings: IdpSettings,
@@ -102,10 +125,20 @@ def register(group: click.Group) -> None:
         jwks_file: Path | None,
         jwks_uri: str | None,
         client_id: str | None,
+        cas_service_url: str | None,
+        cas_logout_url: str | None,
         as_json: bool,
         web_origins: tuple[str, ...] = (),
         refresh_idle_seconds: int | None = None,
         refresh_absolute_seconds: int | None = None,
+        tls_subject_dn: str | None = None,
+        tls_san_dns: str | None = None,
+        tls_san_uri: str | None = None,
+        tls_san_email: str | None = None,
+        tls_certificate_files: tuple[Path, ...] = (),
+        tls_bound_tokens: bool = False,
+        profile: str | None = None,
+        dpop_bound: bool = False,
     ) -> None:
         """Register a relying party; prints its client id and (once) its secret."""
         spec = ClientSpec(
@@ -126,9 +159,19 @@ def register(group: click.Group) -> None:
             jwks=_load_jwks(jwks_file),
             jwks_uri=jwks_uri,
             client_id=client_id,
+            cas_service_url=cas_service_url,
+            cas_logout_url=cas_logout_url,
             web_origins=web_origins,
             refresh_idle_seconds=refresh_idle_seconds,
             refresh_absolute_seconds=refresh_absolute_seconds,
+            tls_subject_dn=tls_subject_dn,
+            tls_san_dns=tls_san_dns,
+            tls_san_uri=tls_san_uri,
+            tls_san_email=tls_san_email,
+            tls_certificates=tuple(_read_text(p, "--tls-certificate") for p in tls_certificate_files),
+            tls_bound_tokens=tls_bound_tokens,
+            profile=profile,
+            dpop_bound_access_tokens=dpop_bound,
         )
         service = _service(settings)
         try:
@@ -155,7 +198,8 @@ def register(group: click.Group) -> None:
             return
         for c in rows:
             kind = "public" if c.is_public else "confidential"
-            flags = [f for f, on in (("first-party", c.first_party), ("id-number", c.may_receive_id_number)) if on]
+            flags = [f for f, on in (("first-party", c.first_party), ("id-number", c.may_receive_id_number),
+                                     ("cas-service", c.attribute("cas") is not None)) if on]
             click.echo(
                 f"{c.client_id}\t{c.name}\t{kind}\t{','.join(c.grant_types)}"
                 + (f"\t{','.join(flags)}" if flags else "")

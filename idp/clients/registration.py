@@ -21,6 +21,17 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
 from ..models import AUTH_METHODS, GRANT_TYPES, Client, utcnow
+from ..oauth import fapi
+from ..oauth.mtls import (
+    BOUND_TOKENS,
+    CERTIFICATES,
+    MTLS_AUTH_METHODS,
+    SELF_SIGNED_TLS_CLIENT_AUTH,
+    SUBJECT_DN,
+    TLS_CLIENT_AUTH,
+    der_of_forwarded,
+)
+from ..oauth.mtls import thumbprint as mtls_thumbprint
 from ..oauth.scopes import GRANT_KINDS, kind_of
 from .uris import (
     Resolver,
@@ -76,6 +87,10 @@ class ClientSpec:
     client_id: str | None = None
     """Normally generated; fixed ids are for demos and tests."""
     extra: dict[str, Any] = field(default_factory=dict)
+    cas_service_url: str | None = None
+    """A CAS service (issue 21 §3), a client type of its own: :func:`idp.cas.services.build_cas_client`."""
+    cas_logout_url: str | None = None
+    """Where the CAS single logout ``LogoutRequest`` is POSTed (checked as back-channel logout URIs)."""
     web_origins: Sequence[str] = ()
     """Browser apps (issue 21 §1): origins that may call the token, userinfo, revocation and
     PAR endpoints cross-origin (CORS, :mod:`idp.oauth.cors`); attribute ``web_origins``."""
@@ -83,6 +98,19 @@ class ClientSpec:
     """A refresh token unused this long is refused (attribute ``refresh_idle_seconds``)."""
     refresh_absolute_seconds: int | None = None
     """No refresh after this long from the family's first issue (``refresh_absolute_seconds``)."""
+    tls_subject_dn: str | None = None
+    """``tls_client_auth`` (RFC 8705 §2.1.2): the certificate's subject DN (RFC 4514), or one SAN below."""
+    tls_san_dns: str | None = None
+    tls_san_uri: str | None = None
+    tls_san_email: str | None = None
+    tls_certificates: Sequence[str] = ()
+    """``self_signed_tls_client_auth`` (§2.2): the client's certificates (PEM); or its keys in ``jwks``."""
+    tls_bound_tokens: bool = False
+    """§3.4 ``tls_client_certificate_bound_access_tokens`` (implied by an mTLS auth method)."""
+    profile: str | None = None
+    """``fapi2``: the FAPI 2.0 Security Profile's rules for this client (:mod:`idp.oauth.fapi`)."""
+    dpop_bound_access_tokens: bool = False
+    """RFC 9449 §5.2: only DPoP-bound tokens for this client (attribute ``dpop_bound_access_tokens``)."""
 
 
 def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
@@ -92,6 +120,10 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
     ``allow_loopback``: logout URIs may be on loopback (the embedded demo);
     ``resolve`` looks up what a logout URI's host resolves to.
     """
+    if spec.cas_service_url or spec.cas_logout_url:
+        from ..cas.services import build_cas_client  # a CAS service has rules of its own
+
+        return build_cas_client(spec, allow_loopback=allow_loopback, resolve=resolve)
     name = (spec.name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("a client needs a name of at most 200 characters")
@@ -156,8 +188,8 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
         )
 
     method = spec.auth_method or ("none" if spec.public else "client_secret_basic")
-    if method not in AUTH_METHODS:
-        raise InvalidInput(f"unknown auth method {method!r}; known: {', '.join(AUTH_METHODS)}")
+    if method not in (*AUTH_METHODS, *MTLS_AUTH_METHODS):
+        raise InvalidInput(f"unknown auth method {method!r}; known: {', '.join((*AUTH_METHODS, *MTLS_AUTH_METHODS))}")
     if spec.public and method != "none":
         raise InvalidInput("a public client authenticates with 'none'")
     if not spec.public and method == "none":
@@ -191,6 +223,10 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
 
     attributes = _browser_app_attributes(spec, redirect_uris, spec.sector_identifier and validate_host(
         spec.sector_identifier), allow_loopback=allow_loopback)
+    attributes.update(_mtls_and_profile_attributes(spec, method, jwks, grant_types, redirect_uris,
+                                                   allow_loopback=allow_loopback))
+    if spec.dpop_bound_access_tokens:  # idp.oauth.dpop.ATTRIBUTE
+        attributes["dpop_bound_access_tokens"] = True
 
     client_id = spec.client_id or _new_client_id()
     if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id):
@@ -239,6 +275,53 @@ def _browser_app_attributes(spec: ClientSpec, redirect_uris: list[str], sector: 
     idle, absolute = out.get("refresh_idle_seconds"), out.get("refresh_absolute_seconds")
     if idle is not None and absolute is not None and idle > absolute:
         raise InvalidInput("the refresh idle lifetime cannot exceed the absolute lifetime")
+    return out
+
+
+def _mtls_and_profile_attributes(spec: ClientSpec, method: str, jwks: dict[str, Any] | None,
+                                 grant_types: list[str], redirect_uris: list[str], *,
+                                 allow_loopback: bool) -> dict[str, Any]:
+    """Issue 14: mutual TLS (RFC 8705 §2.1.2, §2.2, §3.4) and the FAPI 2.0 profile (``idp.oauth.fapi``)."""
+    from cryptography import x509
+
+    out: dict[str, Any] = {}
+    subjects = {SUBJECT_DN: spec.tls_subject_dn, "tls_client_auth_san_dns": spec.tls_san_dns,
+                "tls_client_auth_san_uri": spec.tls_san_uri, "tls_client_auth_san_email": spec.tls_san_email}
+    given = {k: v.strip() for k, v in subjects.items() if v and v.strip()}
+    if method == TLS_CLIENT_AUTH:
+        if len(given) != 1:  # RFC 8705 §2.1.2: exactly one of them
+            raise InvalidInput("tls_client_auth needs exactly one of --tls-subject-dn, --tls-san-dns, "
+                               "--tls-san-uri, --tls-san-email")
+        if SUBJECT_DN in given:
+            try:
+                x509.Name.from_rfc4514_string(given[SUBJECT_DN])
+            except ValueError:
+                raise InvalidInput("--tls-subject-dn is not an RFC 4514 distinguished name") from None
+        out.update(given)
+    elif given:
+        raise InvalidInput("--tls-subject-dn and --tls-san-* are for the auth method tls_client_auth")
+    if spec.tls_certificates:
+        if method != SELF_SIGNED_TLS_CLIENT_AUTH:
+            raise InvalidInput("--tls-certificate is for the auth method self_signed_tls_client_auth")
+        prints = []
+        for pem in spec.tls_certificates:
+            der = der_of_forwarded(pem) if "-----BEGIN CERTIFICATE-----" in pem else None
+            if der is None:
+                raise InvalidInput("--tls-certificate: not a PEM certificate")
+            prints.append(mtls_thumbprint(der))
+        out[CERTIFICATES] = prints
+    if method == SELF_SIGNED_TLS_CLIENT_AUTH and not spec.tls_certificates and jwks is None:
+        raise InvalidInput("self_signed_tls_client_auth needs the client's certificate (--tls-certificate) "
+                           "or its public keys (--jwks)")
+    if method in MTLS_AUTH_METHODS or spec.tls_bound_tokens:
+        out[BOUND_TOKENS] = True
+    problem = fapi.registration_problem(spec.profile, public=spec.public, auth_method=method,
+                                        grant_types=grant_types, redirect_uris=redirect_uris,
+                                        id_token_alg=spec.id_token_alg, allow_loopback=allow_loopback)
+    if problem is not None:
+        raise InvalidInput(problem)
+    if spec.profile:
+        out[fapi.PROFILE] = spec.profile
     return out
 
 
