@@ -23,6 +23,20 @@ __all__ = ["CertstoreSettings", "CERTSTORE_VARIABLES", "parse_lookup_clients"]
 _MAX_CACHE_SECONDS = 300
 
 
+def _parse_networks(text: str) -> tuple[Any, ...]:
+    """``"10.0.0.5, 10.1.0.0/16"``: the TLS proxies (RFC 8705 behind a proxy)."""
+    import ipaddress
+
+    out = []
+    for part in text.replace(";", ",").split(","):
+        if part.strip():
+            try:
+                out.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not an address or CIDR") from None
+    return tuple(out)
+
+
 def _parse_cache_seconds(text: str) -> int:
     value = parse_int(text)
     if not 0 <= value <= _MAX_CACHE_SECONDS:
@@ -94,6 +108,9 @@ CERTSTORE_VARIABLES = (
         "seconds within which batch messages held by a dead worker are back on the queue (2-3600, default 15)",
     ),
     Variable("FAULT_POINTS", str, "test only: named fault seams that kill the process (certstore.faults)"),
+    Variable("CERTSTORE_MTLS_PROXIES", _parse_networks,
+             "addresses/CIDRs of the TLS proxies whose client-certificate header is believed (RFC 8705)"),
+    Variable("CERTSTORE_MTLS_HEADER", str, "header the TLS proxy overwrites with the client certificate (X-Client-Cert)"),
 )
 
 
@@ -135,6 +152,11 @@ class CertstoreSettings:
     lookup_clients: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     """certstore's own allow-list for ``POST /api/v1/lookup``: client id → the certificate
     types it may read (``None``: all). The ``certs:lookup`` scope alone opens nothing."""
+    mtls_proxies: tuple[Any, ...] = ()
+    """RFC 8705 §3.2: the TLS proxies whose :attr:`mtls_header` counts; a certificate-bound
+    token needs that header's certificate (``certstore.tokens.check_certificate_binding``)."""
+    mtls_header: str = "X-Client-Cert"
+    """The header the proxy overwrites with the verified client certificate (URL-encoded PEM)."""
     queue_requeue_seconds: float = 15.0
     """Batch-queue messages held by a killed or stopped worker are back on the queue at most
     this long after it died (issue 20 §5; :mod:`keys.jobqueue` says how the bound is kept)."""
@@ -172,6 +194,10 @@ class CertstoreSettings:
                 kwargs[name] = values[f"CERTSTORE_{name.upper()}"]
         if "CERTSTORE_INTROSPECTION_CACHE_SECONDS" in values:
             kwargs["introspection_cache_seconds"] = values["CERTSTORE_INTROSPECTION_CACHE_SECONDS"]
+        if "CERTSTORE_MTLS_PROXIES" in values:
+            kwargs["mtls_proxies"] = values["CERTSTORE_MTLS_PROXIES"]
+        if "CERTSTORE_MTLS_HEADER" in values:
+            kwargs["mtls_header"] = values["CERTSTORE_MTLS_HEADER"]
         if "CERTSTORE_LOOKUP_CLIENTS" in values:
             kwargs["lookup_clients"] = values["CERTSTORE_LOOKUP_CLIENTS"]
         if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
