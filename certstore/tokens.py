@@ -62,6 +62,8 @@ __all__ = [
     "HttpJwksSource",
     "StaticJwksSource",
     "TokenValidator",
+    "forwarded_certificate_thumbprint",
+    "check_certificate_binding",
 ]
 
 logger = logging.getLogger(__name__)
@@ -392,3 +394,58 @@ def _claim_problem(e: JoseError) -> str:
     if claim:
         return f"claim {claim}"
     return e.error if isinstance(getattr(e, "error", None), str) else "claims"
+
+
+# -- mutual TLS (RFC 8705 §3.2): certificate-bound tokens -------------------------
+
+
+def forwarded_certificate_thumbprint(value: str | None, peer: str | None,
+                                     proxies: Collection[Any]) -> str | None:
+    """``x5t#S256`` of the client certificate a TLS proxy forwarded, or ``None``.
+
+    ``value`` is the header the proxy overwrites (``YIWANG_CERTSTORE_MTLS_HEADER``,
+    URL-encoded PEM as nginx's ``$ssl_client_escaped_cert``); it counts only when
+    the request's peer is one of ``proxies`` — anyone else could have set it.
+    """
+    import base64
+    import binascii
+    import ipaddress
+    from urllib.parse import unquote
+
+    if not value or not peer or not proxies or len(value) > 16 * 1024:
+        return None
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return None
+    if not any(address in net for net in proxies):
+        logger.info("a client certificate header from a peer that is not a configured TLS proxy was ignored")
+        return None
+    text = unquote(value)
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    if begin in text:
+        text = text.split(begin, 1)[1].split(end, 1)[0]
+    try:
+        der = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not der:
+        return None
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode("ascii")
+
+
+def check_certificate_binding(claims: Mapping[str, Any], thumbprint: str | None) -> None:
+    """RFC 8705 §3.2: a token with ``cnf.x5t#S256`` needs a client certificate of that thumbprint.
+
+    :class:`Unauthorized` (401 ``invalid_token``) otherwise; an unbound token passes.
+    """
+    import hmac
+
+    cnf = claims.get("cnf")
+    wanted = cnf.get("x5t#S256") if isinstance(cnf, Mapping) else None
+    if not wanted:
+        return
+    if thumbprint is None:
+        raise Unauthorized("the token is bound to a TLS client certificate and none was presented")
+    if not hmac.compare_digest(str(wanted), thumbprint):
+        raise Unauthorized("the token is bound to another TLS client certificate")

@@ -17,7 +17,7 @@ from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from ..registry import IssuerInfo
-from ..tokens import AccessToken
+from ..tokens import AccessToken, check_certificate_binding, forwarded_certificate_thumbprint
 from ..wiring import Services
 
 __all__ = ["services", "bearer", "require_token", "require_issuer", "require_lookup_client", "LookupClient"]
@@ -39,8 +39,16 @@ def bearer() -> str:
 def require_token(scope: str | None) -> AccessToken:
     """The caller's validated (and, with introspection, unrevoked) token carrying ``scope``."""
     token = services().tokens.validate(bearer(), scope=scope)
+    check_certificate_binding(token.claims, _presented_certificate())  # RFC 8705 §3.2 (mTLS)
     g.token = token
     return token
+
+
+def _presented_certificate() -> str | None:
+    """The thumbprint of the client certificate the TLS proxy forwarded (only from the proxy)."""
+    settings = services().settings
+    return forwarded_certificate_thumbprint(request.headers.get(settings.mtls_header),
+                                            request.remote_addr, settings.mtls_proxies)
 
 
 def _agency_token(scope: str) -> AccessToken:
