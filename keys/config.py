@@ -196,6 +196,7 @@ COMMON_VARIABLES = (
     Variable("ISSUER", parse_url("http", "https"), "the idp's issuer URL"),
     Variable("LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level"),
     Variable("LOG_FORMAT", parse_choice("text", "json"), "log lines as text (default) or one JSON object each"),
+    Variable("ACCESS_LOG", parse_bool, "one yiwang.access line per request (default true)"),
     Variable("TRUST_REQUEST_ID", parse_bool,
              "take X-Request-Id from the request (only behind a proxy that sets or overwrites it)"),
     Variable("METRICS_TOKEN", lambda t: _parse_metrics_token(t),
@@ -358,6 +359,8 @@ class CommonSettings:
     """Plain-http URLs on hosts other than loopback are accepted (``YIWANG_ALLOW_INSECURE_HTTP``)."""
     log_format: str = "text"
     """``text`` or ``json`` (``YIWANG_LOG_FORMAT``; :mod:`keys.logs`)."""
+    access_log: bool = True
+    """One ``yiwang.access`` line per request (``YIWANG_ACCESS_LOG``; a proxy's log may do instead)."""
     trust_request_id: bool = False
     """Take ``X-Request-Id`` from the request instead of making one (``YIWANG_TRUST_REQUEST_ID``)."""
     metrics_token: str | None = None
@@ -397,6 +400,7 @@ class CommonSettings:
             log_level=values.get("LOG_LEVEL", "info"),
             allow_insecure_http=bool(values.get("ALLOW_INSECURE_HTTP", False)),
             log_format=values.get("LOG_FORMAT", "text"),
+            access_log=bool(values.get("ACCESS_LOG", True)),
             trust_request_id=bool(values.get("TRUST_REQUEST_ID", False)),
             metrics_token=values.get("METRICS_TOKEN"),
         )

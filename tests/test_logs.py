@@ -94,3 +94,13 @@ def test_the_json_format_is_chosen_in_one_place(tmp_path: Path) -> None:
     record = json.loads(done.stderr.strip().splitlines()[-1])
     assert record["message"] == "hello there" and record["level"] == "WARNING"
     assert record["logger"] == "idp.example" and record["request_id"] == "-" and "asctime" in record
+
+
+def test_the_access_line_can_be_left_to_the_proxy(app_with: Any, idp_settings: Any, json_lines: io.StringIO) -> None:
+    quiet = app_with(common=dataclasses.replace(idp_settings.common, access_log=False)).test_client()
+    resp = quiet.get("/healthz")
+    assert resp.headers["X-Request-Id"]  # the id stays
+    assert not [r for r in _records(json_lines) if r["logger"] == "yiwang.access"]
+    app_with().test_client().get("/healthz")
+    assert [r["route"] for r in _records(json_lines) if r["logger"] == "yiwang.access"] == ["wellknown.healthz"]
+

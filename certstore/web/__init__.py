@@ -85,5 +85,6 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
         return resp
 
     # A request id in every log line and answer, one access line per request (issue 18).
-    app.wsgi_app = RequestLog(app.wsgi_app, trust_header=settings.common.trust_request_id)  # type: ignore[method-assign]
+    app.wsgi_app = RequestLog(app.wsgi_app, trust_header=settings.common.trust_request_id,  # type: ignore[method-assign]
+                              access_log=settings.common.access_log)
     return app

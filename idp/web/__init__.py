@@ -108,7 +108,7 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None,
     app.wsgi_app = CorsLayer(app.wsgi_app, app.extensions["yiwang"])  # type: ignore[method-assign]
     # A request id in every log line and answer, one access line per request (issue 18).
     app.wsgi_app = RequestLog(app.wsgi_app, trust_header=settings.common.trust_request_id,  # type: ignore[method-assign]
-                              fixed_routes=HOT_ROUTES)
+                              access_log=settings.common.access_log, fixed_routes=HOT_ROUTES)
     if settings.trusted_proxies > 0:
         # Outermost, so the hot paths and Flask see the same client address.
         from werkzeug.middleware.proxy_fix import ProxyFix
