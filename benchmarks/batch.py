@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.database_url.startswith("postgresql"):
             schema, url = _pg_schema(args.database_url)
             env["YIWANG_DATABASE_URL"] = url
+            env["YIWANG_CERTSTORE_PADES_LEVEL"] = "B-B"  # the issue-6 figure is B-B; no TSA here
         if redis_ok:
             env["YIWANG_REDIS_URL"] = args.redis_url
             env["YIWANG_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}:"

@@ -42,7 +42,7 @@ from .models import STATUS_VALID, Certificate
 from .pdf_trust import PdfTrust
 from .reading import PII_PURPOSE, CertificateReader
 from .registry import Registry
-from .settings import CertstoreSettings
+from .settings import DEFAULT_TSA_URL, CertstoreSettings
 from .statuslists import Slot, SlotTaken, StatusListService
 from .types import mask_holder_code
 
@@ -79,6 +79,12 @@ class Issuance:
         self.clock = clock
         self._signers: dict[str, tuple[object, Any]] = {}
         self._lock = threading.Lock()
+        if settings.signing_level != settings.pades_level:
+            # Only settings built in code get here: from_env refuses a level without a TSA.
+            logger.warning(
+                "PAdES %s asked for but no TSA configured: certificates are signed B-B, which stops "
+                "verifying when the agency's signer certificate expires", settings.pades_level,
+            )
 
     def prepare(self, request: IssueRequest, agency_uscc: str) -> Prepared:
         return prepare(request, agency_uscc, registry=self.registry, keyring=self.keyring, now=self.clock())
@@ -256,17 +262,23 @@ class Issuance:
         )
         try:
             pdf = signing.pdf.render_certificate_pdf(doc)
-            if self.settings.tsa_url:
-                # B-LT: the timestamp plus the chain's CRL embedded, so the PDF verifies offline for years.
-                vc = signing.pades.make_validation_context(
-                    self.pdf_trust.roots(),
-                    crls=self.pdf_trust.crls(),
-                    other_certs=list(signer.chain),
-                )
-                return signing.pades.sign_pdf(
-                    pdf, signer, timestamper_url=self.settings.tsa_url, validation_context=vc
-                )
-            return signing.pades.sign_pdf(pdf, signer)
+            level = self.settings.signing_level
+            if level == "B-B":
+                return signing.pades.sign_pdf(pdf, signer, level="B-B")
+            # B-T and up: an RFC 3161 signature timestamp; B-LT/B-LTA: the chain's CRLs in the DSS;
+            # B-LTA: a document timestamp over it all (renewed by certstore.ltv before its TSA expires).
+            return signing.pades.sign_pdf(
+                pdf,
+                signer,
+                level=level,
+                timestamper_url=self.settings.tsa_url,
+                validation_context=self.pdf_trust.signing_context(signer.chain) if level != "B-T" else None,
+            )
         except SigningError as e:
             logger.warning("signing %s failed: %s", cid, e)
-            raise ServiceUnavailable(f"the certificate could not be signed: {e}") from e
+            hint = (
+                " (the local TSA: is `certstore tsa serve` running?)"
+                if self.settings.tsa_url == DEFAULT_TSA_URL and "timestamp authority" in str(e)
+                else ""
+            )
+            raise ServiceUnavailable(f"the certificate could not be signed: {e}{hint}") from e

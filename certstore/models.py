@@ -157,6 +157,23 @@ class IdempotencyRecord(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
 
 
+class PdfHistory(Base):
+    """Earlier versions of a certificate's stored PDF (issue 15 §3).
+
+    The archive-timestamp renewal (:mod:`certstore.ltv`) replaces the stored
+    PDF by an incremental update of it; copies a holder downloaded before stay
+    the same signed document, so verification recognises their hashes here.
+    """
+
+    __tablename__ = "cert_pdf_history"
+    __table_args__ = (sa.Index("ix_cert_pdf_history_sha256", "pdf_sha256"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id", ondelete="CASCADE"))
+    pdf_sha256: Mapped[str] = mapped_column(sa.String(64))
+    replaced_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+
+
 class AuditEvent(Base):
     """Append-only log of what was done, by whom (never an unmasked ID number)."""
 

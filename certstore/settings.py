@@ -17,8 +17,27 @@ from keys.config import (
     parse_url,
     read_environment,
 )
+from keys.errors import ConfigurationError
 
-__all__ = ["CertstoreSettings", "CERTSTORE_VARIABLES", "parse_lookup_clients"]
+__all__ = ["CertstoreSettings", "CERTSTORE_VARIABLES", "parse_lookup_clients", "PADES_LEVELS", "DEFAULT_TSA_URL"]
+
+PADES_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+DEFAULT_TSA_URL = "http://127.0.0.1:5180/tsa"
+"""The local TSA of the embedded default (``certstore tsa serve``), like the CRL's default address."""
+
+
+def _parse_pades_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in PADES_LEVELS:
+        raise ValueError(f"expected one of {', '.join(PADES_LEVELS)}")
+    return level
+
+
+def _parse_days(text: str) -> int:
+    value = parse_int(text)
+    if not 1 <= value <= 3650:
+        raise ValueError("expected 1 to 3650 days")
+    return value
 
 _MAX_CACHE_SECONDS = 300
 
@@ -86,6 +105,16 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_REGION", str, "region code of this deployment (e.g. 110000)"),
     Variable("CERTSTORE_TSA_URL", parse_url("http", "https"), "RFC 3161 timestamp authority"),
     Variable("CERTSTORE_TSA_ROOT", parse_path, "PEM file with the TSA's root certificate(s)"),
+    Variable(
+        "CERTSTORE_PADES_LEVEL",
+        _parse_pades_level,
+        "PAdES level of issued PDFs: B-LTA (default), B-LT, B-T, or B-B (explicit opt-out: no timestamps)",
+    ),
+    Variable(
+        "CERTSTORE_LTV_RENEW_DAYS",
+        _parse_days,
+        "days before the last timestamp's TSA certificate expires that `certstore ltv` renews a PDF (default 180)",
+    ),
     Variable("CERTSTORE_MAX_UPLOAD_BYTES", parse_int, "largest upload the verify endpoints accept"),
     Variable("CERTSTORE_VERIFY_PDF_MAX_BYTES", parse_int, "largest PDF an anonymous verification parses"),
     Variable("CERTSTORE_VERIFY_CONCURRENCY", parse_int, "uploaded PDFs (and, apart, QR images) verified at once per process"),
@@ -122,9 +151,17 @@ class CertstoreSettings:
     public_url: str = "http://127.0.0.1:5100"
     region: str = "110000"
     tsa_url: str | None = None
-    """With a TSA, PDFs are signed PAdES B-LT; without, B-B."""
+    """The RFC 3161 TSA that timestamps issued PDFs (``from_env``: the local ``certstore tsa serve``
+    in the embedded default; a deployment on its own database must name one)."""
     tsa_root_file: Path | None = None
-    """PEM file of the root certificate(s) the TSA chains to, trusted for timestamps."""
+    """PEM file of the root certificate(s) the TSA chains to, trusted for timestamps (not needed
+    for the local TSA: its certificate is issued by the region's issuing CA)."""
+    pades_level: str = "B-LTA"
+    """PAdES baseline level of issued PDFs (issue 15 §3). Settings built in code without a
+    ``tsa_url`` sign B-B (tests that do not care; :class:`certstore.issuance.Issuance` warns);
+    ``from_env`` refuses that combination unless B-B is asked for explicitly."""
+    ltv_renew_days: int = 180
+    """``certstore ltv``: a PDF is due when its last timestamp's TSA certificate expires within this."""
     audience: str = "certstore"
     """The ``aud`` certstore requires in access tokens from the idp."""
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -179,10 +216,11 @@ class CertstoreSettings:
         # the answer is a signed token checked against CERTSTORE_TSA_ROOT (many TSAs serve http only).
         if "CERTSTORE_REGION" in values:
             kwargs["region"] = values["CERTSTORE_REGION"]
-        if "CERTSTORE_TSA_URL" in values:
-            kwargs["tsa_url"] = values["CERTSTORE_TSA_URL"]
         if "CERTSTORE_TSA_ROOT" in values:
             kwargs["tsa_root_file"] = values["CERTSTORE_TSA_ROOT"]
+        kwargs.update(_signing_level(values, embedded=common.database_url is None))
+        if "CERTSTORE_LTV_RENEW_DAYS" in values:
+            kwargs["ltv_renew_days"] = values["CERTSTORE_LTV_RENEW_DAYS"]
         if "CERTSTORE_MAX_UPLOAD_BYTES" in values:
             kwargs["max_upload_bytes"] = values["CERTSTORE_MAX_UPLOAD_BYTES"]
         if "CERTSTORE_VERIFY_PDF_MAX_BYTES" in values:
@@ -207,6 +245,11 @@ class CertstoreSettings:
         return cls(common=common, **kwargs)
 
     @property
+    def signing_level(self) -> str:
+        """The level PDFs are actually signed at: B-B when built in code without a TSA."""
+        return self.pades_level if self.tsa_url else "B-B"
+
+    @property
     def home(self) -> Path:
         return self.common.home
 
@@ -216,3 +259,28 @@ class CertstoreSettings:
 
     def with_(self, **changes: Any) -> CertstoreSettings:
         return replace(self, **changes)
+
+
+def _signing_level(values: Mapping[str, Any], *, embedded: bool) -> dict[str, Any]:
+    """PAdES level and TSA, failing closed (issue 15 §3).
+
+    B-LTA is the default. The embedded default (no database URL) timestamps
+    with the local TSA (``certstore tsa serve``, started by ``make demo``); a
+    deployment on its own database must name its TSA or opt out of
+    timestamps explicitly: certstore refuses to start otherwise, rather than
+    issue PDFs that stop verifying when the agency's certificate expires.
+    """
+    level = values.get("CERTSTORE_PADES_LEVEL", "B-LTA")
+    out: dict[str, Any] = {"pades_level": level}
+    if "CERTSTORE_TSA_URL" in values:
+        out["tsa_url"] = values["CERTSTORE_TSA_URL"]
+    elif level != "B-B":
+        if not embedded:
+            raise ConfigurationError(
+                f"PDFs are signed PAdES {level} (YIWANG_CERTSTORE_PADES_LEVEL), which needs a time-stamping "
+                "authority: set YIWANG_CERTSTORE_TSA_URL (an RFC 3161 TSA; `certstore tsa serve` runs one with "
+                "the region PKI), or opt out explicitly with YIWANG_CERTSTORE_PADES_LEVEL=B-B",
+                variable="YIWANG_CERTSTORE_TSA_URL",
+            )
+        out["tsa_url"] = DEFAULT_TSA_URL
+    return out

@@ -31,6 +31,7 @@ from signing.errors import PayloadError, PdfError
 from .dates import Clock
 from .errors import InvalidInput, PayloadTooLargeError, ServiceUnavailable
 from .lifecycle import is_expired
+from .ltv import earlier_pdf_owner
 from .models import STATUS_CODES, STATUS_VALID, Certificate
 from .pdf_trust import PdfTrust
 from .qrscan import check_image, decode_qr_image
@@ -240,6 +241,8 @@ class Verifier:
         view = None
         with self.sessions() as s:
             row = s.scalar(sa.select(Certificate).where(Certificate.pdf_sha256 == digest))
+            if row is None:  # a copy downloaded before an archive-timestamp renewal (certstore.ltv)
+                row = earlier_pdf_owner(s, digest)
             if row is None:
                 checks.append(
                     Check("record", False, "no certificate in this registry has this exact PDF (changed after issue?)")

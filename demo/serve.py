@@ -49,10 +49,12 @@ __all__ = [
     "curl_example",
     "load_demo",
     "seed_certificates",
+    "tsa_service",
 ]
 
 IDP_PORT = 5000
 CERTSTORE_PORT = 5100
+TSA_PORT = 5180
 _COLOURS = ("\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m")
 _RESET = "\033[0m"
 
@@ -226,6 +228,12 @@ def seed_certificates(demo: dict[str, Any]) -> int:
     ).returncode
 
 
+def tsa_service() -> Service:
+    """``certstore tsa serve``: the embedded default's YIWANG_CERTSTORE_TSA_URL (127.0.0.1:5180)."""
+    return Service("tsa", [*_cli("certstore"), "tsa", "serve", "--port", str(TSA_PORT)],
+                   ready_url=f"http://127.0.0.1:{TSA_PORT}/healthz")
+
+
 def demo_services(demo: dict[str, Any], *, with_certstore: bool = True) -> list[Service]:
     issuer = demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"
     services = [
@@ -264,13 +272,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = _home()
     demo = load_demo(home)
-    if not args.no_certstore and _certstore_available() and seed_certificates(demo) != 0:
+    # The local RFC 3161 TSA first: issued PDFs are PAdES B-LTA, the seeded ones included (issue 15 §3).
+    tsa = Supervisor([tsa_service()]) if not args.no_certstore and _certstore_available() else None
+    if tsa is not None:
+        tsa.start()
+        if not tsa.wait_ready():
+            tsa.stop()
+            print("certstore tsa serve did not start; see above", file=sys.stderr)
+            return 1
+    if tsa is not None and seed_certificates(demo) != 0:
+        tsa.stop()
         print("certstore init --demo --with-certificates failed; see above", file=sys.stderr)
         return 1
     sup = Supervisor(demo_services(demo, with_certstore=not args.no_certstore))
     signal.signal(signal.SIGTERM, lambda *_: sup.stop())
     with_certstore = any(s.name == "certstore" for s in sup.services)
     sup.start()
+    if tsa is not None:  # supervised with the others from here on: one exiting stops all
+        sup.procs.update(tsa.procs)
+        sup._pumps += tsa._pumps
     try:
         if sup.wait_ready():
             citizen = demo["citizen"]

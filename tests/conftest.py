@@ -88,6 +88,9 @@ def yiwang_env(tmp_path: Path, database_url: str, redis_url: str | None, redis_p
         "YIWANG_REDIS_PREFIX": redis_prefix,
         # The suite's made-up hosts (http://idp.test) are plain http: the explicit opt-in (issue 19 §9).
         "YIWANG_ALLOW_INSECURE_HTTP": "1",
+        # The explicit opt-out of timestamps (issue 15 §3): B-LTA needs a TSA, which tests that
+        # care start themselves (the local_tsa fixture below); the rest stay fast.
+        "YIWANG_CERTSTORE_PADES_LEVEL": "B-B",
     }
     if redis_url:
         env["YIWANG_REDIS_URL"] = redis_url
@@ -120,6 +123,45 @@ def embedded_init(yiwang_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, c
         return Path(yiwang_env["YIWANG_HOME"])
 
     return run
+
+
+class LocalTsa:
+    """One HTTP server for the session answering RFC 3161 requests for any test's region.
+
+    ``url_for(keyring)`` registers the keyring's TSA (``certstore.tsa.TsaApp``: the key and
+    certificate from ``keys.pki``, issued on first use) under a path of its own and returns
+    its URL; every test keeps its own region PKI, the server starts once.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._apps: dict[str, object] = {}
+
+    def url_for(self, keyring: object) -> str:
+        from certstore.tsa import TSA_PATH, TsaApp
+
+        name = f"r{len(self._apps)}"
+        self._apps[name] = TsaApp(keyring)  # type: ignore[arg-type]
+        return f"{self.base}/{name}{TSA_PATH}"
+
+    def __call__(self, environ: dict[str, object], start_response: object) -> object:
+        head, _, tail = str(environ.get("PATH_INFO") or "/").lstrip("/").partition("/")
+        app = self._apps.get(head)
+        if app is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])  # type: ignore[operator]
+            return [b"no such TSA\n"]
+        return app({**environ, "PATH_INFO": "/" + tail}, start_response)  # type: ignore[operator]
+
+
+@pytest.fixture(scope="session")
+def local_tsa() -> Iterator[LocalTsa]:
+    """The session's local TSA server (issue 15 §3): ``local_tsa.url_for(keyring)``."""
+    from certstore.tsa import running_tsa_server
+
+    tsa = LocalTsa("")
+    with running_tsa_server(tsa) as base:
+        tsa.base = base
+        yield tsa
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -99,15 +99,21 @@ def answer(stamper: KeysTimeStamper, request: bytes) -> bytes:
         imprint = req["message_imprint"]
         algorithm = imprint["hash_algorithm"]["algorithm"].native
         if algorithm not in ("sha256", "sha384", "sha512"):
-            return _reject("badAlg")
+            return _reject("bad_alg")
         if len(imprint["hashed_message"].native) != {"sha256": 32, "sha384": 48, "sha512": 64}[algorithm]:
             raise ValueError("imprint length")
     except (ValueError, TypeError, KeyError):
-        return _reject("badDataFormat")
+        return _reject("bad_data_format")
     resp: tsp.TimeStampResp = stamper.request_tsa_response(req)
     return bytes(resp.dump())
 
 
+class _Rejection(core.Sequence):
+    """A ``TimeStampResp`` without its token (asn1crypto's own type requires one)."""
+
+    _fields = [("status", tsp.PKIStatusInfo)]
+
+
 def _reject(reason: str) -> bytes:
     status = tsp.PKIStatusInfo({"status": "rejection", "fail_info": tsp.PKIFailureInfo({reason})})
-    return bytes(tsp.TimeStampResp({"status": status}).dump())
+    return bytes(_Rejection({"status": status}).dump())

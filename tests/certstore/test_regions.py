@@ -281,6 +281,7 @@ def test_trust_import_from_the_other_regions_url(
     monkeypatch.setenv("YIWANG_ISSUER", "http://idp.test")
     monkeypatch.setenv("YIWANG_ALLOW_INSECURE_HTTP", "1")  # a made-up plain-http host (issue 19 §9)
     monkeypatch.setenv("YIWANG_CERTSTORE_REGION", "310000")
+    monkeypatch.setenv("YIWANG_CERTSTORE_PADES_LEVEL", "B-B")  # issues nothing: no TSA (issue 15 §3)
     cli = Cli(capsys)
     code, out, err = cli("init")
     assert code == 0, err

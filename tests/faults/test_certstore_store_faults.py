@@ -150,6 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             **base,
             "YIWANG_HOME": str(tmp / "home"),
             "YIWANG_DATABASE_URL": pg.url,
+            "YIWANG_CERTSTORE_PADES_LEVEL": "B-B",  # no TSA here: the explicit opt-out (issue 15 §3)
             "YIWANG_REDIS_URL": redis_server.url,
             "YIWANG_ISSUER": issuer,
             "YIWANG_ALLOW_INSECURE_HTTP": "1",
