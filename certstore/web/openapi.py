@@ -19,10 +19,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["openapi_document", "NOT_IN_DOCUMENT"]
+__all__ = ["openapi_document", "NOT_IN_DOCUMENT", "is_page_path"]
 
 NOT_IN_DOCUMENT = frozenset({"metrics.metrics", "apidocs.page", "apidocs.init_js", "apidocs.asset"})
 """Routes that are not part of the HTTP interface: the operators' scrape and the reference page itself."""
+
+
+def is_page_path(path: str) -> bool:
+    """HTML pages and their internals (the verify page, the offline verifier, the wallet's sign-in and files).
+
+    They stay in the full document Schemathesis fuzzes (``pages=True``), and
+    out of the one certstore serves to integrators at ``/openapi.json``.
+    """
+    return path == "/verify" or path.startswith(("/verify/offline/", "/wallet"))
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID_PARAM = {
@@ -45,8 +54,12 @@ def _problems(*codes: int) -> dict[str, Any]:
     return {str(c): _PROBLEM for c in codes}
 
 
-def openapi_document(server_url: str, *, token_url: str | None = None) -> dict[str, Any]:
-    """The document; with ``token_url`` (the idp's token endpoint) also its OAuth 2.0 client-credentials scheme."""
+def openapi_document(server_url: str, *, token_url: str | None = None, pages: bool = True) -> dict[str, Any]:
+    """The document; with ``token_url`` (the idp's token endpoint) also its OAuth 2.0 client-credentials scheme.
+
+    ``pages=False`` leaves out the HTML pages and the wallet's internals
+    (:func:`is_page_path`): what integrators read at ``/openapi.json``.
+    """
     doc = _document(server_url)
     from . import health, lifecycle, offline, wallet  # routes documented beside their views
 
@@ -58,6 +71,8 @@ def openapi_document(server_url: str, *, token_url: str | None = None) -> dict[s
     add_examples(doc["paths"], identifier=_ID_PARAM["example"])
     if token_url:
         add_client_credentials(doc, token_url)
+    if not pages:
+        doc["paths"] = {path: ops for path, ops in doc["paths"].items() if not is_page_path(path)}
     return doc
 
 

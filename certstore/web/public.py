@@ -205,7 +205,7 @@ def verify_submit() -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     settings = services().settings  # servers: the public URL; tokenUrl: the idp's token endpoint (issue 18)
-    return jsonify(openapi_document(settings.public_url, token_url=settings.common.issuer + "/token"))
+    return jsonify(openapi_document(settings.public_url, token_url=settings.common.issuer + "/token", pages=False))
 
 
 @bp.get("/pki/crl/issuing.crl")

@@ -55,5 +55,7 @@ def test_the_document_has_the_client_credentials_scheme_examples_and_the_public_
             for param in op.get("parameters", []):
                 if param["in"] in ("path", "query"):
                     assert "example" in param, (method, path, param["name"])
-    # the operators' scrape and the page itself are not API operations
+    # the operators' scrape, the reference page, the HTML pages and the wallet are not API operations
     assert "/metrics" not in doc["paths"] and "/api/docs" not in doc["paths"]
+    assert not [p for p in doc["paths"] if p == "/verify" or p.startswith(("/wallet", "/verify/offline/"))]
+    assert "/api/v1/verify" in doc["paths"] and "/status-lists/{list_id}" in doc["paths"]
