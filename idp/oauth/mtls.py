@@ -176,7 +176,8 @@ class ForwardedCertificate:
     """
 
     def __init__(self, app: Callable[..., Any], config: MtlsConfig) -> None:
-        self._app = app
+        self.app = app
+        """The wrapped application."""
         self._config = config
         self._key = "HTTP_" + config.header.upper().replace("-", "_")
 
@@ -193,7 +194,7 @@ class ForwardedCertificate:
                     logger.warning("the TLS proxy forwarded an unreadable client certificate")
                 else:
                     environ[VERIFIED_ENVIRON] = der
-        result: Iterable[bytes] = self._app(environ, start_response)
+        result: Iterable[bytes] = self.app(environ, start_response)
         return result
 
 

@@ -23,16 +23,28 @@ whole matrix, so it runs in a few seconds.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
+
+from keys.jws import encode_jws
+from keys.keyring import open_keyring
+from tests.idp.oidc_helpers import ISSUER, authorize_code
+from tests.keys.dpop_client import DPoPKey
+from tests.support.tls_proxy import self_signed_pem
 
 from .conftest import DEMO_REQUESTS
 from .idp_world import *  # noqa: F403 (the world fixture)
-from .idp_world import World, expired_token
+from .idp_world import CS_URL, World, expired_token
 
 KINDS = ("agency_b", "citizen", "wallet", "revoked", "expired", "other_audience", "none", "agency_a")
 """agency_a last: its cells may change the certificate a row works on."""
@@ -161,18 +173,101 @@ ROWS: dict[str, Row] = {
 }
 
 
-def _tokens(w: World) -> dict[str, str | None]:
+# -- token kinds (issue 14) -------------------------------------------------------------------
+# Every cell runs with each kind of token: "bearer" as before, "dpop" (the idp bound the token to
+# a DPoP key; each request is `Authorization: DPoP` with a fresh proof: RFC 9449 §7). The cells
+# are the same: binding changes who can use a token, never what it may do. The mTLS helper adds
+# "mtls" (a certificate-bound token, the certificate forwarded by the TLS proxy).
+TOKEN_KINDS = ("bearer", "dpop", "mtls")
+_DPOP_KEY = DPoPKey()
+# "mtls": the agencies' tokens carry cnf.x5t#S256 of this certificate (signed with the idp's key, as
+# its token endpoint does after tls_client_auth); the citizens' are the idp's unbound tokens. Every
+# request presents the certificate through the "TLS proxy" (the test client, trusted for the test).
+_MTLS_PEM = self_signed_pem("matrix-agency")
+_MTLS_X5T = base64.urlsafe_b64encode(hashlib.sha256(ssl.PEM_cert_to_DER_cert(_MTLS_PEM)).digest()).rstrip(b"=").decode()
+
+
+def _bound_agency_token(w: World, client_id: str, scope: str, *, expired: bool = False) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": client_id, "aud": "certstore", "client_id": client_id, "scope": scope,
+              "jti": f"mtls-{client_id}-{now}-{expired}-{time.monotonic_ns()}", "iat": now - (3600 if expired else 0),
+              "exp": now - 1800 if expired else now + 300, "cnf": {"x5t#S256": _MTLS_X5T}}
+    keyring = open_keyring(w.idp_services.settings.common.keys)
+    return encode_jws(keyring.keyset("idp-token").active(), claims, typ="at+jwt")
+
+
+def _trust_the_test_clients_as_tls_proxy(w: World, on: bool) -> None:
+    """For "mtls", certstore and the idp believe their test clients (127.0.0.1) as the TLS proxy."""
+    import dataclasses
+    import ipaddress
+
+    from idp.oauth.mtls import ForwardedCertificate, MtlsConfig
+
+    proxies = (ipaddress.ip_network("127.0.0.1/32"),) if on else ()
+    w.cs_services.settings = dataclasses.replace(w.cs_services.settings, mtls_proxies=proxies)
+    edge = w.idp_app.wsgi_app
+    if isinstance(edge, ForwardedCertificate):
+        w.idp_app.wsgi_app = ForwardedCertificate(edge.app, MtlsConfig(proxies=proxies))
+
+
+def _client_token(w: World, client_id: str, scope: str, how: str) -> str:
+    if how == "mtls":
+        return _bound_agency_token(w, client_id, scope)
+    if how == "bearer":
+        return w.client_token(client_id, scope)
+    resp = w.idp.post("/token", data={"grant_type": "client_credentials", "scope": scope},
+                      headers={**w.basic(client_id), "DPoP": _DPOP_KEY.proof("POST", f"{ISSUER}/token")})
+    assert (resp.status_code, resp.get_json().get("token_type")) == (200, "DPoP"), resp.get_data(as_text=True)
+    return str(resp.get_json()["access_token"])
+
+
+def _citizen_token(w: World, rp: Any, scope: str, how: str, **kw: Any) -> str:
+    if how in ("bearer", "mtls"):
+        return str(w.citizen_tokens(rp, scope, **kw)["access_token"])
+    query, verifier = authorize_code(w.idp, rp, scope=scope, **kw)
+    resp = w.idp.post("/token", data={"grant_type": "authorization_code", "code": query["code"],
+                                      "redirect_uri": rp.redirect_uri, "code_verifier": verifier},
+                      headers={**rp.basic(), "DPoP": _DPOP_KEY.proof("POST", f"{ISSUER}/token")})
+    assert (resp.status_code, resp.get_json().get("token_type")) == (200, "DPoP"), resp.get_data(as_text=True)
+    return str(resp.get_json()["access_token"])
+
+
+def _expired(w: World, client_id: str, scope: str, how: str) -> str:
+    if how == "mtls":
+        return _bound_agency_token(w, client_id, scope, expired=True)
+    if how == "bearer":
+        return expired_token(w, client_id, scope)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": client_id, "aud": "certstore", "client_id": client_id, "scope": scope,
+              "jti": f"expired-dpop-{now}", "iat": now - 3600, "exp": now - 1800, "cnf": {"jkt": _DPOP_KEY.jkt}}
+    keyring = open_keyring(w.idp_services.settings.common.keys)
+    return encode_jws(keyring.keyset("idp-token").active(), claims, typ="at+jwt")
+
+
+def _presenting(token: str | None, how: str, method: str, url: str) -> dict[str, str]:
+    """The headers that present ``token`` to ``url`` (an absolute URL of the idp or certstore)."""
+    if not token:
+        return {}
+    if how == "bearer":
+        return {"Authorization": f"Bearer {token}"}
+    if how == "mtls":
+        return {"Authorization": f"Bearer {token}", "X-Client-Cert": quote(_MTLS_PEM, safe="")}
+    return {"Authorization": f"DPoP {token}", "DPoP": _DPOP_KEY.proof(method, url, access_token=token)}
+
+
+def _tokens(w: World, how: str = "bearer") -> dict[str, str | None]:
+    _trust_the_test_clients_as_tls_proxy(w, how == "mtls")
     both = "certs:issue certs:lookup"
-    revoked = w.client_token("demo-psb", both)
+    revoked = _client_token(w, "demo-psb", both, how)
     w.revoke("demo-psb", revoked)
     return {
-        "agency_a": w.client_token("demo-psb", both),
-        "agency_b": w.client_token("demo-amr", both),
-        "citizen": w.citizen_tokens(w.portal, "openid certs:read")["access_token"],
-        "wallet": w.citizen_tokens(w.wallet_rp, "openid profile id_number", share_id_number=True)["access_token"],
+        "agency_a": _client_token(w, "demo-psb", both, how),
+        "agency_b": _client_token(w, "demo-amr", both, how),
+        "citizen": _citizen_token(w, w.portal, "openid certs:read", how),
+        "wallet": _citizen_token(w, w.wallet_rp, "openid profile id_number", how, share_id_number=True),
         "revoked": revoked,
-        "expired": expired_token(w, "demo-psb", both),
-        "other_audience": w.citizen_tokens(w.portal, "openid profile")["access_token"],
+        "expired": _expired(w, "demo-psb", both, how),
+        "other_audience": _citizen_token(w, w.portal, "openid profile", how),
         "none": None,
     }
 
@@ -191,15 +286,16 @@ def test_every_route_has_a_row(world: World) -> None:
     assert set(ROWS) - routes == set(), "a row for a route that no longer exists"
 
 
-def test_certstore_endpoints_by_token_kind(world: World) -> None:
-    tokens = _tokens(world)
+@pytest.mark.parametrize("token_kind", TOKEN_KINDS)
+def test_certstore_endpoints_by_token_kind(world: World, token_kind: str) -> None:
+    tokens = _tokens(world, token_kind)
     failures: list[str] = []
     for name, row in sorted(ROWS.items()):
         assert set(row.expect) == set(KINDS), name
         cert = world.issue_for_a() if row.fresh else world.a_certificate
         url = row.path(world, cert)
         for kind in KINDS:
-            headers = {"Authorization": f"Bearer {tokens[kind]}"} if tokens[kind] else {}
+            headers = _presenting(tokens[kind], token_kind, row.method, CS_URL + url)
             kw: dict[str, Any] = {"headers": headers}
             if row.body is not None:
                 kw["json"] = row.body(world, cert)
@@ -225,8 +321,9 @@ def test_certstore_endpoints_by_token_kind(world: World) -> None:
     assert not failures, "\n".join(failures)
 
 
-def test_idp_userinfo_and_introspection_by_token_kind(world: World) -> None:
-    tokens = _tokens(world)
+@pytest.mark.parametrize("token_kind", TOKEN_KINDS)
+def test_idp_userinfo_and_introspection_by_token_kind(world: World, token_kind: str) -> None:
+    tokens = _tokens(world, token_kind)
     userinfo = {"agency_a": 403, "agency_b": 403, "citizen": 200, "wallet": 200, "other_audience": 200,
                 "revoked": 401, "expired": 401, "none": 401}
     # RFC 7662 §2.2: certstore learns about tokens meant for it (aud certstore, or its own), nothing else
@@ -235,7 +332,7 @@ def test_idp_userinfo_and_introspection_by_token_kind(world: World) -> None:
     failures = []
     for kind in KINDS:
         token = tokens[kind]
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = _presenting(token, token_kind, "GET", f"{ISSUER}/userinfo")
         resp = world.idp.get("/userinfo", headers=headers)
         if resp.status_code != userinfo[kind]:
             failures.append(f"userinfo as {kind}: {resp.status_code}, expected {userinfo[kind]}")

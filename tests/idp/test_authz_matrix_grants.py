@@ -20,17 +20,19 @@ browser; each cell starts a fresh "browser" and sign-in.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
 from idp.cli.init import _seed_demo
 from idp.clients import ClientSpec
+from idp.oauth.mtls import ForwardedCertificate, MtlsConfig
 from idp.oauth.server import registered_grant_types
 from idp.services import Services
 from idp.settings import IdpSettings
@@ -43,6 +45,8 @@ from tests.idp.oidc_helpers import (
     pkce_pair,
     widen_registration,
 )
+from tests.keys.dpop_client import DPoPKey
+from tests.support.tls_proxy import self_signed_pem as _self_signed_pem
 
 AUTH_CODE = "authorization_code"
 REFRESH = "refresh_token"
@@ -153,6 +157,11 @@ def _register(settings: IdpSettings, services: Services) -> dict[str, str | None
     widen_registration(services, "matrix-misregistered",
                        ("openid", "profile", "certs:lookup", "certs:issue", "certs:read:BYZS", "made:up"))
     secrets["matrix-misregistered"] = secret
+    # A CAS service (issue 21 §3): a client with no grant at all, in every grant's rows below.
+    _, secret = services.clients.add(ClientSpec(
+        name="CAS 门户", client_id="matrix-cas-service", cas_service_url=CAS_SERVICE,
+        scopes=("openid", "profile"), first_party=True))
+    secrets["matrix-cas-service"] = secret
     # the demo citizen (the ID number of the other tests), with the tests' password
     assert demo["citizen"]["id_number"] == ID_NUMBER
     services.accounts.set_password(ID_NUMBER, PASSWORD)
@@ -173,9 +182,47 @@ def _auth(world: World, client: Any) -> tuple[dict[str, str], dict[str, str]]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}, {}
 
 
+# ------------------------------------------------------------ token kinds (issue 14)
+# Every row runs once per kind of token: "bearer" (no proof), "dpop" (a DPoP proof at the
+# token endpoint: RFC 9449), "mtls" (a client certificate forwarded by the TLS proxy: RFC 8705).
+TOKEN_KINDS = ("bearer", "dpop", "mtls")
+_KIND = {"now": "bearer"}
+_DPOP_KEY = DPoPKey()
+_CLIENT_CERT = quote(_self_signed_pem(), safe="")
+
+
+def _trust_the_test_client_as_tls_proxy(world: World, on: bool) -> None:
+    """For "mtls", the world's idp believes its test client (127.0.0.1) as the TLS proxy (RFC 8705).
+
+    None of the matrix's clients registered mTLS, so a certificate must change nothing: the
+    same cells, unbound Bearer tokens (``_check_binding``).
+    """
+    edge = world.app.wsgi_app
+    if isinstance(edge, ForwardedCertificate):
+        proxies = (ipaddress.ip_network("127.0.0.1/32"),) if on else ()
+        world.app.wsgi_app = ForwardedCertificate(edge.app, MtlsConfig(proxies=proxies))
+
+
+def _binding_headers() -> dict[str, str]:
+    """The proof-of-possession headers of the token kind being driven (none for bearer)."""
+    if _KIND["now"] == "dpop":
+        return {"DPoP": _DPOP_KEY.proof("POST", "http://127.0.0.1:5000/token")}  # the world's issuer
+    if _KIND["now"] == "mtls":
+        return {"X-Client-Cert": _CLIENT_CERT}
+    return {}
+
+
+def _check_binding(body: dict[str, Any], claims: dict[str, Any]) -> None:
+    kind = body["token_type"]
+    if _KIND["now"] == "dpop":
+        assert kind == "DPoP" and claims.get("cnf") == {"jkt": _DPOP_KEY.jkt}, kind
+    else:
+        assert kind == "Bearer" and "cnf" not in claims, kind
+
+
 def _token(world: World, client: Any, data: dict[str, str]) -> Any:
     headers, form = _auth(world, client)
-    return world.app.test_client().post("/token", data={**data, **form}, headers=headers)
+    return world.app.test_client().post("/token", data={**data, **form}, headers={**headers, **_binding_headers()})
 
 
 def _claims(jwt: str) -> dict[str, Any]:
@@ -196,6 +243,7 @@ def _granted(world: World, client: Any, body: dict[str, Any]) -> Outcome:
     claims = _claims(body["access_token"])
     assert tuple(claims.get("scope", "").split()) == scope, "the token's scope differs from the response's"
     assert claims["client_id"] == client.client_id
+    _check_binding(body, claims)
     if "id_token" in body:  # issue 11 §4: never the ID number in an ID token
         assert "id_number" not in _claims(body["id_token"])
     return Outcome(granted=scope)
@@ -262,7 +310,7 @@ def _device_tokens(world: World, client: Any, scope: list[str]) -> Outcome | dic
                                        "decision": "approve", "share_id_number": "yes"})
     assert done.status_code == 200
     return _answer(kiosk.post("/token", data={"grant_type": DEVICE, "device_code": data["device_code"], **form},
-                              headers=headers))
+                              headers={**headers, **_binding_headers()}))
 
 
 def drive_authorization_code(world: World, client: Any, scope: list[str]) -> Outcome:
@@ -280,7 +328,7 @@ def drive_client_credentials(world: World, client: Any, scope: list[str]) -> Out
     out = hot if isinstance(hot, Outcome) else _granted(world, client, hot)
     # The same request through Flask's view (a query string keeps it off the hot path).
     headers, form = _auth(world, client)
-    flask = _answer(world.app.test_client().post("/token?via=flask", headers=headers, data={
+    flask = _answer(world.app.test_client().post("/token?via=flask", headers={**headers, **_binding_headers()}, data={
         "grant_type": CLIENT_CREDENTIALS, "scope": " ".join(scope), **form}))
     flask_out = flask if isinstance(flask, Outcome) else _granted(world, client, flask)
     assert flask_out == out, f"Flask gave {flask_out}, the hot path {out}"
@@ -333,8 +381,35 @@ def test_every_client_kind_is_in_the_matrix(world: World) -> None:
     assert all(kinds.values()), {k: len(v) for k, v in kinds.items()}
 
 
+# ------------------------------------------------------------ CAS rows (issue 21 §3)
+
+CAS_SERVICE = "https://cas.matrix.example.cn/cas/callback"
+
+
+def test_a_cas_service_gets_no_oauth_grant_and_an_oauth_client_no_cas_ticket(world: World) -> None:
+    cas = world.clients["matrix-cas-service"]
+    assert cas.grant_types == [] and all(expected(cas, g, list(cas.scopes)) == Outcome(error="unauthorized")
+                                         for g in DRIVERS)  # test_matrix drives those cells
+    web = world.app.test_client()
+    # signed in, the CAS service gets a ticket (the positive control) ...
+    first = web.get("/cas/login", query_string={"service": CAS_SERVICE})
+    back = web.get(login(web, first.headers["Location"]).headers["Location"])
+    assert back.headers["Location"].startswith(CAS_SERVICE + "?ticket=ST-")
+    # ... and in the same session no OAuth client's redirect URI is a CAS service
+    rows = []
+    for client in sorted(world.clients.values(), key=lambda c: c.client_id):
+        for uri in client.redirect_uris:
+            resp = web.get("/cas/login", query_string={"service": uri})
+            if resp.status_code != 400 or "Location" in resp.headers:
+                rows.append(f"{client.client_id}: /cas/login for {uri} gave {resp.status_code}")
+    assert not rows, "\n" + "\n".join(rows)
+
+
+@pytest.mark.parametrize("token_kind", TOKEN_KINDS)
 @pytest.mark.parametrize("grant", list(DRIVERS))
-def test_matrix(world: World, grant: str) -> None:
+def test_matrix(world: World, grant: str, token_kind: str) -> None:
+    _KIND["now"] = token_kind
+    _trust_the_test_client_as_tls_proxy(world, token_kind == "mtls")  # noqa: S105 - a kind name
     rows = []
     for client in sorted(world.clients.values(), key=lambda c: c.client_id):
         for name, scope in scope_sets(client).items():

@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["TlsProxy", "serve_wsgi", "make_server_certificate", "self_signed_client", "PROXY_SOURCE"]
+__all__ = ["TlsProxy", "serve_wsgi", "make_server_certificate", "self_signed_client", "self_signed_pem",
+           "PROXY_SOURCE"]
 
 PROXY_SOURCE = "127.0.0.2"
 
@@ -72,6 +73,17 @@ def self_signed_client(directory: Path, name: str) -> tuple[Path, Path, x509.Cer
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(_key_pem(key))
     return cert_path, key_path, cert
+
+
+def self_signed_pem(name: str = "matrix-client") -> str:
+    """The PEM of a fresh self-signed client certificate (its key is thrown away)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
