@@ -93,8 +93,9 @@ class RenewReport:
 def _entry(identifier: str, issuer: str, pdf: bytes, *, now: dt.datetime, margin: dt.timedelta) -> LtvEntry:
     try:
         info: TimestampInfo | None = last_timestamp(pdf)
-    except PdfError as e:
-        return LtvEntry(identifier, issuer, "?", None, None, 0, False, f"unreadable: {e}")
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError) as e:
+        # One odd stored PDF must not stop the listing of the rest: it is named instead.
+        return LtvEntry(identifier, issuer, "?", None, None, 0, False, f"unreadable: {type(e).__name__}")
     if info is None:
         return LtvEntry(identifier, issuer, "B-B", None, None, 0, False,
                         "no timestamp: cannot be renewed; re-issue for B-LTA")

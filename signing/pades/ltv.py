@@ -181,14 +181,14 @@ def last_timestamp(pdf: bytes) -> TimestampInfo | None:
     if token is None:
         return None
     signer_infos = token["signer_infos"]
-    sid = signer_infos[0]["sid"].chosen
+    sid = signer_infos[0]["sid"]
     for c in token["certificates"]:
         cert = c.chosen
-        if (
-            sid.name == "issuer_and_serial_number"
-            and cert.issuer == sid["issuer"]
-            and cert.serial_number == sid["serial_number"].native
-        ):
+        if sid.name == "issuer_and_serial_number":
+            found = cert.issuer == sid.chosen["issuer"] and cert.serial_number == sid.chosen["serial_number"].native
+        else:  # subject_key_identifier
+            found = cert.key_identifier == sid.chosen.native
+        if found:
             return TimestampInfo("signature", _tst_time(token), _cert(cert), 0)
     raise PdfError("the signature timestamp does not carry its TSA certificate")
 

@@ -28,6 +28,17 @@ __all__ = ["PADES_LEVELS", "sign_pdf", "add_archive_timestamp", "timestamper_for
 
 logger = logging.getLogger(__name__)
 
+class _OfflineOnPurpose(logging.Filter):
+    """pyHanko warns on every B-LT/B-LTA signature that it embeds validation data without
+    fetching any; ours comes from the region's own CRLs on purpose (make_validation_context),
+    so the warning would be noise in every issuance's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_OfflineOnPurpose())
+
 PADES_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 """The baseline levels :func:`sign_pdf` makes; each adds to the one before."""
 
