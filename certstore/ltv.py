@@ -20,7 +20,11 @@ validation data of the old one (ETSI EN 319 142-1 §5.5; pyHanko's
 The renewal is idempotent and safe to run from several processes at once: a
 PDF renewed by another run is no longer due, and a lost compare-and-set is
 skipped. ``certstore ltv renew --due-only`` is what a scheduler runs
-(docs/operators.md); nothing in certstore runs it by itself.
+(docs/operators.md); nothing in certstore runs it by itself. With Redis,
+``ltv renew --due-only --enqueue`` hands each due certificate to the job queue
+instead (:class:`LtvQueue`: its own Dramatiq queue ``certstore-ltv`` on the
+batch queue's broker, one message per certificate, consumed by ``certstore
+ltv worker`` processes), for a registry too large for one process.
 """
 
 from __future__ import annotations
@@ -47,11 +51,13 @@ from .models import AuditEvent, Certificate, PdfHistory
 from .pdf_trust import PdfTrust
 from .settings import CertstoreSettings
 
-__all__ = ["LtvEntry", "LtvService", "RenewReport", "earlier_pdf_owner"]
+__all__ = ["LtvEntry", "LtvQueue", "LtvService", "RenewReport", "earlier_pdf_owner", "LTV_QUEUE"]
 
 logger = logging.getLogger(__name__)
 
 _BATCH = 200
+LTV_QUEUE = "certstore-ltv"
+_LTV_ACTOR = "certstore_ltv_renew"
 
 
 @dataclass(frozen=True)
@@ -242,3 +248,79 @@ def earlier_pdf_owner(session: Session, digest: str) -> Certificate | None:
     """The certificate an earlier (pre-renewal) version of a PDF with this SHA-256 belongs to."""
     cid = session.scalar(sa.select(PdfHistory.certificate_id).where(PdfHistory.pdf_sha256 == digest).limit(1))
     return session.get(Certificate, cid) if cid is not None else None
+
+
+class LtvQueue:
+    """Renewals on the job queue: Dramatiq queue ``certstore-ltv``, one certificate per message.
+
+    Same Redis broker namespace as batch issuance (``<prefix>certstore-dramatiq``,
+    :mod:`keys.jobqueue`: a dead worker's messages are back within
+    ``YIWANG_CERTSTORE_QUEUE_REQUEUE_SECONDS``), its own queue so renewals never
+    wait behind a batch. The handler renews only if still due, so a message
+    run twice renews once.
+    """
+
+    def __init__(self, settings: CertstoreSettings, handler: Callable[[str], object] | None = None) -> None:
+        url = settings.common.redis_url
+        if not url:
+            raise InvalidInput("the renewal queue needs YIWANG_REDIS_URL", field="redis")
+        import dramatiq
+        import redis
+        from dramatiq.middleware import (
+            AgeLimit,
+            Callbacks,
+            Retries,
+            ShutdownNotifications,
+            TimeLimit,
+        )
+
+        from keys.jobqueue import redis_broker
+
+        self.broker = redis_broker(
+            client=redis.Redis.from_url(url),
+            namespace=f"{settings.common.redis_prefix}certstore-dramatiq",
+            middleware=[
+                AgeLimit(),
+                TimeLimit(time_limit=120_000),
+                ShutdownNotifications(),
+                Callbacks(),
+                Retries(max_retries=5, min_backoff=10_000, max_backoff=600_000),
+            ],
+            requeue_seconds=settings.queue_requeue_seconds,
+        )
+        self._handler = handler
+        self.actor = dramatiq.Actor(
+            self._run, broker=self.broker, actor_name=_LTV_ACTOR, queue_name=LTV_QUEUE, priority=10, options={}
+        )
+
+    def _run(self, identifier: str) -> None:
+        if self._handler is None:  # pragma: no cover - producers do not consume
+            raise RuntimeError("this LtvQueue has no handler")
+        self._handler(str(identifier))
+
+    def enqueue(self, identifiers: Sequence[str]) -> None:
+        for identifier in identifiers:
+            self.actor.send(identifier)
+
+    def worker(self, *, threads: int = 1):  # type: ignore[no-untyped-def]
+        import dramatiq
+
+        return dramatiq.Worker(self.broker, queues={LTV_QUEUE}, worker_threads=threads, worker_timeout=200)
+
+    def close(self) -> None:
+        self.broker.close()
+
+
+def queue_handler(service: LtvService) -> Callable[[str], object]:
+    """What an ``ltv worker`` does with a message: renew that certificate if it is still due.
+
+    A failed renewal raises, so Dramatiq retries it later (the TSA may be back).
+    """
+
+    def handle(identifier: str) -> object:
+        report = service.renew(due_only=True, identifiers=[identifier], actor="certstore ltv worker")
+        if report.failed:
+            raise SigningError(f"renewing {identifier} failed: {report.failed[0][1]}")
+        return report
+
+    return handle

@@ -3,7 +3,9 @@
 ``status`` lists each stored PDF's level and when its last timestamp's TSA
 certificate expires (``--due-only``: those within the renewal margin);
 ``renew`` adds a document timestamp to the due ones. A scheduler runs
-``certstore ltv renew --due-only`` (daily is plenty; docs/operators.md).
+``certstore ltv renew --due-only`` (daily is plenty; docs/operators.md);
+with Redis, ``renew --due-only --enqueue`` hands them to ``ltv worker``
+processes on the job queue instead.
 Bad input (an unknown certificate, a margin out of range) prints one line
 and exits with status 2; a renewal that failed exits with status 1.
 """
@@ -11,7 +13,10 @@ and exits with status 2; a renewal that failed exits with status 1.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -58,9 +63,25 @@ def register(group: click.Group) -> None:
     @click.argument("identifiers", nargs=-1)
     @click.option("--due-only", is_flag=True, help="only PDFs due (what a scheduler runs)")
     @click.option("--margin-days", type=int, default=None, help="as for `ltv status`")
+    @click.option("--enqueue", is_flag=True,
+                  help="hand the due PDFs to the job queue (`certstore ltv worker`) instead of renewing here")
     @click.pass_context
-    def renew(ctx: click.Context, identifiers: tuple[str, ...], due_only: bool, margin_days: int | None) -> None:
+    def renew(ctx: click.Context, identifiers: tuple[str, ...], due_only: bool, margin_days: int | None,
+              enqueue: bool) -> None:
         """Add a new document timestamp (incremental update) to due PDFs, or to the named / all ones."""
+        if enqueue:
+            from ..ltv import LtvQueue
+
+            service = _service(ctx)
+            due = [e.identifier for e in service.status(due_only=True, margin_days=margin_days,
+                                                          identifiers=list(identifiers) or None)]
+            queue = LtvQueue(service.settings)
+            try:
+                queue.enqueue(due)
+            finally:
+                queue.close()
+            click.echo(f"{len(due)} due PDFs handed to the job queue (certstore ltv worker renews them)", err=True)
+            return
         report = _service(ctx).renew(due_only=due_only, margin_days=margin_days,
                                      identifiers=list(identifiers) or None)
         for identifier in report.renewed:
@@ -71,3 +92,32 @@ def register(group: click.Group) -> None:
                    f"{len(report.failed)} failed", err=True)
         if report.failed:
             sys.exit(1)
+
+    @ltv_group.command("worker")
+    @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 16))
+    @click.option("--until-empty", is_flag=True, help="stop once the renewal queue is empty")
+    @click.pass_context
+    def worker(ctx: click.Context, threads: int, until_empty: bool) -> None:
+        """Renew the PDFs handed to the job queue (`ltv renew --enqueue`); SIGTERM or Ctrl-C stops."""
+        from ..ltv import LTV_QUEUE, LtvQueue, queue_handler
+
+        service = _service(ctx)
+        queue = LtvQueue(service.settings, queue_handler(service))
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        dramatiq_worker = queue.worker(threads=threads)
+        dramatiq_worker.start()
+        click.echo(f"renewal worker started (pid {os.getpid()}, queue {LTV_QUEUE})", err=True)
+        try:
+            if until_empty:
+                queue.broker.join(LTV_QUEUE, timeout=3_600_000)
+                dramatiq_worker.join()
+            else:
+                while not stop.wait(0.5):
+                    pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            dramatiq_worker.stop(timeout=10_000)
+            queue.close()
+            signal.signal(signal.SIGTERM, previous)

@@ -155,3 +155,20 @@ def _identifier(pdf: bytes) -> str:
         return row.identifier
     finally:
         with_ids.close()
+
+
+@pytest.mark.skipif(not os.environ.get("YIWANG_TEST_REDIS_URL"), reason="the job queue needs Redis")
+def test_renewals_go_through_the_job_queue_too(lta_cli: tuple[Cli, Any], tmp_path: Path) -> None:
+    cli, keyring = lta_cli
+    pki.issue_tsa(keyring, validity=dt.timedelta(days=30))
+    code, _, err = cli(*issue_args("JZZM", tmp_path / "a.pdf"))
+    assert code == 0, err
+    identifier = _identifier((tmp_path / "a.pdf").read_bytes())
+    assert cli("tsa", "issue")[0] == 0
+    code, _, err = cli("ltv", "renew", "--due-only", "--enqueue")
+    assert code == 0 and "1 due PDFs handed to the job queue" in err, err
+    code, _, err = cli("ltv", "worker", "--until-empty")
+    assert code == 0, err
+    last = signing.pades.last_timestamp(_stored_pdf(identifier))
+    assert last is not None and last.document_timestamps == 2
+    assert identifier not in cli("ltv", "status", "--due-only")[1]
