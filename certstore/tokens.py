@@ -359,7 +359,7 @@ class TokenValidator:
         try:
             registry.validate(claims)
         except JoseError as e:
-            raise Unauthorized(f"the token is not valid here ({_claim_problem(e)})") from None
+            raise Unauthorized(_claim_problem(e, scope)) from None
         if claims.get("iat", 0) > self.clock() + self.leeway:
             raise Unauthorized("the token was issued in the future")
         if not isinstance(claims.get("client_id"), str) or not isinstance(claims.get("exp"), int):
@@ -376,7 +376,8 @@ class TokenValidator:
             raise Unauthorized("the token has been revoked or its session has ended")
         if scope is not None and scope not in scopes:
             raise Forbidden(
-                f"the token lacks the scope {scope}", code="insufficient_scope", scope=scope
+                f"this token lacks the scope {scope}: ask the identity provider for a token with scope={scope}",
+                code="insufficient_scope", scope=scope,
             )
         return AccessToken(
             client_id=str(claims["client_id"]),
@@ -386,14 +387,19 @@ class TokenValidator:
         )
 
 
-def _claim_problem(e: JoseError) -> str:
+def _claim_problem(e: JoseError, scope: str | None) -> str:
+    """What is wrong with the token, said so that the caller knows what to ask for instead."""
     name = type(e).__name__
     if name == "ExpiredTokenError":
-        return "expired"
+        return "the token is not valid here (expired): get a new one"
     claim = getattr(e, "claim", None)
+    if claim == "aud":
+        # The idp gives certstore's audience only to tokens carrying a certs:* scope (issue 18).
+        need = f"scope={scope}" if scope else "a certs:* scope"
+        return f"this token was not issued for certstore (its aud): ask the identity provider for a token with {need}"
     if claim:
-        return f"claim {claim}"
-    return e.error if isinstance(getattr(e, "error", None), str) else "claims"
+        return f"the token is not valid here (claim {claim})"
+    return "the token is not valid here (" + (e.error if isinstance(getattr(e, "error", None), str) else "claims") + ")"
 
 
 # -- mutual TLS (RFC 8705 §3.2): certificate-bound tokens -------------------------
@@ -449,3 +455,88 @@ def check_certificate_binding(claims: Mapping[str, Any], thumbprint: str | None)
         raise Unauthorized("the token is bound to a TLS client certificate and none was presented")
     if not hmac.compare_digest(str(wanted), thumbprint):
         raise Unauthorized("the token is bound to another TLS client certificate")
+
+
+# -- DPoP (RFC 9449 §7): proof-of-possession-bound tokens ---------------------
+
+
+class ResourceDPoP:
+    """certstore as a DPoP resource server: a bound token needs a proof of its key.
+
+    The proof is checked by :mod:`keys.dpop` (the idp uses the same code) against
+    the URL computed from certstore's *public URL* and the request path, never
+    from the Host header. The Redis connection (the replay cache every worker
+    shares) is opened on the first DPoP request: bearer traffic never touches it.
+    """
+
+    def __init__(self, public_url: str, *, redis_factory: Callable[[], Any], prefix: str,
+                 nonce_key: Callable[[], bytes], iat_window: int = 60, require_nonce: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.public_url = public_url.rstrip("/")
+        self.require_nonce = require_nonce
+        self._redis_factory = redis_factory
+        self._prefix = prefix
+        self._nonce_key = nonce_key
+        self._iat_window = iat_window
+        self._clock = clock
+        self._verifier: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any, keyring: Any) -> ResourceDPoP:
+        from .wallet_sessions import connect_wallet_redis
+
+        return cls(settings.public_url, redis_factory=lambda: connect_wallet_redis(settings),
+                   prefix=f"{settings.common.redis_prefix}cs:", nonce_key=lambda: keyring.secret("dpop-nonce"))
+
+    @property
+    def verifier(self) -> Any:
+        with self._lock:
+            if self._verifier is None:
+                from keys.dpop import DPoPVerifier, NonceSource
+
+                nonces = NonceSource(self._nonce_key(), clock=self._clock)
+                self._verifier = DPoPVerifier(self._redis_factory(), self._prefix, nonces=nonces,
+                                              iat_window=self._iat_window, clock=self._clock)
+            return self._verifier
+
+    def challenge(self, error: str) -> dict[str, Any]:
+        """The ``Unauthorized`` extras that make certstore.web.errors answer with a DPoP challenge."""
+        from keys.dpop import ALGORITHMS
+
+        extra: dict[str, Any] = {"www_authenticate": f'DPoP algs="{" ".join(ALGORITHMS)}", error="{error}"'}
+        if error == "use_dpop_nonce":
+            extra["dpop_nonce"] = self.verifier.nonces.current()
+        return extra
+
+
+def check_dpop_binding(claims: Mapping[str, Any], token: str, *, scheme: str, proof: str | None, method: str,
+                       path: str, dpop: ResourceDPoP | None) -> None:
+    """RFC 9449 §7.1: a token with ``cnf.jkt`` only as ``Authorization: DPoP`` with a proof of that key
+    (``ath`` the token's hash); a token sent with the DPoP scheme must be bound. An unbound Bearer
+    token passes without any work. :class:`Unauthorized` with a DPoP challenge otherwise."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    if scheme != "dpop" and not jkt:
+        return
+    if dpop is None:
+        raise ServiceUnavailable("DPoP is not available at this certstore")
+
+    def refuse(message: str, code: str) -> Unauthorized:
+        return Unauthorized(message, code=code, **dpop.challenge(code))
+
+    if scheme != "dpop":
+        raise refuse("the token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof", "invalid_token")
+    if not jkt:
+        raise refuse("the token is not DPoP-bound: send it as Authorization: Bearer", "invalid_token")
+    if not proof:
+        raise refuse("a DPoP proof (the DPoP header) is required with this token", "invalid_dpop_proof")
+    from keys.dpop import DPoPError
+
+    try:
+        checked = dpop.verifier.check(proof, method=method, url=dpop.public_url + path, access_token=token,
+                                      require_nonce=dpop.require_nonce)
+    except DPoPError as e:
+        raise refuse(e.description, e.error) from None
+    if checked.jkt != jkt:
+        raise refuse("the DPoP proof is signed by another key than the token is bound to", "invalid_dpop_proof")

@@ -17,7 +17,13 @@ from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from ..registry import IssuerInfo
-from ..tokens import AccessToken, check_certificate_binding, forwarded_certificate_thumbprint
+from ..tokens import (
+    AccessToken,
+    ResourceDPoP,
+    check_certificate_binding,
+    check_dpop_binding,
+    forwarded_certificate_thumbprint,
+)
 from ..wiring import Services
 
 __all__ = ["services", "bearer", "require_token", "require_issuer", "require_lookup_client", "LookupClient"]
@@ -29,16 +35,28 @@ def services() -> Services:
 
 
 def bearer() -> str:
-    """The Bearer token of the request (RFC 6750 §2.1)."""
+    """The access token of the request: ``Bearer`` (RFC 6750 §2.1) or ``DPoP`` (RFC 9449 §7.1)."""
     kind, _, value = request.headers.get("Authorization", "").partition(" ")
-    if kind.lower() != "bearer" or not value.strip():
+    if kind.lower() not in ("bearer", "dpop") or not value.strip():
         raise Unauthorized("a Bearer access token from the identity provider is required")
     return value.strip()
 
 
+def _dpop() -> ResourceDPoP:
+    dpop = current_app.extensions.get("certstore.dpop")
+    if dpop is None:
+        svc = services()
+        dpop = current_app.extensions.setdefault("certstore.dpop", ResourceDPoP.from_settings(svc.settings, svc.keyring))
+    return dpop
+
+
 def require_token(scope: str | None) -> AccessToken:
     """The caller's validated (and, with introspection, unrevoked) token carrying ``scope``."""
-    token = services().tokens.validate(bearer(), scope=scope)
+    raw = bearer()
+    token = services().tokens.validate(raw, scope=scope)
+    check_dpop_binding(token.claims, raw, scheme=request.headers.get("Authorization", "")[:5].lower().strip(),
+                       proof=request.headers.get("DPoP"), method=request.method, path=request.path,
+                       dpop=_dpop())  # RFC 9449 §7 (DPoP); nothing to do for an unbound Bearer token
     check_certificate_binding(token.claims, _presented_certificate())  # RFC 8705 §3.2 (mTLS)
     g.token = token
     return token

@@ -141,9 +141,13 @@ def _from_certstore(e: CertstoreError) -> Response:
     extra = dict(e.extra)
     code = str(extra.pop("code", e.code))
     headers: dict[str, str] = {}
+    challenge = extra.pop("www_authenticate", None)  # RFC 9449 §7.1: a DPoP challenge instead
+    nonce = extra.pop("dpop_nonce", None)
+    if nonce:
+        headers["DPoP-Nonce"] = str(nonce)
     if e.status == 401:
         # RFC 6750 §3: tell the client how to authenticate.
-        headers["WWW-Authenticate"] = f'Bearer realm="certstore", error="{code}"'
+        headers["WWW-Authenticate"] = challenge or f'Bearer realm="certstore", error="{code}"'
     elif code == "insufficient_scope":
         headers["WWW-Authenticate"] = (
             f'Bearer realm="certstore", error="insufficient_scope", scope="{extra.get("scope", "")}"'

@@ -51,6 +51,7 @@ def client_to_dict(client: Client) -> dict[str, Any]:
         "first_party": client.first_party,
         "may_receive_id_number": client.may_receive_id_number,
         "attributes": dict(client.attributes or {}),
+        "dpop_bound_access_tokens": bool(client.attribute("dpop_bound_access_tokens", False)),
         "created_at": client.created_at.isoformat(timespec="seconds"),
         "secret_rotated_at": (
             client.secret_rotated_at.isoformat(timespec="seconds")
