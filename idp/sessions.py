@@ -23,6 +23,7 @@ the session back and fires the hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -344,7 +345,7 @@ class SessionStore:
         session = self._from_hash(sid, data, clients=frozenset(_text(c) for c in clients))
         if tickets:
             cas = tuple(sorted((_text(tickets[i + 1]), _text(tickets[i])) for i in range(0, len(tickets), 2)))
-            session = Session(**{**session.__dict__, "cas_tickets": cas})  # type: ignore[arg-type]
+            session = dataclasses.replace(session, cas_tickets=cas)
         logger.info("session %s ended (%s)", sid, reason)
         self._fire(session, reason)
         return session

@@ -80,10 +80,10 @@ def find_service(db: Any, service_url: str | None) -> Client | None:
         for client_id, attributes in s.execute(sa.select(Client.client_id, Client.attributes)).all():
             data = (attributes or {}).get(CAS_ATTRIBUTE)
             if isinstance(data, dict) and data.get("service_url") == service_url:
-                client = s.get(Client, client_id)
-                if client is not None:
-                    s.expunge(client)
-                return client
+                found: Client | None = s.get(Client, client_id)
+                if found is not None:
+                    s.expunge(found)
+                return found
     return None
 
 
