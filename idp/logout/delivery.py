@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from keys.backend import Signer
 
-from ..cas.services import service_of
+from ..cas.services import CAS_ATTRIBUTE, service_of
 from ..cas.slo import is_cas_session_index, logout_request, post_logout_request, request_id_for
 from ..models import Citizen, Client, LogoutDelivery, utcnow
 from ..netpolicy import check_outbound_url
@@ -310,10 +310,14 @@ class LogoutService:
             created = row.created_at
             # Sign with the algorithm the client gets its ID tokens in: an RP
             # that registered RS256 may accept nothing else (OIDC Registration §2).
-            alg = db.scalar(
-                sa.select(Client.id_token_signed_response_alg).where(Client.client_id == row.client_id)
-            )
-            cas_index = row.sub if is_cas_session_index(row.sub) else None
+            registered = db.execute(
+                sa.select(Client.id_token_signed_response_alg, Client.attributes).where(Client.client_id == row.client_id)
+            ).first()
+            alg = registered[0] if registered is not None else None
+            # A CAS row: its client is a CAS service (or is gone and the row holds a
+            # ticket). An OIDC pairwise sub may begin with "ST-" too: the client decides.
+            is_cas = (CAS_ATTRIBUTE in (registered[1] or {})) if registered is not None else True
+            cas_index = row.sub if is_cas and is_cas_session_index(row.sub) else None
         outcome = _check_uri(uri, allow_loopback=self.allow_loopback)
         if outcome is None and cas_index is not None:
             # CAS single logout (issue 21 §3): the SAML LogoutRequest, same checks, deadline and retries.

@@ -448,3 +448,26 @@ def test_single_logout_of_a_session_that_ended_while_the_database_was_down(yiwan
             assert any(CASClientV3.verify_logout_request(r, ticket) for r in receiver.requests)
     finally:
         stack.close()
+
+
+def test_an_openid_row_whose_sub_looks_like_a_ticket_still_gets_a_logout_token(yiwang_env: dict[str, str]) -> None:
+    """A pairwise sub may begin with "ST-": whether a row is CAS is the client's registration, not the sub."""
+    from idp.models import LogoutDelivery, utcnow
+    from tests.idp.logout_helpers import LocalRP, make_stack, seed
+
+    rp = LocalRP().start()
+    stack = make_stack({**yiwang_env, "YIWANG_IDP_ALLOW_LOOPBACK_CALLBACKS": "true"}, create_schema=True)
+    try:
+        seed(stack.database, backchannel={"portal-a": rp.uri})
+        with stack.database.session() as db:
+            row = LogoutDelivery(sid="s1", client_id="portal-a", sub="ST-looks-like-a-ticket", uri=rp.uri,
+                                 status="pending", attempts=0, reason="logout", created_at=utcnow(),
+                                 next_attempt_at=utcnow())
+            db.add(row)
+            db.flush()
+            delivery_id = row.id
+        stack.logout.service.attempt(str(delivery_id))
+        assert len(rp.tokens) == 1  # a logout_token, not a logoutRequest
+    finally:
+        stack.close()
+        rp.stop()
