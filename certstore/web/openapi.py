@@ -42,7 +42,7 @@ _ID_PARAM = {
     "schema": {"type": "string"},
     "example": "1.2.156.3005.2.JZZM.111101050000000017.000001.1.7",
 }
-_SECURED = [{"bearer": ["certs:issue"]}]
+_SECURED = [{"bearer": ["certs:issue"]}, {"dpop": ["certs:issue"]}]  # dpop: a DPoP-bound token (RFC 9449 §7)
 # What every bearer-protected operation may answer besides its own codes.
 _BEARER_ERRORS = (401, 403, 503)
 _MAX_QUERY_INT = 2**31 - 1  # certstore/web/inputs.py MAX_QUERY_INT
@@ -396,7 +396,14 @@ def _document(server_url: str) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT (RFC 9068) from the Yiwang identity provider, client credentials",
-                }
+                },
+                "dpop": {
+                    "type": "http",
+                    "scheme": "DPoP",
+                    "description": ("RFC 9449 §7: a DPoP-bound access token (cnf.jkt) as Authorization: DPoP, with a "
+                                    "proof in the DPoP header (htu from certstore's public URL, ath the token's hash); "
+                                    "such a token sent as Bearer is refused"),
+                },
             },
             "responses": {
                 "Problem": {
