@@ -10,7 +10,7 @@ export YIWANG_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/
 export YIWANG_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: demo test bench lint install prepare clean audit
+.PHONY: demo demo-reset test bench lint install prepare clean audit
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,18 @@ install: $(VENV)/.installed
 prepare:
 	bash .ci/prepare
 
+# Ctrl-C stops it; `make demo-reset` deletes the demo's data (./instance) for a fresh start.
 demo: install
-	$(VENV)/bin/idp init --demo
-	$(VENV)/bin/certstore init --demo
+	YIWANG_LOG_LEVEL=warning PYTHONWARNINGS=ignore $(VENV)/bin/idp init --demo
+	YIWANG_LOG_LEVEL=warning PYTHONWARNINGS=ignore $(VENV)/bin/certstore init --demo
 	$(PY) -m demo.serve
+
+# Only the default ./instance: a YIWANG_HOME pointed elsewhere is never deleted from here.
+demo-reset:
+	@if [ "$(YIWANG_HOME)" != "$(CURDIR)/instance" ]; then \
+		echo "YIWANG_HOME is $(YIWANG_HOME), not the demo's ./instance: delete it yourself if you mean to"; exit 2; fi
+	rm -rf "$(CURDIR)/instance"
+	@echo "demo data deleted; make demo starts afresh (new keys, new demo password)"
 
 test: install prepare
 	$(VENV)/bin/lint-imports

@@ -55,6 +55,17 @@ __all__ = [
 IDP_PORT = 5000
 CERTSTORE_PORT = 5100
 TSA_PORT = 5180
+# Lines that are not the demo user's business (issue 18): servers' advice for production
+# deployments the demo is not, and library deprecation notes. Real warnings still show.
+_NOISE = (
+    "This is a development server. Do not use it in a production deployment",
+    "Configuration allows spawning up to",
+    "Websockets are not supported on WSGI",
+    "CryptographyDeprecationWarning",
+    "from cryptography.hazmat.primitives.asymmetric.dsa import",
+    "Validation/revocation info will be embedded, but fetching is not allowed",
+    "alembic.runtime.plugins",
+)
 _COLOURS = ("\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m")
 _RESET = "\033[0m"
 
@@ -87,6 +98,8 @@ class Supervisor:
 
     def _pump(self, name: str, stream: IO[str]) -> None:
         for line in stream:
+            if any(noise in line for noise in _NOISE):
+                continue
             with self._lock:
                 self.out.write(self._prefix[name] + line)
                 self.out.flush()
@@ -222,7 +235,8 @@ def seed_certificates(demo: dict[str, Any]) -> int:
     Issued through certstore's own service layer (its CLI), idempotently: a
     second start issues nothing new. Returns the command's exit status.
     """
-    env = {**os.environ, **certstore_env(demo)}
+    # Only what it issued and real errors: its library notes are not the demo user's business.
+    env = {**os.environ, **certstore_env(demo), "YIWANG_LOG_LEVEL": "error", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(  # noqa: S603 - our own argv
         [*_cli("certstore"), "init", "--demo", "--with-certificates"], env=env, check=False
     ).returncode
