@@ -20,7 +20,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 
-__all__ = ["AuthorizationCode", "CodeStore", "Consumed"]
+__all__ = ["AuthorizationCode", "CitizenSnapshot", "CodeStore", "Consumed", "snapshot_of"]
 
 # KEYS: 1 code, 2 used marker; ARGV: used ttl
 _CONSUME = """
@@ -82,6 +82,28 @@ class AuthorizationCode(AuthorizationCodeMixin):
 
     def __repr__(self) -> str:
         return f"AuthorizationCode(client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True)
+class CitizenSnapshot:
+    """The citizen's claims as an authorization code carries them (never the ID number)."""
+
+    id: int
+    public_id: str
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    disabled: bool = False
+
+    def __repr__(self) -> str:
+        return f"CitizenSnapshot(id={self.id})"
+
+
+def snapshot_of(citizen: Any) -> dict[str, Any] | None:
+    if citizen is None:
+        return None
+    return {"id": int(citizen.id), "public_id": citizen.public_id, "name": citizen.name,
+            "phone": citizen.phone, "email": citizen.email}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ Registered by :func:`idp.oauth.server.configure_server`::
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
@@ -30,7 +29,7 @@ from joserfc.jwk import KeySet as JoseKeySet
 from ..faults import fault_point
 from .binding import BoundTokens, binding_of
 from .claims import user_claims
-from .codes import AuthorizationCode
+from .codes import AuthorizationCode, CitizenSnapshot, snapshot_of
 from .dpop import JKT_PATTERN, InvalidDPoPProofError, check_code_key
 from .provider import GrantUser
 from .refresh_lifetime import refresh_family_expired
@@ -208,7 +207,7 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             resource=[resource] if resource else [],
-            citizen=_snapshot_of(user.citizen),
+            citizen=snapshot_of(user.citizen),
             dpop_jkt=data.get("dpop_jkt") or None,
         ), also=also)
 
@@ -248,28 +247,6 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
             amr=list(authorization_code.amr), code_hash=authorization_code.code_hash,
             extra={"resource": authorization_code.resource}, citizen=citizen,
         )
-
-
-@dataclass(frozen=True)
-class CitizenSnapshot:
-    """The citizen's claims as an authorization code carries them (never the ID number)."""
-
-    id: int
-    public_id: str
-    name: str
-    phone: str | None = None
-    email: str | None = None
-    disabled: bool = False
-
-    def __repr__(self) -> str:
-        return f"CitizenSnapshot(id={self.id})"
-
-
-def _snapshot_of(citizen: Any) -> dict[str, Any] | None:
-    if citizen is None:
-        return None
-    return {"id": int(citizen.id), "public_id": citizen.public_id, "name": citizen.name,
-            "phone": citizen.phone, "email": citizen.email}
 
 
 class _RefreshRecord:
