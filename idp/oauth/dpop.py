@@ -79,10 +79,13 @@ def _one_header(headers: Any, name: str) -> str | None:
 class IdpDPoP:
     """The idp's DPoP policy over one :class:`~keys.dpop.DPoPVerifier`."""
 
-    def __init__(self, verifier: DPoPVerifier, issuer: str, *, nonce_endpoints: frozenset[str] = frozenset()) -> None:
+    def __init__(self, verifier: DPoPVerifier, issuer: str, *, nonce_endpoints: frozenset[str] = frozenset(),
+                 redis: Any = None, prefix: str = "") -> None:
         self.verifier = verifier
         self.issuer = issuer.rstrip("/")
         self.nonce_endpoints = nonce_endpoints
+        self._r = redis
+        self._retry_keys = f"{prefix}dpop:rt:"
 
     @classmethod
     def build(cls, redis: Any, prefix: str, keyring: Any, issuer: str, *, iat_window: int = 60,
@@ -90,7 +93,7 @@ class IdpDPoP:
         kw = {"clock": clock} if clock is not None else {}
         nonces = NonceSource(keyring.secret("dpop-nonce"), **kw)
         return cls(DPoPVerifier(redis, prefix, nonces=nonces, iat_window=iat_window, **kw), issuer,
-                   nonce_endpoints=nonce_endpoints)
+                   nonce_endpoints=nonce_endpoints, redis=redis, prefix=prefix)
 
     def nonce_header(self, endpoint: str) -> list[tuple[str, str]]:
         """``DPoP-Nonce`` for a response of ``endpoint`` when nonces are in use there."""
@@ -137,6 +140,24 @@ class IdpDPoP:
             return
         if getattr(client, "is_public", False) and binding is not None:
             request.binding = dataclasses.replace(binding, bind_refresh=True)
+
+    def check_retry_key(self, store: Any, jti: str, status: str, now: int, request: Any, grace: int) -> None:
+        """Issue 20's one retry of a rotated refresh token must carry the DPoP key its first use
+        carried (a bound token's key is checked in SQL; this covers a confidential client's
+        unbound one). The key is remembered for the grace window, only for refreshes with a
+        proof; a refused retry is released, so the honest one still works."""
+        binding = binding_of(request)
+        jkt = binding.jkt if binding is not None else None
+        if grace <= 0 or self._r is None:
+            return
+        if status == "ok":
+            if jkt:
+                self._r.set(self._retry_keys + jti, jkt, ex=grace + 5)
+            return
+        first = self._r.get(self._retry_keys + jti)
+        if first is not None and first.decode() != jkt:
+            store.release_refresh(jti, status, now)
+            raise InvalidDPoPProofError("a retried refresh must carry the DPoP key of the first request")
 
     def pushed_jkt(self, headers: Any, form: dict[str, str]) -> str | None:
         """PAR (§10.1): the key the pushed request binds its code to (proof or ``dpop_jkt``)."""

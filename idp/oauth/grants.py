@@ -303,6 +303,8 @@ class RefreshTokenGrant(BoundTokens, grants.RefreshTokenGrant):
             return None
         if status not in ("ok", "retry") or row is None:
             return None
+        provider.dpop.check_retry_key(provider.tokens.store, jti, status, now, self.request,
+                                      provider.config.refresh_reuse_grace_seconds)
         if refresh_family_expired(provider, self.request.client, row, now):  # idle/absolute (issue 21)
             return None
         self._taken = (jti, status, now)

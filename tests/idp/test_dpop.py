@@ -231,6 +231,20 @@ def test_a_retry_with_another_key_is_not_the_honest_retry(web: Any, citizen: Any
     assert later.get_json()["error"] == "invalid_grant"
 
 
+def test_a_confidential_clients_retry_must_carry_the_first_key(web: Any, citizen: Any, rp: Any) -> None:
+    key = DPoPKey()
+    rt = code_tokens(web, rp, key).get_json()["refresh_token"]
+    assert "cnf" not in introspect(web, rp, rt)  # unbound (RFC 9449 §5) …
+    first = token(web, rp, {"grant_type": "refresh_token", "refresh_token": rt}, key)
+    assert first.status_code == 200
+    # … yet its one retry (issue 20 grace window) must come with the key of that first request
+    for attempt in (DPoPKey(), None):
+        retry = token(web, rp, {"grant_type": "refresh_token", "refresh_token": rt}, attempt)
+        assert retry.status_code == 400 and retry.get_json()["error"] == "invalid_dpop_proof"
+    honest = token(web, rp, {"grant_type": "refresh_token", "refresh_token": rt}, key)
+    assert honest.status_code == 200 and claims_of(honest.get_json()["access_token"])["cnf"]["jkt"] == key.jkt
+
+
 # --------------------------------------------------------------- userinfo
 
 
