@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -71,6 +72,10 @@ def cli(ctx: click.Context) -> None:
         raise
     configure_logging(ctx.obj.common.log_level, ctx.obj.common.log_format)
 
+
+# pyhanko (imported below) touches cryptography's deprecated DSA class at import time: a note for
+# pyhanko's maintainers, not for whoever runs certstore (issue 18).
+warnings.filterwarnings("ignore", message="DSA is deprecated")
 
 for _name in _COMMAND_MODULES:
     try:
