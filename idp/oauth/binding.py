@@ -73,11 +73,12 @@ class BoundTokens:
     def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
                        expires_in: Any = None, include_refresh_token: bool = True) -> dict[str, Any]:
         grant: Any = self
-        return grant.server.provider.generate_token(
+        token: dict[str, Any] = grant.server.provider.generate_token(
             grant_type or grant.GRANT_TYPE, grant.request.client, user=user, scope=scope,
             expires_in=expires_in, include_refresh_token=include_refresh_token,
             binding=binding_of(grant.request),
         )
+        return token
 
     def authenticate_token_endpoint_client(self) -> Any:
         grant: Any = self
