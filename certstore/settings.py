@@ -191,7 +191,7 @@ class CertstoreSettings:
     types it may read (``None``: all). The ``certs:lookup`` scope alone opens nothing."""
     mtls_proxies: tuple[Any, ...] = ()
     """RFC 8705 §3.2: the TLS proxies whose :attr:`mtls_header` counts; a certificate-bound
-    token needs that header's certificate (``certstore.tokens.check_certificate_binding``)."""
+    token needs that header's certificate (``certstore.binding.check_certificate_binding``)."""
     mtls_header: str = "X-Client-Cert"
     """The header the proxy overwrites with the verified client certificate (URL-encoded PEM)."""
     queue_requeue_seconds: float = 15.0

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from ..errors import Forbidden, Unauthorized
-from ..registry import IssuerInfo
-from ..tokens import (
-    AccessToken,
+from ..binding import (
     ResourceDPoP,
     check_certificate_binding,
     check_dpop_binding,
     forwarded_certificate_thumbprint,
 )
+from ..errors import Forbidden, Unauthorized
+from ..registry import IssuerInfo
+from ..tokens import AccessToken
 from ..wiring import Services
 
 __all__ = ["services", "bearer", "require_token", "require_issuer", "require_lookup_client", "LookupClient"]

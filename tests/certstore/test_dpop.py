@@ -86,7 +86,7 @@ def test_an_unbound_token_with_the_dpop_scheme_is_refused(client: Any, mint: Any
 
 
 def test_nonces_when_required(app: Any, client: Any, mint: Any) -> None:
-    from certstore.tokens import ResourceDPoP
+    from certstore.binding import ResourceDPoP
 
     svc = app.extensions["certstore"]
     dpop = ResourceDPoP.from_settings(svc.settings, svc.keyring)
