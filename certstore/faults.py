@@ -1,11 +1,8 @@
 """Named fault seams of certstore, for the fault suite (tests/faults/); inert in production.
 
-A seam is a call ``fault_point("name")`` at a place where a crash matters.
-It does nothing unless the process was started with ``YIWANG_FAULT_POINTS``
-naming it (comma-separated, read once at import): then the process kills
-itself with SIGKILL on the spot, as a power cut or the OOM killer would,
-with no ``finally`` block, no rollback and no answer to the client. The
-cost when unset is one membership test in an empty frozenset.
+A seam is a call ``fault_point("name")`` at a place where a crash matters;
+the mechanism (armed by ``YIWANG_FAULT_POINTS``, SIGKILL on the spot) is
+:class:`keys.faults.FaultPoints`. This module is the list of the seams.
 
 Seams:
 
@@ -19,18 +16,12 @@ Seams:
 
 from __future__ import annotations
 
-import os
-import signal
+from keys.faults import FaultPoints
 
 __all__ = ["SEAMS", "fault_point"]
 
 SEAMS = frozenset({"issue.before_store"})
 """Every seam certstore has (a test asserts that each is documented above)."""
 
-_ARMED = frozenset(n.strip() for n in os.environ.get("YIWANG_FAULT_POINTS", "").split(",") if n.strip()) & SEAMS
-
-
-def fault_point(name: str) -> None:
-    """Crash the process here if ``name`` is armed (``YIWANG_FAULT_POINTS``)."""
-    if name in _ARMED:
-        os.kill(os.getpid(), signal.SIGKILL)
+fault_point = FaultPoints(SEAMS).fault_point
+"""Crash the process here if the named seam is armed (``YIWANG_FAULT_POINTS``)."""
