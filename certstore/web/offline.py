@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, render_template, send_from_directory
 
 from keys.certs import webcrypto_jwk
+from keys.web_assets import STYLESHEET
 
 from ..models import StatusListRow
 from .context import services
@@ -74,7 +75,10 @@ def jsqr() -> Response:
 
 @bp.get("/verify.css")
 def style() -> Response:
-    return _static("verify.css", "text/css")
+    """The one stylesheet of every citizen page (keys/web_assets/yiwang.css), at a URL the service worker keeps."""
+    resp = send_from_directory(STYLESHEET.parent, STYLESHEET.name, mimetype="text/css", max_age=0)
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
 
 
 @bp.get("/sw.js")

@@ -57,6 +57,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "csrf": "表单已过期，请重新提交。",
         "busy": "同时核验的文件太多，请几秒钟后再试。",
         "switch": "English",
+        "brand": "一网通办 电子证照",
+        "empty": "请选择二维码图片或证照 PDF，或把二维码内容粘贴到文本框中，然后点击“核验”。",
+        "signed_out": "您已退出所有政务服务网站（统一身份认证及电子证照）。",
+        "verdict_valid": "有效证照",
+        "verdict_forged": "不是真实证照",
+        "verdict_revoked": "证照真实，但已不再有效",
+        "verdict_unreadable": "不是电子证照二维码，或无法识别",
+        "cause": "原因",
+        "cause_valid": "签名、发证机关、有效期和状态均核验通过。",
+        "cause_forged": "签名或内容核验未通过：此证照可能被伪造或篡改。",
+        "cause_unreadable": "请换一张更清晰的照片重试，或上传证照 PDF。",
+        "unreadable_text": "这段内容不是电子证照二维码（应以 YW1: 开头）。",
+        "unreadable_image": "图片中没有找到可识别的二维码。请对准二维码、保持清晰后重试。",
+        "unreadable_file": "无法读取此文件。请上传二维码图片（PNG/JPEG）或证照 PDF。",
+        "too_large": "文件太大。请上传证照 PDF 原件或较小的二维码图片。",
+        "status_revoked": "已撤销",
+        "status_expired": "已过期",
+        "wallet": "我的电子证照",
+        "offline": "离线核验",
     },
     "en": {
         "title": "Verify an electronic certificate",
@@ -83,6 +102,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "csrf": "The form expired; please submit it again.",
         "busy": "Too many files are being verified right now; please try again in a few seconds.",
         "switch": "中文",
+        "brand": "Yiwang certificates",
+        "empty": "Choose a QR image or a certificate PDF, or paste the QR text into the box, then press Verify.",
+        "signed_out": "You are signed out of every service (Yiwang sign-in and the certificate wallet).",
+        "verdict_valid": "Valid certificate",
+        "verdict_forged": "Not a genuine certificate",
+        "verdict_revoked": "Genuine, but no longer valid",
+        "verdict_unreadable": "Not a certificate QR code, or it could not be read",
+        "cause": "Cause",
+        "cause_valid": "Signature, issuer, validity period and status all checked.",
+        "cause_forged": "The signature or the content does not check out: this certificate may be forged or altered.",
+        "cause_unreadable": "Try again with a sharper photo, or upload the certificate PDF.",
+        "unreadable_text": "This text is not a certificate QR code (it starts with YW1:).",
+        "unreadable_image": "No readable QR code was found in the image. Hold the camera steady on the code and try again.",
+        "unreadable_file": "This file cannot be read. Upload a QR image (PNG/JPEG) or the certificate PDF.",
+        "too_large": "The file is too large. Upload the original certificate PDF or a smaller QR image.",
+        "status_revoked": "revoked",
+        "status_expired": "expired",
+        "wallet": "My certificates",
+        "offline": "Verify offline",
     },
 }
 
@@ -101,12 +139,43 @@ CHECK_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+_GENUINE_ONLY = frozenset({"status", "validity"})
+"""Checks whose failure alone means "genuine, but no longer valid" (revoked, suspended, expired), not forged."""
+
+_UNREADABLE_CODES = {
+    "unreadable_image": "unreadable_file",
+    "unsupported_upload": "unreadable_file",
+    "animated_image": "unreadable_file",
+    "not_a_pdf": "unreadable_file",
+    "pdf_too_complex": "unreadable_file",
+    "no_qr_code": "unreadable_image",
+    "image_too_large": "too_large",
+    "pdf_too_large": "too_large",
+}
+"""An upload refused before any check ran: which sentence tells the citizen what to do."""
+
+
+def verdict_of(result: VerificationResult) -> str:
+    """``valid``, ``unreadable`` (not a certificate QR), ``revoked`` (genuine, no longer valid) or ``forged``."""
+    if result.valid:
+        return "valid"
+    failed = {c.name for c in result.failed()}
+    if "format" in failed:  # the later checks then say only "not checked"
+        return "unreadable"
+    if failed <= _GENUINE_ONLY:
+        return "revoked"
+    return "forged"
+
+
 def _lang() -> str:
     lang = request.values.get("lang", "zh")
     return lang if lang in MESSAGES else "zh"
 
 
-def _render(lang: str, *, result: VerificationResult | None = None, error: str | None = None, status: int = 200) -> Response:
+def _render(
+    lang: str, *, result: VerificationResult | None = None, error: str | None = None, status: int = 200,
+    unreadable: str | None = None, notice: str | None = None,
+) -> Response:
     token = request.cookies.get(_CSRF_COOKIE)
     if not token or len(token) != 43:
         token = secrets.token_urlsafe(32)
@@ -118,6 +187,8 @@ def _render(lang: str, *, result: VerificationResult | None = None, error: str |
         csrf=token,
         result=_present(result, lang) if result else None,
         error=error,
+        unreadable=unreadable,
+        notice=notice,
     )
     resp = Response(html, status=status, mimetype="text/html")
     resp.set_cookie(
@@ -135,7 +206,10 @@ def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
         {"label": CHECK_LABELS.get(c.name, (c.name, c.name))[i], "ok": c.ok, "reason": c.reason}
         for c in result.checks
     ]
-    out: dict[str, Any] = {"valid": result.valid, "checks": checks, "kind": result.kind}
+    m = MESSAGES[lang]
+    verdict = verdict_of(result)
+    out: dict[str, Any] = {"valid": result.valid, "checks": checks, "kind": result.kind, "verdict": verdict,
+                           "headline": m["verdict_" + verdict], "cause": _cause(result, verdict, lang)}
     cert = result.certificate
     if cert is not None:
         out.update(
@@ -163,9 +237,30 @@ def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
     return out
 
 
+def _cause(result: VerificationResult, verdict: str, lang: str) -> str:
+    """The status line: the real cause, in the page's language where the registry knows it."""
+    m = MESSAGES[lang]
+    if verdict == "valid":
+        return m["cause_valid"]
+    if verdict == "unreadable":
+        return m["unreadable_text"]
+    if verdict == "forged":
+        return m["cause_forged"]
+    cert = result.certificate
+    if cert is not None:
+        return "已" + cert.status_zh if lang == "zh" else cert.status_en
+    failed = [c for c in result.failed() if c.name in _GENUINE_ONLY]
+    if failed and failed[0].name == "validity":
+        return m["status_expired"]
+    return m["status_revoked"]
+
+
 @bp.get("/verify")
 def verify_page() -> Response:
-    return _render(_lang())
+    # The idp's end-session sends the citizen back here with state=signed-out (issue 18 "no dead ends").
+    lang = _lang()
+    notice = MESSAGES[lang]["signed_out"] if request.args.get("state") == "signed-out" else None
+    return _render(lang, notice=notice)
 
 
 @bp.post("/verify")
@@ -191,8 +286,12 @@ def verify_submit() -> Response:
         elif text:
             result = svc.verify_qr(text)
         else:
-            return _render(lang, error=m["intro"], status=400)
+            return _render(lang, error=m["empty"], status=400)
     except CertstoreError as e:
+        code = e.extra.get("code")
+        why = _UNREADABLE_CODES.get(code) if isinstance(code, str) else None
+        if why is not None or e.status == 422:  # refused before any check: not a certificate, or unreadable
+            return _render(lang, unreadable=m[why or "unreadable_file"], status=e.status)
         retry_after = e.extra.get("retry_after")
         if not isinstance(retry_after, int):
             return _render(lang, error=f"{m['error']}: {e}", status=e.status)

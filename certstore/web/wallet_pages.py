@@ -154,6 +154,46 @@ def _page(template: str, status: int = 200, **ctx: Any) -> Response:
     return resp
 
 
+_NEXT = "yw_wallet_next"
+"""Where the sign-in returns to (Flask's signed session cookie): a wallet path, nothing else."""
+
+
+def _safe_next(value: str | None) -> str | None:
+    """A deep link worth returning to: a path under /wallet on this origin, no scheme, host or query."""
+    if not value or len(value) > 300 or not value.startswith("/wallet/") or "//" in value or "\\" in value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.query or parts.fragment or ".." in parts.path:
+        return None
+    if any(ord(ch) < 0x21 for ch in value):
+        return None
+    return parts.path
+
+
+def _to_sign_in() -> BaseResponse:
+    """A signed-out deep link: sign in first, then come back to it."""
+    nxt = _safe_next(request.path)
+    return redirect(url_for("wallet.login", next=nxt) if nxt else url_for("wallet.login"))
+
+
+def _inactive(identifier: str, status: str) -> dict[str, str]:
+    """Why and since when a certificate is no longer valid: its last status change's reason and date (UTC+8)."""
+    try:
+        events = services().certificates.lifecycle.history(identifier)
+    except Exception as e:  # the reason is a courtesy: the status itself is shown regardless
+        logger.info("status history unavailable: %s", type(e).__name__)
+        return {}
+    for event in reversed(events):
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        if detail.get("to") == status:
+            at = event.at if event.at.tzinfo else event.at.replace(tzinfo=dt.UTC)
+            return {
+                "reason": str(detail.get("reason") or ""),
+                "date": at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d"),
+            }
+    return {}
+
+
 @bp.get("")
 def home() -> Response:
     holder = _holder()
@@ -161,6 +201,7 @@ def home() -> Response:
         return redirect(url_for("wallet.login"))  # type: ignore[return-value]
     wallet = wallet_service()
     certs = wallet.own_certificates(holder["hi"])
+    inactive = {c.identifier: _inactive(c.identifier, c.status) for c in certs if c.status != "01"}
     log = wallet.access_log(holder["hi"])
     reads = [
         {
@@ -172,7 +213,8 @@ def home() -> Response:
         }
         for r in log
     ]
-    return _page("wallet.html", name=holder.get("name") or "", certs=certs, reads=reads, csrf=holder["csrf"])
+    return _page("wallet.html", name=holder.get("name") or "", certs=certs, reads=reads, csrf=holder["csrf"],
+                 inactive=inactive)
 
 
 @bp.get("/login")
@@ -180,6 +222,11 @@ def login() -> Any:
     """Start the sign-in; ``?again=1`` (from the page asking for the ID number) shows the consent page again."""
     client = _client()
     extra = {"prompt": "consent"} if request.args.get("again") == "1" else {}
+    nxt = _safe_next(request.args.get("next"))
+    if nxt:
+        session[_NEXT] = nxt
+    else:
+        session.pop(_NEXT, None)
     try:
         return client.authorize_redirect(url_for("wallet.callback", _external=True), **extra)
     except Exception as e:  # the idp's discovery document cannot be read: say so, no traceback
@@ -211,7 +258,7 @@ def callback() -> Any:
     number = info.get("id_number")
     if not isinstance(number, str) or not number:
         return _needs_id_number(sub=str(info.get("sub", "")), sid=sid, id_token=id_token)
-    resp = redirect(url_for("wallet.home"))
+    resp = redirect(_safe_next(session.get(_NEXT)) or url_for("wallet.home"))
     complete_sign_in(
         resp, number, sub=str(info.get("sub", "")), name=str(info.get("name") or ""), sid=sid, id_token=id_token
     )
@@ -299,7 +346,9 @@ def _end_session(id_token: str) -> tuple[str, dict[str, str]] | None:
     parts = urlsplit(endpoint)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     endpoint = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    params |= {"client_id": settings.client_id, "post_logout_redirect_uri": f"{settings.public_url}/verify"}
+    params |= {"client_id": settings.client_id, "post_logout_redirect_uri": f"{settings.public_url}/verify",
+               # the idp sends it back: the verify page then says "signed out of every service"
+               "state": "signed-out"}
     if id_token:
         params["id_token_hint"] = id_token
     return endpoint, params
@@ -323,7 +372,7 @@ def logout() -> Any:
     end = _end_session(str(current.get("id_token") or "")) if current else None
     if end is None:
         # no idp to continue at: to our own page, which form-action 'self' allows
-        resp: BaseResponse = redirect(url_for("public.verify_page"))
+        resp: BaseResponse = redirect(url_for("public.verify_page", state="signed-out"))
     else:
         endpoint, params = end
         resp = _page("wallet_signing_out.html", endpoint=endpoint, params=params)
@@ -383,9 +432,12 @@ def pdf(identifier: str) -> Response:
 
 
 @bp.get("/certificates/<identifier>/qr")
-def qr(identifier: str) -> Response:
+def qr(identifier: str) -> Any:
+    if _holder() is None:
+        return _to_sign_in()
     view = _own(identifier)
-    return _page("wallet_qr.html", cert=view)
+    info = _inactive(view.identifier, view.status) if view.status != "01" else {}
+    return _page("wallet_qr.html", cert=view, inactive=info)
 
 
 @bp.get("/certificates/<identifier>/qr.svg")

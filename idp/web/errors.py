@@ -54,11 +54,11 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _page(status: int, message: str) -> Any:
+def _page(status: int, message: str, title: str = "error_title") -> Any:
     from .common import render
 
     try:
-        return render("error.html", status, message=message, detail=None)
+        return render("error.html", status, message=message, detail=None, title=title)
     except Exception:  # rendering itself failed: plain text, still no trace
         return ("error", status, {"Content-Type": "text/plain; charset=utf-8"})
 
@@ -93,6 +93,8 @@ def install_error_handlers(app: Flask) -> None:
             resp = jsonify({"error": error, "error_description": e.name})
             resp.status_code = status
             return resp
+        if status == 404:  # an unknown address is not an invalid sign-in request (issue 18 "no dead ends")
+            return _page(404, "error_not_found", "error_not_found_title")
         return _page(status, "error_request" if status < 500 else "error_generic")
 
     @app.errorhandler(IdpError)

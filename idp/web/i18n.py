@@ -96,6 +96,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "sign_out_all": {"zh-CN": "全部退出", "en": "Sign out everywhere"},
     "this_session": {"zh-CN": "当前会话", "en": "This session"},
     "none_yet": {"zh-CN": "暂无", "en": "None"},
+    "error_not_found_title": {"zh-CN": "找不到此页面", "en": "Page not found"},
+    "error_not_found": {
+        "zh-CN": "您访问的地址不存在。请检查地址，或返回您正在使用的政务服务网站重新开始。",
+        "en": "There is no page at this address. Check the address, or go back to the service you were using and start again.",
+    },
+    "account_link": {"zh-CN": "我的账号", "en": "My account"},
 }
 
 

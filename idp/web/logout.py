@@ -71,7 +71,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "logout_yes": {"zh-CN": "退出登录", "en": "Sign out"},
     "logout_no": {"zh-CN": "保持登录", "en": "Stay signed in"},
-    "logout_done": {"zh-CN": "您已退出登录。", "en": "You are signed out."},
+    "logout_done": {
+        "zh-CN": "您已退出所有服务：统一身份认证和您登录过的每个政务服务网站。",
+        "en": "You are signed out of every service: Yiwang sign-in and each government service site you used.",
+    },
     "logout_none": {"zh-CN": "您当前没有登录。", "en": "You are not signed in."},
     "logout_kept": {"zh-CN": "您仍处于登录状态。", "en": "You are still signed in."},
     "logout_continue": {"zh-CN": "继续", "en": "Continue"},

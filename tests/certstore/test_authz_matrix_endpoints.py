@@ -147,8 +147,8 @@ ROWS: dict[str, Row] = {
     "GET public.issuing_crl": Row("GET", _fixed("/pki/crl/issuing.crl"), public(200)),
     "GET public.verify_page": Row("GET", _fixed("/verify"), public(200)),
     "POST public.verify_submit": Row("POST", _fixed("/verify"), public(200), data=_verify_form),
-    "GET static": Row("GET", _fixed("/static/verify.css"), public(200)),
-    "GET public.static": Row("GET", _fixed("/static/verify.css"), public(200)),
+    "GET static": Row("GET", _fixed("/static/yiwang.css"), public(200)),
+    "GET public.static": Row("GET", _fixed("/static/yiwang.css"), public(200)),
     "GET offline.page": Row("GET", _fixed("/verify/offline/"), public(200)),
     "GET offline.service_worker": Row("GET", _fixed("/verify/offline/sw.js"), public(200)),
     "GET offline.trust_json": Row("GET", _fixed("/verify/offline/trust.json"), public(200)),
@@ -162,9 +162,9 @@ ROWS: dict[str, Row] = {
     "POST wallet.logout": Row("POST", _fixed("/wallet/logout"), public(302)),
     "POST wallet.backchannel_logout": Row("POST", _fixed("/wallet/backchannel-logout"), public(400)),
     "GET wallet.pdf": Row("GET", lambda w, c: f"/wallet/certificates/{c}/pdf", public(401)),
-    "GET wallet.qr": Row("GET", lambda w, c: f"/wallet/certificates/{c}/qr", public(401)),
+    "GET wallet.qr": Row("GET", lambda w, c: f"/wallet/certificates/{c}/qr", public(302)),  # signed out: to sign-in, and back
     "GET wallet.qr_svg": Row("GET", lambda w, c: f"/wallet/certificates/{c}/qr.svg", public(401)),
-    "GET wallet.static": Row("GET", _fixed("/wallet/static/wallet.css"), public(200)),
+    "GET wallet.static": Row("GET", _fixed("/wallet/static/wallet_signout.js"), public(200)),
     # -- operators and integrators (issue 18): the scrape answers loopback callers; the API reference
     "GET metrics.metrics": Row("GET", _fixed("/metrics"), public(200)),
     "GET apidocs.page": Row("GET", _fixed("/api/docs"), public(200)),

@@ -106,7 +106,7 @@ def test_releasing_it_on_the_second_try_replaces_the_pending_session(app: Any, c
     "method,path,status",
     [
         ("GET", "/wallet/certificates/1.2.156.3005.2.x/pdf", 401),
-        ("GET", "/wallet/certificates/1.2.156.3005.2.x/qr", 401),
+        ("GET", "/wallet/certificates/1.2.156.3005.2.x/qr.svg", 401),
         ("GET", "/wallet/login", 503),
         ("GET", "/wallet/no-such-page", 404),
         ("GET", "/wallet/callback", 400),

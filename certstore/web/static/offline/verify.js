@@ -283,7 +283,15 @@
   function show(result) {
     const out = $("result");
     out.hidden = false;
-    out.className = result.valid ? "valid" : "invalid";
+    // The same four verdict colours as the server's verify page (certstore/web/public.py verdict_of).
+    const failed = result.checks.filter((ch) => !ch.ok).map((ch) => ch.name);
+    let kind = "valid";
+    if (!result.valid) {
+      if (failed.includes("format")) kind = "unreadable";
+      else if (failed.length && failed.every((n) => n === "status" || n === "validity")) kind = "revoked";
+      else kind = "forged";
+    }
+    out.className = "verdict " + kind + (result.valid ? " valid" : " invalid");
     $("verdict").textContent = result.valid ? "有效 · valid" : "无效 · not valid";
     const list = $("checks");
     list.textContent = "";
