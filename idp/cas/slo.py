@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
-from keys.http import FetchFailed, FetchRefused, FetchTimeout, FetchTooLarge, bounded_request
-
-from ..logout.http import ANSWER_BYTES, Outcome
+from ..logout.http import Outcome, post_form
 from .tickets import TICKET_PREFIX
 
 __all__ = ["logout_request", "post_logout_request", "is_cas_session_index", "request_id_for"]
@@ -59,22 +56,10 @@ def _is_uuid(text: str) -> bool:
 
 def post_logout_request(uri: str, xml: str, *, timeout: float, allow_loopback: bool = False) -> Outcome:
     """POST ``logoutRequest=xml`` to ``uri`` once, within ``timeout`` seconds, and classify the answer."""
-    try:
-        response = bounded_request(
-            "POST", uri, body=urlencode({"logoutRequest": xml}).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded",
-                     "User-Agent": "Yiwang-idp CAS single logout", "Cache-Control": "no-store"},
-            max_bytes=ANSWER_BYTES, on_excess="cut", deadline=timeout, connect_timeout=timeout,
-            allow_loopback=allow_loopback,
-        )
-    except FetchRefused as e:
-        return Outcome("failed", f"not sent: {e}")
-    except FetchTimeout:
-        return Outcome("retry", f"timed out after {timeout:g} s")
-    except (FetchFailed, FetchTooLarge) as e:
-        return Outcome("retry", f"connection failed ({e})")
-    if 200 <= response.status < 300:
-        return Outcome("delivered", f"HTTP {response.status}")
-    if 500 <= response.status < 600:
-        return Outcome("retry", f"HTTP {response.status}")
-    return Outcome("failed", f"HTTP {response.status}")
+    return post_form(
+        uri,
+        {"logoutRequest": xml},
+        user_agent="Yiwang-idp CAS single logout",
+        timeout=timeout,
+        allow_loopback=allow_loopback,
+    )

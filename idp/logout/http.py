@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from keys.http import FetchFailed, FetchRefused, FetchTimeout, FetchTooLarge, bounded_request
 
-__all__ = ["Outcome", "post_logout_token", "ANSWER_BYTES"]
+__all__ = ["Outcome", "post_logout_token", "post_form", "ANSWER_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,36 @@ def post_logout_token(
     ``allow_loopback``: the embedded demo's receivers on 127.0.0.1 (plain
     http allowed there too); never private or link-local addresses.
     """
-    body = urlencode({"logout_token": logout_token}).encode()
+    return post_form(
+        uri,
+        {"logout_token": logout_token},
+        user_agent="Yiwang-idp back-channel logout",
+        timeout=timeout,
+        allow_loopback=allow_loopback,
+    )
+
+
+def post_form(
+    uri: str,
+    fields: dict[str, str],
+    *,
+    user_agent: str,
+    timeout: float,
+    allow_loopback: bool = False,
+) -> Outcome:
+    """POST ``fields`` as a form to a logout receiver once and classify its answer (module docstring).
+
+    Shared by back-channel logout and CAS single logout (:mod:`idp.cas.slo`),
+    whose receivers are read the same way.
+    """
     try:
         response = bounded_request(
             "POST",
             uri,
-            body=body,
+            body=urlencode(fields).encode(),
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
-                "User-Agent": "Yiwang-idp back-channel logout",
+                "User-Agent": user_agent,
                 "Cache-Control": "no-store",
             },
             max_bytes=ANSWER_BYTES,
