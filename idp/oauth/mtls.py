@@ -266,7 +266,17 @@ def _subject_matches(cert: x509.Certificate, client: Any) -> bool:
     return False
 
 
-def _client_of(query_client: Any, request: Any, method: str) -> tuple[Any, bytes] | None:
+def _authenticate(
+    query_client: Any,
+    request: Any,
+    method: str,
+    accepts: Callable[[x509.Certificate, bytes, Any], bool],
+) -> Any:
+    """The client registered for ``method`` whose presented certificate ``accepts`` takes, or None.
+
+    On success the certificate (DER) stays on the request, for the token's
+    ``cnf`` binding (RFC 8705 §3).
+    """
     der = presented_certificate(request.headers)
     client_id = request.payload.client_id if request.payload is not None else None
     if der is None or not client_id:
@@ -274,7 +284,15 @@ def _client_of(query_client: Any, request: Any, method: str) -> tuple[Any, bytes
     client = query_client(client_id)
     if client is None or client.token_endpoint_auth_method != method:
         return None
-    return client, der
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    if not accepts(cert, der, client):
+        logger.info("%s failed for client %s", method, client.client_id)
+        return None
+    request.client_certificate = der
+    return client
 
 
 class TLSClientAuth:
@@ -285,19 +303,10 @@ class TLSClientAuth:
         self._clock = clock
 
     def __call__(self, query_client: Any, request: Any) -> Any:
-        found = _client_of(query_client, request, TLS_CLIENT_AUTH)
-        if found is None:
-            return None
-        client, der = found
-        try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError:
-            return None
-        if not _chains_to(cert, self._anchors, self._clock()) or not _subject_matches(cert, client):
-            logger.info("tls_client_auth failed for client %s", client.client_id)
-            return None
-        request.client_certificate = der
-        return client
+        return _authenticate(query_client, request, TLS_CLIENT_AUTH, self._accepts)
+
+    def _accepts(self, cert: x509.Certificate, der: bytes, client: Any) -> bool:
+        return _chains_to(cert, self._anchors, self._clock()) and _subject_matches(cert, client)
 
 
 class SelfSignedTLSClientAuth:
@@ -307,19 +316,10 @@ class SelfSignedTLSClientAuth:
         self._clock = clock
 
     def __call__(self, query_client: Any, request: Any) -> Any:
-        found = _client_of(query_client, request, SELF_SIGNED_TLS_CLIENT_AUTH)
-        if found is None:
-            return None
-        client, der = found
-        try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError:
-            return None
-        if not _in_validity(cert, self._clock()) or not _registered(cert, der, client):
-            logger.info("self_signed_tls_client_auth failed for client %s", client.client_id)
-            return None
-        request.client_certificate = der
-        return client
+        return _authenticate(query_client, request, SELF_SIGNED_TLS_CLIENT_AUTH, self._accepts)
+
+    def _accepts(self, cert: x509.Certificate, der: bytes, client: Any) -> bool:
+        return _in_validity(cert, self._clock()) and _registered(cert, der, client)
 
 
 def _registered(cert: x509.Certificate, der: bytes, client: Any) -> bool:
