@@ -10,6 +10,10 @@ caller whose request no proxy relayed (no ``Forwarded`` / ``X-Forwarded-For``):
 a reverse proxy on the same host would otherwise make every Internet request
 look local. The metrics hold no personal data, but they tell an outsider the
 load, the error rates and the lockouts.
+
+Request timing (:func:`request_started`, :func:`request_finished`) works on
+the WSGI environ, so each web layer's before/after-request hooks are one call
+each.
 """
 
 from __future__ import annotations
@@ -17,17 +21,29 @@ from __future__ import annotations
 import hmac
 import os
 import shutil
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
 from .config import is_loopback_host
+from .logs import ENDPOINT_KEY
 
-__all__ = ["CONTENT_TYPE", "may_scrape", "scrape", "prepare_multiprocess_dir"]
+__all__ = [
+    "CONTENT_TYPE",
+    "may_scrape",
+    "scrape",
+    "prepare_multiprocess_dir",
+    "request_started",
+    "request_finished",
+]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_STARTED_KEY = "yiwang.request_started"
 
 
 def may_scrape(remote_addr: str | None, headers: Mapping[str, str], token: str | None) -> bool:
@@ -81,3 +97,25 @@ def prepare_multiprocess_dir(home: Path, service: str, port: int) -> Path:
 
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return directory
+
+
+def request_started(environ: MutableMapping[str, Any]) -> None:
+    """Note when the web layer began this request (its before-request hook)."""
+    environ[_STARTED_KEY] = time.perf_counter()
+
+
+def request_finished(
+    environ: MutableMapping[str, Any],
+    endpoint: str | None,
+    observe: Callable[[str | None, float], None],
+) -> None:
+    """Observe the request's duration under ``endpoint`` and name it for the access log line.
+
+    ``observe`` is the service's own latency histogram; a request whose start
+    was never noted (an earlier hook answered it) is not timed.
+    """
+    started = environ.get(_STARTED_KEY)
+    if started is not None:
+        observe(endpoint, time.perf_counter() - started)
+    if endpoint:
+        environ[ENDPOINT_KEY] = endpoint

@@ -9,12 +9,9 @@ callers no proxy relayed); anyone else gets the ordinary 404.
 
 from __future__ import annotations
 
-import time
+from flask import Blueprint, Flask, Response, abort, request
 
-from flask import Blueprint, Flask, Response, abort, g, request
-
-from keys.logs import ENDPOINT_KEY
-from keys.metrics import CONTENT_TYPE, may_scrape, scrape
+from keys.metrics import CONTENT_TYPE, may_scrape, request_finished, request_started, scrape
 
 from ..metrics import observe_request, status_list_fetched
 from .context import services
@@ -40,16 +37,12 @@ def install_metrics(app: Flask) -> None:
 
     @app.before_request
     def _started() -> None:
-        g._yw_started = time.perf_counter()
+        request_started(request.environ)
 
     @app.after_request
     def _observed(resp: Response) -> Response:
-        started = g.get("_yw_started")
         endpoint = request.endpoint
-        if started is not None:
-            observe_request(endpoint, time.perf_counter() - started)
-        if endpoint:
-            request.environ[ENDPOINT_KEY] = endpoint
+        request_finished(request.environ, endpoint, observe_request)
         if endpoint == _STATUS_LIST:
             status_list_fetched(resp.status_code)
         return resp

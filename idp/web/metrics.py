@@ -9,12 +9,9 @@ them, and puts the endpoint name where the access log line finds it
 
 from __future__ import annotations
 
-import time
+from flask import Blueprint, Flask, Response, abort, current_app, request
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
-
-from keys.logs import ENDPOINT_KEY
-from keys.metrics import CONTENT_TYPE, may_scrape, scrape
+from keys.metrics import CONTENT_TYPE, may_scrape, request_finished, request_started, scrape
 
 from ..metrics import HOT_ENDPOINTS, LogoutCollector, observe_request, observe_token
 
@@ -46,16 +43,12 @@ def install_metrics(app: Flask) -> None:
 
     @app.before_request
     def _started() -> None:
-        g._yw_started = time.perf_counter()
+        request_started(request.environ)
 
     @app.after_request
     def _observed(resp: Response) -> Response:
-        started = g.get("_yw_started")
         endpoint = request.endpoint
-        if started is not None:
-            observe_request(endpoint, time.perf_counter() - started)
-        if endpoint:
-            request.environ[ENDPOINT_KEY] = endpoint
+        request_finished(request.environ, endpoint, observe_request)
         if endpoint == _TOKEN_ROUTE and request.method == "POST":
             # Only a form the view already read: parsing one here could raise (a body over the limit).
             params = request.__dict__.get("values") or request.__dict__.get("form")
