@@ -112,6 +112,7 @@ def test_serve_never_falls_back_to_werkzeug(cli: Any, monkeypatch: pytest.Monkey
         started.append(args)
 
     monkeypatch.setattr(werkzeug.serving, "run_simple", _refuse)
+    _no_metrics_dir(monkeypatch)
     monkeypatch.setitem(sys.modules, "granian", None)  # import granian -> ImportError
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "granian" else real_find_spec(name, *a))
@@ -137,9 +138,18 @@ def test_serve_has_granian_respawn_a_worker_that_died(cli: Any, monkeypatch: pyt
             seen["served"] = True
 
     monkeypatch.setattr(granian, "Granian", _Recorder)
+    _no_metrics_dir(monkeypatch)
     code, _out, err = cli("init")  # serve refuses a home without keys (issue 18)
     assert code == 0, err
     code, _out, err = cli("serve", "--port", "5199", "--workers", "2")
     assert code == 0, err
     assert seen["served"] and seen["target"] == "certstore.web.wsgi:app"
     assert seen["respawn_failed_workers"] is True and seen["workers"] == 2
+
+
+def _no_metrics_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` switches its process to multi-process metrics for the workers it starts; run
+    in the test's process, that would switch every later test of this process too."""
+    import certstore.cli.serve
+
+    monkeypatch.setattr(certstore.cli.serve, "prepare_multiprocess_dir", lambda *a, **k: None)
