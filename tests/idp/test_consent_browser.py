@@ -11,10 +11,8 @@ Now a grant adds to what the client holds.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -23,8 +21,8 @@ import requests
 
 from idp.web.i18n import translate
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD, pkce_pair
-from tests.idp.test_e2e_browser import _free_port, _idp, serving
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.idp.test_e2e_browser import _idp, serving
+from tests.support.browser import browser_fixture, local_server, prepared_idp, sign_in  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,27 +33,18 @@ NARROW = "openid profile"
 
 @pytest.fixture
 def portal_b(yiwang_env, tmp_path):
-    port = _free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **yiwang_env, "YIWANG_ISSUER": issuer, "YIWANG_IDP_PASSWORD_HASH_MEMORY_KIB": "1024"}
-    env = {k: v for k, v in env.items() if not k.startswith("YIWANG_TEST_")}
-    _idp(env, "db", "upgrade")
-    _idp(env, "users", "add", "--id-number", ID_NUMBER, "--name", "张三", "--password-stdin", stdin=PASSWORD + "\n")
+    port, issuer, env = prepared_idp(yiwang_env, {ID_NUMBER: "张三"}, password=PASSWORD)
     callbacks: list[str] = []
-    portal_server = _portal_callback(callbacks)
-    redirect_uri = f"http://127.0.0.1:{portal_server.server_address[1]}/cb"
-    client = json.loads(_idp(env, "clients", "add", "--name", "门户 B Portal B", "--redirect-uri", redirect_uri,
-                             "--grant-type", "authorization_code", "--grant-type", DEVICE_GRANT,
-                             "--scope", "openid", "--scope", "profile", "--scope", "certs:read", "--json"))
-    try:
+    with local_server(_portal_callback(callbacks)) as portal_server:
+        redirect_uri = f"http://127.0.0.1:{portal_server.server_address[1]}/cb"
+        client = json.loads(_idp(env, "clients", "add", "--name", "门户 B Portal B", "--redirect-uri", redirect_uri,
+                                 "--grant-type", "authorization_code", "--grant-type", DEVICE_GRANT,
+                                 "--scope", "openid", "--scope", "profile", "--scope", "certs:read", "--json"))
         with serving(env, port, tmp_path / "idp.log"):
             yield {"issuer": issuer, "client": client, "redirect_uri": redirect_uri, "callbacks": callbacks}
-    finally:
-        portal_server.shutdown()
-        portal_server.server_close()
 
 
-def _portal_callback(seen: list[str]) -> ThreadingHTTPServer:
+def _portal_callback(seen: list[str]) -> type[BaseHTTPRequestHandler]:
     """Portal B's redirect URI: a real listener (a route would not see a navigation's redirect)."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -72,21 +61,7 @@ def _portal_callback(seen: list[str]) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    return Handler
 
 
 def _authorize_url(portal: dict[str, Any], scope: str) -> str:
@@ -117,9 +92,7 @@ def test_a_kiosk_approval_keeps_the_wider_browser_consent(portal_b, browser):
 
     # 1. The browser sign-in: log in, consent to openid profile certs:read.
     page.goto(_authorize_url(portal, WIDE))
-    page.fill("input[name=id_number]", ID_NUMBER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, ID_NUMBER, PASSWORD)
     page.wait_for_selector("#allow")
     page.click("#allow")
     assert "code" in parse_qs(urlsplit(_wait_for(page, captured)).query)

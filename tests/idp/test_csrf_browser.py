@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 import requests
 
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD, csrf_of, make_id
-from tests.idp.test_e2e_browser import _free_port, _idp, serving
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.idp.test_e2e_browser import _idp, serving
+from tests.support.browser import browser_fixture, local_server, prepared_idp, sign_in  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,13 +32,7 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 @pytest.fixture
 def idp_server(yiwang_env, tmp_path):
-    port = _free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **yiwang_env, "YIWANG_ISSUER": issuer, "YIWANG_IDP_PASSWORD_HASH_MEMORY_KIB": "1024"}
-    env = {k: v for k, v in env.items() if not k.startswith("YIWANG_TEST_")}
-    _idp(env, "db", "upgrade")
-    for number, name in ((ID_NUMBER, "张三"), (ATTACKER_ID, "李四")):
-        _idp(env, "users", "add", "--id-number", number, "--name", name, "--password-stdin", stdin=PASSWORD + "\n")
+    port, issuer, env = prepared_idp(yiwang_env, {ID_NUMBER: "张三", ATTACKER_ID: "李四"}, password=PASSWORD)
     kiosk = json.loads(_idp(env, "clients", "add", "--name", "政务自助终端", "--grant-type", DEVICE_GRANT,
                             "--scope", "openid", "--scope", "profile", "--first-party", "--json"))
     with serving(env, port, tmp_path / "idp.log"):
@@ -67,26 +59,8 @@ def attacker_site():
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}", pages
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _start_device(issuer: str, kiosk: dict[str, str]) -> dict[str, Any]:
@@ -147,9 +121,7 @@ def test_a_page_on_another_port_cannot_approve_a_device_with_the_citizens_sessio
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     page.goto(issuer + "/login")
-    page.fill("input[name=id_number]", ID_NUMBER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, ID_NUMBER, PASSWORD)
     page.wait_for_url(issuer + "/account")
 
     # The attacker starts a device sign-in and takes a (cookie, token) pair from their own visit.

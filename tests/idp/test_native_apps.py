@@ -11,14 +11,9 @@ registers.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import http.server
 import json
-import os
-import secrets
-import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -28,16 +23,11 @@ import requests
 from idp.clients import ClientSpec
 from idp.errors import InvalidInput
 from tests.idp.oidc_helpers import *  # noqa: F403 - the idp_services fixture
-from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD
-from tests.idp.test_e2e_browser import _free_port, _idp, serving
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD, pkce_pair
+from tests.idp.test_e2e_browser import _idp, serving
+from tests.support.browser import chromium, local_server, prepared_idp, sign_in
 
 SCHEME_URI = "cn.gov.example.app:/cb"
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 # ------------------------------------------------------------- registration rules
@@ -92,26 +82,14 @@ def loopback_listener() -> Iterator[tuple[int, list[dict[str, str]]]]:
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with local_server(Handler) as server:
         yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.browser
 @pytest.mark.slow
 def test_a_native_app_signs_in_through_the_system_browser(yiwang_env, tmp_path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    port = _free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **yiwang_env, "YIWANG_ISSUER": issuer, "YIWANG_IDP_PASSWORD_HASH_MEMORY_KIB": "1024"}
-    env = {k: v for k, v in env.items() if not k.startswith("YIWANG_TEST_")}
-    _idp(env, "db", "upgrade")
-    _idp(env, "users", "add", "--id-number", ID_NUMBER, "--name", "张三", "--password-stdin", stdin=PASSWORD + "\n")
+    port, issuer, env = prepared_idp(yiwang_env, {ID_NUMBER: "张三"}, password=PASSWORD)
     app = json.loads(_idp(env, "clients", "add", "--name", "政务App", "--public", "--first-party",
                           "--redirect-uri", "http://127.0.0.1/callback", "--redirect-uri", SCHEME_URI,
                           "--sector-identifier", "example.gov.cn", "--scope", "openid", "--scope", "profile",
@@ -134,45 +112,39 @@ def test_a_native_app_signs_in_through_the_system_browser(yiwang_env, tmp_path) 
         assert resp.status_code == 200, resp.text
         return resp.json()
 
-    with serving(env, port, tmp_path / "idp.log"), sync_playwright() as p, loopback_listener() as (app_port, got):
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            # The app: a loopback redirect on the port it was given, and PKCE.
-            redirect = f"http://127.0.0.1:{app_port}/callback"
-            verifier, challenge = _pkce()
-            page = browser.new_page(locale="zh-CN")
-            page.goto(authorize_url(app["client_id"], redirect, challenge))
-            page.fill("input[name=id_number]", ID_NUMBER)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(redirect + "*")
-            assert "return to the app" in page.content()
-            assert got and got[0]["state"] == "s-1" and got[0]["iss"] == issuer
-            tokens = exchange(got[0]["code"], redirect, verifier)
-            info = requests.get(issuer + "/userinfo", timeout=5,
-                                headers={"Authorization": "Bearer " + tokens["access_token"]}).json()
-            assert info["name"] == "张三"
+    with serving(env, port, tmp_path / "idp.log"), chromium() as browser, loopback_listener() as (app_port, got):
+        # The app: a loopback redirect on the port it was given, and PKCE.
+        redirect = f"http://127.0.0.1:{app_port}/callback"
+        verifier, challenge = pkce_pair()
+        page = browser.new_page(locale="zh-CN")
+        page.goto(authorize_url(app["client_id"], redirect, challenge))
+        sign_in(page, ID_NUMBER, PASSWORD)
+        page.wait_for_url(redirect + "*")
+        assert "return to the app" in page.content()
+        assert got and got[0]["state"] == "s-1" and got[0]["iss"] == issuer
+        tokens = exchange(got[0]["code"], redirect, verifier)
+        info = requests.get(issuer + "/userinfo", timeout=5,
+                            headers={"Authorization": "Bearer " + tokens["access_token"]}).json()
+        assert info["name"] == "张三"
 
-            # The same browser, signed in: the idp sends the code to the private-use scheme
-            # of the app that registered it (a navigation Chromium cannot follow; read here).
-            cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies(issuer))
-            signed_in = {"Cookie": cookie}
-            verifier, challenge = _pkce()
-            resp = requests.get(authorize_url(app["client_id"], SCHEME_URI, challenge), headers=signed_in,
-                                allow_redirects=False, timeout=5)
-            assert resp.status_code in (302, 303), resp.text[:300]
-            location = resp.headers["Location"]
-            assert location.startswith(SCHEME_URI + "?")
-            exchange(parse_qs(urlsplit(location).query)["code"][0], SCHEME_URI, verifier)
-            # Another app may not name it: an error page, no redirect.
-            resp = requests.get(authorize_url(other["client_id"], SCHEME_URI, challenge), headers=signed_in,
-                                allow_redirects=False, timeout=5)
-            assert resp.status_code == 400 and "Location" not in resp.headers
-            # PKCE is required of a native (public) client: an error back to the app, no code.
-            resp = requests.get(authorize_url(app["client_id"], SCHEME_URI, None), headers=signed_in,
-                                allow_redirects=False, timeout=5)
-            query = parse_qs(urlsplit(resp.headers.get("Location", "")).query)
-            assert resp.status_code in (302, 303) and query.get("error") == ["invalid_request"]
-            assert "code" not in query
-        finally:
-            browser.close()
+        # The same browser, signed in: the idp sends the code to the private-use scheme
+        # of the app that registered it (a navigation Chromium cannot follow; read here).
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies(issuer))
+        signed_in = {"Cookie": cookie}
+        verifier, challenge = pkce_pair()
+        resp = requests.get(authorize_url(app["client_id"], SCHEME_URI, challenge), headers=signed_in,
+                            allow_redirects=False, timeout=5)
+        assert resp.status_code in (302, 303), resp.text[:300]
+        location = resp.headers["Location"]
+        assert location.startswith(SCHEME_URI + "?")
+        exchange(parse_qs(urlsplit(location).query)["code"][0], SCHEME_URI, verifier)
+        # Another app may not name it: an error page, no redirect.
+        resp = requests.get(authorize_url(other["client_id"], SCHEME_URI, challenge), headers=signed_in,
+                            allow_redirects=False, timeout=5)
+        assert resp.status_code == 400 and "Location" not in resp.headers
+        # PKCE is required of a native (public) client: an error back to the app, no code.
+        resp = requests.get(authorize_url(app["client_id"], SCHEME_URI, None), headers=signed_in,
+                            allow_redirects=False, timeout=5)
+        query = parse_qs(urlsplit(resp.headers.get("Location", "")).query)
+        assert resp.status_code in (302, 303) and query.get("error") == ["invalid_request"]
+        assert "code" not in query

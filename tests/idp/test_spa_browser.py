@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +22,8 @@ import pytest
 import requests
 
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD
-from tests.idp.test_e2e_browser import _free_port, _idp, serving
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.idp.test_e2e_browser import _idp, serving
+from tests.support.browser import browser_fixture, local_server, prepared_idp, sign_in  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -64,25 +62,14 @@ def spa_server(config: dict[str, str]) -> Iterator[str]:
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
 def spa_world(yiwang_env, tmp_path):
     _npm_install()
-    port = _free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **yiwang_env, "YIWANG_ISSUER": issuer, "YIWANG_IDP_PASSWORD_HASH_MEMORY_KIB": "1024"}
-    env = {k: v for k, v in env.items() if not k.startswith("YIWANG_TEST_")}
-    _idp(env, "db", "upgrade")
-    _idp(env, "users", "add", "--id-number", ID_NUMBER, "--name", "张三", "--password-stdin", stdin=PASSWORD + "\n")
+    port, issuer, env = prepared_idp(yiwang_env, {ID_NUMBER: "张三"}, password=PASSWORD)
     with serving(env, port, tmp_path / "idp.log"):
         # The client's id is needed in config.json before the app's port is known: a fixed id.
         config = {"authority": issuer, "client_id": "spa-example"}
@@ -95,18 +82,6 @@ def spa_world(yiwang_env, tmp_path):
                 "--first-party", "--json"))
             assert client["attributes"]["web_origins"] == [app_origin]
             yield {"issuer": issuer, "app": app_origin, "other": other_origin, "client": client}
-
-
-@pytest.fixture
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _status(page, *wanted: str) -> str:
@@ -124,14 +99,12 @@ def _sign_in(page, origin: str) -> None:
     _status(page, "anonymous")
     page.click("#signin")
     page.wait_for_selector("input[name=id_number]")
-    page.fill("input[name=id_number]", ID_NUMBER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, ID_NUMBER, PASSWORD)
 
 
-def test_oidc_client_ts_signs_in_renews_and_signs_out_and_another_origin_is_refused(spa_world, chromium):
+def test_oidc_client_ts_signs_in_renews_and_signs_out_and_another_origin_is_refused(spa_world, browser):
     issuer, app = spa_world["issuer"], spa_world["app"]
-    context = chromium.new_context(locale="zh-CN")
+    context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     token_answers: list[dict[str, str]] = []
     page.on("response", lambda r: token_answers.append(r.headers) if r.url == issuer + "/token" else None)
