@@ -8,11 +8,13 @@ list.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..backend import Signer
 from ..errors import KeysError
@@ -87,6 +89,34 @@ def root_signer(keyring: Keyring) -> Signer:
     return key_signer(keyring, state["root_key"])
 
 
+def _ca_certificate(
+    *,
+    subject: x509.Name,
+    subject_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    issuer_name: x509.Name,
+    issuer_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    signer: Signer,
+    start: dt.datetime,
+    lifetime_years: int,
+    path_length: int,
+) -> x509.Certificate:
+    """A CA certificate (the root, self-signed, or the issuing CA, by the root)."""
+    builder = ca_extensions(
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(subject_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(years(start, lifetime_years)),
+        path_length=path_length,
+    )
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False
+    ).add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
+    return x509.load_der_x509_certificate(sign_tbs("cert", builder, signer))
+
+
 def init_region(
     keyring: Keyring,
     *,
@@ -122,41 +152,25 @@ def init_region(
             start = now() - BACKDATE
             root_pub = certificate_public_key(root_key.public_key())
             root_name = region_name(region, name, f"{name} Root CA")
-            root_builder = ca_extensions(
-                x509.CertificateBuilder()
-                .subject_name(root_name)
-                .issuer_name(root_name)
-                .public_key(root_pub)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(start)
-                .not_valid_after(years(start, _ROOT_YEARS)),
+            root = _ca_certificate(  # self-signed
+                subject=root_name,
+                subject_key=root_pub,
+                issuer_name=root_name,
+                issuer_key=root_pub,
+                signer=root_key,
+                start=start,
+                lifetime_years=_ROOT_YEARS,
                 path_length=1,
             )
-            root_builder = root_builder.add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(root_pub), critical=False
-            ).add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(root_pub), critical=False
-            )
-            root = x509.load_der_x509_certificate(sign_tbs("cert", root_builder, root_key))
-
-            issuing_pub = certificate_public_key(issuing_key.public_key())
-            issuing_builder = ca_extensions(
-                x509.CertificateBuilder()
-                .subject_name(region_name(region, name, f"{name} Issuing CA"))
-                .issuer_name(root.subject)
-                .public_key(issuing_pub)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(start)
-                .not_valid_after(years(start, _ISSUING_YEARS)),
+            issuing = _ca_certificate(
+                subject=region_name(region, name, f"{name} Issuing CA"),
+                subject_key=certificate_public_key(issuing_key.public_key()),
+                issuer_name=root.subject,
+                issuer_key=root_pub,
+                signer=root_key,
+                start=start,
+                lifetime_years=_ISSUING_YEARS,
                 path_length=0,
-            )
-            issuing_builder = issuing_builder.add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(issuing_pub), critical=False
-            ).add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(root_pub), critical=False
-            )
-            issuing = x509.load_der_x509_certificate(
-                sign_tbs("cert", issuing_builder, root_key)
             )
 
             write_cert(d / "root.pem", root)

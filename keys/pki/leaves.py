@@ -9,8 +9,10 @@ profiles are in :mod:`keys.pki.profiles`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from ..errors import KeyNotFound, KeysError
 from ..identifiers import parse_uscc
 from ..sealed import file_lock
 from . import profiles
-from .ca import region_ca
+from .ca import RegionCA, region_ca
 from .crl import revoke
 from .storage import (
     BACKDATE,
@@ -51,6 +53,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SIGNER_YEARS = 3
+
+
+@contextlib.contextmanager
+def _issuing_ca(keyring: Keyring) -> Iterator[tuple[dict[str, Any], RegionCA]]:
+    """Hold the PKI lock; the region's state and CAs as they are under it."""
+    with file_lock(pki_dir(keyring) / ".lock"):
+        yield region_state(keyring), region_ca(keyring)
 
 
 def _agency_display_name(name: str) -> str:
@@ -129,10 +138,7 @@ def issue_signer(
     name = _agency_display_name(name)
     if algorithm not in CA_ALGORITHMS:
         raise KeysError(f"signer keys are {' or '.join(CA_ALGORITHMS)}")
-    d = pki_dir(keyring)
-    with file_lock(d / ".lock"):
-        state = region_state(keyring)
-        ca = region_ca(keyring)
+    with _issuing_ca(keyring) as (state, ca):
         meta_path, cert_path = signer_paths(keyring, code)
         old: dict[str, Any] | None = None
         if meta_path.exists():
@@ -263,10 +269,7 @@ def issue_tsa(
     """
     if algorithm not in CA_ALGORITHMS:
         raise KeysError(f"TSA keys are {' or '.join(CA_ALGORITHMS)}")
-    d = pki_dir(keyring)
-    with file_lock(d / ".lock"):
-        state = region_state(keyring)
-        ca = region_ca(keyring)
+    with _issuing_ca(keyring) as (state, ca):
         meta_path, cert_path = tsa_paths(keyring)
         old = read_json(meta_path) if meta_path.exists() else None
         issuing_signer = key_signer(keyring, state["issuing_key"])
@@ -351,10 +354,7 @@ def issue_tls_client(
         subject_key = certificate_public_key(serialization.load_pem_public_key(public_key_pem))
     except ValueError:
         raise KeysError("the public key is not a PEM public key") from None
-    d = pki_dir(keyring)
-    with file_lock(d / ".lock"):
-        state = region_state(keyring)
-        ca = region_ca(keyring)
+    with _issuing_ca(keyring) as (state, ca):
         start = now() - BACKDATE
         builder = profiles.leaf_builder(
             profiles.TLS_CLIENT,
