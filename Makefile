@@ -10,7 +10,7 @@ export YIWANG_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/
 export YIWANG_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: demo demo-reset test bench lint install prepare clean audit
+.PHONY: demo demo-reset test bench lint install prepare clean audit screenshots
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ lint: install
 	$(VENV)/bin/ruff check idp certstore signing keys tests demo
 	$(VENV)/bin/mypy keys signing
 	$(VENV)/bin/lint-imports
+
+# docs/screenshots from the page tour (every citizen page, phone and desktop, zh-CN and en) and the
+# idp's login page test; an ordinary test run writes no screenshot.
+screenshots: install prepare
+	DOCS_SCREENSHOTS=1 $(VENV)/bin/pytest -p no:cacheprovider -q tests/test_page_tour.py \
+		tests/idp/test_e2e_browser.py::test_login_page_in_both_languages
 
 # `make bench BENCH_ARGS="--quick"` for a shorter run, `--only idp,certstore` for some sections.
 bench: install prepare

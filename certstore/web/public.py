@@ -202,15 +202,22 @@ def _render(
 
 def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
     i = 0 if lang == "zh" else 1
+    cert = result.certificate
+
+    def reason(name: str, ok: bool, text: str) -> str:
+        if name == "status" and not ok and cert is not None:  # the registry's own status, in the page's language
+            return cert.status_zh if i == 0 else cert.status_en
+        return text
+
     checks = [
-        {"label": CHECK_LABELS.get(c.name, (c.name, c.name))[i], "ok": c.ok, "reason": c.reason}
+        {"label": CHECK_LABELS.get(c.name, (c.name, c.name))[i], "ok": c.ok, "reason": reason(c.name, c.ok, c.reason),
+         "reason_lang": "zh-CN" if i == 0 and c.name == "status" and cert is not None else "en"}
         for c in result.checks
     ]
     m = MESSAGES[lang]
     verdict = verdict_of(result)
     out: dict[str, Any] = {"valid": result.valid, "checks": checks, "kind": result.kind, "verdict": verdict,
                            "headline": m["verdict_" + verdict], "cause": _cause(result, verdict, lang)}
-    cert = result.certificate
     if cert is not None:
         out.update(
             holder=cert.holder_name_public,

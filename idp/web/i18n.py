@@ -101,7 +101,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "您访问的地址不存在。请检查地址，或返回您正在使用的政务服务网站重新开始。",
         "en": "There is no page at this address. Check the address, or go back to the service you were using and start again.",
     },
-    "account_link": {"zh-CN": "我的账号", "en": "My account"},
+    "channel_browser": {"zh-CN": "浏览器", "en": "Browser"},
+    "signed_in_at": {"zh-CN": "登录于 {when}（协调世界时）", "en": "signed in {when} UTC"},
 }
 
 

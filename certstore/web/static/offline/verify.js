@@ -280,6 +280,16 @@
     return name[0] + "*".repeat(name.length - 2) + name[name.length - 1];
   }
 
+  // The status line in both languages, the English half marked as such (the page is zh-CN).
+  function say(zh, en) {
+    const state = $("state");
+    const span = document.createElement("span");
+    span.lang = "en";
+    span.textContent = en;
+    state.textContent = zh + " · ";
+    state.appendChild(span);
+  }
+
   function show(result) {
     const out = $("result");
     out.hidden = false;
@@ -310,7 +320,7 @@
   async function onSubmit(ev) {
     ev.preventDefault();
     if (!trust) {
-      try { await loadTrust(); } catch (e) { $("state").textContent = "没有可用的信任列表 · no trust list cached"; return; }
+      try { await loadTrust(); } catch (e) { say("没有可用的信任列表", "no trust list cached"); return; }
     }
     show(await verify($("text").value));
   }
@@ -339,7 +349,7 @@
     if (!file) return;
     let text = null;
     try { text = await readQr(file); } catch (e) { text = null; }
-    if (!text) { $("state").textContent = "图片中没有可识别的二维码 · no QR code found in the image"; return; }
+    if (!text) { say("图片中没有可识别的二维码", "no QR code found in the image"); return; }
     $("text").value = text;
     await onSubmit(new Event("submit"));
   }
@@ -367,11 +377,11 @@
         await navigator.serviceWorker.ready;
       }
       await prefetch();
-      $("state").textContent = "可离线使用 · ready offline (" + trust.issuers.length + " issuers)";
+      say("可离线使用", "ready offline (" + trust.issuers.length + " issuers)");
       $("state").dataset.ready = "yes";
     } catch (e) {
       try { await loadTrust(); } catch (e2) { /* no trust list at all */ }
-      $("state").textContent = trust ? "离线模式 · offline, using the cached trust list" : "没有可用的信任列表 · no trust list cached";
+      if (trust) say("离线模式", "offline, using the cached trust list"); else say("没有可用的信任列表", "no trust list cached");
       if (trust) $("state").dataset.ready = "yes";
     }
   }

@@ -1,0 +1,369 @@
+"""Issue 18 "The citizen": every citizen page, in zh-CN and en, on a phone (390×844) and a desktop (1280×800).
+
+One module-scoped world: ``idp serve`` and ``certstore serve`` for real on
+loopback (the idp registers certstore's wallet as a relying party), a
+citizen with two certificates (one revoked), a second citizen with a TOTP
+second factor. Chromium walks the pages in a loop, per language, and on
+each page checks:
+
+* nothing scrolls sideways: ``document.documentElement.scrollWidth <= innerWidth``
+  at both sizes;
+* axe-core (``axe-playwright-python``, its bundled ``axe.min.js``) finds no
+  serious or critical violation;
+* no text of the other language is left (:func:`foreign_text`): on a page
+  whose ``<html lang>`` is zh-CN, no Latin word outside elements marked
+  ``lang="en"``, ``<code>`` and form fields, other than the words a Chinese
+  page legitimately carries (PDF, QR, HTTP, the brand, …), code-like tokens
+  (with digits, dots, slashes: identifiers, URLs, masked numbers) and the
+  values this test itself created (people's, agencies' and services' names);
+  on an ``en`` page, no Chinese character outside elements marked
+  ``lang="zh…"`` other than those values. The wallet is one bilingual page
+  (zh-CN with the English marked ``lang="en"``), so both tours check it as
+  zh-CN.
+
+The shared look is one file: each service serves ``yiwang.css`` byte for byte
+as ``keys/web_assets/yiwang.css``.
+
+``make screenshots`` (``DOCS_SCREENSHOTS=1``: not a ``YIWANG_`` name, which the
+services would refuse as unknown) also writes the pages named in :data:`SHOTS`
+to docs/screenshots (phone; :data:`DESKTOP_SHOTS` on a desktop too); a normal
+run writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from keys.web_assets import BASE_TEMPLATE, STYLESHEET
+from tests.certstore.conftest import PERSON_ID, issue_args
+from tests.conftest import TEST_REDIS_URL, private_database
+from tests.demo.processes import free_port, idp_cli, started
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = "demo-password-for-tests"  # noqa: S105 - a test account
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+SHOTS = {"login", "consent", "wallet", "wallet-qr", "verify-valid", "verify-revoked",
+         "verify-not-a-qr", "offline", "logout-done"}
+"""Pages ``make screenshots`` writes on a phone, in both languages."""
+DESKTOP_SHOTS = {"login", "wallet", "verify-valid"}
+PAGES = ["idp-404", "idp-error", "login", "second-factor", "consent", "wallet-id-number", "wallet", "wallet-qr",
+         "device", "account", "logout", "verify", "verify-empty", "verify-valid", "verify-not-a-qr",
+         "verify-revoked", "offline", "signed-out", "logout-done"]
+"""Every page the tour visits, in order."""
+
+# Values this test puts on pages itself: names are data, not interface text.
+DATA = ["电子证照 certstore", "张三丰", "张*丰", "李四", "北京市公安局朝阳分局", "北京市公安局", "北京市", "朝阳区"]
+LATIN_OK = {"pdf", "qr", "http", "https", "png", "jpeg", "id", "yiwang", "totp", "x", "xxxx", "ok", "yw"}
+
+
+def _id_number(first17: str) -> str:
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return first17 + "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights, strict=True)) % 11]
+
+
+TOTP_ID = _id_number("11010519800101001")
+
+
+def foreign_text(page: Any) -> list[str]:
+    """Words of the other language on the page (see the module docstring for what counts)."""
+    lang, text = page.evaluate(
+        """() => {
+          const lang = (document.documentElement.lang || '').toLowerCase();
+          const zh = lang.startsWith('zh');
+          const skip = (el) => {
+            for (let e = el; e && e !== document.documentElement; e = e.parentElement) {
+              const l = (e.getAttribute('lang') || '').toLowerCase();
+              if (l && (zh ? !l.startsWith('zh') : !l.startsWith('en'))) return true;
+              if (['CODE', 'SCRIPT', 'STYLE', 'TEXTAREA', 'NOSCRIPT'].includes(e.tagName)) return true;
+              if (e.hidden || getComputedStyle(e).display === 'none') return true;
+            }
+            return false;
+          };
+          const out = [];
+          const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            if (n.textContent.trim() && !skip(n.parentElement)) out.push(n.textContent);
+          }
+          for (const el of document.querySelectorAll('[placeholder]')) {
+            if (!skip(el)) out.push(el.getAttribute('placeholder'));
+          }
+          out.push(document.title);
+          return [lang, out.join('\\n')];
+        }"""
+    )
+    for value in DATA:
+        text = text.replace(value, " ")
+    if lang.startswith("zh"):
+        words = []
+        for token in re.findall(r"\S+", text):
+            if re.search(r"[0-9./:@_=*]", token):
+                continue  # code-like: identifiers, URLs, masked numbers, dates
+            words += [w for w in re.findall(r"[A-Za-z]{2,}", token) if w.lower() not in LATIN_OK]
+        return words
+    return re.findall(r"[\u3400-\u9fff]+", text)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs /usr/bin/chromium")
+    tmp = tmp_path_factory.mktemp("tour")
+    prefix = "t" + uuid.uuid4().hex[:12] + ":"
+    with private_database(tmp) as database_url:
+        idp_port, cs_port = free_port(), free_port()
+        issuer, cs = f"http://127.0.0.1:{idp_port}", f"http://127.0.0.1:{cs_port}"
+        env = {
+            "YIWANG_HOME": str(tmp / "home"), "YIWANG_DATABASE_URL": database_url, "YIWANG_REDIS_PREFIX": prefix,
+            "YIWANG_ALLOW_INSECURE_HTTP": "1", "YIWANG_CERTSTORE_PADES_LEVEL": "B-B", "YIWANG_ISSUER": issuer,
+        }
+        if TEST_REDIS_URL:
+            env["YIWANG_REDIS_URL"] = TEST_REDIS_URL
+        idp_cli(env, "init")
+        idp_cli(env, "users", "add", "--id-number", PERSON_ID, "--name", "张三丰", "--password-stdin", stdin=PASSWORD)
+        idp_cli(env, "users", "add", "--id-number", TOTP_ID, "--name", "李四", "--password-stdin", stdin=PASSWORD)
+        idp_cli(env, "users", "totp-enrol", "--id-number", TOTP_ID)
+        secret = json.loads(idp_cli(
+            env, "clients", "add", "--name", "电子证照 certstore", "--client-id", "certstore",
+            "--redirect-uri", f"{cs}/wallet/callback", "--scope", "openid", "--scope", "profile",
+            "--scope", "id_number", "--may-receive-id-number", "--json",
+            "--backchannel-logout-uri", f"{cs}/wallet/backchannel-logout",
+            "--post-logout-redirect-uri", f"{cs}/verify",
+        ))["client_secret"]
+        cs_env = {**env, "YIWANG_CERTSTORE_PUBLIC_URL": cs, "YIWANG_CERTSTORE_CLIENT_ID": "certstore",
+                  "YIWANG_CERTSTORE_CLIENT_SECRET": secret}
+        certstore = [str(Path(sys.executable).parent / "certstore")]
+
+        def run(*args: str) -> str:
+            res = subprocess.run([*certstore, *args], env={**os.environ, **cs_env},  # noqa: S603 - our own command
+                                 capture_output=True, text=True, timeout=120, check=False)
+            assert res.returncode == 0, res.stderr[-2000:]
+            return res.stdout
+
+        run("init", "--demo")
+        pdfs, ids = [], []
+        for n in range(2):
+            pdf = tmp / f"c{n}.pdf"
+            out = run(*issue_args("JZZM", pdf))
+            ids.append(next(w for w in out.split() if w.startswith("1.2.156.3005.2.")))
+            pdfs.append(pdf)
+        run("revoke", ids[1], "--reason", "信息有误，已补发新证")
+        bin_dir = Path(sys.executable).parent
+        specs = [
+            ("idp", [str(bin_dir / "idp"), "serve", "--port", str(idp_port)], env, f"{issuer}/healthz"),
+            ("certstore", [*certstore, "serve", "--port", str(cs_port)], cs_env, f"{cs}/verify"),
+        ]
+        try:
+            with started(specs, tmp) as procs:
+                yield {"issuer": issuer, "cs": cs, "valid": ids[0], "revoked": ids[1], "pdfs": pdfs, "procs": procs}
+        finally:
+            if TEST_REDIS_URL:
+                import redis
+
+                client = redis.Redis.from_url(TEST_REDIS_URL)
+                keys = list(client.scan_iter(match=prefix + "*", count=1000))
+                if keys:
+                    client.delete(*keys)
+
+
+class Tour:
+    """Checks each page it is shown and collects what is wrong, to report all at once."""
+
+    def __init__(self, lang: str) -> None:
+        from axe_playwright_python.sync_playwright import Axe
+
+        self.lang = lang
+        self.axe = Axe()
+        self.problems: list[str] = []
+        self.seen: list[str] = []
+        self.shots = os.environ.get("DOCS_SCREENSHOTS") == "1"
+
+    def check(self, page: Any, name: str) -> None:
+        page.wait_for_load_state("load")
+        self.seen.append(name)
+        where = f"{name} [{self.lang}]"
+        for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+            page.set_viewport_size(size)
+            wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            if wide[0] > wide[1]:
+                self.problems.append(f"{where} {label}: scrolls sideways ({wide[0]} > {wide[1]} px)")
+            if self.shots and name in (SHOTS if label == "phone" else DESKTOP_SHOTS):
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / f"{name}-{self.lang}-{label}.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        results = self.axe.run(page)
+        for v in results.response["violations"]:
+            if v.get("impact") in ("serious", "critical"):
+                targets = [n.get("target") for n in v["nodes"]][:3]
+                self.problems.append(f"{where}: axe {v['id']} ({v['impact']}) at {targets}")
+        foreign = foreign_text(page)
+        if foreign:
+            self.problems.append(f"{where}: words of the other language: {foreign[:8]}")
+
+
+def _login(page: Any, issuer: str, who: str) -> None:
+    page.wait_for_url(f"{issuer}/authorize*")
+    page.fill("input[name=id_number]", who)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def _walk(browser: Any, world: dict[str, Any], lang: str) -> Tour:
+    issuer, cs = world["issuer"], world["cs"]
+    q = "?lang=en" if lang == "en" else ""
+    tour = Tour(lang)
+    locale = "zh-CN" if lang == "zh-CN" else "en-US"
+
+    # idp: 404, an invalid request, the second factor (a citizen with TOTP)
+    ctx = browser.new_context(locale=locale, viewport=PHONE)
+    page = ctx.new_page()
+    resp = page.goto(f"{issuer}/no-such-page")
+    assert resp is not None and resp.status == 404
+    assert page.locator("#error-title").inner_text() == ("找不到此页面" if lang == "zh-CN" else "Page not found")
+    tour.check(page, "idp-404")
+    page.goto(f"{issuer}/authorize?client_id=nobody&response_type=code")
+    tour.check(page, "idp-error")
+    page.goto(f"{cs}/wallet")
+    page.wait_for_url(f"{issuer}/authorize*")
+    tour.check(page, "login")
+    _login(page, issuer, TOTP_ID)
+    page.wait_for_selector("input[name=code]")
+    tour.check(page, "second-factor")
+    ctx.close()
+
+    ctx = browser.new_context(locale=locale, viewport=PHONE)
+    page = ctx.new_page()
+    # a signed-out deep link: sign-in, consent (declined ID number), the page explaining why, again
+    page.goto(f"{cs}/wallet/certificates/{world['valid']}/qr")
+    _login(page, issuer, PERSON_ID)
+    page.wait_for_url(f"{issuer}/consent*")
+    tour.check(page, "consent")
+    page.click("#allow")
+    page.wait_for_selector("#needs-id-number")
+    tour.check(page, "wallet-id-number")
+    page.click("#ask-again")
+    page.wait_for_url(f"{issuer}/consent*")
+    page.check("#share_id_number")
+    page.click("#allow")
+    page.wait_for_url(f"{cs}/wallet")
+    tour.check(page, "wallet")
+    revoked = page.locator(f"li.cert[data-identifier='{world['revoked']}']")
+    assert revoked.locator("a.qr").count() == 0 and "信息有误" in revoked.inner_text()
+    page.goto(f"{cs}/wallet/certificates/{world['valid']}/qr")
+    page.wait_for_selector("img#qr")
+    tour.check(page, "wallet-qr")
+
+    # idp: device, account, the sign-out confirmation
+    page.goto(f"{issuer}/device")
+    tour.check(page, "device")
+    page.goto(f"{issuer}/account")
+    tour.check(page, "account")
+    page.locator("form[action$='/consents/certstore/revoke'] button").click()  # the next tour asks afresh
+    page.wait_for_load_state("load")
+    page.goto(f"{issuer}/logout")
+    page.wait_for_selector("#confirm-logout")
+    tour.check(page, "logout")
+
+    # the verify page: empty, valid, not a QR, revoked; the offline verifier
+    page.goto(f"{cs}/verify{q}")
+    tour.check(page, "verify")
+    page.click("#submit")
+    page.wait_for_selector("#error")
+    tour.check(page, "verify-empty")
+    page.set_input_files("#file", str(world["pdfs"][0]))
+    page.click("#submit")
+    page.wait_for_selector("#result.verdict.valid")
+    tour.check(page, "verify-valid")
+    page.fill("#text", "https://example.org/not-a-certificate")
+    page.click("#submit")
+    page.wait_for_selector("#result.verdict.unreadable")
+    tour.check(page, "verify-not-a-qr")
+    page.set_input_files("#file", str(world["pdfs"][1]))
+    page.click("#submit")
+    page.wait_for_selector("#result.verdict.revoked")
+    tour.check(page, "verify-revoked")
+    page.goto(f"{cs}/verify/offline/")
+    page.wait_for_selector("#state[data-ready=yes]", timeout=20_000)
+    tour.check(page, "offline")
+
+    # signing out of the wallet ends everywhere and says so
+    page.goto(f"{cs}/wallet")
+    page.click("#logout")
+    page.wait_for_url(f"{cs}/verify?*state=signed-out*", timeout=15_000)
+    page.wait_for_selector("#signed-out")
+    if lang == "en":
+        page.goto(f"{cs}/verify?state=signed-out&lang=en")
+    tour.check(page, "signed-out")
+    page.goto(f"{issuer}/logout")
+    page.wait_for_selector("#logout-message")
+    tour.check(page, "logout-done")
+    ctx.close()
+    return tour
+
+
+def test_the_shared_look_is_one_file(world: dict[str, Any]) -> None:
+    canonical = STYLESHEET.read_bytes()
+    for url in (f"{world['issuer']}/static/yiwang.css", f"{world['cs']}/static/yiwang.css",
+                f"{world['cs']}/verify/offline/verify.css"):
+        resp = requests.get(url, timeout=10)
+        assert resp.status_code == 200 and resp.content == canonical, url
+    for linked in (ROOT / "idp/web/templates/yiwang_base.html", ROOT / "certstore/web/templates/yiwang_base.html"):
+        assert linked.read_bytes() == BASE_TEMPLATE.read_bytes(), linked
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_citizen_page(world: dict[str, Any], lang: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tour = _walk(browser, world, lang)
+        finally:
+            browser.close()
+    assert not tour.problems, "\n".join(tour.problems)
+    assert tour.seen == PAGES
+
+
+def test_the_foreign_text_heuristic_finds_what_it_should() -> None:
+    """The heuristic itself: a Latin phrase on a zh-CN page and Chinese on an en page are caught."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs /usr/bin/chromium")
+    pages = {
+        '<html lang="zh-CN"><body><p>登录 Sign in</p><code>1.2.156</code></body></html>': ["Sign", "in"],
+        '<html lang="zh-CN"><body><p>下载 PDF · <span lang="en">Download</span> 1.2.156.3005.2.1</p></body></html>': [],
+        '<html lang="en"><body><p>Sign in 登录</p><p>张三丰</p></body></html>': ["登录"],
+        '<html lang="en"><body><p>Sign in <a lang="zh-CN">中文</a></p></body></html>': [],
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            for html, expected in pages.items():
+                page.set_content(html)
+                assert foreign_text(page) == expected, html
+            # and axe-core does run: an unlabelled field and an image without text are caught
+            from axe_playwright_python.sync_playwright import Axe
+
+            page.set_content('<html lang="en"><body><main><input type="text"><img src="data:,"></main></body></html>')
+            found = {v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")}
+            assert {"label", "image-alt"} <= found, found
+        finally:
+            browser.close()
