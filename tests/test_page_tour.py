@@ -340,6 +340,34 @@ def test_every_citizen_page(world: dict[str, Any], lang: str) -> None:
     assert tour.seen == PAGES
 
 
+def test_the_read_log_is_cards_on_a_phone() -> None:
+    """The wallet's read log (five columns of Chinese) does not squeeze to one word per line at 390 px."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs /usr/bin/chromium")
+    row = ('<tr><td data-label="时间">2026-12-06 10:00</td><td data-label="机构">住房保障门户 Housing portal</td>'
+           '<td data-label="方式">经您授权 · with your consent</td><td data-label="用途">住房保障申请材料审核</td>'
+           '<td data-label="证照数">2</td></tr>')
+    html = ('<html lang="zh-CN"><body><main class="yw-main yw-wide"><table class="reads"><thead><tr>'
+            + "<th>时间</th><th>机构</th><th>方式</th><th>用途</th><th>证照数</th></tr></thead><tbody>"
+            + row * 3 + "</tbody></table></main></body></html>")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE)
+            page.set_content(html)
+            page.add_style_tag(content=STYLESHEET.read_text())
+            wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert wide[0] <= wide[1], wide
+            widths = page.evaluate("[...document.querySelectorAll('.reads td')].map(td => td.getBoundingClientRect().width)")
+            assert min(widths) > 250, widths  # each cell a full-width line of its card
+            page.set_viewport_size(DESKTOP)
+            assert page.evaluate("getComputedStyle(document.querySelector('.reads tr')).display") == "table-row"
+        finally:
+            browser.close()
+
+
 def test_the_foreign_text_heuristic_finds_what_it_should() -> None:
     """The heuristic itself: a Latin phrase on a zh-CN page and Chinese on an en page are caught."""
     from playwright.sync_api import sync_playwright

@@ -281,13 +281,13 @@
   }
 
   // The status line in both languages, the English half marked as such (the page is zh-CN).
-  function say(zh, en) {
-    const state = $("state");
+  function say(zh, en, id) {
+    const el = $(id || "state");
     const span = document.createElement("span");
     span.lang = "en";
     span.textContent = en;
-    state.textContent = zh + " · ";
-    state.appendChild(span);
+    el.textContent = zh + " · ";
+    el.appendChild(span);
   }
 
   function show(result) {
@@ -302,7 +302,7 @@
       else kind = "forged";
     }
     out.className = "verdict " + kind + (result.valid ? " valid" : " invalid");
-    $("verdict").textContent = result.valid ? "有效 · valid" : "无效 · not valid";
+    if (result.valid) say("有效", "valid", "verdict"); else say("无效", "not valid", "verdict");
     const list = $("checks");
     list.textContent = "";
     for (const ch of result.checks) {
