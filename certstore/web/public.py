@@ -68,7 +68,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cause_valid": "签名、发证机关、有效期和状态均核验通过。",
         "cause_forged": "签名或内容核验未通过：此证照可能被伪造或篡改。",
         "cause_unreadable": "请换一张更清晰的照片重试，或上传证照 PDF。",
-        "unreadable_text": "这段内容不是电子证照二维码（应以 YW1: 开头）。",
+        "unreadable_text": "这不是电子证照二维码：电子证照二维码的内容以 YW1: 开头。",
+        "colon": "：",
         "unreadable_image": "图片中没有找到可识别的二维码。请对准二维码、保持清晰后重试。",
         "unreadable_file": "无法读取此文件。请上传二维码图片（PNG/JPEG）或证照 PDF。",
         "too_large": "文件太大。请上传证照 PDF 原件或较小的二维码图片。",
@@ -113,7 +114,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cause_valid": "Signature, issuer, validity period and status all checked.",
         "cause_forged": "The signature or the content does not check out: this certificate may be forged or altered.",
         "cause_unreadable": "Try again with a sharper photo, or upload the certificate PDF.",
-        "unreadable_text": "This text is not a certificate QR code (it starts with YW1:).",
+        "unreadable_text": "This is not a certificate QR code: a certificate's QR code starts with YW1:.",
+        "colon": ": ",
         "unreadable_image": "No readable QR code was found in the image. Hold the camera steady on the code and try again.",
         "unreadable_file": "This file cannot be read. Upload a QR image (PNG/JPEG) or the certificate PDF.",
         "too_large": "The file is too large. Upload the original certificate PDF or a smaller QR image.",
@@ -216,6 +218,8 @@ def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
     ]
     m = MESSAGES[lang]
     verdict = verdict_of(result)
+    if verdict == "unreadable":  # the later checks only say "not checked": the one that matters is the format
+        checks = [c for c, raw in zip(checks, result.checks, strict=True) if raw.name == "format"]
     out: dict[str, Any] = {"valid": result.valid, "checks": checks, "kind": result.kind, "verdict": verdict,
                            "headline": m["verdict_" + verdict], "cause": _cause(result, verdict, lang)}
     if cert is not None:
