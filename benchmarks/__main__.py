@@ -15,6 +15,7 @@ import traceback
 
 SECTIONS = {
     "idp": "benchmarks.oidc",
+    "dpop": "benchmarks.oidc",
     "logout": "benchmarks.logout",
     "signing": "benchmarks.signing",
     "certstore": "benchmarks.certstore",
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "idp":
                 module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8)
+            elif name == "dpop":
+                # The DPoP scenarios beside their bearer twins, the reference with DPoP on (issue 14).
+                module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8, dpop=True)
             elif name == "certstore":
                 # Production's database, not the embedded SQLite file.
                 from ._proc import pg_schema
