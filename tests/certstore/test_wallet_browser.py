@@ -157,7 +157,11 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
             assert shared.status_code == 200, shared.text
             assert [c["identifier"] for c in shared.json()["certificates"]] == [stack["identifier"]]
 
-            # ... and the citizen sees it in the wallet.
+            # ... and the citizen sees it in the wallet. In a fresh tab of the same browser: the
+            # old one is still failing to load the portal's callback (nothing listens there), and
+            # that error page could interrupt a navigation started now.
+            page.close()
+            page = context.new_page()
             page.goto(f"{cs}/wallet")
             reads = page.inner_text("#reads")
             assert "住房保障门户 Housing portal" in reads and "住房保障申请" in reads
