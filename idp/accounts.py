@@ -73,13 +73,19 @@ class LoginOutcome:
     """The result of :meth:`AccountService.login`.
 
     ``status`` is ``ok``, ``invalid`` (wrong number or password — one answer
-    for both) or ``throttled`` (``retry_after`` seconds to wait).
+    for both) or ``throttled`` (``retry_after`` seconds to wait). After an
+    ``invalid`` one, ``attempts_left`` failures remain before the number is
+    locked for at most ``lock_seconds`` (``None`` without a throttle): the
+    counters are those of the number typed, so an unknown number gets the
+    same count as a known one (issue 18 §1).
     """
 
     status: str
     citizen: Citizen | None = None
     retry_after: int = 0
     needs_second_factor: bool = False
+    attempts_left: int | None = None
+    lock_seconds: int = 0
 
     @property
     def ok(self) -> bool:
@@ -234,6 +240,45 @@ class AccountService(CsvImport):
             self._audit(s, "account.password_set", actor=actor, subject=citizen.id_number_masked)
         return citizen
 
+    def change_password(self, citizen_id: int, current: str, new: str, *, ip: str | None = None) -> str:
+        """The citizen's own change (account page): ``ok``, ``wrong_current`` or ``throttled``.
+
+        The current password is checked like a login (one Argon2id, the
+        account's throttle counts a wrong one), so a borrowed session cannot
+        guess it without limit. ``InvalidInput`` when ``new`` breaks the policy.
+        """
+        check_password_policy(new)
+        citizen = self.get(citizen_id)
+        if citizen is None:
+            return "wrong_current"
+        index, masked = citizen.id_number_index, citizen.id_number_masked
+        if self.throttle is not None and not self.throttle.check(index, ip).allowed:
+            return "throttled"
+        if citizen.disabled or not self.hasher.verify(current, citizen.password_hash):
+            if self.throttle is not None:
+                self.throttle.hit(index, ip)
+            self._audit(None, "account.password_change_failed", actor="citizen", subject=masked, ip=ip)
+            return "wrong_current"
+        password_hash = self.hasher.hash(new)
+        with self.db.session() as s:
+            s.execute(
+                sa.update(Citizen)
+                .where(Citizen.id == citizen_id)
+                .values(password_hash=password_hash, password_changed_at=utcnow())
+            )
+            self._audit(s, "account.password_changed", actor="citizen", subject=masked, ip=ip)
+        return "ok"
+
+    def unlock(self, id_number: str, *, reason: str = "", actor: str = "admin") -> Citizen:
+        """Clear the account's failed-login counters (an operator helping a locked-out citizen)."""
+        with self.db.session() as s:
+            citizen = self._require(s, id_number)
+            if self.throttle is not None:
+                self.throttle.reset(citizen.id_number_index)
+            self._audit(s, "account.unlocked", actor=actor, subject=citizen.id_number_masked,
+                        detail={"reason": reason})
+        return citizen
+
     def set_disabled(self, id_number: str, disabled: bool, *, actor: str = "admin") -> Citizen:
         with self.db.session() as s:
             citizen = self._require(s, id_number)
@@ -319,10 +364,12 @@ class AccountService(CsvImport):
                 return LoginOutcome("throttled", retry_after=decision.retry_after_seconds)
         citizen = self.authenticate(resident_id, password)
         if citizen is None:
-            if self.throttle is not None:
-                self.throttle.hit(index, ip)
             self._audit(None, "login.failure", subject=masked, client_id=client_id, ip=ip)
-            return LoginOutcome("invalid")
+            if self.throttle is None:
+                return LoginOutcome("invalid")
+            self.throttle.hit(index, ip)
+            left, lock_seconds = self.throttle.remaining(index)
+            return LoginOutcome("invalid", attempts_left=left, lock_seconds=lock_seconds)
         # With a second factor to come, the counters are cleared only once it
         # passes: a known password must not buy fresh TOTP guesses.
         if self.throttle is not None and failures_on_record and not citizen.has_totp:
@@ -355,12 +402,16 @@ class AccountService(CsvImport):
         uri = pyotp.TOTP(secret).provisioning_uri(name=masked, issuer_name=self.totp_issuer)
         return TotpEnrolment(secret=secret, uri=uri)
 
-    def remove_totp(self, id_number: str, *, actor: str = "admin") -> None:
+    def remove_totp(self, id_number: str, *, actor: str = "admin", reason: str | None = None) -> Citizen:
+        """Remove the second factor; ``NotFound`` without an account. ``reason`` goes into the audit."""
         with self.db.session() as s:
             citizen = self._require(s, id_number)
+            had = citizen.totp_secret_enc is not None
             citizen.totp_secret_enc = None
             citizen.totp_last_step = None
-            self._audit(s, "account.totp_removed", actor=actor, subject=citizen.id_number_masked)
+            detail = None if reason is None else {"reason": reason, "had_totp": had}
+            self._audit(s, "account.totp_removed", actor=actor, subject=citizen.id_number_masked, detail=detail)
+        return citizen
 
     def verify_totp(
         self, citizen_id: int, code: str, *, at: float | None = None, ip: str | None = None

@@ -132,8 +132,23 @@ class Throttle:
         for scope, item, ident in self._keys(id_index, ip):
             self.limiter.hit(item, scope, ident)
 
+    def remaining(self, id_index: str) -> tuple[int, int]:
+        """Failures the account may still have before a lock, and how long that lock lasts at most.
+
+        The tightest account tier decides (fewest failures left; its window
+        is the longest the lock can last). Only the account counters count:
+        they exist for any number typed, known or not, so the answer says
+        nothing about whether an account exists.
+        """
+        tightest: tuple[int, int] | None = None
+        for scope, item, ident in self._keys(id_index, None):
+            left = max(0, self.limiter.get_window_stats(item, scope, ident).remaining)
+            if tightest is None or left < tightest[0]:
+                tightest = (left, item.get_expiry())
+        return tightest if tightest is not None else (0, 0)
+
     def reset(self, id_index: str) -> None:
-        """Forget an account's failures after a successful login."""
+        """Forget an account's failures (after a successful login, or an operator's unlock)."""
         for scope, item, ident in self._keys(id_index, None):
             self.limiter.clear(item, scope, ident)
 

@@ -27,6 +27,14 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "尝试次数过多，请 {minutes} 分钟后再试。",
         "en": "Too many attempts, try again in {minutes} minutes.",
     },
+    "attempts_left": {
+        "zh-CN": "还可以再试 {n} 次，之后账号将被锁定最长 {minutes} 分钟。",
+        "en": "{n} attempts left before the account is locked for up to {minutes} minutes.",
+    },
+    "attempts_left_one": {
+        "zh-CN": "还可以再试 1 次，之后账号将被锁定最长 {minutes} 分钟。",
+        "en": "1 attempt left before the account is locked for up to {minutes} minutes.",
+    },
     "id_length": {
         "zh-CN": "身份证号码应为 18 位，您输入了 {n} 位。",
         "en": "An ID number has 18 characters; you entered {n}.",
@@ -96,6 +104,28 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "sign_out_all": {"zh-CN": "全部退出", "en": "Sign out everywhere"},
     "this_session": {"zh-CN": "当前会话", "en": "This session"},
     "none_yet": {"zh-CN": "暂无", "en": "None"},
+    "change_password": {"zh-CN": "修改密码", "en": "Change password"},
+    "current_password": {"zh-CN": "当前密码", "en": "Current password"},
+    "new_password": {"zh-CN": "新密码", "en": "New password"},
+    "new_password_again": {"zh-CN": "再次输入新密码", "en": "New password again"},
+    "password_policy": {
+        "zh-CN": "至少 {n} 个字符。",
+        "en": "At least {n} characters.",
+    },
+    "password_change_hint": {
+        "zh-CN": "修改后，您在其他设备上的登录将被退出，当前设备保持登录。",
+        "en": "After the change you are signed out on other devices; this one stays signed in.",
+    },
+    "password_mismatch": {"zh-CN": "两次输入的新密码不一致。", "en": "The two new passwords are not the same."},
+    "password_current_wrong": {"zh-CN": "当前密码不正确。", "en": "The current password is wrong."},
+    "password_throttled": {
+        "zh-CN": "尝试次数过多，请稍后再试。",
+        "en": "Too many attempts, try again later.",
+    },
+    "password_changed": {
+        "zh-CN": "密码已修改，其他设备上的登录已退出。",
+        "en": "Your password was changed; you were signed out on other devices.",
+    },
     "error_not_found_title": {"zh-CN": "找不到此页面", "en": "Page not found"},
     "error_not_found": {
         "zh-CN": "您访问的地址不存在。请检查地址，或返回您正在使用的政务服务网站重新开始。",

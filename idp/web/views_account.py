@@ -1,13 +1,15 @@
-"""The citizen's account page: sessions (sign out one or all) and connected apps (revoke)."""
+"""The citizen's account page: sessions (sign out one or all), connected apps (revoke), password change."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, redirect, request, url_for
 
-from .common import SESSION_COOKIE, current_session, render, rt
+from ..account_fields import MIN_PASSWORD_LENGTH
+from ..errors import InvalidInput
+from .common import SESSION_COOKIE, client_ip, current_session, render, rt
 from .security import check_csrf, cookie_name
 
 __all__ = ["bp"]
@@ -24,10 +26,16 @@ def _masked_ip(ip: str) -> str:
 
 @bp.get("")
 def home() -> Any:
-    r = rt()
     session = current_session()
     if session is None:
         return redirect(url_for("auth.login"), code=303)
+    notice = "password_changed" if request.args.get("changed") == "password" else None
+    return _page(session, notice=notice)
+
+
+def _page(session: Any, *, status: int = 200, password_error: tuple[str, dict[str, Any]] | None = None,
+          notice: str | None = None) -> Any:
+    r = rt()
     sessions = r.sessions.list_for_citizen(session.citizen_id)
     consents = [app._asdict() for app in r.consents.connected_apps(int(session.citizen_id))]
     view = [
@@ -36,7 +44,37 @@ def home() -> Any:
          "clients": sorted(s.clients)}
         for s in sessions
     ]
-    return render("account.html", sessions=view, consents=consents)
+    return render("account.html", status, sessions=view, consents=consents, password_error=password_error,
+                  notice=notice, min_password_length=MIN_PASSWORD_LENGTH)
+
+
+@bp.post("/password")
+def change_password() -> Any:
+    """Current password, new one twice; other sessions end, this one stays (issue 18 §2)."""
+    r = rt()
+    session = current_session()
+    if session is None or not check_csrf():
+        return render("error.html", 400, message="error_csrf", detail=None)
+    current = request.form.get("current_password", "")
+    new = request.form.get("new_password", "")
+    if not current or not new:
+        return _page(session, status=400, password_error=("required", {}))
+    if new != request.form.get("new_password_again", ""):
+        return _page(session, status=400, password_error=("password_mismatch", {}))
+    try:
+        result = r.services.accounts.change_password(int(session.citizen_id), current, new, ip=client_ip())
+    except InvalidInput:
+        return _page(session, status=400, password_error=("password_policy", {"n": MIN_PASSWORD_LENGTH}))
+    if result == "throttled":
+        return _page(session, status=429, password_error=("password_throttled", {}))
+    if result != "ok":
+        return _page(session, status=400, password_error=("password_current_wrong", {}))
+    # Whoever else holds a session (a shared computer, a thief) is signed out;
+    # the back-channel logout of their RPs runs through the session-end hooks.
+    for other in r.sessions.list_for_citizen(session.citizen_id):
+        if other.sid != session.sid:
+            r.sessions.end(other.sid, "password_change")
+    return redirect(url_for("account.home", changed="password"), code=303)
 
 
 @bp.post("/sessions/<sid>/end")

@@ -64,6 +64,20 @@ def _set_session_cookie(resp: Any, cookie: str) -> None:
 # ------------------------------------------------------------------ login
 
 
+ATTEMPTS_WARNING_AT = 3
+"""Say how many attempts remain once this few are left (issue 18 §1)."""
+
+
+def _attempts_warning(left: int | None, lock_seconds: int) -> tuple[str, dict[str, int]] | None:
+    """The "n attempts left" line: the same for any number typed (the counter is the number's)."""
+    if left is None or left > ATTEMPTS_WARNING_AT:
+        return None
+    minutes = max(1, math.ceil(lock_seconds / 60))
+    if left == 0:
+        return ("locked", {"minutes": minutes})
+    return ("attempts_left_one" if left == 1 else "attempts_left", {"n": left, "minutes": minutes})
+
+
 def _expired(language: str | None = None) -> Any:
     return error_page(400, "error_expired", language=language)
 
@@ -80,7 +94,7 @@ def login() -> Any:
     language = flow_lang(flow)
     ctx: dict[str, Any] = {
         "flow": fid, "client_name": flow.client_name if flow else None, "language": language,
-        "id_number": "", "error": None,
+        "id_number": "", "error": None, "warning": None,
     }
     if request.method == "GET":
         return render("login.html", **ctx)
@@ -105,6 +119,7 @@ def login() -> Any:
         return render("login.html", 429, **ctx)
     if not outcome.ok or outcome.citizen is None:
         ctx["error"] = ("bad_credentials", {})
+        ctx["warning"] = _attempts_warning(outcome.attempts_left, outcome.lock_seconds)
         return render("login.html", 401, **ctx)
     citizen = outcome.citizen
     flow = flow or Flow.login_only()

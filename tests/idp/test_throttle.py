@@ -129,3 +129,18 @@ def test_with_redis_a_clean_record_costs_one_lookup_and_failures_still_count(ser
     assert not t.check("idx-clean", "192.0.2.9").allowed
     t.reset("idx-clean")
     assert t.check("idx-clean", "192.0.2.10").allowed
+
+
+def test_remaining_counts_down_on_the_tightest_tier_and_names_its_window(services: Services) -> None:
+    t = _throttle(services, "3/minute;5/hour", "1000/hour")
+    assert t.remaining("idx-r") == (3, 60)
+    t.hit("idx-r", "192.0.2.1")
+    assert t.remaining("idx-r") == (2, 60)
+    t.hit("idx-r", None)
+    t.hit("idx-r", None)
+    assert t.remaining("idx-r") == (0, 60)
+    t.reset("idx-r")
+    assert t.remaining("idx-r") == (3, 60)
+    loose = _throttle(services, "50/minute;2/hour", "1000/hour")
+    loose.hit("idx-h", None)
+    assert loose.remaining("idx-h") == (1, 3600)
