@@ -409,7 +409,7 @@ class AccountService(CsvImport):
             had = citizen.totp_secret_enc is not None
             citizen.totp_secret_enc = None
             citizen.totp_last_step = None
-            detail = None if reason is None else {"reason": reason, "had_totp": had}
+            detail = None if reason is None else {"reason": reason, "had_second_factor": had}
             self._audit(s, "account.totp_removed", actor=actor, subject=citizen.id_number_masked, detail=detail)
         return citizen
 

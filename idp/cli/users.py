@@ -7,6 +7,7 @@ prints an unmasked ID number.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import click
 from keys.errors import InvalidIdentifier
 from keys.identifiers import parse_resident_id
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..settings import IdpSettings
 from .db import cli_actor, open_services
 
@@ -27,6 +28,17 @@ def _id_number(value: str) -> str:
         return parse_resident_id(value).number
     except InvalidIdentifier as e:
         raise InvalidInput(f"--id-number: {e}") from None
+
+
+def _reason(value: str | None, *, required: bool) -> str:
+    reason = (value or "").strip()
+    if required and not reason:
+        raise InvalidInput("--reason: say why (it goes into the audit log)")
+    if len(reason) > 500 or any(ord(c) < 32 for c in reason):
+        raise InvalidInput("--reason: at most 500 characters, on one line")
+    if re.search(r"[0-9]{17}[0-9Xx]", reason):  # the audit log refuses unmasked ID numbers
+        raise InvalidInput("--reason: write no ID number in the reason (the command names the account)")
+    return reason
 
 
 def _read_password() -> str:
@@ -177,3 +189,41 @@ def register(group: click.Group) -> None:
     def enable(settings: IdpSettings, id_number: str) -> None:
         """Allow a disabled citizen to sign in again."""
         _set_disabled(settings, id_number, False)
+
+    @users.command("unlock")
+    @click.option("--id-number", required=True)
+    @click.option("--reason", help="why (recorded in the audit log)")
+    @click.pass_obj
+    def unlock(settings: IdpSettings, id_number: str, reason: str | None) -> None:
+        """Clear a citizen's failed-login counters (the per-address ones are kept)."""
+        number = _id_number(id_number)
+        why = _reason(reason, required=False)
+        services = open_services(settings)
+        try:
+            citizen = services.accounts.unlock(number, reason=why, actor=cli_actor())
+        except NotFound:
+            raise NotFound("no account with this ID number") from None
+        finally:
+            services.close()
+        click.echo(f"{citizen.id_number_masked} unlocked")
+
+    @users.command("reset-second-factor")
+    @click.option("--id-number", required=True)
+    # --reason is checked here, not by click: a missing one is then one line, like every bad input
+    @click.option("--reason", help="why (required; recorded in the audit log)")
+    @click.pass_obj
+    def reset_second_factor(settings: IdpSettings, id_number: str, reason: str | None) -> None:
+        """Remove a citizen's TOTP second factor (lost phone); they sign in with the password only."""
+        number = _id_number(id_number)
+        why = _reason(reason, required=True)
+        services = open_services(settings)
+        try:
+            citizen = services.accounts.find_by_id_number(number)
+            if citizen is None:
+                raise NotFound("no account with this ID number")
+            if not citizen.has_totp:
+                raise InvalidInput(f"{citizen.id_number_masked} has no second factor")
+            services.accounts.remove_totp(number, actor=cli_actor(), reason=why)
+        finally:
+            services.close()
+        click.echo(f"second factor removed for {citizen.id_number_masked}")

@@ -167,6 +167,65 @@ def test_totp_enrol_prints_the_uri_once(idp: Run, env: dict[str, str]) -> None:
     assert missing.code == 2 and "no account" in _one_line(missing.err)
 
 
+def _audit_kinds(services: Services) -> list[tuple[str, str | None, dict | None]]:
+    from idp.models import AuditEvent
+
+    with services.db.session() as s:
+        events = s.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq)).all()
+        return [(e.kind, e.actor, e.detail) for e in events]
+
+
+def test_unlock_clears_the_account_counters_and_is_audited(idp: Run, env: dict[str, str]) -> None:
+    idp("db", "upgrade")
+    idp("users", "add", "--id-number", ALICE, "--name", "张三", "--password-stdin", stdin="correct horse\n")
+    services = _services(env)
+    try:
+        for _ in range(5):
+            services.accounts.login(ALICE, "wrong horse", ip="192.0.2.40")
+        assert services.accounts.login(ALICE, "correct horse", ip="192.0.2.41").status == "throttled"
+        result = idp("users", "unlock", "--id-number", ALICE, "--reason", "ticket 4711, identity checked")
+        assert result.code == 0 and ALICE not in result.out and "unlocked" in result.out
+        assert services.accounts.login(ALICE, "correct horse", ip="192.0.2.41").ok
+        unlocked = [e for e in _audit_kinds(services) if e[0] == "account.unlocked"]
+        assert unlocked[0][2] == {"reason": "ticket 4711, identity checked"}
+    finally:
+        services.close()
+    for args, text in [
+        (["--id-number", BOB], "no account"),
+        (["--id-number", WRONG_CHECK], "check character"),
+        (["--id-number", ALICE, "--reason", "two\nlines"], "one line"),
+        (["--id-number", ALICE, "--reason", f"asked by {ALICE}"], "no ID number"),
+    ]:
+        bad = idp("users", "unlock", *args)
+        assert bad.code == 2 and text in _one_line(bad.err), args
+        assert ALICE not in bad.err and BOB not in bad.err
+
+
+def test_reset_second_factor_needs_a_reason_and_removes_totp(idp: Run, env: dict[str, str]) -> None:
+    idp("db", "upgrade")
+    idp("users", "add", "--id-number", ALICE, "--name", "张三", "--password-stdin", stdin="correct horse\n")
+    idp("users", "totp-enrol", "--id-number", ALICE)
+    no_reason = idp("users", "reset-second-factor", "--id-number", ALICE)
+    assert no_reason.code == 2 and "--reason" in _one_line(no_reason.err)
+    blank = idp("users", "reset-second-factor", "--id-number", ALICE, "--reason", "  ")
+    assert blank.code == 2 and "--reason" in _one_line(blank.err)
+    result = idp("users", "reset-second-factor", "--id-number", ALICE, "--reason", "lost phone, ticket 12")
+    assert result.code == 0 and ALICE not in result.out
+    services = _services(env)
+    try:
+        outcome = services.accounts.login(ALICE, "correct horse", ip="192.0.2.42")
+        assert outcome.ok and not outcome.needs_second_factor
+        removed = [e for e in _audit_kinds(services) if e[0] == "account.totp_removed"]
+        assert removed[0][2] == {"reason": "lost phone, ticket 12", "had_second_factor": True}
+    finally:
+        services.close()
+    again = idp("users", "reset-second-factor", "--id-number", ALICE, "--reason", "again")
+    assert again.code == 2 and "no second factor" in _one_line(again.err)
+    for number, text in [(BOB, "no account"), ("1101051949", "18 characters")]:
+        bad = idp("users", "reset-second-factor", "--id-number", number, "--reason", "x")
+        assert bad.code == 2 and text in _one_line(bad.err)
+
+
 def test_clients_lifecycle(idp: Run, env: dict[str, str]) -> None:
     idp("db", "upgrade")
     result = idp(
