@@ -40,8 +40,9 @@ from .account_fields import (
 from .account_import import CSV_COLUMNS, CsvImport, ImportReport, RejectedRow, iter_lines
 from .db import Database, rowcount
 from .errors import Conflict, NotFound
-from .models import Citizen, utcnow
+from .models import Citizen, RecoveryCode, utcnow
 from .passwords import PasswordHasher
+from .second_factor import use_recovery_code
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -409,6 +410,7 @@ class AccountService(CsvImport):
             had = citizen.totp_secret_enc is not None
             citizen.totp_secret_enc = None
             citizen.totp_last_step = None
+            s.execute(sa.delete(RecoveryCode).where(RecoveryCode.citizen_id == citizen.id))
             detail = None if reason is None else {"reason": reason, "had_second_factor": had}
             self._audit(s, "account.totp_removed", actor=actor, subject=citizen.id_number_masked, detail=detail)
         return citizen
@@ -445,7 +447,7 @@ class AccountService(CsvImport):
 
     def _check_totp(self, citizen_id: int, code: str, at: float | None) -> bool:
         if not (code.isascii() and code.isdigit() and len(code) == 6):
-            return False
+            return use_recovery_code(self, citizen_id, code)  # lost phone: a one-time code instead
         with self.db.session() as s:
             citizen = s.get(Citizen, citizen_id)
             if citizen is None or citizen.totp_secret_enc is None:

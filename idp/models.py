@@ -34,6 +34,7 @@ __all__ = [
     "UtcDateTime",
     "utcnow",
     "Citizen",
+    "RecoveryCode",
     "Client",
     "Consent",
     "AuditEvent",
@@ -153,6 +154,17 @@ class Citizen(Base):
 
     def __repr__(self) -> str:
         return f"Citizen(id={self.id!r}, {self.id_number_masked!r})"
+
+
+class RecoveryCode(Base):
+    """A one-time code for a citizen whose authenticator is lost: only its keyed HMAC-SHA256 is kept."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(sa.ForeignKey("citizen.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    used_at: Mapped[dt.datetime | None]
 
 
 # ----------------------------------------------------------------- clients

@@ -126,6 +126,29 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "密码已修改，其他设备上的登录已退出。",
         "en": "Your password was changed; you were signed out on other devices.",
     },
+    "totp_recovery_hint": {
+        "zh-CN": "手机丢失？可输入一个恢复码（如 abcde-fghjk），每个只能使用一次。",
+        "en": "Lost your phone? Enter one of your recovery codes (like abcde-fghjk); each works once.",
+    },
+    "totp_on": {"zh-CN": "两步验证已开启。", "en": "Two-step verification is on."},
+    "totp_off": {"zh-CN": "两步验证未开启。", "en": "Two-step verification is off."},
+    "totp_setup": {"zh-CN": "开启两步验证", "en": "Turn on two-step verification"},
+    "totp_setup_again": {"zh-CN": "更换身份验证器", "en": "Use a new authenticator app"},
+    "totp_setup_title": {"zh-CN": "设置两步验证", "en": "Set up two-step verification"},
+    "totp_setup_scan": {
+        "zh-CN": "用身份验证器应用扫描二维码，然后输入应用显示的 6 位动态码。",
+        "en": "Scan the QR code with your authenticator app, then enter the 6-digit code it shows.",
+    },
+    "totp_setup_qr_alt": {"zh-CN": "身份验证器二维码", "en": "QR code for the authenticator app"},
+    "totp_setup_key": {"zh-CN": "无法扫描？手动输入密钥：", "en": "Cannot scan? Type this key:"},
+    "totp_setup_done": {"zh-CN": "两步验证已开启。", "en": "Two-step verification is now on."},
+    "recovery_codes_title": {"zh-CN": "恢复码", "en": "Recovery codes"},
+    "recovery_codes_once": {
+        "zh-CN": "请抄写或打印这些恢复码并妥善保管。手机丢失时，每个恢复码可代替动态码使用一次。它们只显示这一次。",
+        "en": "Write these down or print them and keep them safe. If you lose your phone, each one replaces "
+              "a code once. They are shown only this once.",
+    },
+    "back_to_account": {"zh-CN": "返回我的账号", "en": "Back to my account"},
     "error_not_found_title": {"zh-CN": "找不到此页面", "en": "Page not found"},
     "error_not_found": {
         "zh-CN": "您访问的地址不存在。请检查地址，或返回您正在使用的政务服务网站重新开始。",

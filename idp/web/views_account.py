@@ -1,12 +1,15 @@
-"""The citizen's account page: sessions (sign out one or all), connected apps (revoke), password change."""
+"""The citizen's account page: sessions (sign out one or all), connected apps (revoke), password change,
+and setting up the second factor with recovery codes (the logic: :mod:`idp.second_factor`)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, make_response, redirect, request, url_for
 
+from .. import second_factor
 from ..account_fields import MIN_PASSWORD_LENGTH
 from ..errors import InvalidInput
 from .common import SESSION_COOKIE, client_ip, current_session, render, rt
@@ -44,8 +47,10 @@ def _page(session: Any, *, status: int = 200, password_error: tuple[str, dict[st
          "clients": sorted(s.clients)}
         for s in sessions
     ]
+    citizen = r.services.accounts.get(int(session.citizen_id))
     return render("account.html", status, sessions=view, consents=consents, password_error=password_error,
-                  notice=notice, min_password_length=MIN_PASSWORD_LENGTH)
+                  notice=notice, min_password_length=MIN_PASSWORD_LENGTH,
+                  has_totp=bool(citizen and citizen.has_totp))
 
 
 @bp.post("/password")
@@ -121,3 +126,56 @@ def revoke_consent(client_id: str) -> Any:
     # Withdrawing consent also withdraws what it granted (tokens of that client for this citizen).
     r.consents.revoke(int(session.citizen_id), client_id, revoke_tokens=lambda jtis: r.provider.tokens.revoke(jtis=jtis))
     return redirect(url_for("account.home"), code=303)
+
+
+def _qr_data_uri(uri: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    svg = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage).to_string(encoding="unicode")
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _no_store(body: Any) -> Any:
+    resp = make_response(body)
+    resp.headers["Cache-Control"] = "no-store"  # a secret or recovery codes: never from a cache
+    return resp
+
+
+def _enrol_page(enrolment: Any, token: str, status: int = 200, error: str | None = None) -> Any:
+    return _no_store(render("account_totp.html", status, qr=_qr_data_uri(enrolment.uri), secret=enrolment.secret,
+                            token=token, error=error))
+
+
+@bp.post("/second-factor")
+def start_second_factor() -> Any:
+    """Show a new secret (QR code) to scan; nothing changes until a code from the app confirms it."""
+    r = rt()
+    session = current_session()
+    if session is None or not check_csrf():
+        return render("error.html", 400, message="error_csrf", detail=None)
+    citizen = r.services.accounts.get(int(session.citizen_id))
+    if citizen is None:
+        return redirect(url_for("auth.login"), code=303)
+    enrolment, token = second_factor.begin(r.services.accounts, citizen)
+    return _enrol_page(enrolment, token)
+
+
+@bp.post("/second-factor/confirm")
+def confirm_second_factor() -> Any:
+    """A matching code switches TOTP on and shows the recovery codes, once."""
+    r = rt()
+    session = current_session()
+    if session is None or not check_csrf():
+        return render("error.html", 400, message="error_csrf", detail=None)
+    citizen = r.services.accounts.get(int(session.citizen_id))
+    if citizen is None:
+        return redirect(url_for("auth.login"), code=303)
+    token = request.form.get("token", "")
+    codes = second_factor.finish(r.services.accounts, citizen, token, request.form.get("code", ""))
+    if codes is None:
+        enrolment = second_factor.pending_enrolment(r.services.accounts, citizen, token)
+        if enrolment is None:
+            return render("error.html", 400, message="error_csrf", detail=None)
+        return _enrol_page(enrolment, token, 400, "totp_wrong")
+    return _no_store(render("account_recovery_codes.html", codes=codes))
