@@ -244,22 +244,16 @@ class AccountService(CsvImport):
     def change_password(self, citizen_id: int, current: str, new: str, *, ip: str | None = None) -> str:
         """The citizen's own change (account page): ``ok``, ``wrong_current`` or ``throttled``.
 
-        The current password is checked like a login (one Argon2id, the
-        account's throttle counts a wrong one), so a borrowed session cannot
-        guess it without limit. ``InvalidInput`` when ``new`` breaks the policy.
+        The current password first (:meth:`check_current_password`);
+        ``InvalidInput`` when ``new`` breaks the policy.
         """
         check_password_policy(new)
+        result = self.check_current_password(citizen_id, current, ip=ip, action="password_change")
+        if result != "ok":
+            return result
         citizen = self.get(citizen_id)
-        if citizen is None:
-            return "wrong_current"
-        index, masked = citizen.id_number_index, citizen.id_number_masked
-        if self.throttle is not None and not self.throttle.check(index, ip).allowed:
-            return "throttled"
-        if citizen.disabled or not self.hasher.verify(current, citizen.password_hash):
-            if self.throttle is not None:
-                self.throttle.hit(index, ip)
-            self._audit(None, "account.password_change_failed", actor="citizen", subject=masked, ip=ip)
-            return "wrong_current"
+        assert citizen is not None
+        masked = citizen.id_number_masked
         password_hash = self.hasher.hash(new)
         with self.db.session() as s:
             s.execute(
@@ -268,6 +262,25 @@ class AccountService(CsvImport):
                 .values(password_hash=password_hash, password_changed_at=utcnow())
             )
             self._audit(s, "account.password_changed", actor="citizen", subject=masked, ip=ip)
+        return "ok"
+
+    def check_current_password(self, citizen_id: int, current: str, *, ip: str | None, action: str) -> str:
+        """Re-authentication on the account page: ``ok``, ``wrong_current`` or ``throttled``.
+
+        Checked like a login (one Argon2id; the account's throttle counts a
+        wrong one), so a borrowed session cannot guess it without limit.
+        """
+        citizen = self.get(citizen_id)
+        if citizen is None:
+            return "wrong_current"
+        index = citizen.id_number_index
+        if self.throttle is not None and not self.throttle.check(index, ip).allowed:
+            return "throttled"
+        if citizen.disabled or not self.hasher.verify(current, citizen.password_hash):
+            if self.throttle is not None:
+                self.throttle.hit(index, ip)
+            self._audit(None, f"account.{action}_failed", actor="citizen", subject=citizen.id_number_masked, ip=ip)
+            return "wrong_current"
         return "ok"
 
     def unlock(self, id_number: str, *, reason: str = "", actor: str = "admin") -> Citizen:

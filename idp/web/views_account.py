@@ -37,7 +37,7 @@ def home() -> Any:
 
 
 def _page(session: Any, *, status: int = 200, password_error: tuple[str, dict[str, Any]] | None = None,
-          notice: str | None = None) -> Any:
+          notice: str | None = None, totp_error: str | None = None) -> Any:
     r = rt()
     sessions = r.sessions.list_for_citizen(session.citizen_id)
     consents = [app._asdict() for app in r.consents.connected_apps(int(session.citizen_id))]
@@ -50,7 +50,7 @@ def _page(session: Any, *, status: int = 200, password_error: tuple[str, dict[st
     citizen = r.services.accounts.get(int(session.citizen_id))
     return render("account.html", status, sessions=view, consents=consents, password_error=password_error,
                   notice=notice, min_password_length=MIN_PASSWORD_LENGTH,
-                  has_totp=bool(citizen and citizen.has_totp))
+                  has_totp=bool(citizen and citizen.has_totp), totp_error=totp_error)
 
 
 @bp.post("/password")
@@ -157,6 +157,12 @@ def start_second_factor() -> Any:
     citizen = r.services.accounts.get(int(session.citizen_id))
     if citizen is None:
         return redirect(url_for("auth.login"), code=303)
+    # The password first: a borrowed session must not swap the citizen's authenticator for its own.
+    checked = r.services.accounts.check_current_password(
+        citizen.id, request.form.get("current_password", ""), ip=client_ip(), action="totp_setup")
+    if checked != "ok":
+        error = "password_throttled" if checked == "throttled" else "password_current_wrong"
+        return _page(session, status=429 if checked == "throttled" else 400, totp_error=error)
     enrolment, token = second_factor.begin(r.services.accounts, citizen)
     return _enrol_page(enrolment, token)
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from idp.models import AuditEvent, Citizen, RecoveryCode
 from idp.second_factor import RECOVERY_CODES, recovery_codes_left
 from tests.idp.oidc_helpers import *  # noqa: F403
-from tests.idp.oidc_helpers import ID_NUMBER, authorize_code, csrf_of, login
+from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD, authorize_code, csrf_of, login
 
 _SECRET = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
 _TOKEN = re.compile(r'name="token" value="([^"]+)"')
@@ -21,7 +21,7 @@ _CODES = re.compile(r"<li><code>([a-z0-9-]+)</code></li>")
 
 def _start(web):
     html = web.get("/account").get_data(as_text=True)
-    page = web.post("/account/second-factor", data={"csrf_token": csrf_of(html)})
+    page = web.post("/account/second-factor", data={"csrf_token": csrf_of(html), "current_password": PASSWORD})
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     body = page.get_data(as_text=True)
     assert 'src="data:image/svg+xml;base64,' in body
@@ -84,7 +84,15 @@ def test_removing_the_second_factor_removes_the_recovery_codes(web, citizen, rp,
         assert s.get(Citizen, citizen.id).totp_secret_enc is None
 
 
-def test_enrolment_needs_a_session_and_csrf(web, citizen, rp):
-    assert web.post("/account/second-factor", data={}).status_code == 400
+def test_enrolment_needs_a_session_csrf_and_the_password(web, citizen, rp, idp_services):
+    assert web.post("/account/second-factor", data={"current_password": PASSWORD}).status_code == 400
     authorize_code(web, rp)
-    assert web.post("/account/second-factor", data={"csrf_token": "forged"}).status_code == 400
+    forged = {"csrf_token": "forged", "current_password": PASSWORD}
+    assert web.post("/account/second-factor", data=forged).status_code == 400
+    html = web.get("/account").get_data(as_text=True)
+    wrong = web.post("/account/second-factor", data={"csrf_token": csrf_of(html), "current_password": "not it"})
+    assert wrong.status_code == 400 and 'id="totp-secret"' not in wrong.get_data(as_text=True)
+    assert 'id="totp-start-error"' in wrong.get_data(as_text=True)
+    with idp_services.db.session() as s:
+        kinds = [e.kind for e in s.scalars(sa.select(AuditEvent)).all()]
+    assert "account.totp_setup_failed" in kinds
