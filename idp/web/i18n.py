@@ -127,7 +127,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "Your password was changed; you were signed out on other devices.",
     },
     "totp_recovery_hint": {
-        "zh-CN": "手机丢失？可输入一个恢复码（如 abcde-fghjk），每个只能使用一次。",
+        "zh-CN": "手机丢失？可输入一个恢复码，每个只能使用一次。",
         "en": "Lost your phone? Enter one of your recovery codes (like abcde-fghjk); each works once.",
     },
     "totp_on": {"zh-CN": "两步验证已开启。", "en": "Two-step verification is on."},
