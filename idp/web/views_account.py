@@ -147,16 +147,25 @@ def _enrol_page(enrolment: Any, token: str, status: int = 200, error: str | None
                             token=token, error=error))
 
 
+def _signed_in_citizen() -> tuple[Any, Any, Any]:
+    """``(session, citizen, None)`` for a form posted by a signed-in citizen with a good CSRF
+    token, else ``(None, None, the answer to give)``."""
+    session = current_session()
+    if session is None or not check_csrf():
+        return None, None, render("error.html", 400, message="error_csrf", detail=None)
+    citizen = rt().services.accounts.get(int(session.citizen_id))
+    if citizen is None:
+        return None, None, redirect(url_for("auth.login"), code=303)
+    return session, citizen, None
+
+
 @bp.post("/second-factor")
 def start_second_factor() -> Any:
     """Show a new secret (QR code) to scan; nothing changes until a code from the app confirms it."""
     r = rt()
-    session = current_session()
-    if session is None or not check_csrf():
-        return render("error.html", 400, message="error_csrf", detail=None)
-    citizen = r.services.accounts.get(int(session.citizen_id))
-    if citizen is None:
-        return redirect(url_for("auth.login"), code=303)
+    session, citizen, refused = _signed_in_citizen()
+    if refused is not None:
+        return refused
     # The password first: a borrowed session must not swap the citizen's authenticator for its own.
     checked = r.services.accounts.check_current_password(
         citizen.id, request.form.get("current_password", ""), ip=client_ip(), action="totp_setup")
@@ -171,12 +180,9 @@ def start_second_factor() -> Any:
 def confirm_second_factor() -> Any:
     """A matching code switches TOTP on and shows the recovery codes, once."""
     r = rt()
-    session = current_session()
-    if session is None or not check_csrf():
-        return render("error.html", 400, message="error_csrf", detail=None)
-    citizen = r.services.accounts.get(int(session.citizen_id))
-    if citizen is None:
-        return redirect(url_for("auth.login"), code=303)
+    session, citizen, refused = _signed_in_citizen()
+    if refused is not None:
+        return refused
     token = request.form.get("token", "")
     codes = second_factor.finish(r.services.accounts, citizen, token, request.form.get("code", ""))
     if codes is None:
