@@ -34,12 +34,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+
+from ._proc import pg_schema
 
 __all__ = ["measure_redis", "measure_certificates", "main"]
 
 REDIS_URL = os.environ.get("YIWANG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE_URL = os.environ.get("YIWANG_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @contextlib.contextmanager
@@ -134,22 +134,6 @@ def measure_redis(*, sessions: int = 10_000) -> dict[str, float]:
     return out
 
 
-@contextlib.contextmanager
-def _private_schema() -> Iterator[str]:
-    import psycopg
-
-    admin = DATABASE_URL.replace("postgresql+psycopg://", "postgresql://", 1)
-    schema = "cap_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in DATABASE_URL else "?"
-    try:
-        yield f"{DATABASE_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def _issue_and_size(level: str, count: int, tmp: Path) -> dict[str, float]:
     import sqlalchemy as sa
 
@@ -162,7 +146,7 @@ def _issue_and_size(level: str, count: int, tmp: Path) -> dict[str, float]:
     from keys.config import CommonSettings
     from keys.keyring import open_keyring
 
-    with _private_schema() as url:
+    with pg_schema("cap") as url:
         issuer_url = "http://idp.capacity"
         common = CommonSettings.from_values({"HOME": tmp / level / "home", "DATABASE_URL": url, "ISSUER": issuer_url},
                                             default_issuer=issuer_url)
