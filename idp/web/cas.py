@@ -121,10 +121,10 @@ def consent() -> Any:
     if session is None:
         return _answer(_login().resume(request_id, session=None, now=_now()))
     client, scopes = shown
-    ctx = {"request_id": request_id, "client_name": client.name, "scopes": scopes,
-           "asks_id_number": ID_NUMBER_SCOPE in scopes}
+    ctx = {"client_name": client.name, "scopes": scopes, "asks_id_number": ID_NUMBER_SCOPE in scopes,
+           "form_action": url_for("cas.consent", request=request_id), "form_key": request_id}
     if request.method == "GET":
-        html, status = render("cas_consent.html", **ctx)
+        html, status = render("consent.html", **ctx)
         resp = make_response(html, status)
         resp.headers["Cache-Control"] = "no-store"
         return resp
