@@ -470,3 +470,7 @@ class LogoutDelivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[dt.datetime | None]
     delivered_at: Mapped[dt.datetime | None]
+
+
+# Tables owned by their own packages share this metadata (the migrations are checked against it).
+from .passkeys import models as _passkey_models  # noqa: E402, F401
