@@ -16,9 +16,7 @@ What the fields may hold is :mod:`idp.account_fields`; the CSV import is
 
 from __future__ import annotations
 
-import hmac
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,7 +40,7 @@ from .db import Database, rowcount
 from .errors import Conflict, NotFound
 from .models import Citizen, RecoveryCode, utcnow
 from .passwords import PasswordHasher
-from .second_factor import use_recovery_code
+from .second_factor import matched_step, use_recovery_code
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -466,13 +464,7 @@ class AccountService(CsvImport):
             if citizen is None or citizen.totp_secret_enc is None:
                 return False
             secret = self.pii.decrypt(citizen.totp_secret_enc, purpose=TOTP_PURPOSE)
-            totp = pyotp.TOTP(secret)
-            now = time.time() if at is None else at
-            step_now = int(now) // totp.interval
-            matched: int | None = None
-            for step in (step_now - 1, step_now, step_now + 1):
-                if hmac.compare_digest(totp.generate_otp(step), code):
-                    matched = step
+            matched = matched_step(secret, code, at)
             if matched is None:
                 return False
             claim = (

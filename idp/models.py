@@ -474,3 +474,5 @@ class LogoutDelivery(Base):
 
 # Tables owned by their own packages share this metadata (the migrations are checked against it).
 from .passkeys import models as _passkey_models  # noqa: E402, F401
+from .push import models as _push_models  # noqa: E402, F401
+from .staff import models as _staff_models  # noqa: E402, F401

@@ -11,7 +11,9 @@ protector's blind index), each usable once (:func:`use_recovery_code`).
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 import pyotp
@@ -25,12 +27,31 @@ from .models import Citizen, RecoveryCode, utcnow
 if TYPE_CHECKING:
     from .accounts import AccountService, TotpEnrolment
 
-__all__ = ["begin", "finish", "use_recovery_code", "recovery_codes_left", "RECOVERY_CODES"]
+__all__ = ["begin", "finish", "use_recovery_code", "recovery_codes_left", "matched_step", "RECOVERY_CODES"]
 
 RECOVERY_CODES = 10
 _PENDING_PURPOSE = "totp-pending"
 _CODE_PURPOSE = "recovery_code"
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper
+
+
+def matched_step(secret: str, code: str, at: float | None = None) -> int | None:
+    """The RFC 6238 time step ``code`` is right for (the one before, now, the next), or ``None``.
+
+    Constant-time compares. Whoever stores the secret claims the step
+    atomically (``> last accepted step``), so a code is accepted once
+    (RFC 6238 §5.2): citizens (:class:`~idp.accounts.AccountService`) and
+    staff (:mod:`idp.staff.accounts`) alike.
+    """
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    step_now = int(time.time() if at is None else at) // totp.interval
+    matched: int | None = None
+    for step in (step_now - 1, step_now, step_now + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            matched = step
+    return matched
 
 
 def _new_code() -> str:
