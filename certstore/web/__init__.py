@@ -66,6 +66,9 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.register_blueprint(offline.bp)  # issue 6: QR verification in the browser, offline
     app.register_blueprint(health.bp)  # issue 20 §2: /healthz, /readyz
     register_error_handlers(app)
+    from .language import install_language
+
+    install_language(app)  # issue 18: _() from the shared catalog (keys/locale), the idp's language switch
     # issue 18: /metrics and request latency; the API reference at /api/docs
     from . import apidocs, metrics
 

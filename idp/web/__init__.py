@@ -22,13 +22,14 @@ from typing import Any
 
 from flask import Flask
 
+from keys.locale import install_jinja, translations
 from keys.logs import RequestLog
 
 from ..container import Container
 from ..oauth.mtls import ForwardedCertificate, MtlsConfig
 from ..oauth.server import configure_server
 from ..settings import IdpSettings
-from .common import FlowStore, IdpRuntime, current_session, remember_language
+from .common import FlowStore, IdpRuntime, current_session, page_language, remember_language
 from .cors import CorsLayer
 from .errors import install_error_handlers
 from .hotpaths import HotPaths
@@ -89,6 +90,8 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None,
     install_error_handlers(app)
     install_metrics(app)  # GET /metrics, request latency by endpoint (issue 18)
     app.after_request(remember_language)
+    install_jinja(app.jinja_env, page_language)  # _(), gettext, ngettext, |cst from keys/locale (issue 18)
+    translations("zh-CN")  # the catalog is read at start: a broken .po stops the service here
 
     from . import openapi, views_account, views_auth, views_oauth, views_wellknown
 

@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 from flask import current_app, g, render_template, request, url_for
 
+from keys.locale import LANG_COOKIE, normalise  # the same switch on both services
+
 from ..consents import ConsentService
 from ..oauth.flowstore import FlowStore
 from ..signin import Browser, SignIn
@@ -36,7 +38,6 @@ __all__ = [
 ]
 
 SESSION_COOKIE = "yw_sso"
-LANG_COOKIE = "yw_lang"
 BROWSER_COOKIE = "yw_flowb"
 """A random per-browser value; a flow stores its hash so that only the browser
 that started it can resume it (a flow id is otherwise a bearer reference)."""
@@ -100,6 +101,8 @@ def lang(ui_locales: str | None = None) -> str:
 def render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
     language = ctx.pop("language", None) or lang()
 
+    g.yw_render_lang = language  # what _() in the templates translates to (keys.locale.install_jinja)
+
     def t(key: str, **values: Any) -> str:
         return translate(language, key, **values)
 
@@ -134,10 +137,15 @@ def _this_route() -> str:
     return path
 
 
+def page_language() -> str:
+    """The language ``_()`` in a template renders in: the one :func:`render` chose, else this request's."""
+    return g.get("yw_render_lang") or lang()
+
+
 def remember_language(resp: Any) -> Any:
     """An explicit ``?lang=`` switch is kept in a cookie for the next pages."""
-    chosen = request.args.get("lang")
-    if chosen in ("zh-CN", "en") and request.cookies.get(LANG_COOKIE) != chosen:
+    chosen = normalise(request.args.get("lang"))
+    if chosen and request.cookies.get(LANG_COOKIE) != chosen:
         resp.set_cookie(LANG_COOKIE, chosen, httponly=True, samesite="Lax",
                         secure=rt().secure_cookies, path="/", max_age=365 * 86400)
     return resp
