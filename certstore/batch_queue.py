@@ -41,7 +41,6 @@ class BatchQueue:
         url = settings.common.redis_url
         if not url:
             raise ValueError("the batch queue needs YIWANG_REDIS_URL")
-        import redis
 
         middleware = [
             AgeLimit(),
@@ -51,7 +50,7 @@ class BatchQueue:
             Retries(max_retries=3, min_backoff=1_000, max_backoff=30_000),
         ]
         self.broker: BoundedRedisBroker = redis_broker(
-            client=redis.Redis.from_url(url),
+            url=url,  # one server, Sentinel or Cluster (keys.redis_urls)
             namespace=f"{settings.common.redis_prefix}certstore-dramatiq",
             middleware=middleware,
             requeue_seconds=settings.queue_requeue_seconds,

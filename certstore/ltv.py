@@ -265,7 +265,6 @@ class LtvQueue:
         if not url:
             raise InvalidInput("the renewal queue needs YIWANG_REDIS_URL", field="redis")
         import dramatiq
-        import redis
         from dramatiq.middleware import (
             AgeLimit,
             Callbacks,
@@ -277,7 +276,7 @@ class LtvQueue:
         from keys.jobqueue import redis_broker
 
         self.broker = redis_broker(
-            client=redis.Redis.from_url(url),
+            url=url,  # one server, Sentinel or Cluster (keys.redis_urls)
             namespace=f"{settings.common.redis_prefix}certstore-dramatiq",
             middleware=[
                 AgeLimit(),

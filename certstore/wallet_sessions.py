@@ -62,7 +62,9 @@ def connect_wallet_redis(settings: CertstoreSettings) -> redis.Redis:
     global _embedded
     url = settings.common.redis_url
     if url:
-        return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30)
+        from keys.redis_urls import connect
+
+        return connect(url, timeout=5, health_check_interval=30)  # one server, Sentinel or Cluster
     import fakeredis
 
     with _lock:

@@ -5,7 +5,9 @@ state): SSO sessions, authorization and device codes, rate-limit counters,
 replay caches and the job queue. With ``YIWANG_REDIS_URL`` unset (the
 embedded default) a process-wide ``fakeredis`` server stands in, so a single
 ``idp serve`` works with nothing installed; it is not shared between
-processes, which is why production sets the variable.
+processes, which is why production sets the variable. The URL's scheme picks
+one server, a Sentinel set or a Cluster (:mod:`keys.redis_urls`,
+docs/redis-ha.md).
 
 Every idp key is built by a :class:`Keyspace`, which prefixes it with
 ``YIWANG_REDIS_PREFIX`` (default ``yw:``) and ``idp:``: several deployments
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis
+
+from keys.redis_urls import connect
 
 if TYPE_CHECKING:
     import fakeredis
@@ -51,9 +55,8 @@ def connect_redis(settings: IdpSettings) -> redis.Redis:
     """
     url = settings.common.redis_url
     if url:
-        return redis.Redis.from_url(
-            url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
-        )
+        # redis://, redis+sentinel:// or redis+cluster:// (docs/redis-ha.md)
+        return connect(url, timeout=5, health_check_interval=30)
     import fakeredis as _fakeredis
 
     return _fakeredis.FakeRedis(server=embedded_server())

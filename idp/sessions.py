@@ -14,6 +14,21 @@ the same :meth:`SessionStore.end` as every other sign-out, which fires the
 ``on_session_end`` hooks. A session read after its deadline is treated as
 ended (and ended on the spot).
 
+Key layout (docs/redis-ha.md). A session's keys — its hash ``s:<sid>``, its
+portals ``c:<sid>``, its CAS tickets ``t:<sid>`` — and the expiry index entry
+they are checked against move together: the read, create and end scripts
+touch them at once. On one Redis server or a Sentinel set that is every key
+(``<prefix>sso:s:<sid>``, one index ``<prefix>sso:expiry``, as before). On a
+Redis Cluster the sessions are spread over :data:`SESSION_SHARDS` hash tags
+``{sso:<n>}`` (``n`` from the sid), each with its own expiry index, so each
+script stays in one slot; the citizen's set of sessions ``u:<citizen>`` is in
+its own slot, written *before* the session (a dangling sid there is dropped
+when read; a session missing from it could escape "sign out everywhere") and
+cleaned after the end script. Creating and ending a session wait for the
+replicas (``WAIT``, :func:`keys.redis_urls.execute_durably`) when the URL names
+a Sentinel set or a Cluster: a sign-out a failover forgot would bring the
+session back.
+
 The browser holds an opaque cookie ``<sid>.<secret>``; only a SHA-256 of the
 secret is stored, so the ``sid`` that relying parties see in ID and logout
 tokens is not enough to take over a session. :meth:`SessionStore.end` is one
@@ -33,6 +48,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from keys.redis_urls import (
+    bucket_of,
+    durable_pipeline,
+    execute_durably,
+    hash_tag,
+    is_cluster,
+    wait_args,
+)
+
+from .session_scripts import CREATE as _CREATE
+from .session_scripts import END as _END
+from .session_scripts import GET as _GET
+
 __all__ = [
     "Session",
     "SessionStore",
@@ -40,12 +68,16 @@ __all__ = [
     "GRACE_SECONDS",
     "MAX_CAS_TICKETS",
     "END_REASONS",
+    "SESSION_SHARDS",
 ]
 
 logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 24 * 3600
 """How long a session's data outlives its deadline so expiry can still notify."""
+
+SESSION_SHARDS = 256
+"""On a Redis Cluster: hash tags the sessions are spread over (each with its own expiry index)."""
 
 MAX_CAS_TICKETS = 20
 """CAS tickets remembered per session for single logout (the first ones: each is a service session)."""
@@ -90,46 +122,6 @@ class Session:
 
 SessionEndHook = Callable[[Session, str], None]
 
-# KEYS: 1 hash, 2 expiry zset; ARGV: now, idle, max, grace, sid, touch, cookie hash ('' = none)
-# The cookie check compares SHA-256 digests of a 256-bit secret: their timing reveals nothing.
-_GET = """
-local v = redis.call('HMGET', KEYS[1], 'created_at', 'last_seen', 'cookie')
-if not v[1] then return false end
-if ARGV[7] ~= '' and v[3] ~= ARGV[7] then return false end
-local now = tonumber(ARGV[1])
-local idle = tonumber(ARGV[2])
-local maxs = tonumber(ARGV[3])
-local created = tonumber(v[1])
-local last = tonumber(v[2])
-local hard = created + maxs
-if now >= hard then return {'absolute_timeout'} end
-if now >= last + idle then return {'idle_timeout'} end
-if ARGV[6] == '1' then
-  redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
-  local deadline = math.min(now + idle, hard)
-  redis.call('EXPIRE', KEYS[1], deadline - now + tonumber(ARGV[4]))
-  redis.call('ZADD', KEYS[2], deadline, ARGV[5])
-end
-return {'ok', redis.call('HGETALL', KEYS[1])}
-"""
-
-# KEYS: 1 hash, 2 clients set, 3 expiry zset, 4 CAS tickets hash; ARGV: sid, citizen index prefix
-_END = """
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return false end
-local c = redis.call('SMEMBERS', KEYS[2])
-local t = redis.call('HGETALL', KEYS[4])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
-redis.call('ZREM', KEYS[3], ARGV[1])
-local cid = false
-for i = 1, #h, 2 do
-  if h[i] == 'citizen_id' then cid = h[i + 1] end
-end
-if cid then redis.call('SREM', ARGV[2] .. cid, ARGV[1]) end
-return {h, c, t}
-"""
-
-
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -161,22 +153,33 @@ class SessionStore:
         self.max_seconds = max_seconds
         self._clock = clock
         self._hooks: list[SessionEndHook] = []
+        self._sharded = is_cluster(redis)
         self._get = redis.register_script(_GET)
         self._end = redis.register_script(_END)
+        self._create = redis.register_script(_CREATE)
 
     # keys -------------------------------------------------------------
+    def _tag(self, sid: str) -> str:
+        """``''`` on one server; ``{sso:<n>}:`` on a Cluster (the session's slot)."""
+        return hash_tag(f"sso:{bucket_of(sid, SESSION_SHARDS)}") + ":" if self._sharded else ""
+
     def _k(self, sid: str) -> str:
-        return f"{self._p}s:{sid}"
+        return f"{self._p}{self._tag(sid)}s:{sid}"
 
     def _kc(self, sid: str) -> str:
-        return f"{self._p}c:{sid}"
+        return f"{self._p}{self._tag(sid)}c:{sid}"
 
     def _kt(self, sid: str) -> str:
-        return f"{self._p}t:{sid}"
+        return f"{self._p}{self._tag(sid)}t:{sid}"
 
-    @property
-    def _kexp(self) -> str:
-        return f"{self._p}expiry"
+    def _kexp(self, sid: str) -> str:
+        """The expiry index the session ``sid`` is in."""
+        return f"{self._p}{self._tag(sid)}expiry"
+
+    def _expiry_indexes(self) -> list[str]:
+        if not self._sharded:
+            return [f"{self._p}expiry"]
+        return [f"{self._p}{hash_tag(f'sso:{n}')}:expiry" for n in range(SESSION_SHARDS)]
 
     @property
     def _kcit(self) -> str:
@@ -235,14 +238,19 @@ class SessionStore:
         deadline = min(now + self.idle_seconds, now + self.max_seconds)
         mapping = self._to_hash(session)
         mapping["cookie"] = _hash_secret(secret)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._k(sid), mapping=mapping)
-        pipe.expire(self._k(sid), deadline - now + GRACE_SECONDS)
-        pipe.zadd(self._kexp, {sid: deadline})
-        pipe.sadd(self._kcit + session.citizen_id, sid)
-        if also is not None:
+        citizen_set = self._kcit + session.citizen_id
+        keys = [self._k(sid), self._kexp(sid)]
+        if self._sharded:
+            # Another slot: the citizen's set first, so no session is ever missing from it.
+            self._r.sadd(citizen_set, sid)
+        else:
+            keys.append(citizen_set)
+        pipe = durable_pipeline(self._r, self._k(sid))
+        fields = [x for kv in mapping.items() for x in kv]
+        self._create(keys=keys, args=[deadline - now + GRACE_SECONDS, sid, deadline, *fields], client=pipe)
+        if also is not None:  # keys of the session's slot only
             also(pipe, session)
-        pipe.execute()
+        execute_durably(pipe)
         logger.info("session %s started (channel %s)", sid, channel)
         return session, f"{sid}.{secret}"
 
@@ -251,7 +259,7 @@ class SessionStore:
         if not sid or len(sid) > 64:
             return None
         res = self._get(
-            keys=[self._k(sid), self._kexp],
+            keys=[self._k(sid), self._kexp(sid)],
             args=[
                 int(self._clock()),
                 self.idle_seconds,
@@ -298,13 +306,19 @@ class SessionStore:
         With ``pipe`` the commands are only queued on it (the authorization
         endpoint sends them with the code, in one round trip).
         """
-        own = pipe is None
+        own = pipe is None or self._sharded
         if own:
-            pipe = self._r.pipeline(transaction=False)
+            # On a Cluster always a round trip of its own, on the session's node
+            # (the caller's pipeline spans slots), before the caller's code exists.
+            pipe = durable_pipeline(self._r, self._kc(sid))
         pipe.sadd(self._kc(sid), client_id)
         pipe.expire(self._kc(sid), self.max_seconds + GRACE_SECONDS)
         if own:
-            pipe.execute()
+            execute_durably(pipe)
+        elif (wait := wait_args(self._r)) is not None:
+            # Back-channel logout needs this portal in the set: the replicas get it
+            # before the caller's code is handed out (WAIT counts this connection's writes).
+            pipe.execute_command(*wait)
 
     def add_cas_ticket(self, sid: str, client_id: str, ticket: str, *, pipe: Any = None) -> None:
         """Remember that CAS service ``client_id`` got ``ticket`` in this session (and add the client).
@@ -335,14 +349,17 @@ class SessionStore:
         """
         if not sid:
             return None
-        res = self._end(
-            keys=[self._k(sid), self._kc(sid), self._kexp, self._kt(sid)], args=[sid, self._kcit]
-        )
+        pipe = durable_pipeline(self._r, self._k(sid))
+        self._end(keys=[self._k(sid), self._kc(sid), self._kexp(sid), self._kt(sid)],
+                  args=[sid, "" if self._sharded else self._kcit], client=pipe)
+        res = execute_durably(pipe)[0]
         if not res:
             return None
         flat, clients, tickets = res
         data = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         session = self._from_hash(sid, data, clients=frozenset(_text(c) for c in clients))
+        if self._sharded and session.citizen_id:
+            self._r.srem(self._kcit + session.citizen_id, sid)
         if tickets:
             cas = tuple(sorted((_text(tickets[i + 1]), _text(tickets[i])) for i in range(0, len(tickets), 2)))
             session = dataclasses.replace(session, cas_tickets=cas)
@@ -377,21 +394,27 @@ class SessionStore:
 
     def all_sids(self) -> list[str]:
         """Every session id not yet ended (for ``idp sessions end --all``)."""
-        return [_text(s) for s in self._r.zrange(self._kexp, 0, -1)]
+        pipe = self._r.pipeline(transaction=False)
+        for index in self._expiry_indexes():
+            pipe.zrange(index, 0, -1)
+        return [_text(s) for sids in pipe.execute() for s in sids]
 
     def sweep_expired(self, *, limit: int = 500) -> list[Session]:
         """End sessions whose idle or absolute deadline has passed; run periodically."""
         now = int(self._clock())
-        due = self._r.zrangebyscore(self._kexp, "-inf", now, start=0, num=limit)
+        pipe = self._r.pipeline(transaction=False)
+        for index in self._expiry_indexes():
+            pipe.zrangebyscore(index, "-inf", now, start=0, num=limit)
+        due = [raw for found in pipe.execute() for raw in found][:limit]
         ended: list[Session] = []
         for raw in due:
             sid = _text(raw)
             res = self._get(
-                keys=[self._k(sid), self._kexp],
+                keys=[self._k(sid), self._kexp(sid)],
                 args=[now, self.idle_seconds, self.max_seconds, GRACE_SECONDS, sid, "0", ""],
             )
             if not res:
-                self._r.zrem(self._kexp, sid)  # the data is gone: drop the index entry
+                self._r.zrem(self._kexp(sid), sid)  # the data is gone: drop the index entry
                 continue
             status = _text(res[0])
             if status != "ok":

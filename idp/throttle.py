@@ -65,8 +65,20 @@ def make_throttle_storage(
     """``limits`` storage on the configured Redis, or in memory for the embedded default."""
     url = settings.common.redis_url
     if url and client is not None:
+        from keys.redis_urls import is_cluster
+
+        if is_cluster(client):
+            # limits' scripts touch one key each: on a Cluster the storage simply
+            # runs on the idp's own RedisCluster client (docs/redis-ha.md).
+            import redis as redis_lib
+
+            storage = RedisStorage("redis://", connection_pool=redis_lib.ConnectionPool(),
+                                   key_prefix=keyspace.key("throttle"))
+            storage.storage = client
+            storage.initialize_storage(url)
+            return storage
         return RedisStorage(
-            url,
+            "redis://",  # the pool below decides where (one server or the Sentinel primary)
             connection_pool=client.connection_pool,
             key_prefix=keyspace.key("throttle"),
         )

@@ -55,7 +55,9 @@ from typing import Any
 from dramatiq import Middleware, Worker
 from dramatiq.brokers.redis import RedisBroker
 
-__all__ = ["RequeueBound", "RequeueBeat", "BoundedRedisBroker", "redis_broker"]
+from .redis_urls import connect, is_cluster
+
+__all__ = ["RequeueBound", "RequeueBeat", "BoundedRedisBroker", "redis_broker", "cluster_namespace"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,14 +148,40 @@ class RequeueBeat(Middleware):
                 return
 
 
+def cluster_namespace(namespace: str) -> str:
+    """``namespace`` as one hash tag: every key of the broker in one Cluster slot.
+
+    Dramatiq's dispatch script is called with the namespace as its only key and
+    builds the others (``<ns>:<queue>``, ``<ns>:__acks__…``, ``<ns>:__heartbeats__``)
+    itself; on a Cluster they must all hash to that key's slot, which a
+    namespace in braces guarantees. The queue is then one slot's load (one
+    primary): ample for logout deliveries and batch chunks (docs/redis-ha.md).
+    """
+    if "{" in namespace:
+        return namespace
+    return "{" + namespace + "}"
+
+
 def redis_broker(
     *,
-    client: Any,
     namespace: str,
     middleware: list[Middleware],
     requeue_seconds: float,
+    client: Any = None,
+    url: str | None = None,
 ) -> BoundedRedisBroker:
-    """A Redis broker on which a dead worker's messages are back on their queue within ``requeue_seconds``."""
+    """A Redis broker on which a dead worker's messages are back on their queue within ``requeue_seconds``.
+
+    ``client``, or ``url`` (one server, ``redis+sentinel://`` or ``redis+cluster://``,
+    :mod:`keys.redis_urls`). On a Cluster the namespace becomes a hash tag
+    (:func:`cluster_namespace`).
+    """
+    if client is None:
+        if not url:
+            raise ValueError("a Redis broker needs a client or a URL")
+        client = connect(url)
+    if is_cluster(client):
+        namespace = cluster_namespace(namespace)
     return BoundedRedisBroker(
         bound=RequeueBound(requeue_seconds),
         client=client,

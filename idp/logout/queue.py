@@ -114,15 +114,13 @@ def build_broker(settings: IdpSettings) -> dramatiq.Broker:
     ]
     url = settings.common.redis_url
     if url:
-        import redis
-
         from keys.jobqueue import redis_broker
 
-        client = redis.Redis.from_url(url)
         namespace = f"{settings.common.redis_prefix}dramatiq"
         # Issue 20 §5: jobs held by a worker that died are back on the queue within
         # queue_requeue_seconds (Dramatiq's own heartbeat timeout alone: a minute or more).
-        return redis_broker(client=client, namespace=namespace, middleware=middleware,
+        # The URL may name a Sentinel set or a Cluster (keys.redis_urls, docs/redis-ha.md).
+        return redis_broker(url=url, namespace=namespace, middleware=middleware,
                             requeue_seconds=settings.queue_requeue_seconds)
     return StubBroker(middleware=middleware)
 
