@@ -101,7 +101,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         user: GrantUser = request.user
         scopes = scope_to_list(token.get("scope") or "") or []
         claims: dict[str, Any] = {
-            "sub": provider.subject(client, user.public_id),
+            "sub": user.staff["sub"] if user.staff else provider.subject(client, user.public_id),
             "aud": client.client_id,
             "azp": client.client_id,
             "auth_time": user.auth_time,
@@ -116,7 +116,10 @@ class OpenIDCode(oidc_grants.OpenIDCode):
             claims["nonce"] = code.nonce
         if token.get("access_token"):
             claims["at_hash"] = at_hash(token["access_token"])
-        citizen = user.citizen if user.citizen is not None else provider.get_citizen(user.citizen_id)
+        if user.staff:  # a clerk or agent (idp.staff.signin): their name, kind and office, no citizen
+            claims.update(user.staff["claims"])
+        citizen = None if user.staff else (
+            user.citizen if user.citizen is not None else provider.get_citizen(user.citizen_id))
         if citizen is not None:
             # Never the ID number, whatever the client and scope (issue 11 §4):
             # an ID token travels through browsers, logs and id_token_hint URLs.
@@ -210,6 +213,7 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
             resource=[resource] if resource else [],
             citizen=snapshot_of(user.citizen),
             dpop_jkt=data.get("dpop_jkt") or None,
+            staff=user.staff,
         ), also=also)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
@@ -232,6 +236,13 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> GrantUser | None:
         provider = _provider(self)
+        if authorization_code.staff is not None:  # a staff portal's code (idp.staff.signin): no citizen
+            return GrantUser(
+                citizen_id=None, public_id="", sid=None,  # type: ignore[arg-type]
+                auth_time=authorization_code.auth_time, acr=authorization_code.acr,
+                amr=list(authorization_code.amr), code_hash=authorization_code.code_hash,
+                extra={"resource": authorization_code.resource}, staff=authorization_code.staff,
+            )
         snap = authorization_code.citizen
         if snap is not None:
             # Read when the code was issued (the ID token never carries the ID
@@ -356,7 +367,13 @@ class RefreshTokenGrant(BoundTokens, grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token: _RefreshRecord) -> GrantUser | None:
         provider = _provider(self)
         row = refresh_token.row
-        citizen = provider.get_citizen(int(row["citizen_id"])) if row["citizen_id"] else None
+        citizen: Any = None
+        if row.get("citizen") is not None:
+            # Read in the take's own statement (records._take_statement); the
+            # records are written only while the account is live (save_token).
+            citizen = CitizenSnapshot(**row["citizen"])
+        elif row["citizen_id"]:
+            citizen = provider.get_citizen(int(row["citizen_id"]))
         if citizen is None or citizen.disabled:
             return None
         data = row.get("data") or {}

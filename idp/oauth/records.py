@@ -78,6 +78,56 @@ def _insert_statement(n: int, *, for_citizen: bool = False) -> Any:
     return stmt
 
 
+_TAKES: dict[tuple[bool, bool], Any] = {}
+
+
+def _take_statement(grace: bool, with_jkt: bool) -> Any:
+    """PostgreSQL: the refresh token's conditional ``UPDATE … RETURNING`` and its citizen, one statement.
+
+    ``WITH taken AS (UPDATE … RETURNING *) SELECT taken.*, citizen … LEFT JOIN``:
+    the same conditions as the ORM form in :meth:`SqlTokenStore.take_refresh`,
+    built once per shape with bind parameters (``t_jti``, ``t_client``, ``t_now``,
+    ``t_cutoff`` = now − grace, ``t_jkt``; not column names, which an UPDATE would take as SET values), so the refresh grant reads the citizen
+    it needs for the ID token and the userinfo snapshot without a second round
+    trip (issue 16). A citizen disabled or deleted meanwhile still stops the
+    grant: its state comes back with the row, and the new records are written
+    only while the account is live (``_insert_statement(for_citizen=True)``).
+    """
+    key = (grace, with_jkt)
+    stmt = _TAKES.get(key)
+    if stmt is None:
+        t: sa.Table = TokenRecord.__table__  # type: ignore[assignment]
+        c: sa.Table = Citizen.__table__  # type: ignore[assignment]
+        stamp = sa.bindparam("t_now", type_=t.c.consumed_at.type)
+        bound_jkt = t.c.data["cnf"]["jkt"].as_string()
+        same_key = (sa.or_(bound_jkt.is_(None), bound_jkt == sa.bindparam("t_jkt", type_=sa.String()))
+                    if with_jkt else bound_jkt.is_(None))
+        if grace:
+            usable = sa.or_(t.c.consumed_at.is_(None), sa.and_(
+                t.c.retried_at.is_(None), t.c.consumed_at >= sa.bindparam("t_cutoff", type_=t.c.consumed_at.type)))
+            values: dict[str, Any] = {
+                "consumed_at": sa.func.coalesce(t.c.consumed_at, stamp),
+                "retried_at": sa.case((t.c.consumed_at.is_(None), t.c.retried_at), else_=stamp),
+            }
+        else:
+            usable = t.c.consumed_at.is_(None)
+            values = {"consumed_at": stamp}
+        taken = (
+            sa.update(t)
+            .where(t.c.jti == sa.bindparam("t_jti", type_=sa.String()), t.c.kind == "refresh", t.c.client_id == sa.bindparam("t_client", type_=sa.String()),
+                   usable, same_key, t.c.revoked_at.is_(None), t.c.expires_at > stamp)
+            .values(**values)
+            .returning(*t.c)
+            .cte("taken")
+        )
+        stmt = sa.select(
+            taken, c.c.public_id.label("c_public_id"), c.c.name.label("c_name"), c.c.phone.label("c_phone"),
+            c.c.email.label("c_email"), c.c.disabled.label("c_disabled"),
+        ).select_from(taken.outerjoin(c, c.c.id == taken.c.citizen_id))
+        _TAKES[key] = stmt
+    return stmt
+
+
 class SqlTokenStore(TokenStore):
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -146,6 +196,22 @@ class SqlTokenStore(TokenStore):
         cannot burn it). A rotated one is still ``reused``.
         """
         table = TokenRecord
+        if self._db.dialect == "postgresql":
+            # One prebuilt statement: the take and the citizen's claims (issue 16).
+            got = self._db.first_row(_take_statement(grace_seconds > 0, jkt is not None), {
+                "t_jti": jti, "t_client": client_id, "t_now": _ts(now),
+                "t_cutoff": _ts(now - grace_seconds), "t_jkt": jkt})
+            if got is not None:
+                m = got._mapping
+                row = {f: m[f] for f in _FIELDS}
+                row.update({k: _epoch(m[k]) for k in ("issued_at", "expires_at", "revoked_at",
+                                                      "consumed_at", "retried_at")})
+                if m["c_public_id"] is not None:
+                    row["citizen"] = {"id": int(m["citizen_id"]), "public_id": m["c_public_id"],
+                                      "name": m["c_name"], "phone": m["c_phone"], "email": m["c_email"],
+                                      "disabled": bool(m["c_disabled"])}
+                return ("retry" if m["retried_at"] is not None else "ok"), row
+            return self._why_not_taken(jti, client_id, now)
         bound_jkt = table.data["cnf"]["jkt"].as_string()
         same_key = bound_jkt.is_(None) if jkt is None else sa.or_(bound_jkt.is_(None), bound_jkt == jkt)
         if grace_seconds > 0:
@@ -179,6 +245,12 @@ class SqlTokenStore(TokenStore):
             if r is not None:
                 # A live token has retried_at NULL (release_refresh keeps it so).
                 return ("retry" if r.retried_at is not None else "ok"), _row(r)
+        return self._why_not_taken(jti, client_id, now)
+
+    def _why_not_taken(self, jti: str, client_id: str, now: int) -> tuple[str, dict[str, Any] | None]:
+        """Why :meth:`take_refresh` took nothing (a read that runs only on that path)."""
+        table = TokenRecord
+        with self._db.single_statement() as s:
             r = s.get(table, jti)
             if r is None or r.kind != "refresh":
                 return "unknown", None
