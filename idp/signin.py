@@ -23,6 +23,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 
 from .consents import ConsentService
 from .oauth import fapi
+from .oauth.acr import level, requirement
 from .oauth.flow import (
     Flow,
     FlowState,
@@ -36,6 +37,8 @@ from .oauth.flow import (
 from .oauth.flowstore import FlowStore
 from .oauth.par import REQUEST_URI_PREFIX
 from .oauth.provider import GrantUser
+from .staff.portal import LOGIN_PATH as STAFF_LOGIN_PATH
+from .staff.portal import is_staff_portal
 
 __all__ = [
     "SignIn",
@@ -161,11 +164,22 @@ class SignIn:
     """The sign-in flow's orchestration, without HTTP."""
 
     def __init__(self, *, provider: Any, port: AuthorizationPort, flows: FlowStore,
-                 consents: ConsentService) -> None:
+                 consents: ConsentService, has_passkey: Any = None) -> None:
         self.provider = provider
         self.port = port
         self.flows = flows
         self.consents = consents
+        self._has_passkey = has_passkey
+        """``citizen_id -> bool``: a usable passkey (default: :func:`idp.passkeys.store.has_usable_passkey`)."""
+
+    def has_passkey(self, citizen_id: int) -> bool:
+        """Whether the account can step up with a passkey (asked only when a level above the session's is wanted)."""
+        if self._has_passkey is None:
+            from .passkeys.store import has_usable_passkey
+
+            db = self.consents.db
+            self._has_passkey = lambda cid: has_usable_passkey(db, cid)
+        return bool(self._has_passkey(citizen_id))
 
     # -------------------------------------------------------------- authorize
 
@@ -310,6 +324,8 @@ class SignIn:
                     raise ValueError
             except ValueError:
                 return RedirectError(redirect_uri, "invalid_request", "max_age must be a whole number", st)
+        if is_staff_portal(client):  # issue 13 §1: a staff portal signs in staff, never a citizen
+            return self._to_staff_login(flow, params, client, grant, redirect_uri, pushed)
 
         requested = scope_to_list(grant.request.scope) or []
         rules = {"first_party": client.first_party, "may_receive_id_number": client.may_receive_id_number}
@@ -326,11 +342,17 @@ class SignIn:
             user.citizen = citizen
         consent_given = granted is not None
         consented = granted if consent_given else (consent.current if consent is not None else None)
+        # acr_values, the client's default_acr_values and require_acr (idp/oauth/acr.py); the
+        # passkey table is read only when the session is below the level wanted.
+        needs = requirement(params.get("acr_values"), getattr(client, "attributes", None))
+        has_passkey = bool(user is not None and level(session.acr) < max(needs.level, level(needs.floor))
+                           and self.has_passkey(user.citizen_id))
         decision = next_step(Situation.of(
             params, now=now, max_age=max_age,
             session_auth_time=session.auth_time if user else None,
             session_acr=session.acr if user else None,
             citizen_has_totp=bool(citizen is not None and citizen.has_totp),
+            citizen_has_passkey=has_passkey, acr_wanted=needs.acr, acr_floor=needs.floor,
             consent_missing=consent_missing(requested, **rules, consented=consented),
             fresh_login=fresh, consent_given=consent_given,
         ))
@@ -362,6 +384,17 @@ class SignIn:
         if fid and not deleted:  # no code was issued (an error answer): the flow ends all the same
             self.flows.delete(fid)
         return IssueCode(response)
+
+    def _to_staff_login(self, flow: Flow | None, params: dict[str, str], client: Any, grant: Any,
+                        redirect_uri: str, pushed: bool) -> ReturnTo:
+        """The request waits for the staff sign-in page (:mod:`idp.staff.signin`); no citizen session is read."""
+        if flow is None:
+            flow = Flow.authorization(params, client_id=client.client_id, client_name=client.name,
+                                      scopes=scope_to_list(grant.request.scope) or [], redirect_uri=redirect_uri,
+                                      pushed=pushed)
+        if flow.state is not FlowState.LOGIN_PENDING:
+            flow.wait_for(Step.LOGIN)
+        return ReturnTo(f"{STAFF_LOGIN_PATH}?flow={self.flows.keep(flow)}")
 
     def _wait(self, flow: Flow | None, step: Step, params: dict[str, str], *, client: Any, requested: list[str],
               redirect_uri: str, pushed: bool, browser: Browser, inline_login: bool) -> ShowStep:

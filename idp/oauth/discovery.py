@@ -10,11 +10,12 @@ from .mtls import MTLS_AUTH_METHODS, MtlsConfig, discovery_metadata
 
 _BASE_METHODS = [m for m in AUTH_METHODS if m not in MTLS_AUTH_METHODS]  # mTLS: only when configured
 
-__all__ = ["discovery_document", "ACR_PASSWORD", "ACR_2FA", "ACR_VALUES"]
+__all__ = ["discovery_document", "ACR_PASSWORD", "ACR_2FA", "ACR_PASSKEY", "ACR_VALUES"]
 
 ACR_PASSWORD = "urn:yiwang:acr:pwd"  # noqa: S105 - an acr value, not a secret
 ACR_2FA = "urn:yiwang:acr:2fa"
-ACR_VALUES = (ACR_PASSWORD, ACR_2FA)
+ACR_PASSKEY = "urn:yiwang:acr:passkey"  # a passkey with user verification (idp/oauth/acr.py)
+ACR_VALUES = (ACR_PASSWORD, ACR_2FA, ACR_PASSKEY)  # in order, lowest first
 
 
 def discovery_document(
@@ -44,6 +45,7 @@ def discovery_document(
         "grant_types_supported": [
             "authorization_code", "refresh_token", "client_credentials",
             "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:openid:params:grant-type:ciba",  # OpenID CIBA Core 1.0 (idp.ciba)
         ],
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
@@ -70,6 +72,11 @@ def discovery_document(
         "access_token_signing_alg_values_supported": ["ES256"],
         # RFC 9449 §5.1 (keys.dpop.ALGORITHMS, asymmetric only).
         "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256"],
+        # OpenID CIBA Core 1.0 §4 (idp.ciba: poll and ping; algorithms = idp.ciba.signed.ALGORITHMS).
+        "backchannel_authentication_endpoint": f"{i}/bc-authorize",
+        "backchannel_token_delivery_modes_supported": ["poll", "ping"],
+        "backchannel_authentication_request_signing_alg_values_supported": ["ES256", "PS256", "EdDSA"],
+        "backchannel_user_code_parameter_supported": True,
     }
     if end_session_path:
         doc["end_session_endpoint"] = i + end_session_path

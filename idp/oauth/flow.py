@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .acr import UNMET, level
 from .claims import ID_NUMBER_SCOPE
 from .discovery import ACR_2FA
 
@@ -48,6 +49,8 @@ FLOW_VERSION = 1
 class Step(enum.Enum):
     LOGIN = "login"
     SECOND_FACTOR = "second_factor"
+    PASSKEY = "passkey"
+    """A step-up to a passkey with user verification (the request's or the client's acr)."""
     CONSENT = "consent"
     ISSUE = "issue"
     ERROR = "error"
@@ -71,15 +74,19 @@ class FlowState(enum.Enum):
     """A TOTP code: after the password (``pending_citizen``), or a step-up in the session."""
     CONSENT_PENDING = "consent_pending"
     """The consent page."""
+    PASSKEY_PENDING = "passkey_pending"
+    """A passkey assertion of the signed-in citizen (step-up to ``urn:yiwang:acr:passkey``)."""
     DONE = "done"
     """Answered (code, error, or back to the local page); nothing more is accepted."""
 
 
-_WAITS = (FlowState.DECIDING, FlowState.LOGIN_PENDING, FlowState.SECOND_FACTOR_PENDING, FlowState.CONSENT_PENDING)
+_WAITS = (FlowState.DECIDING, FlowState.LOGIN_PENDING, FlowState.SECOND_FACTOR_PENDING, FlowState.CONSENT_PENDING,
+          FlowState.PASSKEY_PENDING)
 _PENDING_FOR = {
     Step.LOGIN: FlowState.LOGIN_PENDING,
     Step.SECOND_FACTOR: FlowState.SECOND_FACTOR_PENDING,
     Step.CONSENT: FlowState.CONSENT_PENDING,
+    Step.PASSKEY: FlowState.PASSKEY_PENDING,
 }
 
 
@@ -187,6 +194,16 @@ class Flow:
         if self.pending_citizen is not None:
             self.login_sid = session_sid
         self.pending_citizen = None
+        self.state = FlowState.DECIDING
+
+    def passkey_passed(self, session_sid: str) -> None:
+        """A passkey (with user verification) signed ``session_sid`` in afresh: a login in this flow.
+
+        From the login page (instead of the password) or from the step-up page.
+        """
+        self._require("passkey_passed", FlowState.LOGIN_PENDING, FlowState.PASSKEY_PENDING)
+        self.pending_citizen = None
+        self.login_sid = session_sid
         self.state = FlowState.DECIDING
 
     def consented(self, granted: Iterable[str], session_sid: str) -> None:
@@ -328,6 +345,12 @@ class Situation:
     """``None``: nobody is signed in (or the account is disabled)."""
     session_acr: str | None = None
     citizen_has_totp: bool = False
+    citizen_has_passkey: bool = False
+    """The account has a usable passkey (only looked up when the level asked is above the session's)."""
+    acr_wanted: str | None = None
+    """The level the request (or the client's default or floor) asks for (:func:`idp.oauth.acr.requirement`)."""
+    acr_floor: str | None = None
+    """The client's ``require_acr``: below it, no code (``unmet_authentication_requirements``)."""
     consent_missing: bool = False
     """The remembered (or just given) consent does not cover the request."""
     fresh_login: bool = False
@@ -352,11 +375,20 @@ def next_step(s: Situation) -> Decision:
             return Decision(Step.LOGIN)
         if s.max_age is not None and s.now - s.session_auth_time > s.max_age:
             return Decision(Step.ERROR, "login_required") if none else Decision(Step.LOGIN)
+    # Levels (idp/oauth/acr.py): pwd < 2fa < passkey; a higher one satisfies a lower.
+    have, want = level(s.session_acr), level(s.acr_wanted)
+    reachable = max(have, 3 if s.citizen_has_passkey else 2 if s.citizen_has_totp else 1)
+    # The client's floor that this account cannot reach: no weaker sign-in instead.
+    if reachable < level(s.acr_floor):
+        return Decision(Step.ERROR, UNMET)
+    # A passkey step-up when the level asked needs it (or is 2fa and there is no TOTP).
+    if have < want and s.citizen_has_passkey and (want > level(ACR_2FA) or not s.citizen_has_totp):
+        return Decision(Step.ERROR, "interaction_required") if none else Decision(Step.PASSKEY)
     # A second factor whenever the account has one and the session has not
     # used it yet — which also serves acr_values asking for the stronger level
-    # (step-up in the same session, issue 4 §2). An account without TOTP
-    # cannot step up; its ID token then says acr=pwd, as OIDC Core §2 lets it.
-    if s.citizen_has_totp and s.session_acr != ACR_2FA:
+    # (step-up in the same session, issue 4 §2). An account without TOTP or a
+    # passkey cannot step up; its ID token then says acr=pwd, as OIDC Core §2 lets it.
+    if s.citizen_has_totp and have < level(ACR_2FA):
         return Decision(Step.ERROR, "interaction_required") if none else Decision(Step.SECOND_FACTOR)
     # Consent (OIDC Core §3.1.2.4), remembered; skipped for first-party clients.
     if not s.consent_given:

@@ -115,7 +115,7 @@ def test_pairwise_subjects():
 
 S = FlowState
 _ALL = list(FlowState)
-_WAITING = [S.DECIDING, S.LOGIN_PENDING, S.SECOND_FACTOR_PENDING, S.CONSENT_PENDING]
+_WAITING = [S.DECIDING, S.LOGIN_PENDING, S.SECOND_FACTOR_PENDING, S.CONSENT_PENDING, S.PASSKEY_PENDING]
 
 TRANSITIONS = {
     # name: (call, {state it is allowed in: state it leads to})
@@ -127,6 +127,9 @@ TRANSITIONS = {
     "logged_in": (lambda f: f.logged_in("sid-1"), {S.LOGIN_PENDING: S.DECIDING}),
     "second_factor_passed": (lambda f: f.second_factor_passed("sid-1"), {S.SECOND_FACTOR_PENDING: S.DECIDING}),
     "consented": (lambda f: f.consented(["profile"], "sid-1"), {S.CONSENT_PENDING: S.DECIDING}),
+    "wait_for_passkey": (lambda f: f.wait_for(Step.PASSKEY), dict.fromkeys(_WAITING, S.PASSKEY_PENDING)),
+    "passkey_passed": (lambda f: f.passkey_passed("sid-1"),
+                       {S.LOGIN_PENDING: S.DECIDING, S.PASSKEY_PENDING: S.DECIDING}),
     "finish": (lambda f: f.finish(), dict.fromkeys(_WAITING, S.DONE)),
 }
 
