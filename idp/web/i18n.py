@@ -90,7 +90,7 @@ _MESSAGES: dict[str, str] = {
     'error_not_found_title': N_('Page not found'),
     'error_not_found': N_('There is no page at this address. Check the address, or go back to the service you were using and start again.'),
     'channel_browser': N_('Browser'),
-    'signed_in_at': N_('signed in %(when)s UTC'),
+    'signed_in_at': N_('signed in %(when)s'),
     'error_unavailable': N_('The service is briefly unavailable. Please reload the page in a few seconds.'),}
 """Key → English msgid."""
 

@@ -27,6 +27,12 @@ def _masked_ip(ip: str) -> str:
     return ip.split(":")[0] + ":*" if ip else ""
 
 
+def _client_name(r: Any, client_id: str) -> str:
+    """The name a citizen knows a portal by, not its client id (issue 18)."""
+    client = r.provider.query_client(client_id)
+    return str(client.name) if client is not None and client.name else client_id
+
+
 @bp.get("")
 def home() -> Any:
     session = current_session()
@@ -43,8 +49,8 @@ def _page(session: Any, *, status: int = 200, password_error: tuple[str, dict[st
     consents = [app._asdict() for app in r.consents.connected_apps(int(session.citizen_id))]
     view = [
         {"sid": s.sid, "channel": s.channel, "ip": _masked_ip(s.ip), "current": s.sid == session.sid,
-         "created": dt.datetime.fromtimestamp(s.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-         "clients": sorted(s.clients)}
+         "created": dt.datetime.fromtimestamp(s.created_at, dt.UTC),  # shown in China Standard Time (|cst)
+         "clients": sorted(_client_name(r, c) for c in s.clients)}
         for s in sessions
     ]
     citizen = r.services.accounts.get(int(session.citizen_id))
