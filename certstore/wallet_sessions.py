@@ -93,14 +93,16 @@ class WalletSessions:
         token = secrets.token_urlsafe(32)
         key = _digest(token)
         record = dict(data, sid=sid or "", sub=sub or "")
-        pipe = self.client.pipeline()
-        pipe.set(self._k("s", key), json.dumps(record, ensure_ascii=False), ex=self.ttl)
+        # The indexes (another Cluster slot each) first, then the session: a
+        # session is never missing from the index its back-channel logout reads.
+        pipe = self.client.pipeline(transaction=False)
         for kind, value in (("sid", sid), ("sub", sub)):
             if value:
                 idx = self._k(kind, _digest(value))
                 pipe.sadd(idx, key)
                 pipe.expire(idx, self.ttl)
         pipe.execute()
+        self.client.set(self._k("s", key), json.dumps(record, ensure_ascii=False), ex=self.ttl)
         return token
 
     def get(self, token: str | None) -> dict[str, Any] | None:

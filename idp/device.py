@@ -46,8 +46,11 @@ from authlib.oauth2.rfc8628 import (
 )
 from redis.exceptions import WatchError
 
+from keys.redis_urls import is_cluster
+
 from .oauth.binding import BoundTokens
 from .oauth.scopes import grant_scope
+from .redis import get_many, slot_tag
 
 __all__ = [
     "USER_CODE_ALPHABET",
@@ -81,12 +84,14 @@ end
 return 'ok'
 """
 
-# KEYS: 1 device hash, 2 used marker, 3 user-code key; ARGV: used ttl
+# KEYS: 1 device hash, 2 used marker, [3 user-code key: one server only]; ARGV: used ttl
 # Atomically takes an approved device code: exactly one poll gets the tokens.
+# On a Cluster the user-code key is in another slot: the caller deletes it after.
 _TAKE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'approved' then return false end
 local v = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1])
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
 return v
 """
@@ -141,13 +146,13 @@ class DeviceCodeStore:
         self._take = redis.register_script(_TAKE)
 
     def _kd(self, device_hash: str) -> str:
-        return f"{self._p}dc:{device_hash}"
+        return f"{self._p}dc:{slot_tag(self._r, device_hash)}"
 
     def _ku(self, user_code: str) -> str:
         return f"{self._p}uc:{user_code}"
 
     def _kused(self, device_hash: str) -> str:
-        return f"{self._p}used:{device_hash}"
+        return f"{self._p}used:{slot_tag(self._r, device_hash)}"
 
     # issuing ------------------------------------------------------------
     def save(self, client_id: str, scope: str | None, data: dict[str, Any]) -> None:
@@ -163,7 +168,9 @@ class DeviceCodeStore:
             "last_poll": 0,
             "status": "pending",
         }
-        pipe = self._r.pipeline(transaction=True)
+        # Two slots on a Cluster: not a transaction. A failure raises before the
+        # codes are handed out; what was written is unreachable and expires.
+        pipe = self._r.pipeline(transaction=False)
         pipe.hset(self._kd(dh), mapping=record)
         pipe.expire(self._kd(dh), int(data["expires_in"]) + 60)
         pipe.set(self._ku(data["user_code"]), dh, ex=int(data["expires_in"]))
@@ -252,7 +259,7 @@ class DeviceCodeStore:
     def locked_out(self, sid: str, *, account: str | None = None, ip: str | None = None) -> bool:
         """Too many wrong user codes lately from this session, account or address (one round trip)."""
         keys = self._miss_keys(sid, account, ip)
-        counts = self._r.mget([k for k, _ in keys])
+        counts = get_many(self._r, [k for k, _ in keys])
         return any(int(c or 0) >= limit for c, (_, limit) in zip(counts, keys, strict=True))
 
     def miss(self, sid: str, *, account: str | None = None, ip: str | None = None) -> None:
@@ -289,12 +296,15 @@ class DeviceCodeStore:
 
     def take_approved(self, device_hash: str, user_code: str) -> DeviceApproval | None:
         """Consume an approved code (once); ``None`` if it is not approved or already taken."""
-        res = self._take(
-            keys=[self._kd(device_hash), self._kused(device_hash), self._ku(user_code)],
-            args=[self.expires_in + 600],
-        )
+        keys = [self._kd(device_hash), self._kused(device_hash)]
+        cluster = is_cluster(self._r)
+        if not cluster:
+            keys.append(self._ku(user_code))
+        res = self._take(keys=keys, args=[self.expires_in + 600])
         if not res:
             return None
+        if cluster:  # the user code now names nothing pending; dropping it is tidying up
+            self._r.delete(self._ku(user_code))
         data = {_text(res[i]): _text(res[i + 1]) for i in range(0, len(res), 2)}
         return DeviceApproval(
             citizen_id=int(data["citizen_id"]),

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from keys.redis_urls import connect
+from keys.redis_urls import connect, hash_tag, is_cluster
 
 if TYPE_CHECKING:
     import fakeredis
 
     from .settings import IdpSettings
 
-__all__ = ["connect_redis", "embedded_server", "Keyspace", "is_embedded"]
+__all__ = ["connect_redis", "embedded_server", "Keyspace", "is_embedded", "slot_tag", "get_many"]
 
 _lock = threading.Lock()
 _server: fakeredis.FakeServer | None = None
@@ -67,6 +67,26 @@ def is_embedded(client: redis.Redis) -> bool:
     import fakeredis as _fakeredis
 
     return isinstance(client, _fakeredis.FakeRedis)
+
+
+def slot_tag(client: Any, value: str) -> str:
+    """``value`` as a hash tag on a Redis Cluster (``{value}``), ``value`` itself otherwise.
+
+    For keys one script or transaction touches together (a code and its
+    used marker: ``code:c:{h}`` and ``code:u:{h}``): on a Cluster they must
+    share a slot; on one server the key names stay what they always were.
+    """
+    return hash_tag(value) if is_cluster(client) else value
+
+
+def get_many(client: Any, keys: list[str]) -> list[Any]:
+    """``MGET`` on one server; one ``GET`` per key in one pipeline on a Cluster (keys in several slots)."""
+    if not is_cluster(client):
+        return list(client.mget(keys))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+    return list(pipe.execute())
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,8 @@ def _describe(exc: BaseException) -> str | None:
         import sqlalchemy.exc as sa_exc
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        from keys.redis_urls import UNAVAILABLE as REDIS_UNAVAILABLE
     except ImportError:  # pragma: no cover
         return None
     text = str(getattr(exc, "orig", "") or "")
@@ -104,7 +106,7 @@ def _describe(exc: BaseException) -> str | None:
         return "the database has no certstore tables yet (run: certstore init, or certstore db upgrade)"
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return "the database cannot be reached (check YIWANG_DATABASE_URL and that it is running)"
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | REDIS_UNAVAILABLE):
         return "Redis cannot be reached (check YIWANG_REDIS_URL and that it is running)"
     return None
 

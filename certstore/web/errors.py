@@ -31,6 +31,7 @@ from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from keys.errors import KeysError
+from keys.redis_urls import UNAVAILABLE as REDIS_UNAVAILABLE
 
 from ..availability import DATABASE, REDIS, RETRY_AFTER_SECONDS, Outage
 from ..db import outage_of
@@ -190,7 +191,8 @@ def _from_keys(e: KeysError) -> Response:
     return _reply(503, "Service unavailable", "the signing keys are not available", code="keys_unavailable")
 
 
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, *REDIS_UNAVAILABLE)
+"""Also a Sentinel or Cluster failover in progress (keys.redis_urls)."""
 
 
 def store_unavailable(e: BaseException) -> StoreUnavailable | None:

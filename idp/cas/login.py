@@ -163,7 +163,10 @@ class CasLogin:
         ticket = Ticket(client_id=client.client_id, service=service, sid=session.sid, citizen_id=citizen.id,
                         auth_time=int(session.auth_time), issued_at=now, fresh=fresh,
                         scopes=final_scopes(asked, **rules, consented=consented))
-        pipe = self._r.pipeline(transaction=True)
+        # Not a transaction (the ticket, the session and the request are in three
+        # Cluster slots): a failure raises before the ticket is handed out, and a
+        # ticket nobody received is never validated.
+        pipe = self._r.pipeline(transaction=False)
         value = self.tickets.issue(ticket, pipe=pipe)
         self.sessions.add_cas_ticket(session.sid, client.client_id, value, pipe=pipe)
         if request_id is not None:

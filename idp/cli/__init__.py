@@ -27,7 +27,7 @@ __all__ = ["main", "cli"]
 logger = logging.getLogger(__name__)
 
 # Each module defines ``register(group: click.Group) -> None``.
-_COMMAND_MODULES = ("db", "keys", "users", "clients", "serve", "audit", "logout", "worker", "init")
+_COMMAND_MODULES = ("db", "keys", "users", "clients", "serve", "audit", "logout", "worker", "init", "staff")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,11 +56,13 @@ def _describe(exc: BaseException) -> str | None:
         import sqlalchemy.exc as sa_exc
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        from keys.redis_urls import UNAVAILABLE as REDIS_UNAVAILABLE
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return "the database cannot be reached (check YIWANG_DATABASE_URL and that it is running)"
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | REDIS_UNAVAILABLE):
         return "Redis cannot be reached (check YIWANG_REDIS_URL and that it is running)"
     return None
 

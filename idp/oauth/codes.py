@@ -20,6 +20,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 
+from ..redis import slot_tag
+
 __all__ = ["AuthorizationCode", "CitizenSnapshot", "CodeStore", "Consumed", "snapshot_of"]
 
 # KEYS: 1 code, 2 used marker; ARGV: used ttl
@@ -59,6 +61,9 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_hash: str = ""
     dpop_jkt: str | None = None
     """RFC 9449 §10: the DPoP key the code is bound to (its redemption must prove it)."""
+    staff: dict[str, Any] | None = None
+    """A staff portal's code (:mod:`idp.staff.signin`): the clerk's or agent's ``sub`` and
+    ID-token ``claims``; then there is no citizen (``citizen_id`` means nothing)."""
 
     # AuthorizationCodeMixin
     def get_redirect_uri(self) -> str:
@@ -133,7 +138,7 @@ class CodeStore:
         code = secrets.token_urlsafe(32)
         payload = asdict(data)
         payload.pop("code_hash", None)
-        key = self._p + "c:" + _h(code)
+        key = self._p + "c:" + slot_tag(self._r, _h(code))
         ttl = self.ttl_seconds if self.lifetime_of is None else self.lifetime_of(data.client_id)
         if also is None:
             self._r.set(key, json.dumps(payload), ex=ttl)
@@ -148,7 +153,8 @@ class CodeStore:
         if not code or len(code) > 200:
             return Consumed("unknown")
         h = _h(code)
-        res = self._consume(keys=[self._p + "c:" + h, self._p + "u:" + h], args=[self.replay_window])
+        t = slot_tag(self._r, h)  # the code and its used marker: one Cluster slot
+        res = self._consume(keys=[self._p + "c:" + t, self._p + "u:" + t], args=[self.replay_window])
         status = res[0].decode() if isinstance(res[0], bytes) else res[0]
         if status != "ok":
             return Consumed(status)

@@ -66,12 +66,14 @@ def _page(status: int, message: str, title: str = "error_title") -> Any:
 def _is_outage(exc: BaseException) -> bool:
     try:
         import sqlalchemy.exc as sa_exc
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError:  # pragma: no cover
         return False
-    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | RedisConnectionError
-                      | RedisTimeoutError) or isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    from keys.redis_urls import (
+        UNAVAILABLE as REDIS_UNAVAILABLE,  # also Sentinel and Cluster failovers
+    )
+
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | REDIS_UNAVAILABLE) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
 
 
 def install_error_handlers(app: Flask) -> None:
@@ -113,8 +115,12 @@ def install_error_handlers(app: Flask) -> None:
                 page.headers["Retry-After"] = RETRY_AFTER
                 page.headers["Cache-Control"] = "no-store"
                 return page
+            from keys.redis_urls import is_unavailable
+
+            detail = ("the session store (Redis) is unavailable; try again shortly" if is_unavailable(e)
+                      else "a backing service is unavailable; try again shortly")
             resp = jsonify({"type": "about:blank", "title": "service_unavailable", "status": 503,
-                            "detail": "a backing service is unavailable; try again shortly"})
+                            "detail": detail})
             resp.status_code = 503
             resp.mimetype = "application/problem+json"
             resp.headers["Retry-After"] = RETRY_AFTER
