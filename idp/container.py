@@ -51,6 +51,8 @@ class Container:
     provider: Provider | None
     """``None`` in processes that issue nothing (worker, CLI)."""
     logout: LogoutRuntime | None
+    actors: Any = None
+    """``idp.staff.actor.ActorResolver``: the clerk or agent behind a CIBA ``actor_token`` (with the provider)."""
 
     @classmethod
     def from_settings(cls, settings: IdpSettings, *, provider: bool = True, logout: bool = True) -> Container:
@@ -85,8 +87,15 @@ class Container:
             settings, database=services.db, redis=services.redis, prefix=services.keyspace.base,
             keyring=services.keyring, sessions=sessions, broker=broker, tokens=tokens,
         ) if logout else None
+        actors = None
+        if oidc is not None:  # issue 13 §1: staff accounts act for citizens (idp.staff.actor)
+            from .staff.accounts import StaffService
+            from .staff.actor import ActorResolver, install
+
+            actors = ActorResolver(tokens=tokens, staff=StaffService.of(services), issuer=config.issuer)
+            install(actors)
         return cls(settings=settings, services=services, sessions=sessions, tokens=tokens,
-                   provider=oidc, logout=runtime)
+                   provider=oidc, logout=runtime, actors=actors)
 
     def close(self) -> None:
         """Stop the logout queue and close the services (CLI and worker processes, at exit)."""

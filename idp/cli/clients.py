@@ -105,6 +105,8 @@ def register(group: click.Group) -> None:
     @click.option("--profile", type=click.Choice(["fapi2"]), help="apply the FAPI 2.0 Security Profile")
     @click.option("--dpop-bound", "dpop_bound", is_flag=True,
                   help="issue this client DPoP-bound tokens only (RFC 9449 dpop_bound_access_tokens)")
+    @click.option("--audience", type=click.Choice(["staff"]),
+                  help="staff: a counter or hotline system, whose sign-in is the staff sign-in (idp.staff)")
     @click.pass_obj
     def add(
         settings: IdpSettings,
@@ -139,6 +141,7 @@ def register(group: click.Group) -> None:
         tls_bound_tokens: bool = False,
         profile: str | None = None,
         dpop_bound: bool = False,
+        audience: str | None = None,
     ) -> None:
         """Register a relying party; prints its client id and (once) its secret."""
         spec = ClientSpec(
@@ -172,6 +175,7 @@ def register(group: click.Group) -> None:
             tls_bound_tokens=tls_bound_tokens,
             profile=profile,
             dpop_bound_access_tokens=dpop_bound,
+            audience=audience,
         )
         service = _service(settings)
         try:

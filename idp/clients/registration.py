@@ -33,6 +33,7 @@ from ..oauth.mtls import (
 )
 from ..oauth.mtls import thumbprint as mtls_thumbprint
 from ..oauth.scopes import GRANT_KINDS, kind_of
+from ..staff.portal import registration_attributes as staff_portal_attributes
 from .uris import (
     Resolver,
     check_private_schemes,
@@ -111,6 +112,8 @@ class ClientSpec:
     """``fapi2``: the FAPI 2.0 Security Profile's rules for this client (:mod:`idp.oauth.fapi`)."""
     dpop_bound_access_tokens: bool = False
     """RFC 9449 §5.2: only DPoP-bound tokens for this client (attribute ``dpop_bound_access_tokens``)."""
+    audience: str | None = None
+    """``staff``: a counter or hotline system that signs in staff, never citizens (:mod:`idp.staff.portal`)."""
 
 
 def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
@@ -227,6 +230,7 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
                                                    allow_loopback=allow_loopback))
     if spec.dpop_bound_access_tokens:  # idp.oauth.dpop.ATTRIBUTE
         attributes["dpop_bound_access_tokens"] = True
+    attributes.update(staff_portal_attributes(spec.audience, grant_types))  # idp.staff.portal
 
     client_id = spec.client_id or _new_client_id()
     if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id):

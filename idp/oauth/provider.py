@@ -118,6 +118,9 @@ class GrantUser:
     on_code_issue: Any = None
     """Optional ``f(redis_pipeline)``: more commands for the code's own round trip
     (the web layer deletes the finished flow there)."""
+    staff: dict[str, Any] | None = None
+    """A staff member instead of a citizen (:mod:`idp.staff.signin`): ``{"sub", "claims"}``;
+    ``citizen_id`` is then ``None``."""
 
     def get_user_id(self) -> int:
         return self.citizen_id
@@ -269,7 +272,10 @@ class Provider:
                 sub=client.client_id, expires_in=ttl, cnf=cnf,
             )
             return {"token_type": token_type, "access_token": token, "expires_in": ttl, "scope": scope}
-        sub = self.subject(client, user.public_id)
+        # A staff member's sub is in its own namespace (idp.staff.models.SUBJECT_PREFIX), never
+        # pairwise; a staff sign-in gets no refresh token (it lasts as long as the staff session).
+        sub = user.staff["sub"] if user.staff else self.subject(client, user.public_id)
+        include_refresh_token = include_refresh_token and not user.staff
         ttl = expires_in or self.config.access_token_seconds
         token, jti, exp = self.tokens.issue_access_token(
             client_id=client.client_id, scope=scope, audience=aud, sub=sub, sid=user.sid,
