@@ -148,6 +148,11 @@ class TokenStore:
 
 
 class TokenService:
+    keys_reload_seconds: float = 60.0
+    """How long a verification key set is used before the published keys are read again."""
+    verified_cache_max: int = 8192
+    """Most verified access tokens remembered (all are forgotten when the bound is hit)."""
+
     def __init__(
         self,
         *,
@@ -177,7 +182,12 @@ class TokenService:
         self._verify_keys: JoseKeySet | None = None
         self._verify_kids: frozenset[str] = frozenset()
         self._verify_loaded = 0.0
+        self._verify_jwks: Any = None
         self._lock = threading.Lock()
+        self._verified: dict[str, dict[str, Any]] = {}
+        """Token string → claims of a signature already checked against the current key set
+        (issue 16: introspection and userinfo see the same token again and again).
+        Emptied whenever the published keys change; bounded by :attr:`verified_cache_max`."""
 
     # signing ----------------------------------------------------------
     def _signer(self, alg: str) -> Any:
@@ -207,8 +217,11 @@ class TokenService:
         acr: str | None = None,
         expires_in: int | None = None,
         cnf: dict[str, str] | None = None,
+        act: dict[str, Any] | None = None,
     ) -> tuple[str, str, int]:
         """Sign an RFC 9068 access token; returns ``(token, jti, exp)``.
+
+        ``act``: RFC 8693 §4.1, who acts for the subject (a CIBA grant started by a clerk; idp.ciba).
 
         ``cnf``: the RFC 7800 confirmation of a sender-constrained token
         (``{"jkt": …}`` for DPoP, ``{"x5t#S256": …}`` for mTLS; :mod:`.binding`).
@@ -234,6 +247,8 @@ class TokenService:
             claims["acr"] = acr
         if cnf:
             claims["cnf"] = dict(cnf)
+        if act:
+            claims["act"] = dict(act)
         return encode_jws(self._signer("ES256"), claims, typ=ACCESS_TOKEN_TYP), jti, exp
 
     def encode_id_token(self, claims: dict[str, Any], *, alg: str = "ES256") -> str:
@@ -257,15 +272,44 @@ class TokenService:
     def _keys(self, kid: str | None) -> JoseKeySet:
         now = time.monotonic()
         with self._lock:
-            stale = self._verify_keys is None or now - self._verify_loaded > 60
+            stale = self._verify_keys is None or now - self._verify_loaded > self.keys_reload_seconds
             if stale or (kid is not None and kid not in self._verify_kids):
                 if not stale and now - self._verify_loaded < 1:
                     return self._verify_keys  # type: ignore[return-value]
                 jwks = self.jwks()
-                self._verify_keys = JoseKeySet.import_key_set(jwks)  # type: ignore[arg-type]
-                self._verify_kids = frozenset(k["kid"] for k in jwks["keys"])
+                if jwks != self._verify_jwks:
+                    # A key added, retired or replaced: what was verified before is checked again.
+                    self._verified.clear()
+                    self._verify_keys = JoseKeySet.import_key_set(jwks)  # type: ignore[arg-type]
+                    self._verify_kids = frozenset(k["kid"] for k in jwks["keys"])
+                    self._verify_jwks = jwks
                 self._verify_loaded = now
             return self._verify_keys  # type: ignore[return-value]
+
+    def _verified_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of ``token`` if its header and signature check out against the published keys."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            if time.monotonic() - self._verify_loaded > self.keys_reload_seconds:
+                self._keys(None)  # may empty the cache: a retired key is noticed as before
+                hit = self._verified.get(token)
+            if hit is not None:
+                return hit
+        try:
+            header_b64 = token.split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
+            if not isinstance(header, dict) or header.get("typ") != ACCESS_TOKEN_TYP:
+                return None
+            keys = self._keys(header.get("kid"))
+            decoded = jose_jwt.decode(token, keys, algorithms=["ES256", "RS256"])
+        except (JoseError, ValueError, TypeError, KeyError):
+            return None
+        claims = dict(decoded.claims)
+        if keys is self._verify_keys:  # not when the keys changed meanwhile
+            if len(self._verified) >= self.verified_cache_max:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
 
     def verify_access_token(self, token: str, *, check_revoked: bool = True) -> AccessTokenClaims | None:
         """The claims of one of our live access tokens, or ``None``.
@@ -275,15 +319,9 @@ class TokenService:
         """
         if not token or len(token) > 4096 or token.count(".") != 2:
             return None
-        try:
-            header_b64 = token.split(".", 1)[0]
-            header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
-            if not isinstance(header, dict) or header.get("typ") != ACCESS_TOKEN_TYP:
-                return None
-            decoded = jose_jwt.decode(token, self._keys(header.get("kid")), algorithms=["ES256", "RS256"])
-        except (JoseError, ValueError, TypeError, KeyError):
+        claims = self._verified_claims(token)
+        if claims is None:
             return None
-        claims = decoded.claims
         now = int(self._clock())
         try:
             if claims.get("iss") != self.issuer or int(claims["exp"]) <= now or "jti" not in claims:

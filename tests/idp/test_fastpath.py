@@ -1,0 +1,110 @@
+"""Issue 16's fast paths keep their answers: caches see a rotated key or a changed client,
+the refresh grant's one-statement take sees the citizen as it is now, discovery is Flask's."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+
+from idp.models import Citizen
+from tests.idp.oidc_helpers import *  # noqa: F403
+from tests.idp.oidc_helpers import authorize_code, exchange
+
+
+def _tokens(web, rp, scope="openid profile offline_access"):
+    q, v = authorize_code(web, rp, scope=scope)
+    resp = exchange(web, rp, q["code"], v)
+    assert resp.status_code == 200, resp.data
+    return resp.get_json()
+
+
+def _refresh(web, rp, rt):
+    return web.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt}, headers=rp.basic())
+
+
+def test_a_retired_signing_key_empties_the_verified_token_cache(app, web, citizen, rp, idp_services):
+    provider = app.extensions["yiwang"].provider
+    at = _tokens(web, rp)["access_token"]
+    bearer = {"Authorization": "Bearer " + at}
+    assert web.get("/userinfo", headers=bearer).status_code == 200
+    assert at in provider.tokens._verified  # the second request is answered from the cache
+    assert web.get("/userinfo", headers=bearer).status_code == 200
+    keyset = idp_services.keyring.keyset("idp-token")
+    keyset.rotate()  # active → retiring: still published, the token still verifies
+    provider.tokens.keys_reload_seconds = 0
+    time.sleep(0.01)
+    assert web.get("/userinfo", headers=bearer).status_code == 200
+    keyset.rotate()  # retiring → retired: the key leaves the JWKS
+    time.sleep(0.01)
+    gone = web.get("/userinfo", headers=bearer)
+    assert gone.status_code == 401 and 'error="invalid_token"' in gone.headers["WWW-Authenticate"]
+    intro = web.post("/introspect", data={"token": at}, headers=rp.basic())
+    assert intro.get_json() == {"active": False}
+    assert at not in provider.tokens._verified
+
+
+def test_a_cached_token_is_still_checked_for_revocation_and_expiry(app, web, citizen, rp, monkeypatch):
+    provider = app.extensions["yiwang"].provider
+    at = _tokens(web, rp)["access_token"]
+    bearer = {"Authorization": "Bearer " + at}
+    first = web.get("/userinfo", headers=bearer)
+    again = web.get("/userinfo", headers=bearer)
+    assert first.status_code == again.status_code == 200 and first.get_json() == again.get_json()
+    exp = jose_jwt.decode(at, KeySet.import_key_set(provider.tokens.jwks())).claims["exp"]
+    monkeypatch.setattr(provider.tokens, "_clock", lambda: exp + 1)
+    assert web.get("/userinfo", headers=bearer).status_code == 401  # expired, though cached
+    monkeypatch.undo()
+    assert web.post("/revoke", data={"token": at}, headers=rp.basic()).status_code == 200
+    assert web.get("/userinfo", headers=bearer).status_code == 401
+    assert web.post("/introspect", data={"token": at}, headers=rp.basic()).get_json() == {"active": False}
+
+
+def test_a_forged_token_is_never_cached(app, web, citizen, rp):
+    provider = app.extensions["yiwang"].provider
+    at = _tokens(web, rp)["access_token"]
+    head, body, sig = at.split(".")
+    forged = f"{head}.{body}.{sig[:-4]}AAAA"
+    for _ in range(2):
+        assert web.get("/userinfo", headers={"Authorization": "Bearer " + forged}).status_code == 401
+    assert forged not in provider.tokens._verified
+
+
+def test_a_changed_client_is_seen_once_its_cache_entry_ages(app, web, citizen, rp, idp_services, monkeypatch):
+    import idp.oauth.provider as provider_module
+
+    ok = web.post("/token", data={"grant_type": "client_credentials"}, headers=rp.basic())
+    assert ok.status_code == 200
+    new_secret = idp_services.clients.rotate_secret(rp.client_id)
+    ttl = app.extensions["yiwang"].provider.config.client_cache_seconds
+    later = time.monotonic() + ttl + 1
+    monkeypatch.setattr(provider_module.time, "monotonic", lambda: later)
+    old = web.post("/token", data={"grant_type": "client_credentials"}, headers=rp.basic())
+    assert old.status_code == 401 and old.get_json()["error"] == "invalid_client"
+    rp.secret = new_secret
+    assert web.post("/token", data={"grant_type": "client_credentials"}, headers=rp.basic()).status_code == 200
+
+
+def test_refresh_reads_the_citizen_as_it_is_now(web, citizen, rp, idp_services):
+    tokens = _tokens(web, rp)
+    with idp_services.db.session() as s:
+        s.execute(sa.update(Citizen).where(Citizen.id == citizen.id).values(name="李四"))
+    fresh = _refresh(web, rp, tokens["refresh_token"])
+    assert fresh.status_code == 200, fresh.data
+    body = fresh.get_json()
+    info = web.get("/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
+    assert info.get_json()["name"] == "李四"
+    jwks = KeySet.import_key_set(web.get("/jwks.json").get_json())
+    assert jose_jwt.decode(body["id_token"], jwks).claims["name"] == "李四"
+
+
+def test_refresh_of_an_account_disabled_meanwhile_gives_nothing(web, citizen, rp, idp_services):
+    tokens = _tokens(web, rp)
+    # Disabled in the database only (no revocation): the take's own row must stop the grant.
+    with idp_services.db.session() as s:
+        s.execute(sa.update(Citizen).where(Citizen.id == citizen.id).values(disabled=True))
+    refused = _refresh(web, rp, tokens["refresh_token"])
+    # Authlib's answer when the grant finds no user ("invalid_request"), as before the fast path.
+    assert refused.status_code == 400 and "access_token" not in refused.get_json()
