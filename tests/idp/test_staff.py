@@ -86,7 +86,7 @@ def audit_kinds(services: Any) -> list[str]:
 def test_an_account_needs_valid_fields_and_a_unique_username(idp_services: Any) -> None:
     staff = StaffService.of(idp_services)
     for bad in (dict(username="x"), dict(username="Has Space"), dict(kind="boss"), dict(office=""),
-                dict(office="a\nb"), dict(password="short"), dict(name="")):
+                dict(office="a\nb"), dict(password="short"), dict(name="")):  # noqa: S106
         args = {"username": "agent.li", "name": "李强", "kind": "agent", "office": "12345 热线", "password": STAFF_PASSWORD}
         args.update(bad)
         with pytest.raises(InvalidInput):
