@@ -140,6 +140,8 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_MTLS_PROXIES", _parse_networks,
              "addresses/CIDRs of the TLS proxies whose client-certificate header is believed (RFC 8705)"),
     Variable("CERTSTORE_MTLS_HEADER", str, "header the TLS proxy overwrites with the client certificate (X-Client-Cert)"),
+    Variable("CERTSTORE_VP_COUNTER_AGENCY", str,
+             "credit code of the agency whose key signs the /vp/counter page's OpenID4VP requests (unset: no counter page)"),
 )
 
 
@@ -197,6 +199,9 @@ class CertstoreSettings:
     queue_requeue_seconds: float = 15.0
     """Batch-queue messages held by a killed or stopped worker are back on the queue at most
     this long after it died (issue 20 §5; :mod:`keys.jobqueue` says how the bound is kept)."""
+    vp_counter_agency: str | None = None
+    """The agency (credit code) whose signer key signs the OpenID4VP requests of the ``/vp/counter``
+    page (issue 15 §2); unset, the page is not served (agencies still use ``/api/v1/vp/requests``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -240,6 +245,8 @@ class CertstoreSettings:
             kwargs["lookup_clients"] = values["CERTSTORE_LOOKUP_CLIENTS"]
         if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
             kwargs["status_list_max_age"] = values["CERTSTORE_STATUS_LIST_MAX_AGE"]
+        if "CERTSTORE_VP_COUNTER_AGENCY" in values:
+            kwargs["vp_counter_agency"] = values["CERTSTORE_VP_COUNTER_AGENCY"].strip() or None
         if "CERTSTORE_QUEUE_REQUEUE_SECONDS" in values:
             kwargs["queue_requeue_seconds"] = values["CERTSTORE_QUEUE_REQUEUE_SECONDS"]
         return cls(common=common, **kwargs)

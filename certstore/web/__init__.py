@@ -65,6 +65,14 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     wallet_pages.init_wallet(app)
     app.register_blueprint(offline.bp)  # issue 6: QR verification in the browser, offline
     app.register_blueprint(health.bp)  # issue 20 §2: /healthz, /readyz
+    from . import vci
+
+    app.register_blueprint(vci.bp)  # issue 15 §1: OpenID4VCI issuer (SD-JWT VCs)
+    from . import vp
+
+    app.register_blueprint(vp.bp)  # issue 15 §2: the OpenID4VP verifier (wallet endpoints, counter page)
+    app.register_blueprint(vp.api_bp)
+    vp.init_vp(app)
     register_error_handlers(app)
     from .language import install_language
 

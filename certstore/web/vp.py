@@ -1,0 +1,216 @@
+"""The OpenID4VP verifier over HTTP (issue 15 §2): wallet endpoints, the counter page, the agency API.
+
+Wallet side (no cookies, no CSRF: a wallet is not a browser session):
+
+* ``GET /vp/requests/<id>`` — the signed request object
+  (``application/oauth-authz-req+jwt``, OpenID4VP 1.0 §5.7, RFC 9101);
+* ``POST /vp/responses/<id>`` — the ``response_uri`` (§8.2): ``200 {}`` once
+  the presentation is checked, ``400 {"error": "invalid_request", …}`` when
+  it is refused.
+
+Counter side: ``/vp/counter`` (only when ``YIWANG_CERTSTORE_VP_COUNTER_AGENCY``
+names the agency whose key signs its requests): a form (type, the claims
+needed, plain or encrypted answer), then the request as a QR code and a
+same-device link, and the result as soon as the wallet answers
+(``static/vp_counter.js`` polls ``GET /vp/results/<id>`` with the page's view
+key in ``X-VP-View``). Agencies embed the same through
+``POST /api/v1/vp/requests`` and ``GET /api/v1/vp/requests/<id>/result``
+with their own client-credentials token (``certs:issue``): the request is
+signed with that agency's key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    session,
+)
+
+from signing.qr import qr_svg
+
+from ..errors import InvalidInput
+from ..vp import RESPONSE_MODES, Created, RequestStore, Verifier, VpRefused
+from ..wallet_sessions import connect_wallet_redis
+from .context import require_issuer, services
+from .inputs import json_object
+
+__all__ = ["bp", "api_bp", "init_vp", "verifier"]
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("vp", __name__, url_prefix="/vp", template_folder="templates")
+api_bp = Blueprint("vp_api", __name__, url_prefix="/api/v1/vp")
+
+HOLDER_CLAIMS = ("identifier", "paper_serial", "holder_name", "holder_code", "holder_code_type")
+_CSRF_KEY = "vp_csrf"
+
+
+def init_vp(app: Flask) -> None:
+    svc = app.extensions["certstore"]
+    settings = svc.settings
+    store = RequestStore(connect_wallet_redis(settings), prefix=settings.common.redis_prefix)
+    app.extensions["certstore.vp"] = Verifier(svc.certificates, store)
+
+
+def verifier() -> Verifier:
+    return current_app.extensions["certstore.vp"]  # type: ignore[no-any-return]
+
+
+# -- wallet side ----------------------------------------------------------------
+
+
+@bp.get("/requests/<request_id>")
+def request_object(request_id: str) -> Response:
+    jwt = verifier().request_object(request_id[:64])
+    resp = Response(jwt, mimetype="application/oauth-authz-req+jwt")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/responses/<request_id>")
+def response_uri(request_id: str) -> tuple[Response, int]:
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return _oauth_error("the answer is posted as application/x-www-form-urlencoded"), 400
+    try:
+        verifier().respond(request_id[:64], request.form.to_dict())
+    except VpRefused as e:
+        return _oauth_error(str(e)), 400
+    return jsonify({}), 200
+
+
+def _oauth_error(message: str) -> Response:
+    resp = jsonify({"error": "invalid_request", "error_description": message[:300]})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# -- the counter page -------------------------------------------------------------
+
+
+def _counter_agency() -> str:
+    agency = services().settings.vp_counter_agency
+    if not agency:
+        abort(404)
+    return agency
+
+
+def _claim_choices(type_code: str | None) -> list[tuple[str, str]]:
+    """(claim name, label in the page's language) for the form."""
+    from .language import page_language
+
+    zh = page_language().startswith("zh")
+    out = [(n, n) for n in HOLDER_CLAIMS]
+    if type_code:
+        try:
+            spec = services().registry.get_type(type_code)
+        except Exception:  # noqa: BLE001 — an unknown type shows the common claims only
+            return out
+        out += [(f.name, f.label_zh if zh else f.label_en) for f in spec.ordered_fields()]
+    return out
+
+
+def _csrf() -> str:
+    token = session.get(_CSRF_KEY)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        session[_CSRF_KEY] = token
+    return str(token)
+
+
+@bp.get("/counter")
+def counter() -> str:
+    agency = _counter_agency()
+    issuer = services().registry.get_issuer(agency)
+    types = [t for t in services().registry.types()]
+    chosen = request.args.get("type") or (types[0].code if types else None)
+    return render_template("vp_counter.html", agency=issuer, types=types, chosen=chosen,
+                           claims=_claim_choices(chosen), modes=RESPONSE_MODES, csrf=_csrf())
+
+
+@bp.post("/counter")
+def counter_create() -> str:
+    agency = _counter_agency()
+    sent = request.form.get("csrf", "")
+    if not hmac.compare_digest(sent.encode(), str(session.get(_CSRF_KEY, "")).encode()) or not sent:
+        abort(400)
+    created = verifier().create(
+        agency_uscc=agency,
+        type_code=request.form.get("type", "")[:24],
+        claims=request.form.getlist("claim")[:40],
+        response_mode=request.form.get("mode", "direct_post.jwt"),
+        purpose=(request.form.get("purpose") or "")[:200] or None,
+    )
+    issuer = services().registry.get_issuer(agency)
+    labels = dict(_claim_choices(request.form.get("type", "")[:24]))
+    return render_template("vp_request.html", created=created, agency=issuer, qr=qr_svg(created.wallet_url),
+                           same_device=_same_device(created), labels=labels)
+
+
+def _same_device(created: Created) -> str:
+    """Our own wallet's page for this request (the same-device flow in a browser)."""
+    from urllib.parse import urlencode
+
+    query = urlencode({"client_id": created.client_id, "request_uri": created.request_uri})
+    return f"{services().settings.public_url}/wallet/present?{query}"
+
+
+@bp.get("/results/<request_id>")
+def result(request_id: str) -> Response:
+    got = verifier().result(request_id[:64], request.headers.get("X-VP-View", ""))
+    if got is None:
+        abort(404)
+    resp = jsonify(got)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# -- agencies' API ----------------------------------------------------------------
+
+
+@api_bp.post("/requests")
+def api_create() -> tuple[Response, int]:
+    issuer = require_issuer("certs:issue")
+    body = json_object()
+    claims = body.get("claims")
+    if not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
+        raise InvalidInput("claims is a list of claim names", field="claims")
+    created = verifier().create(
+        agency_uscc=issuer.uscc,
+        type_code=str(body.get("type", ""))[:24],
+        claims=claims[:40],
+        response_mode=str(body.get("response_mode", "direct_post.jwt")),
+        purpose=str(body.get("purpose") or "")[:200] or None,
+    )
+    return jsonify(_created_json(created)), 201
+
+
+@api_bp.get("/requests/<request_id>/result")
+def api_result(request_id: str) -> Response:
+    require_issuer("certs:issue")
+    got = verifier().result(request_id[:64], request.headers.get("X-VP-View", ""))
+    if got is None:
+        abort(404)
+    return jsonify(got)
+
+
+def _created_json(created: Created) -> dict[str, Any]:
+    return {
+        "request_id": created.request_id,
+        "client_id": created.client_id,
+        "request_uri": created.request_uri,
+        "wallet_url": created.wallet_url,
+        "view_key": created.view_key,
+        "expires_at": created.expires_at,
+    }
