@@ -54,6 +54,15 @@ class Container:
     actors: Any = None
     """``idp.staff.actor.ActorResolver``: the clerk or agent behind a CIBA ``actor_token`` (with the provider)."""
 
+    ciba: Any = None
+    """``idp.ciba.service.CibaService`` (with the provider); the ``ciba_ping`` actor is on the logout queue."""
+
+    def __post_init__(self) -> None:
+        if self.ciba is None:  # issue 13 §1: CIBA (idp.ciba.runtime)
+            from .ciba.runtime import build_ciba
+
+            self.ciba = build_ciba(self.settings, self.services, provider=self.provider, logout=self.logout)
+
     @classmethod
     def from_settings(cls, settings: IdpSettings, *, provider: bool = True, logout: bool = True) -> Container:
         """Open the database, Redis and keyring named by ``settings`` and build the rest on them."""

@@ -55,6 +55,7 @@ GRANT_TYPES = (
     "refresh_token",
     "client_credentials",
     "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:openid:params:grant-type:ciba",  # OpenID CIBA Core 1.0 (idp.ciba)
 )
 
 LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")

@@ -58,6 +58,8 @@ IDP_VARIABLES = (
              "a killed worker's logout jobs are back on the queue within this many seconds (15)"),
     Variable("FAULT_POINTS", str, "test only: named fault seams that kill the process (idp.faults)"),
     Variable("IDP_CAS_TICKET_SECONDS", parse_int, "lifetime of a CAS service ticket (10; 1 to 300)"),
+    Variable("IDP_CIBA_INTERVAL_SECONDS", parse_int, "CIBA: least seconds between a client's polls (5; 1 to 60)"),
+    Variable("IDP_CIBA_EXPIRY_SECONDS", parse_int, "CIBA: a request's lifetime without requested_expiry (300)"),
     Variable("IDP_DPOP_IAT_SECONDS", parse_int, "how far a DPoP proof's iat may be from now (60)"),
     Variable("IDP_DPOP_NONCE_ENDPOINTS", str,
              "comma-separated endpoints whose DPoP proofs need a server nonce: token, par, userinfo (none)"),
@@ -149,6 +151,10 @@ class IdpSettings:
     cas_ticket_seconds: int = 10
     """Issue 21 §3: how long a CAS service ticket waits for its validation (CAS 3.0 §3.1.1
     recommends at most five minutes; a service validates at once)."""
+    ciba_interval_seconds: int = 5
+    """CIBA Core 1.0 §7.3 ``interval``: polling sooner is ``slow_down`` (idp.ciba)."""
+    ciba_expiry_seconds: int = 300
+    """CIBA §7.3 ``expires_in`` of a request that names no ``requested_expiry`` (30 to 1800)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -180,6 +186,8 @@ class IdpSettings:
             ("IDP_REFRESH_REUSE_GRACE_SECONDS", "refresh_reuse_grace_seconds"),
             ("IDP_QUEUE_REQUEUE_SECONDS", "queue_requeue_seconds"),
             ("IDP_CAS_TICKET_SECONDS", "cas_ticket_seconds"),
+            ("IDP_CIBA_INTERVAL_SECONDS", "ciba_interval_seconds"),
+            ("IDP_CIBA_EXPIRY_SECONDS", "ciba_expiry_seconds"),
             ("IDP_DPOP_IAT_SECONDS", "dpop_iat_seconds"),
             ("IDP_MTLS_PROXIES", "mtls_proxies"),
             ("IDP_MTLS_HEADER", "mtls_header"),

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..audit import AuditLog
+from ..ciba.registration import ciba_options
 from ..clients import ClientService, ClientSpec, client_to_dict
 from ..db import Database
 from ..errors import InvalidInput
@@ -107,6 +108,7 @@ def register(group: click.Group) -> None:
                   help="issue this client DPoP-bound tokens only (RFC 9449 dpop_bound_access_tokens)")
     @click.option("--audience", type=click.Choice(["staff"]),
                   help="staff: a counter or hotline system, whose sign-in is the staff sign-in (idp.staff)")
+    @ciba_options  # --ciba-mode, --ciba-notification-endpoint, --ciba-signing-alg, --ciba-user-code, --acting
     @click.pass_obj
     def add(
         settings: IdpSettings,
@@ -141,6 +143,7 @@ def register(group: click.Group) -> None:
         tls_bound_tokens: bool = False,
         profile: str | None = None,
         dpop_bound: bool = False,
+        ciba: Any = None,
         audience: str | None = None,
     ) -> None:
         """Register a relying party; prints its client id and (once) its secret."""
@@ -175,6 +178,7 @@ def register(group: click.Group) -> None:
             tls_bound_tokens=tls_bound_tokens,
             profile=profile,
             dpop_bound_access_tokens=dpop_bound,
+            ciba=ciba,
             audience=audience,
         )
         service = _service(settings)

@@ -112,6 +112,8 @@ class ClientSpec:
     """``fapi2``: the FAPI 2.0 Security Profile's rules for this client (:mod:`idp.oauth.fapi`)."""
     dpop_bound_access_tokens: bool = False
     """RFC 9449 §5.2: only DPoP-bound tokens for this client (attribute ``dpop_bound_access_tokens``)."""
+    ciba: Any = None
+    """``idp.ciba.registration.CibaRegistration``: delivery mode, notification endpoint, signing, acting."""
     audience: str | None = None
     """``staff``: a counter or hotline system that signs in staff, never citizens (:mod:`idp.staff.portal`)."""
 
@@ -230,6 +232,10 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
                                                    allow_loopback=allow_loopback))
     if spec.dpop_bound_access_tokens:  # idp.oauth.dpop.ATTRIBUTE
         attributes["dpop_bound_access_tokens"] = True
+    from ..ciba.registration import ciba_attributes  # OpenID CIBA Core 1.0 §4
+
+    attributes.update(ciba_attributes(spec.ciba, grant_types=grant_types, public=spec.public, jwks=jwks,
+                                      allow_loopback=allow_loopback, resolve=resolve))
     attributes.update(staff_portal_attributes(spec.audience, grant_types))  # idp.staff.portal
 
     client_id = spec.client_id or _new_client_id()

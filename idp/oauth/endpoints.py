@@ -154,7 +154,7 @@ class IntrospectionEndpoint(_Introspection):
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
         if token.access is not None:
             c = token.access.claims
-            out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
+            out = {k: c[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid", "act")
                    if k in c}
             out["token_type"] = "DPoP" if (token.access.cnf or {}).get("jkt") else "Bearer"  # noqa: S105
             if token.access.cnf:

@@ -55,7 +55,8 @@ ALGORITHMS = ("PS256", "ES256", "EdDSA")
 """§5.4.1: the only signing algorithms (ID tokens, client assertions, request objects)."""
 AUTH_METHODS = ("private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth")
 """§5.3.2.1: client authentication with private_key_jwt or mutual TLS only."""
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials",
+               "urn:openid:params:grant-type:ciba")  # CIBA: signed requests required (idp.ciba.signed)
 """The device grant has no PAR, PKCE or redirect: not for a FAPI 2.0 client."""
 CODE_SECONDS = 60
 """§5.3.2.1: "shall reject an authorization code ... if it has been previously used" and

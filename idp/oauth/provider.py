@@ -279,7 +279,7 @@ class Provider:
         ttl = expires_in or self.config.access_token_seconds
         token, jti, exp = self.tokens.issue_access_token(
             client_id=client.client_id, scope=scope, audience=aud, sub=sub, sid=user.sid,
-            auth_time=user.auth_time, acr=user.acr, expires_in=ttl, cnf=cnf,
+            auth_time=user.auth_time, acr=user.acr, expires_in=ttl, cnf=cnf, act=user.extra.get("act"),
         )
         offline = "offline_access" in (scope_to_list(scope) or [])
         now = self.tokens.now()
@@ -303,6 +303,7 @@ class Provider:
                 expires_at=now + self.config.refresh_token_seconds,
                 data={"auth_time": user.auth_time, "acr": user.acr, "amr": list(user.amr),
                       "public_id": user.public_id,
+                      **({"act": user.extra["act"]} if user.extra.get("act") else {}),  # idp.ciba: kept on refresh
                       # A refresh token bound to a key (binding.refresh_cnf) needs it again.
                       **({"cnf": binding.refresh_cnf} if binding is not None and binding.refresh_cnf else {})},
             ))

@@ -20,7 +20,7 @@ Scopes come in two kinds, and a grant gets only its own kind:
 
 - *citizen* scopes (the OIDC scopes, ``certs:read``, ``certs:read:<TYPE>``)
   release a citizen's data and need a resource owner: authorization code,
-  refresh and device code grants only;
+  refresh, device code and CIBA grants only;
 - *agency* scopes (``certs:issue``, ``certs:lookup``) are an agency system
   acting as itself: client credentials only, and only for a confidential
   client (a public client's identity proves nothing).
@@ -49,6 +49,7 @@ from .claims import ID_NUMBER_SCOPE, SCOPE_CLAIMS
 __all__ = [
     "AGENCY_SCOPES",
     "CITIZEN_SCOPES",
+    "CIBA",
     "DEVICE_CODE",
     "GRANT_KINDS",
     "ScopeDecision",
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+CIBA = "urn:openid:params:grant-type:ciba"
 
 CERTS_READ = "certs:read"
 CITIZEN_SCOPES: frozenset[str] = frozenset(SCOPE_CLAIMS) | {CERTS_READ}
@@ -76,6 +78,7 @@ GRANT_KINDS: dict[str, str] = {
     "authorization_code": "citizen",
     "refresh_token": "citizen",
     DEVICE_CODE: "citizen",
+    CIBA: "citizen",  # OpenID CIBA Core 1.0: the citizen approves on their own device (idp.ciba)
     "client_credentials": "agency",
 }
 """Which kind of scope each grant may carry; a grant not listed gets none."""

@@ -39,8 +39,10 @@ class YiwangIssuerParameter(IssuerParameter):
         return self._issuer
 
 
-def configure_server(server: Any, provider: Provider, *, mtls: MtlsConfig | None = None) -> Any:
-    """``mtls``: how mutual TLS reaches the idp (RFC 8705; ``MtlsConfig.from_settings``)."""
+def configure_server(server: Any, provider: Provider, *, mtls: MtlsConfig | None = None,
+                     ciba: Any = None) -> Any:
+    """``mtls``: how mutual TLS reaches the idp (RFC 8705; ``MtlsConfig.from_settings``);
+    ``ciba``: the CIBA service (``idp.ciba.service.CibaService``), whose endpoint and grant are registered."""
     server.provider = provider
     # Authlib's server-wide check knows neither the client nor certs:read:<TYPE>;
     # every grant asks idp.oauth.scopes.decide instead (docs/design.md, "Boundaries"),
@@ -55,13 +57,18 @@ def configure_server(server: Any, provider: Provider, *, mtls: MtlsConfig | None
     # RFC 8628: the device grant at the token endpoint, and the device authorization endpoint.
     register_device_flow(server, provider.device_codes,
                          verification_uri=provider.issuer + provider.config.device_verification_path)
+    if ciba is not None:  # OpenID CIBA Core 1.0: /bc-authorize and the urn:openid:params:grant-type:ciba grant
+        from ..ciba.grant import register_ciba
+
+        register_ciba(server, ciba)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
     YiwangIssuerParameter(provider.issuer)(server)  # hooks after_create_authorization_response
     issuer = provider.issuer
     server.register_client_auth_method(
         "private_key_jwt", PrivateKeyJWTAuth(provider, [issuer, f"{issuer}/token", f"{issuer}/par",
-                                                        f"{issuer}/introspect", f"{issuer}/revoke"])
+                                                        f"{issuer}/introspect", f"{issuer}/revoke",
+                                                        f"{issuer}/bc-authorize"])
     )
     # RFC 8705 §2: mutual-TLS client authentication, through the TLS proxy (idp.oauth.mtls);
     # every client authentication then binds tokens to the certificate where it must (§3)

@@ -39,7 +39,7 @@ from .security import install_security
 
 __all__ = ["create_app"]
 
-_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device", "idp.web.cas", "idp.web.views_staff")
+_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device", "idp.web.cas", "idp.web.views_staff", "idp.web.views_ciba")
 
 
 def _session_id() -> str | None:
@@ -79,7 +79,7 @@ def create_app(settings: IdpSettings | None = None, *, services: Any = None,
     server = YiwangAuthorizationServer()
     server.init_app(app)
     mtls = MtlsConfig.from_settings(settings)
-    configure_server(server, provider, mtls=mtls)
+    configure_server(server, provider, mtls=mtls, ciba=container.ciba)
 
     app.extensions["yiwang"] = IdpRuntime(
         settings=settings, services=services, provider=provider, server=server,

@@ -52,6 +52,7 @@ AUTH_CODE = "authorization_code"
 REFRESH = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
+CIBA = "urn:openid:params:grant-type:ciba"
 
 # docs/design.md, the rule the idp must implement (stated here, not imported).
 CITIZEN_SCOPES = {"openid", "profile", "phone", "email", "offline_access", "id_number", "certs:read"}
@@ -59,7 +60,7 @@ CITIZEN_TYPED = re.compile(r"certs:read:[0-9A-Z]{2,24}")
 AGENCY_SCOPES = {"certs:issue", "certs:lookup"}
 PRIVILEGED = ("id_number", "certs:lookup", "certs:issue")
 UNKNOWN = "anything:else"
-STRICT = {CLIENT_CREDENTIALS, DEVICE, REFRESH}
+STRICT = {CLIENT_CREDENTIALS, DEVICE, REFRESH, CIBA}
 """Refuse with invalid_scope; /authorize drops instead (docs/rp-integration.md, "Scopes")."""
 
 
@@ -97,8 +98,13 @@ def expected(client: Any, grant: str, requested: list[str]) -> Outcome:
 
 def _original_scope(client: Any) -> list[str]:
     """What the refresh cells start from: the registration, through the grant that issues refresh tokens."""
-    first = AUTH_CODE if AUTH_CODE in client.grant_types else DEVICE
+    first = _first_grant(client)
     return [s for s in client.scopes if may_have(client, first, s)]
+
+
+def _first_grant(client: Any) -> str:
+    """The grant the refresh cells get their first refresh token from."""
+    return next(g for g in (AUTH_CODE, DEVICE, CIBA) if g in client.grant_types)
 
 
 def scope_sets(client: Any) -> dict[str, list[str]]:
@@ -148,6 +154,11 @@ def _register(settings: IdpSettings, services: Services) -> dict[str, str | None
         name="政务自助终端", client_id="matrix-kiosk", redirect_uris=["https://kiosk.example.cn/cb"],
         grant_types=(DEVICE, REFRESH), scopes=("openid", "profile"), first_party=True))
     secrets["matrix-kiosk"] = secret
+    # A counter system (OpenID CIBA): the citizen approves on their own device.
+    _, secret = services.clients.add(ClientSpec(
+        name="市民服务窗口", client_id="matrix-counter", grant_types=(CIBA, REFRESH),
+        scopes=("openid", "profile", "phone", "offline_access")))
+    secrets["matrix-counter"] = secret
     # A registration mistake the policy must contain: agency scopes and an
     # unknown scope on a portal that also has client credentials.
     # `idp clients add` refuses such scopes, so the row is widened in the database.
@@ -313,6 +324,34 @@ def _device_tokens(world: World, client: Any, scope: list[str]) -> Outcome | dic
                               headers={**headers, **_binding_headers()}))
 
 
+def _ciba_tokens(world: World, client: Any, scope: list[str]) -> Outcome | dict[str, Any]:
+    """CIBA: the counter asks (login_hint), the citizen approves on their own session, the counter polls."""
+    headers, form = _auth(world, client)
+    counter = world.app.test_client()
+    started = counter.post("/bc-authorize", data={"scope": " ".join(scope), "login_hint": ID_NUMBER, **form},
+                           headers=headers)
+    if started.status_code != 200:
+        return _answer(started)
+    rid = started.get_json()["auth_req_id"]
+    phone = world.app.test_client()
+    first = phone.get("/account")
+    login(phone, first.headers["Location"])
+    [pending] = [p for p in phone.get("/ciba/pending").get_json()["pending"]]
+    page = phone.get(pending["url"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "scope_" not in html, "the approval page shows a raw scope key"
+    done = phone.post(pending["url"], data={"csrf_token": csrf_of(html), "decision": "approve",
+                                            "share_id_number": "yes"})
+    assert done.status_code == 200, done.data[:300]
+    return _answer(counter.post("/token", data={"grant_type": CIBA, "auth_req_id": rid, **form},
+                                headers={**headers, **_binding_headers()}))
+
+
+def drive_ciba(world: World, client: Any, scope: list[str]) -> Outcome:
+    got = _ciba_tokens(world, client, scope)
+    return got if isinstance(got, Outcome) else _granted(world, client, got)
+
+
 def drive_authorization_code(world: World, client: Any, scope: list[str]) -> Outcome:
     front = _code_tokens(world, client, scope)
     out = front if isinstance(front, Outcome) else _granted(world, client, front)
@@ -340,8 +379,8 @@ def drive_refresh_token(world: World, client: Any, scope: list[str]) -> Outcome:
         return _answer(_token(world, client, {"grant_type": REFRESH, "refresh_token": "x" * 43,
                                               "scope": " ".join(scope)}))  # type: ignore[return-value]
     original = _original_scope(client)
-    first = (_code_tokens(world, client, original) if AUTH_CODE in client.grant_types
-             else _device_tokens(world, client, original))
+    first = {AUTH_CODE: _code_tokens, DEVICE: _device_tokens, CIBA: _ciba_tokens}[_first_grant(client)](
+        world, client, original)
     assert isinstance(first, dict) and "refresh_token" in first, f"no refresh token to start from: {first}"
     got = _answer(_token(world, client, {"grant_type": REFRESH, "refresh_token": first["refresh_token"],
                                          "scope": " ".join(scope)}))
@@ -358,6 +397,7 @@ DRIVERS: dict[str, Callable[[World, Any, list[str]], Outcome]] = {
     REFRESH: drive_refresh_token,
     CLIENT_CREDENTIALS: drive_client_credentials,
     DEVICE: drive_device_code,
+    CIBA: drive_ciba,
 }
 
 
@@ -375,6 +415,7 @@ def test_every_client_kind_is_in_the_matrix(world: World) -> None:
         "confidential agency": [x for x in c if x.grant_types == [CLIENT_CREDENTIALS] and not x.is_public],
         "public app": [x for x in c if x.is_public],
         "kiosk": [x for x in c if DEVICE in x.grant_types and AUTH_CODE not in x.grant_types],
+        "counter (CIBA)": [x for x in c if CIBA in x.grant_types],
         "wallet": [x for x in c if x.may_receive_id_number],
         "portal": [x for x in c if AUTH_CODE in x.grant_types and not x.first_party],
     }
