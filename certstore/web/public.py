@@ -19,126 +19,45 @@ from flask import Blueprint, Response, jsonify, render_template, request
 import signing.qr
 from keys import pki
 from keys.certs import certificate_pem
+from keys.locale import N_, gettext, other_language
 
 from ..errors import CertstoreError
 from ..views import VerificationResult
+from .check_reasons import check_label, reason_code, reason_text
 from .context import services
+from .language import page_language
 from .openapi import openapi_document
 
-__all__ = ["bp", "MESSAGES"]
+__all__ = ["bp", "verdict_of"]
 
 bp = Blueprint("public", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
 _CSRF_COOKIE = "cs_csrf"
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "zh": {
-        "title": "电子证照核验",
-        "intro": "上传或拍摄证照上的二维码，或上传证照 PDF，或粘贴二维码内容。核验不需要登录。",
-        "file": "二维码图片或 PDF",
-        "camera": "用相机拍摄二维码",
-        "text": "二维码内容",
-        "submit": "核验",
-        "valid": "有效",
-        "invalid": "无效",
-        "holder": "持证人",
-        "holder_code": "持证人代码",
-        "issuer": "发证机关",
-        "type": "证照类型",
-        "identifier": "证照标识",
-        "valid_from": "有效期起",
-        "valid_until": "有效期至",
-        "no_end": "长期",
-        "status": "状态",
-        "checks": "核验项目",
-        "ok": "通过",
-        "failed": "未通过",
-        "error": "无法核验",
-        "csrf": "表单已过期，请重新提交。",
-        "busy": "同时核验的文件太多，请几秒钟后再试。",
-        "switch": "English",
-        "brand": "一网通办 电子证照",
-        "empty": "请选择二维码图片或证照 PDF，或把二维码内容粘贴到文本框中，然后点击“核验”。",
-        "signed_out": "您已退出所有政务服务网站（统一身份认证及电子证照）。",
-        "verdict_valid": "有效证照",
-        "verdict_forged": "不是真实证照",
-        "verdict_revoked": "证照真实，但已不再有效",
-        "verdict_unreadable": "不是电子证照二维码，或无法识别",
-        "cause": "原因",
-        "cause_valid": "签名、发证机关、有效期和状态均核验通过。",
-        "cause_forged": "签名或内容核验未通过：此证照可能被伪造或篡改。",
-        "cause_unreadable": "请换一张更清晰的照片重试，或上传证照 PDF。",
-        "unreadable_text": "这不是电子证照二维码：电子证照二维码的内容以 YW1: 开头。",
-        "colon": "：",
-        "unreadable_image": "图片中没有找到可识别的二维码。请对准二维码、保持清晰后重试。",
-        "unreadable_file": "无法读取此文件。请上传二维码图片（PNG/JPEG）或证照 PDF。",
-        "too_large": "文件太大。请上传证照 PDF 原件或较小的二维码图片。",
-        "status_revoked": "已撤销",
-        "status_expired": "已过期",
-        "wallet": "我的电子证照",
-        "offline": "离线核验",
-    },
-    "en": {
-        "title": "Verify an electronic certificate",
-        "intro": "Upload or photograph the QR code on a certificate, upload the certificate PDF, or paste the QR text. No login needed.",
-        "file": "QR image or PDF",
-        "camera": "Photograph the QR code",
-        "text": "QR text",
-        "submit": "Verify",
-        "valid": "valid",
-        "invalid": "not valid",
-        "holder": "Holder",
-        "holder_code": "Holder code",
-        "issuer": "Issuer",
-        "type": "Type",
-        "identifier": "Identifier",
-        "valid_from": "Valid from",
-        "valid_until": "Valid until",
-        "no_end": "no end date",
-        "status": "Status",
-        "checks": "Checks",
-        "ok": "passed",
-        "failed": "failed",
-        "error": "Cannot verify",
-        "csrf": "The form expired; please submit it again.",
-        "busy": "Too many files are being verified right now; please try again in a few seconds.",
-        "switch": "中文",
-        "brand": "Yiwang certificates",
-        "empty": "Choose a QR image or a certificate PDF, or paste the QR text into the box, then press Verify.",
-        "signed_out": "You are signed out of every service (Yiwang sign-in and the certificate wallet).",
-        "verdict_valid": "Valid certificate",
-        "verdict_forged": "Not a genuine certificate",
-        "verdict_revoked": "Genuine, but no longer valid",
-        "verdict_unreadable": "Not a certificate QR code, or it could not be read",
-        "cause": "Cause",
-        "cause_valid": "Signature, issuer, validity period and status all checked.",
-        "cause_forged": "The signature or the content does not check out: this certificate may be forged or altered.",
-        "cause_unreadable": "Try again with a sharper photo, or upload the certificate PDF.",
-        "unreadable_text": "This is not a certificate QR code: a certificate's QR code starts with YW1:.",
-        "colon": ": ",
-        "unreadable_image": "No readable QR code was found in the image. Hold the camera steady on the code and try again.",
-        "unreadable_file": "This file cannot be read. Upload a QR image (PNG/JPEG) or the certificate PDF.",
-        "too_large": "The file is too large. Upload the original certificate PDF or a smaller QR image.",
-        "status_revoked": "revoked",
-        "status_expired": "expired",
-        "wallet": "My certificates",
-        "offline": "Verify offline",
-    },
+_TEXT = {
+    # Sentences chosen in Python (the rest are _() in verify.html); translated by keys/locale's catalog.
+    "csrf": N_("The form expired; please submit it again."),
+    "busy": N_("Too many files are being verified right now; please try again in a few seconds."),
+    "empty": N_("Choose a QR image or a certificate PDF, or paste the QR text into the box, then press Verify."),
+    "signed_out": N_("You are signed out of every service (Yiwang sign-in and the certificate wallet)."),
+    "verdict_valid": N_("Valid certificate"),
+    "verdict_forged": N_("Not a genuine certificate"),
+    "verdict_revoked": N_("Genuine, but no longer valid"),
+    "verdict_unreadable": N_("Not a certificate QR code, or it could not be read"),
+    "cause_valid": N_("Signature, issuer, validity period and status all checked."),
+    "cause_forged": N_("The signature or the content does not check out: this certificate may be forged or altered."),
+    "unreadable_text": N_("This is not a certificate QR code: a certificate's QR code starts with YW1:."),
+    "unreadable_image": N_("No readable QR code was found in the image. Hold the camera steady on the code and try again."),
+    "unreadable_file": N_("This file cannot be read. Upload a QR image (PNG/JPEG) or the certificate PDF."),
+    "too_large": N_("The file is too large. Upload the original certificate PDF or a smaller QR image."),
+    "error": N_("Cannot verify this upload. Check that it is a certificate PDF or a QR image and try again."),
+    "status_revoked": N_("revoked"),
+    "status_expired": N_("expired"),
 }
 
-CHECK_LABELS: dict[str, tuple[str, str]] = {
-    "format": ("格式", "format"),
-    "signature": ("签名", "signature"),
-    "issuer_trusted": ("发证机关可信", "issuer trusted"),
-    "type_allowed": ("有权签发此类证照", "issuer may issue this type"),
-    "validity": ("有效期", "validity period"),
-    "status": ("证照状态", "status"),
-    "record": ("与登记记录一致", "matches the registry record"),
-    "signature_intact": ("签名完整", "signature intact"),
-    "chain_trusted": ("签名证书可信", "signer certificate trusted"),
-    "no_changes_after_signing": ("签名后未修改", "not modified after signing"),
-    "coverage": ("签名覆盖全文", "signature covers the document"),
-}
+
+def _t(lang: str, key: str) -> str:
+    return gettext(lang, _TEXT[key])
 
 
 _GENUINE_ONLY = frozenset({"status", "validity"})
@@ -170,8 +89,7 @@ def verdict_of(result: VerificationResult) -> str:
 
 
 def _lang() -> str:
-    lang = request.values.get("lang", "zh")
-    return lang if lang in MESSAGES else "zh"
+    return page_language()  # ?lang= (the form keeps it), the yw_lang cookie, Accept-Language
 
 
 def _render(
@@ -183,9 +101,8 @@ def _render(
         token = secrets.token_urlsafe(32)
     html = render_template(
         "verify.html",
-        m=MESSAGES[lang],
         lang=lang,
-        other="en" if lang == "zh" else "zh",
+        other=other_language(lang),
         csrf=token,
         result=_present(result, lang) if result else None,
         error=error,
@@ -202,36 +119,39 @@ def _render(
     return resp
 
 
+def _pick(lang: str, zh: str, en: str | None) -> str:
+    """Of a record's own two names (data, not interface text), the one in the page's language."""
+    return zh if lang == "zh-CN" or not en else en
+
+
 def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
-    i = 0 if lang == "zh" else 1
     cert = result.certificate
 
     def reason(name: str, ok: bool, text: str) -> str:
         if name == "status" and not ok and cert is not None:  # the registry's own status, in the page's language
-            return cert.status_zh if i == 0 else cert.status_en
-        return text
+            return _pick(lang, cert.status_zh, cert.status_en)
+        return reason_text(name, ok, text, lang)  # by reason code: never signing's English sentence
 
     checks = [
-        {"label": CHECK_LABELS.get(c.name, (c.name, c.name))[i], "ok": c.ok, "reason": reason(c.name, c.ok, c.reason),
-         "reason_lang": "zh-CN" if i == 0 and c.name == "status" and cert is not None else "en"}
+        {"label": check_label(c.name, lang), "ok": c.ok, "reason": reason(c.name, c.ok, c.reason),
+         "code": reason_code(c.name, c.ok, c.reason)}
         for c in result.checks
     ]
-    m = MESSAGES[lang]
     verdict = verdict_of(result)
     if verdict == "unreadable":  # the later checks only say "not checked": the one that matters is the format
         checks = [c for c, raw in zip(checks, result.checks, strict=True) if raw.name == "format"]
     out: dict[str, Any] = {"valid": result.valid, "checks": checks, "kind": result.kind, "verdict": verdict,
-                           "headline": m["verdict_" + verdict], "cause": _cause(result, verdict, lang)}
+                           "headline": _t(lang, "verdict_" + verdict), "cause": _cause(result, verdict, lang)}
     if cert is not None:
         out.update(
             holder=cert.holder_name_public,
             holder_code=cert.holder_code_masked,
-            issuer=cert.issuer_name_zh if i == 0 or not cert.issuer_name_en else cert.issuer_name_en,
-            type=cert.type_name_zh if i == 0 else cert.type_name_en,
+            issuer=_pick(lang, cert.issuer_name_zh, cert.issuer_name_en),
+            type=_pick(lang, cert.type_name_zh, cert.type_name_en),
             identifier=cert.identifier,
             valid_from=cert.valid_from.isoformat(),
             valid_until=cert.valid_until.isoformat() if cert.valid_until else None,
-            status=cert.status_zh if i == 0 else cert.status_en,
+            status=_pick(lang, cert.status_zh, cert.status_en),
         )
     elif result.claims:
         c = result.claims
@@ -250,38 +170,36 @@ def _present(result: VerificationResult, lang: str) -> dict[str, Any]:
 
 def _cause(result: VerificationResult, verdict: str, lang: str) -> str:
     """The status line: the real cause, in the page's language where the registry knows it."""
-    m = MESSAGES[lang]
     if verdict == "valid":
-        return m["cause_valid"]
+        return _t(lang, "cause_valid")
     if verdict == "unreadable":
-        return m["unreadable_text"]
+        return _t(lang, "unreadable_text")
     if verdict == "forged":
-        return m["cause_forged"]
+        return _t(lang, "cause_forged")
     cert = result.certificate
     if cert is not None:
-        return "已" + cert.status_zh if lang == "zh" else cert.status_en
+        return "已" + cert.status_zh if lang == "zh-CN" else cert.status_en
     failed = [c for c in result.failed() if c.name in _GENUINE_ONLY]
     if failed and failed[0].name == "validity":
-        return m["status_expired"]
-    return m["status_revoked"]
+        return _t(lang, "status_expired")
+    return _t(lang, "status_revoked")
 
 
 @bp.get("/verify")
 def verify_page() -> Response:
     # The idp's end-session sends the citizen back here with state=signed-out (issue 18 "no dead ends").
     lang = _lang()
-    notice = MESSAGES[lang]["signed_out"] if request.args.get("state") == "signed-out" else None
+    notice = _t(lang, "signed_out") if request.args.get("state") == "signed-out" else None
     return _render(lang, notice=notice)
 
 
 @bp.post("/verify")
 def verify_submit() -> Response:
     lang = _lang()
-    m = MESSAGES[lang]
     cookie = request.cookies.get(_CSRF_COOKIE, "")
     sent = request.form.get("csrf", "")
     if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
-        return _render(lang, error=m["csrf"], status=400)
+        return _render(lang, error=_t(lang, "csrf"), status=400)
     svc = services().certificates
     try:
         data = b""
@@ -297,16 +215,16 @@ def verify_submit() -> Response:
         elif text:
             result = svc.verify_qr(text)
         else:
-            return _render(lang, error=m["empty"], status=400)
+            return _render(lang, error=_t(lang, "empty"), status=400)
     except CertstoreError as e:
         code = e.extra.get("code")
         why = _UNREADABLE_CODES.get(code) if isinstance(code, str) else None
         if why is not None or e.status == 422:  # refused before any check: not a certificate, or unreadable
-            return _render(lang, unreadable=m[why or "unreadable_file"], status=e.status)
+            return _render(lang, unreadable=_t(lang, why or "unreadable_file"), status=e.status)
         retry_after = e.extra.get("retry_after")
         if not isinstance(retry_after, int):
-            return _render(lang, error=f"{m['error']}: {e}", status=e.status)
-        resp = _render(lang, error=m["busy"], status=e.status)
+            return _render(lang, error=_t(lang, "error"), status=e.status)
+        resp = _render(lang, error=_t(lang, "busy"), status=e.status)
         resp.headers["Retry-After"] = str(retry_after)
         return resp
     return _render(lang, result=result)

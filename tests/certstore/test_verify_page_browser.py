@@ -42,7 +42,7 @@ def page() -> Iterator[Any]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context()
+            context = browser.new_context(locale="zh-CN")  # the page follows Accept-Language (issue 18)
             pg = context.new_page()
             errors: list[str] = []
             pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
