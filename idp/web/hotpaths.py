@@ -16,6 +16,10 @@ pages stay those of :mod:`.security` and :mod:`.errors`.
 So the answers are the Flask views' by construction, and every response
 here carries the headers :func:`.security.install_security` adds to non-HTML
 responses.
+
+Discovery (issue 16): the document changes only with the deployment, so the
+Flask view's first plain 200 answer (body, ETag, headers) is kept and replayed
+for plain GETs; a conditional or otherwise unusual request still goes to it.
 """
 
 from __future__ import annotations
@@ -29,12 +33,18 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders
 
-from ..metrics import observe_hot
+from keys.logs import ENDPOINT_KEY
+
+from ..metrics import observe_hot, observe_request
 from ..oauth.endpoints import Reply, endpoint_reply, json_reply, token_reply, userinfo_reply
 from .oauth_server import ParamsRequest
 from .security import MAX_BODY, MAX_PARAM
 
-__all__ = ["HotPaths"]
+__all__ = ["HotPaths", "DISCOVERY_PATHS"]
+
+DISCOVERY_PATHS = {"/.well-known/openid-configuration": "wellknown.openid_configuration",
+                   "/.well-known/oauth-authorization-server": "wellknown.oauth_metadata"}
+"""Discovery documents: the Flask view answers the first request; its answer is replayed after that."""
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +108,8 @@ class HotPaths:
     def __init__(self, flask_wsgi: Callable[..., Any], runtime: Any) -> None:
         self._flask = flask_wsgi
         self._runtime = runtime
+        self._documents: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {}
+        """Discovery: path → Flask's own 200 answer (status, headers, body), replayed (issue 16)."""
         self._routes: dict[tuple[str, str], Callable[[_Parsed], Reply]] = {
             ("POST", "/token"): self._token,
             ("POST", "/introspect"): self._introspect,
@@ -108,6 +120,8 @@ class HotPaths:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self._routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
         if handler is None:
+            if environ.get("PATH_INFO") in DISCOVERY_PATHS and environ.get("REQUEST_METHOD") == "GET":
+                return self._discovery(environ, start_response)
             return self._flask(environ, start_response)
         started = time.perf_counter()
         parsed = _parse(environ)
@@ -130,6 +144,46 @@ class HotPaths:
 
     def _userinfo(self, parsed: _Parsed) -> Reply:
         return userinfo_reply(self._runtime.provider, parsed.method, parsed.headers, parsed.form)
+
+    def _discovery(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The discovery document as the Flask view (``views_wellknown``) answered it the first time.
+
+        The document changes only with the deployment, so the view's first
+        plain 200 answer (body, ETag, caching and security headers) is kept
+        and replayed. Anything else — a query string, a body, a conditional
+        request (If-None-Match: the view answers 304), an answer that sets a
+        cookie — goes to Flask as before.
+        """
+        path = environ["PATH_INFO"]
+        plain = not environ.get("QUERY_STRING") and environ.get("CONTENT_LENGTH") in (None, "", "0") \
+            and "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ
+        kept = self._documents.get(path) if plain else None
+        if kept is not None:
+            started = time.perf_counter()
+            environ[ENDPOINT_KEY] = DISCOVERY_PATHS[path]
+            start_response(kept[0], list(kept[1]))
+            observe_request(DISCOVERY_PATHS[path], time.perf_counter() - started)
+            return [kept[2]]
+        if not plain:
+            return self._flask(environ, start_response)
+        seen: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["status"], seen["headers"] = status, list(headers)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        answer = self._flask(environ, capture)
+        try:
+            body = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        headers = seen.get("headers") or []
+        if str(seen.get("status", "")).startswith("200") and not any(
+                k.lower() == "set-cookie" for k, _ in headers):
+            self._documents[path] = (seen["status"], headers, body)
+        return [body]
 
     @staticmethod
     def _unexpected(e: Exception, path: str) -> Reply:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..oauth.discovery import discovery_document
 from .common import rt
@@ -36,7 +37,8 @@ def _doc() -> Any:
     resp = Response(body, mimetype="application/json")
     resp.headers["Cache-Control"] = "public, max-age=300"
     resp.headers["Access-Control-Allow-Origin"] = "*"
-    return resp
+    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])  # issue 16: a 304 for a client that has it
+    return resp.make_conditional(request)
 
 
 @bp.get("/.well-known/openid-configuration")

@@ -108,3 +108,32 @@ def test_refresh_of_an_account_disabled_meanwhile_gives_nothing(web, citizen, rp
     refused = _refresh(web, rp, tokens["refresh_token"])
     # Authlib's answer when the grant finds no user ("invalid_request"), as before the fast path.
     assert refused.status_code == 400 and "access_token" not in refused.get_json()
+
+
+def test_discovery_is_flasks_first_answer_replayed_with_an_etag(app, web):
+    reached: list[str] = []
+    original = app.view_functions["wellknown.openid_configuration"]
+
+    def tripwire(*a, **kw):
+        reached.append("flask")
+        return original(*a, **kw)
+
+    app.view_functions["wellknown.openid_configuration"] = tripwire
+    path = "/.well-known/openid-configuration"
+    first = web.get(path)
+    assert reached == ["flask"] and first.status_code == 200 and first.headers["ETag"]
+    again = web.get(path)
+    assert reached == ["flask"], "the second plain request is answered without Flask"
+    assert again.data == first.data
+    same = [(k, v) for k, v in first.headers.items() if k != "X-Request-Id"]  # one per request
+    assert sorted((k, v) for k, v in again.headers.items() if k != "X-Request-Id") == sorted(same)
+    via_flask = web.get(path + "?via=flask")
+    assert reached == ["flask", "flask"] and via_flask.data == first.data
+    assert via_flask.headers["ETag"] == first.headers["ETag"]
+    # A client that has the document gets a 304 (from the view), nothing else.
+    cached = web.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert cached.status_code == 304 and cached.data == b"" and cached.headers["ETag"] == first.headers["ETag"]
+    stale = web.get(path, headers={"If-None-Match": '"something-else"'})
+    assert stale.status_code == 200 and stale.data == first.data
+    assert first.headers["Cache-Control"] == "public, max-age=300"
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
