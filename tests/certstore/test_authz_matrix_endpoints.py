@@ -170,6 +170,21 @@ ROWS: dict[str, Row] = {
     "GET apidocs.page": Row("GET", _fixed("/api/docs"), public(200)),
     "GET apidocs.init_js": Row("GET", _fixed("/api/docs/init.js"), public(200)),
     "GET apidocs.asset": Row("GET", _fixed("/api/docs/assets/swagger-ui.css"), public(200)),
+    # -- OpenID4VCI issuer (issue 15 §1): offers by the issuing agency; credentials for a citizen's token
+    "POST vci.create_offer": Row("POST", _cert("/credential-offer"), agency(201, b=404), a_only=True),
+    "POST vci.credential": Row(
+        "POST", _fixed("/vci/credential"),
+        # a citizen's certs:read token reaches the proof check (none sent: 400); others lack the scope
+        {"citizen": 400, "agency_a": 403, "agency_b": 403, "wallet": 403, **_REFUSED},
+        body=lambda w, c: {"credential_configuration_id": "JZZM_sd_jwt"},
+    ),
+    "GET vci.issuer_metadata": Row("GET", _fixed("/.well-known/openid-credential-issuer"), public(200)),
+    "GET vci.as_metadata": Row("GET", _fixed("/.well-known/oauth-authorization-server"), public(200)),
+    "GET vci.vct": Row("GET", _fixed("/vct/JZZM"), public(200)),
+    "POST vci.nonce": Row("POST", _fixed("/vci/nonce"), public(200)),
+    "POST vci.token": Row("POST", _fixed("/vci/token"), public(400), data=lambda w, c: {"grant_type": "x"}),
+    "GET vci.offer": Row("GET", _fixed("/vci/offers/no-such-offer"), public(404)),
+    "GET vci.signin_offer": Row("GET", _fixed("/vci/signin-offers/JZZM"), public(200)),
 }
 
 
