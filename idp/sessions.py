@@ -54,6 +54,7 @@ from keys.redis_urls import (
     execute_durably,
     hash_tag,
     is_cluster,
+    run_script,
     wait_args,
 )
 
@@ -245,12 +246,15 @@ class SessionStore:
             self._r.sadd(citizen_set, sid)
         else:
             keys.append(citizen_set)
-        pipe = durable_pipeline(self._r, self._k(sid))
         fields = [x for kv in mapping.items() for x in kv]
-        self._create(keys=keys, args=[deadline - now + GRACE_SECONDS, sid, deadline, *fields], client=pipe)
-        if also is not None:  # keys of the session's slot only
-            also(pipe, session)
-        execute_durably(pipe)
+        args = [deadline - now + GRACE_SECONDS, sid, deadline, *fields]
+        if also is None:
+            run_script(self._r, self._create, keys, args)  # with Sentinel or Cluster: WAIT for replicas
+        else:
+            pipe = durable_pipeline(self._r, self._k(sid))
+            self._create(keys=keys, args=args, client=pipe)
+            also(pipe, session)  # keys of the session's slot only
+            execute_durably(pipe)
         logger.info("session %s started (channel %s)", sid, channel)
         return session, f"{sid}.{secret}"
 
@@ -349,10 +353,9 @@ class SessionStore:
         """
         if not sid:
             return None
-        pipe = durable_pipeline(self._r, self._k(sid))
-        self._end(keys=[self._k(sid), self._kc(sid), self._kexp(sid), self._kt(sid)],
-                  args=[sid, "" if self._sharded else self._kcit], client=pipe)
-        res = execute_durably(pipe)[0]
+        # A sign-out a failover forgot would bring the session back: WAIT for the replicas.
+        res = run_script(self._r, self._end, [self._k(sid), self._kc(sid), self._kexp(sid), self._kt(sid)],
+                         [sid, "" if self._sharded else self._kcit])
         if not res:
             return None
         flat, clients, tickets = res

@@ -44,6 +44,7 @@ __all__ = [
     "wait_args",
     "durable_pipeline",
     "execute_durably",
+    "run_script",
     "UNAVAILABLE",
     "is_unavailable",
 ]
@@ -268,3 +269,29 @@ def execute_durably(pipe: Any) -> list[Any]:
         logger.warning("Redis WAIT: %d of %d replicas acknowledged within %d ms",
                        acked, target.wait_replicas, target.wait_ms)
     return replies[:-1]
+
+
+def run_script(client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a registered Lua ``script``; with Sentinel or Cluster, ``WAIT`` for the replicas on its connection.
+
+    Without replicas to wait for this is ``script(keys=…, args=…)``, one round
+    trip. Otherwise ``EVALSHA`` and ``WAIT`` go in one pipeline on the primary
+    of ``keys[0]`` (not through redis-py's pipeline scripts, which ask
+    ``SCRIPT EXISTS`` first on every call); a server that does not know the
+    script yet (a promoted replica) gets it loaded, and the pipeline is sent
+    again: ``NOSCRIPT`` means nothing ran.
+    """
+    if target_of(client).wait_replicas <= 0:
+        return script(keys=keys, args=args)
+    for attempt in (1, 2):
+        pipe = durable_pipeline(client, keys[0])
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            return execute_durably(pipe)[0]
+        except rx.NoScriptError:
+            if attempt == 2:
+                raise
+            node = (client.get_redis_connection(client.get_node_from_key(keys[0]))
+                    if is_cluster(client) else client)
+            node.script_load(script.script)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -20,6 +20,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 
+from keys.redis_urls import run_script
+
 from ..redis import slot_tag
 
 __all__ = ["AuthorizationCode", "CitizenSnapshot", "CodeStore", "Consumed", "snapshot_of"]
@@ -154,7 +156,9 @@ class CodeStore:
             return Consumed("unknown")
         h = _h(code)
         t = slot_tag(self._r, h)  # the code and its used marker: one Cluster slot
-        res = self._consume(keys=[self._p + "c:" + t, self._p + "u:" + t], args=[self.replay_window])
+        # With Sentinel or Cluster the consumption WAITs for the replicas: a failover
+        # that lost it would make the code redeemable a second time.
+        res = run_script(self._r, self._consume, [self._p + "c:" + t, self._p + "u:" + t], [self.replay_window])
         status = res[0].decode() if isinstance(res[0], bytes) else res[0]
         if status != "ok":
             return Consumed(status)
