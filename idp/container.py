@@ -60,8 +60,12 @@ class Container:
     def __post_init__(self) -> None:
         if self.ciba is None:  # issue 13 §1: CIBA (idp.ciba.runtime)
             from .ciba.runtime import build_ciba
+            from .ciba.webpush import build_webpush
 
-            self.ciba = build_ciba(self.settings, self.services, provider=self.provider, logout=self.logout)
+            # Notifiers besides the embedded live one: Web Push to the citizen's subscribed devices.
+            push = build_webpush(self.settings, self.services) if self.provider is not None else None
+            self.ciba = build_ciba(self.settings, self.services, provider=self.provider, logout=self.logout,
+                                   notifiers=[push] if push is not None else [])
 
     @classmethod
     def from_settings(cls, settings: IdpSettings, *, provider: bool = True, logout: bool = True) -> Container:

@@ -203,6 +203,7 @@ def register(group: click.Group) -> None:
             keyring = services.keyring
             keyring.keyset("idp-token")
             keyring.keyset("idp-token-rs256", algorithm="RS256")
+            keyring.keyset("idp-vapid", algorithm="ES256")  # Web Push application server key (idp.push.vapid)
             for name in ("idp-cookie", "pairwise-salt"):
                 keyring.secret(name)
             click.echo("signing keys and secrets present")
