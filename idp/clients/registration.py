@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from ..errors import InvalidInput
 from ..models import AUTH_METHODS, GRANT_TYPES, Client, utcnow
 from ..oauth import fapi
+from ..oauth.acr import acr_attributes
 from ..oauth.mtls import (
     BOUND_TOKENS,
     CERTIFICATES,
@@ -112,6 +113,10 @@ class ClientSpec:
     """``fapi2``: the FAPI 2.0 Security Profile's rules for this client (:mod:`idp.oauth.fapi`)."""
     dpop_bound_access_tokens: bool = False
     """RFC 9449 §5.2: only DPoP-bound tokens for this client (attribute ``dpop_bound_access_tokens``)."""
+    require_acr: str | None = None
+    """Issue 13 §2: the lowest acr this client accepts (``urn:yiwang:acr:passkey``…; :mod:`idp.oauth.acr`)."""
+    default_acr_values: Sequence[str] = ()
+    """OIDC Registration §2: the acr values asked for when a request names none."""
     ciba: Any = None
     """``idp.ciba.registration.CibaRegistration``: delivery mode, notification endpoint, signing, acting."""
     audience: str | None = None
@@ -232,6 +237,7 @@ def build_client(spec: ClientSpec, *, allow_loopback: bool = False,
                                                    allow_loopback=allow_loopback))
     if spec.dpop_bound_access_tokens:  # idp.oauth.dpop.ATTRIBUTE
         attributes["dpop_bound_access_tokens"] = True
+    attributes.update(acr_attributes(spec.require_acr, spec.default_acr_values))  # idp.oauth.acr
     from ..ciba.registration import ciba_attributes  # OpenID CIBA Core 1.0 §4
 
     attributes.update(ciba_attributes(spec.ciba, grant_types=grant_types, public=spec.public, jwks=jwks,

@@ -46,7 +46,8 @@ MESSAGES = {
 }
 register(MESSAGES)
 
-_STEP_ROUTE = {Step.LOGIN: "auth.login", Step.SECOND_FACTOR: "auth.second_factor", Step.CONSENT: "auth.consent"}
+_STEP_ROUTE = {Step.LOGIN: "auth.login", Step.SECOND_FACTOR: "auth.second_factor", Step.CONSENT: "auth.consent",
+               Step.PASSKEY: "passkeys.step_up"}
 
 
 def redirect_error(redirect_uri: str, error: str, description: str | None, oauth_state: str | None) -> Response:
