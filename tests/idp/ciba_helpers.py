@@ -36,7 +36,7 @@ class ClientKey:
                        lifetime: int = 300, jti: str | None = None, **over: Any) -> str:
         now = int(time.time()) if now is None else now
         claims = {"iss": client_id, "aud": ISSUER, "iat": now, "nbf": now, "exp": now + lifetime,
-                  "jti": jti or secrets.token_urlsafe(12), **params, **over}
+                  "jti": secrets.token_urlsafe(12) if jti is None else jti, **params, **over}
         return self.sign(claims)
 
 
