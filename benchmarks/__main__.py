@@ -13,6 +13,8 @@ import sys
 import time
 import traceback
 
+from . import summary
+
 SECTIONS = {
     "idp": "benchmarks.oidc",
     "dpop": "benchmarks.oidc",
@@ -44,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError as e:
             print(f"skipped: {e}")
             continue
+        result = None
         try:
             if name == "idp":
-                module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8)
+                result = module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8)
             elif name == "dpop":
                 # The DPoP scenarios beside their bearer twins, the reference with DPoP on (issue 14).
                 module.run(rounds=1 if args.quick else 3, duration=4 if args.quick else 8, dpop=True)
@@ -55,17 +58,19 @@ def main(argv: list[str] | None = None) -> int:
                 from ._proc import pg_schema
 
                 with pg_schema("benchcs") as url:
-                    module.main(["--database-url", url])
+                    result = module.main(["--database-url", url])
             elif name == "batch" and args.quick:
                 module.main(["--count", "1000"])
             elif hasattr(module, "main"):
-                module.main([]) if _takes_argv(module.main) else module.main()
+                result = module.main([]) if _takes_argv(module.main) else module.main()
             else:
                 module.run()
         except Exception:
             failed += 1
             traceback.print_exc()
+        summary.collect(name, result)  # issue 16: the closing table
         print(f"({name}: {time.monotonic() - start:.0f} s)", flush=True)
+    summary.print_table()
     return 1 if failed else 0
 
 

@@ -31,7 +31,7 @@ def _redis_ok(url: str) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     from benchmarks.logout_fanout import run
     from idp.settings import IdpSettings
 
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             f"  {r['setup']:<18} all 50 logout tokens delivered in {r['seconds'] * 1000:7.1f} ms"
             f"  ({r['deliveries_per_s']:6.1f} deliveries/s)"
         )
+    return results  # for make bench's closing table (benchmarks.summary)
 
 
 if __name__ == "__main__":

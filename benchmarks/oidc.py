@@ -65,7 +65,7 @@ def _print_login_ratio(compare_output: object, hash_s: float) -> None:
                 logins = float(parts[2])
             except ValueError:
                 return
-            print(f"password logins: {logins:.1f}/s = {logins * hash_s:.2f} x 1/(hash time) (target >= 0.9)")
+            print(f"password logins: {logins:.1f}/s = {logins * hash_s:.2f} x 1/(hash time) (issue 16: >= 0.75)")
             return
 
 
@@ -191,6 +191,7 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
                 print(done.stderr, end="", file=sys.stderr)
             results["compare_rc"] = done.returncode
             results["compare_output"] = done.stdout
+            results["summary_json"] = str(work / "compare" / "summary.json")  # benchmarks.summary reads it
     hash_s = argon2_hash_seconds_on_server_core()
     results["argon2id_hash_ms"] = hash_s * 1000
     print(f"Argon2id hash (m=19 MiB, t=2, p=1) on the server's core: {hash_s * 1000:.1f} ms"
