@@ -39,7 +39,7 @@ from .security import install_security
 
 __all__ = ["create_app"]
 
-_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device", "idp.web.cas", "idp.web.views_staff", "idp.web.views_ciba",
+_OPTIONAL_BLUEPRINTS = ("idp.web.logout", "idp.web.device", "idp.web.cas", "idp.web.views_staff", "idp.web.views_push", "idp.web.views_ciba",
                         "idp.web.views_passkeys")
 
 
