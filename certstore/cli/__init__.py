@@ -106,7 +106,7 @@ def _describe(exc: BaseException) -> str | None:
         return "the database has no certstore tables yet (run: certstore init, or certstore db upgrade)"
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return "the database cannot be reached (check YIWANG_DATABASE_URL and that it is running)"
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | REDIS_UNAVAILABLE):
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *REDIS_UNAVAILABLE)):
         return "Redis cannot be reached (check YIWANG_REDIS_URL and that it is running)"
     return None
 

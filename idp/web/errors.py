@@ -72,7 +72,7 @@ def _is_outage(exc: BaseException) -> bool:
         UNAVAILABLE as REDIS_UNAVAILABLE,  # also Sentinel and Cluster failovers
     )
 
-    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | REDIS_UNAVAILABLE) or (
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, *REDIS_UNAVAILABLE)) or (
         isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
 
 
