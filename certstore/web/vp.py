@@ -38,11 +38,13 @@ from flask import (
     session,
 )
 
+from keys.locale import N_, gettext
 from signing.qr import qr_svg
 
 from ..errors import InvalidInput
 from ..vp import RESPONSE_MODES, Created, RequestStore, Verifier, VpRefused
 from ..wallet_sessions import connect_wallet_redis
+from . import CSP
 from .context import require_issuer, services
 from .inputs import json_object
 
@@ -53,7 +55,14 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("vp", __name__, url_prefix="/vp", template_folder="templates")
 api_bp = Blueprint("vp_api", __name__, url_prefix="/api/v1/vp")
 
-HOLDER_CLAIMS = ("identifier", "paper_serial", "holder_name", "holder_code", "holder_code_type")
+HOLDER_CLAIMS = (
+    ("identifier", N_("Certificate identifier")),
+    ("paper_serial", N_("Paper serial number")),
+    ("holder_name", N_("Holder")),
+    ("holder_code", N_("Holder's ID number or credit code")),
+    ("holder_code_type", N_("Kind of holder code")),
+)
+"""Claims every credential carries besides its type's fields (certstore/vci/metadata.py)."""
 _CSRF_KEY = "vp_csrf"
 
 
@@ -110,8 +119,9 @@ def _claim_choices(type_code: str | None) -> list[tuple[str, str]]:
     """(claim name, label in the page's language) for the form."""
     from .language import page_language
 
-    zh = page_language().startswith("zh")
-    out = [(n, n) for n in HOLDER_CLAIMS]
+    lang = page_language()
+    zh = lang.startswith("zh")
+    out = [(n, gettext(lang, label)) for n, label in HOLDER_CLAIMS]
     if type_code:
         try:
             spec = services().registry.get_type(type_code)
@@ -140,7 +150,7 @@ def counter() -> str:
 
 
 @bp.post("/counter")
-def counter_create() -> str:
+def counter_create() -> Response:
     agency = _counter_agency()
     sent = request.form.get("csrf", "")
     if not hmac.compare_digest(sent.encode(), str(session.get(_CSRF_KEY, "")).encode()) or not sent:
@@ -154,8 +164,12 @@ def counter_create() -> str:
     )
     issuer = services().registry.get_issuer(agency)
     labels = dict(_claim_choices(request.form.get("type", "")[:24]))
-    return render_template("vp_request.html", created=created, agency=issuer, qr=qr_svg(created.wallet_url),
-                           same_device=_same_device(created), labels=labels)
+    resp = Response(render_template("vp_request.html", created=created, agency=issuer, qr=qr_svg(created.wallet_url),
+                                    same_device=_same_device(created), labels=labels))
+    # The page polls its result (fetch): connect-src 'self' on top of the app's strict policy.
+    resp.headers["Content-Security-Policy"] = CSP + "; connect-src 'self'"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _same_device(created: Created) -> str:
