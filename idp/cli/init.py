@@ -59,6 +59,8 @@ CERTSTORE_CLIENT_ID = "certstore"
 """Also the ``aud`` of ``certs:*`` tokens (the provider's ``scope_audiences``), so
 certstore may introspect the citizens' tokens it is handed."""
 CERTSTORE_URL = "http://127.0.0.1:5100"
+WALLET_ISSUANCE_CLIENT_ID = "demo-wallet"
+"""The public client a wallet uses to receive credentials from certstore (OpenID4VCI, issue 15)."""
 DEMO_AGENCIES = (
     # (client id, display name): certstore's demo issuers are linked to these ids
     ("demo-psb", "北京市公安局朝阳分局 (demo)"),
@@ -171,6 +173,16 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
     )
     secret = _ensure_client(services, spec, data.get("certstore", {}).get("client_secret"))
     data["certstore"] = {"client_id": CERTSTORE_CLIENT_ID, "client_secret": secret, "url": CERTSTORE_URL}
+    # The wallet's OpenID4VCI client (issue 15 §1): public (PKCE), it signs the citizen in for
+    # certstore's credential endpoint with the scope of a credential configuration (certs:read:<TYPE>).
+    wallet = ClientSpec(
+        name="电子证照钱包 · 领取凭证 (OpenID4VCI)", client_id=WALLET_ISSUANCE_CLIENT_ID, public=True,
+        redirect_uris=[f"{CERTSTORE_URL}/wallet/vci/callback"], grant_types=["authorization_code"],
+        scopes=["openid", *(f"certs:read:{t}" for t in ("JZZM", "YYZZ", "BYZS"))], first_party=True,
+    )
+    if services.clients.get(WALLET_ISSUANCE_CLIENT_ID) is None:
+        services.clients.add(wallet, actor="idp init --demo")
+    data["wallet_issuance"] = {"client_id": WALLET_ISSUANCE_CLIENT_ID, "redirect_uri": wallet.redirect_uris[0]}
     agencies = data.setdefault("agencies", {})
     for client_id, name in DEMO_AGENCIES:
         spec = ClientSpec(
