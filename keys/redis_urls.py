@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -230,7 +232,7 @@ def wait_args(client: Any) -> tuple[str, int, int] | None:
     pipeline as the writes (:func:`durable_pipeline`), never in a call of its own.
     """
     target = target_of(client)
-    if target.wait_replicas <= 0:
+    if not _should_wait(target):
         return None
     return ("WAIT", target.wait_replicas, target.wait_ms)
 
@@ -260,15 +262,42 @@ def execute_durably(pipe: Any) -> list[Any]:
     the primary, and refusing the request would not make it safer.
     """
     target: RedisTarget | None = getattr(pipe, "_yiwang_target", None)
-    if target is None or target.wait_replicas <= 0:
+    if target is None or not _should_wait(target):
         return list(pipe.execute())
     pipe.execute_command("WAIT", target.wait_replicas, target.wait_ms)
     replies = list(pipe.execute())
-    acked = int(replies[-1])
-    if acked < target.wait_replicas:
-        logger.warning("Redis WAIT: %d of %d replicas acknowledged within %d ms",
-                       acked, target.wait_replicas, target.wait_ms)
+    _waited(target, int(replies[-1]))
     return replies[:-1]
+
+
+SHORT_OF_REPLICAS_SECONDS = 5.0
+"""After a ``WAIT`` that fell short (no replica: the old primary is gone after a
+failover), this long without waiting: a write with no replica to reach gains
+nothing from waiting, and every sign-in would pay ``wait_ms`` per write."""
+
+_short_until: dict[str, float] = {}
+_short_lock = threading.Lock()
+
+
+def _should_wait(target: RedisTarget) -> bool:
+    if target.wait_replicas <= 0:
+        return False
+    until = _short_until.get(target.url)
+    return until is None or time.monotonic() >= until
+
+
+def _waited(target: RedisTarget, acked: int) -> None:
+    with _short_lock:
+        was_short = target.url in _short_until
+        if acked < target.wait_replicas:
+            _short_until[target.url] = time.monotonic() + SHORT_OF_REPLICAS_SECONDS
+            if not was_short:
+                logger.warning("Redis WAIT: %d of %d replicas acknowledged within %d ms; writes go on "
+                               "without waiting, checked again every %.0f s", acked, target.wait_replicas,
+                               target.wait_ms, SHORT_OF_REPLICAS_SECONDS)
+        elif was_short:
+            del _short_until[target.url]
+            logger.info("Redis WAIT: %d replicas acknowledge again", acked)
 
 
 def run_script(client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
@@ -281,7 +310,7 @@ def run_script(client: Any, script: Any, keys: list[str], args: list[Any]) -> An
     script yet (a promoted replica) gets it loaded, and the pipeline is sent
     again: ``NOSCRIPT`` means nothing ran.
     """
-    if target_of(client).wait_replicas <= 0:
+    if not _should_wait(target_of(client)):
         return script(keys=keys, args=args)
     for attempt in (1, 2):
         pipe = durable_pipeline(client, keys[0])

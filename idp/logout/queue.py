@@ -172,6 +172,9 @@ class JobQueue:
         self.broker = broker if broker is not None else build_broker(settings)
         self._redis = redis
         self._marker_prefix = f"{prefix}logout:job:"
+        namespace = getattr(self.broker, "namespace", "")
+        if namespace.startswith("{"):  # a Cluster: the markers in the queue's slot (enqueue_delivery's order)
+            self._marker_prefix = f"{namespace}:logout-job:"
         self._parked = f"{prefix}logout:parked"
         self._sweep_lease = _Lease(redis, f"{prefix}sweep-lease")
         self._worker: dramatiq.Worker | None = None
@@ -205,9 +208,16 @@ class JobQueue:
         return self.settings.logout_max_backoff_ms * 2 + 60_000
 
     def enqueue_delivery(self, delivery_id: str) -> None:
-        """Queue one attempt of ``delivery_id`` (its SQL row must already be committed)."""
-        self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
+        """Queue one attempt of ``delivery_id`` (its SQL row must already be committed).
+
+        The job first, then its marker: a primary replicates its writes in the
+        order it applied them, so a replica promoted by a failover (Sentinel,
+        Cluster) that has the marker has the job too. A job lost with its marker
+        is re-queued by the sweep (``resend_pending``); a marker without its job
+        would have hidden the row from it (docs/redis-ha.md).
+        """
         self.deliver.send(delivery_id)
+        self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
 
     def has_job(self, delivery_id: str) -> bool:
         """Whether a job for ``delivery_id`` is believed to be queued (its marker lives)."""
