@@ -23,6 +23,7 @@ SECTIONS = {
     "certstore": "benchmarks.certstore",
     "batch": "benchmarks.batch",
     "statuslist": "benchmarks.statuslist",
+    "vci": "benchmarks.vci",
 }
 
 
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
                 from ._proc import pg_schema
 
                 with pg_schema("benchcs") as url:
+                    result = module.main(["--database-url", url])
+            elif name == "vci":
+                # issue 15 §1: OpenID4VCI against the API, on production's database
+                from ._proc import pg_schema
+
+                with pg_schema("benchvci") as url:
                     result = module.main(["--database-url", url])
             elif name == "batch" and args.quick:
                 module.main(["--count", "1000"])

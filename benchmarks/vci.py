@@ -26,7 +26,6 @@ import copy
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 __all__ = ["run", "main"]
 
