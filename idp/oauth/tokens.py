@@ -41,6 +41,8 @@ from joserfc.jwk import KeySet as JoseKeySet
 
 from keys.jws import encode_jws
 
+from .snapshots import SnapshotWriter
+
 __all__ = [
     "AccessTokenClaims",
     "TokenService",
@@ -184,6 +186,8 @@ class TokenService:
         self._verify_loaded = 0.0
         self._verify_jwks: Any = None
         self._lock = threading.Lock()
+        self.snapshots = SnapshotWriter(redis)
+        """Userinfo snapshots of grants that write nothing else to Redis (the refresh grant)."""
         self._verified: dict[str, dict[str, Any]] = {}
         """Token string → claims of a signature already checked against the current key set
         (issue 16: introspection and userinfo see the same token again and again).
@@ -337,8 +341,13 @@ class TokenService:
     # its lifetime, so that userinfo is one Redis round trip and no SQL.
     # Never the ID number (docs/design.md: not stored in clear anywhere): a
     # token that may release it reads the database.
-    def save_snapshot(self, jti: str, ttl: int, data: dict[str, Any], *, pipe: Any = None) -> None:
-        """Keep the userinfo snapshot; with ``pipe``, only queue the command on it."""
+    def save_snapshot(self, jti: str, ttl: int, data: dict[str, Any], *, pipe: Any = None,
+                      background: bool = False) -> None:
+        """Keep the userinfo snapshot; with ``pipe``, only queue the command on it; ``background``:
+        hand it to :attr:`snapshots` (a cache, userinfo reads the database without it; issue 16)."""
+        if background and pipe is None:
+            self.snapshots.put(self._p + "ui:" + jti, json.dumps(data), max(1, ttl))
+            return
         (pipe or self._r).set(self._p + "ui:" + jti, json.dumps(data), ex=max(1, ttl))
 
     def snapshot_if_live(self, jti: str) -> tuple[bool, dict[str, Any] | None]:

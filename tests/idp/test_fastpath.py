@@ -137,3 +137,21 @@ def test_discovery_is_flasks_first_answer_replayed_with_an_etag(app, web):
     assert stale.status_code == 200 and stale.data == first.data
     assert first.headers["Cache-Control"] == "public, max-age=300"
     assert first.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_refreshed_tokens_snapshot_is_written_in_the_background(app, web, citizen, rp, redis_client):
+    provider = app.extensions["yiwang"].provider
+    fresh = _refresh(web, rp, _tokens(web, rp)["refresh_token"]).get_json()
+    at = fresh["access_token"]
+    jti = provider.tokens.verify_access_token(at).jti
+    bearer = {"Authorization": "Bearer " + at}
+    assert provider.tokens.snapshots.flush()
+    _revoked, snap = provider.tokens.snapshot_if_live(jti)
+    assert snap is not None and snap["name"] == "张三"
+    from_snapshot = web.get("/userinfo", headers=bearer)
+    # Without it (lost to a Redis failure), userinfo reads the database: the same answer.
+    redis_client.delete(provider.tokens._p + "ui:" + jti)
+    assert provider.tokens.snapshot_if_live(jti) == (False, None)
+    from_database = web.get("/userinfo", headers=bearer)
+    assert from_snapshot.status_code == from_database.status_code == 200
+    assert from_snapshot.get_json() == from_database.get_json()
