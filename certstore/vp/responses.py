@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+from sqlalchemy.orm import Session
 
 from signing.sdjwt_verify import Presentation, SdJwtError, verify_presentation
 from signing.statuslist import INVALID, SUSPENDED, VALID
@@ -154,25 +155,26 @@ class ResponseChecker:
         if not isinstance(token, dict) or set(token) != {CREDENTIAL_ID} or not isinstance(entries, list) \
                 or len(entries) != 1 or not isinstance(entries[0], str):
             raise VpRefused(f"vp_token holds one presentation under {CREDENTIAL_ID!r}", reason="format")
-        with self.certificates.sessions() as s:
+        # One transaction for the imported lists' stamp, the record's status and the read log.
+        with session_scope(self.certificates.sessions) as s:
             local = self.certificates.verifier.trust_list()
             merged = self.certificates.trust_store.merged(local, session=s)
-        try:
-            p = verify_presentation(entries[0], merged.trust_list, audience=data["client_id"], nonce=data["nonce"],
-                                    now=self.clock())
-        except SdJwtError as e:
-            raise VpRefused(str(e), reason=e.reason) from None
-        asked_vct = data["dcql"]["credentials"][0]["meta"]["vct_values"]
-        if p.vct not in asked_vct:
-            raise VpRefused("the credential is not of the type the request asked for", reason="vct")
-        asked = requested_paths(data["dcql"])
-        extra = beyond_request(p.disclosed, asked)
-        if extra:
-            raise VpRefused("the wallet disclosed claims the request did not ask for: "
-                            + ", ".join(".".join(str(x) for x in path) for path in extra), reason="over_disclosed")
-        status, reason, row = self._status(p, local, merged)
-        if row is not None:
-            self._log(data, row)
+            try:
+                p = verify_presentation(entries[0], merged.trust_list, audience=data["client_id"],
+                                        nonce=data["nonce"], now=self.clock())
+            except SdJwtError as e:
+                raise VpRefused(str(e), reason=e.reason) from None
+            asked_vct = data["dcql"]["credentials"][0]["meta"]["vct_values"]
+            if p.vct not in asked_vct:
+                raise VpRefused("the credential is not of the type the request asked for", reason="vct")
+            asked = requested_paths(data["dcql"])
+            extra = beyond_request(p.disclosed, asked)
+            if extra:
+                raise VpRefused("the wallet disclosed claims the request did not ask for: "
+                                + ", ".join(".".join(str(x) for x in path) for path in extra), reason="over_disclosed")
+            status, reason, row = self._status(s, p, local, merged)
+            if row is not None:
+                self._log(s, data, row)
         names = {path[0] for path in asked}
         return {
             "outcome": "verified",
@@ -187,7 +189,7 @@ class ResponseChecker:
 
     # -- status and the read log ---------------------------------------------
 
-    def _status(self, p: Presentation, local: Any, merged: Any) -> tuple[str, str, Certificate | None]:
+    def _status(self, s: Session, p: Presentation, local: Any, merged: Any) -> tuple[str, str, Certificate | None]:
         if p.status_uri is None or p.status_index is None:
             return "unknown", "the credential names no status list", None
         if local.get(p.issuer.kid) is p.issuer:
@@ -195,12 +197,9 @@ class ResponseChecker:
             list_id = p.status_uri[len(base):] if p.status_uri.startswith(base) else ""
             if not list_id or "/" in list_id:
                 return "unknown", "a local credential pointing outside this registry's status lists", None
-            with self.certificates.sessions() as s:
-                row = s.scalar(sa.select(Certificate).where(
-                    Certificate.status_list == list_id, Certificate.status_index == p.status_index,
-                    Certificate.issuer_uscc == p.issuer.uscc))
-                if row is not None:
-                    s.expunge(row)
+            row = s.scalar(sa.select(Certificate).where(
+                Certificate.status_list == list_id, Certificate.status_index == p.status_index,
+                Certificate.issuer_uscc == p.issuer.uscc))
             if row is None:
                 return "unknown", "no certificate of that issuer at that status position", None
             status, reason = _status_of_record(row.status)
@@ -219,13 +218,11 @@ class ResponseChecker:
             return "revoked", answer.reason, None
         return "unknown", answer.reason, None
 
-    def _log(self, data: dict[str, Any], row: Certificate) -> None:
+    def _log(self, s: Session, data: dict[str, Any], row: Certificate) -> None:
         """The citizen's read log: who saw which certificate through a presentation, for what."""
         try:
             name = self.certificates.registry.get_issuer(data["agency"]).name_zh
         except Exception:  # noqa: BLE001 — the agency left the registry meanwhile: log without its name
             name = None
-        with session_scope(self.certificates.sessions) as s:
-            s.add(AccessLog(holder_code_index=row.holder_code_index, client_id=data["client_id"][:200], client_name=name,
-                            via=VIA, purpose=data.get("purpose") or None, identifiers=[row.identifier],
-                            at=self.clock()))
+        s.add(AccessLog(holder_code_index=row.holder_code_index, client_id=data["client_id"][:200], client_name=name,
+                        via=VIA, purpose=data.get("purpose") or None, identifiers=[row.identifier], at=self.clock()))
