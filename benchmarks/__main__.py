@@ -23,7 +23,9 @@ SECTIONS = {
     "certstore": "benchmarks.certstore",
     "batch": "benchmarks.batch",
     "statuslist": "benchmarks.statuslist",
+    "vp": "benchmarks.vp",  # issue 15 §2: presentations verified per second (PostgreSQL when reachable)
     "vci": "benchmarks.vci",
+    "ciba": "benchmarks.ciba",
 }
 
 

@@ -171,3 +171,23 @@ def test_signing_out_everywhere_ends_the_ciba_grant(web, app, counter):
     assert refreshed.status_code == 400 and refreshed.get_json()["error"] == "invalid_grant"
     intro = web.post("/introspect", data={"token": got["access_token"]}, headers=counter.basic()).get_json()
     assert intro["active"] is False
+
+
+def test_a_pending_poll_costs_no_sql(web, app, counter, idp_services):
+    """Issue 13: a pending poll is answered from Redis (and the client cache), never the database."""
+    import sqlalchemy as sa
+
+    rids = [start(web, counter, login_hint=ID_NUMBER).get_json()["auth_req_id"] for _ in range(3)]
+    poll(web, counter, rids[0])  # the client is in the provider's cache now
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(idp_services.db.engine, "before_cursor_execute", count)
+    try:
+        answers = [poll(web, counter, rid).get_json()["error"] for rid in rids * 2]
+    finally:
+        sa.event.remove(idp_services.db.engine, "before_cursor_execute", count)
+    assert set(answers) <= {"authorization_pending", "slow_down"} and "slow_down" in answers
+    assert statements == []
