@@ -63,9 +63,10 @@ class Container:
             from .ciba.webpush import build_webpush
 
             # Notifiers besides the embedded live one: Web Push to the citizen's subscribed devices.
-            push = build_webpush(self.settings, self.services) if self.provider is not None else None
+            # (every process with the queue declares its actor: the worker sends the pushes too)
+            push = build_webpush(self.settings, self.services, logout=self.logout)
             self.ciba = build_ciba(self.settings, self.services, provider=self.provider, logout=self.logout,
-                                   notifiers=[push] if push is not None else [])
+                                   notifiers=[push] if push is not None and self.provider is not None else [])
 
     @classmethod
     def from_settings(cls, settings: IdpSettings, *, provider: bool = True, logout: bool = True) -> Container:

@@ -103,6 +103,11 @@ class SubscriptionStore:
                 s.execute(sa.delete(PushSubscription).where(PushSubscription.id.in_(ids[MAX_PER_CITIZEN:])))
             return Subscription(row.id, citizen_id, endpoint, p256dh, auth)
 
+    def get(self, subscription_id: int) -> Subscription | None:
+        with self.db.single_statement() as s:
+            r = s.get(PushSubscription, subscription_id)
+            return Subscription(r.id, r.citizen_id, r.endpoint, r.p256dh, r.auth) if r is not None else None
+
     def for_citizen(self, citizen_id: int) -> list[Subscription]:
         with self.db.single_statement() as s:
             rows = s.scalars(sa.select(PushSubscription).where(PushSubscription.citizen_id == citizen_id))

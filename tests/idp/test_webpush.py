@@ -175,3 +175,28 @@ def test_the_container_settings_build_the_notifier(idp_settings: Any, idp_servic
     built = build_webpush(idp_settings, idp_services)
     assert built is not None and built.vapid.subject == idp_settings.issuer
     assert len(unb64url(built.vapid.application_server_key())) == 65
+
+
+def test_the_queued_attempt_retries_a_busy_push_service_and_stops_at_gone(
+        idp_services: Any, citizen: Any, push_service: PushService) -> None:
+    from idp.logout.queue import TransientDelivery
+
+    n = notifier(idp_services)
+    sub = n.store.add(citizen.id, Device(push_service.url + "/push/v1/busy").json)
+    payload = {"v": 1, "kind": "counter", "url": "/ciba/d-1"}
+    expires = int(time.time()) + 300
+    push_service.status = 503
+    with pytest.raises(TransientDelivery):
+        n.attempt(sub.id, payload, expires, "d-1")
+    push_service.status = 429
+    with pytest.raises(TransientDelivery):
+        n.attempt(sub.id, payload, expires, "d-1")
+    push_service.status = 400
+    assert n.attempt(sub.id, payload, expires, "d-1") == "failed"
+    assert n.attempt(sub.id, payload, int(time.time()) - 1, "d-1") == "expired"
+    push_service.status = 201
+    assert n.attempt(sub.id, payload, expires, "d-1") == "delivered"
+    push_service.status = 410
+    assert n.attempt(sub.id, payload, expires, "d-1") == "gone"
+    assert n.attempt(sub.id, payload, expires, "d-1") == "gone"  # forgotten: nothing sent
+    assert len(push_service.received) == 5

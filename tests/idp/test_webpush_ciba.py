@@ -4,6 +4,7 @@ the push (decrypted here), and its link is the approval page the live notifier s
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from idp.ciba.registration import CibaRegistration
@@ -31,8 +32,13 @@ def test_a_counter_request_pushes_to_the_citizens_device(app_with: Any, idp_serv
     _, totp = make_staff(idp_services)
     signed, verifier = staff_sign_in(desk, counter, totp)
     clerk = redeem(desk, counter, signed.headers["Location"], verifier)["id_token"]
+    runtime = app.extensions["yiwang"]
+    runtime.logout.start_worker(sweep=False)  # the pushes are jobs on the idp's queue (actor ciba_webpush)
     resp = start(app.test_client(), counter, login_hint=ID_NUMBER, actor_token=clerk, binding_message="A7X2")
     assert resp.status_code == 200, resp.data
+    deadline = time.monotonic() + 30  # a wait for the job, not a measurement
+    while not push_service.received and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(push_service.received) == 1
     _path, _headers, body = push_service.received[0]
     message = device.decrypt(body)
