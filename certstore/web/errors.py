@@ -31,6 +31,7 @@ from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from keys.errors import KeysError
+from keys.locale import N_
 from keys.redis_urls import UNAVAILABLE as REDIS_UNAVAILABLE
 
 from ..availability import DATABASE, REDIS, RETRY_AFTER_SECONDS, Outage
@@ -52,17 +53,18 @@ _MACHINE_PATHS = frozenset({"/wallet/backchannel-logout"})
 
 # What the page says for each status in Chinese; the English line is the
 # error's own detail (the same text the API would send, never a traceback).
-_PAGE_TEXT: dict[int, tuple[str, str, str]] = {
-    400: ("请求无法完成", "The request could not be completed", "请返回后重试。"),
-    401: ("请先登录", "Please sign in first", "请先登录电子证照，再打开此页面。"),
-    403: ("无权访问", "Not allowed", "您无权访问此页面。"),
-    404: ("未找到", "Not found", "没有找到您要的页面或证照。"),
-    405: ("请求方式不正确", "Method not allowed", "请从页面上的按钮或链接进入。"),
-    413: ("文件太大", "The file is too large", "请上传更小的文件。"),
-    429: ("请求太频繁", "Too many requests", "请稍后再试。"),
-    503: ("服务暂不可用", "Service unavailable", "请稍后再试。"),
+_PAGE_TEXT: dict[int, tuple[str, str]] = {
+    # title and what to do, translated on the page (keys/locale); the error's own English detail is not shown
+    400: (N_("The request could not be completed"), N_("Please go back and try again.")),
+    401: (N_("Please sign in first"), N_("Sign in to the wallet first, then open this page.")),
+    403: (N_("Not allowed"), N_("You may not open this page.")),
+    404: (N_("Not found"), N_("The page or certificate you asked for was not found.")),
+    405: (N_("Method not allowed"), N_("Please use the buttons and links on the pages.")),
+    413: (N_("The file is too large"), N_("Please upload a smaller file.")),
+    429: (N_("Too many requests"), N_("Please try again later.")),
+    503: (N_("Service unavailable"), N_("Please try again later.")),
 }
-_PAGE_FALLBACK = ("出错了", "Something went wrong", "我们这边出了问题，请稍后再试。")
+_PAGE_FALLBACK = (N_("Something went wrong"), N_("Something went wrong on our side. Please try again later."))
 
 
 def problem(
@@ -116,13 +118,10 @@ def wants_html() -> bool:
 
 
 def error_page(status: int, detail: str, *, headers: dict[str, str] | None = None) -> Response:
-    """The error as a page: status, what happened in both languages, and ways back."""
-    zh_title, en_title, zh_detail = _PAGE_TEXT.get(status, _PAGE_FALLBACK)
-    html = render_template(
-        "wallet_error.html", status=status, zh_title=zh_title, en_title=en_title, zh_detail=zh_detail,
-        en_detail=detail,
-        in_wallet=request.path.startswith("/wallet"),
-    )
+    """The error as a page in the page's language: status, what happened, ways back (not the English detail)."""
+    title, advice = _PAGE_TEXT.get(status, _PAGE_FALLBACK)
+    html = render_template("wallet_error.html", status=status, title=title, detail=advice,
+                           in_wallet=request.path.startswith("/wallet"))
     resp = Response(html, status=status, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
     for k, v in (headers or {}).items():

@@ -21,7 +21,7 @@ from keys.locale import (
 
 from .context import services
 
-__all__ = ["page_language", "install_language", "switch_url"]
+__all__ = ["page_language", "install_language", "switch_url", "pick"]
 
 
 def page_language() -> str:
@@ -41,6 +41,11 @@ def switch_url(endpoint: str | None = None, **values: str) -> str:
     return url_for(target, **args, lang=other_language(page_language()))
 
 
+def pick(zh: str, en: str | None) -> str:
+    """Of a record's own two names (type, issuer, status: data, not interface text) the page's one."""
+    return zh if page_language() == "zh-CN" or not en else en
+
+
 def _remember(resp: Response) -> Response:
     chosen = normalise(request.args.get("lang"))
     if chosen and request.cookies.get(LANG_COOKIE) != chosen:
@@ -51,7 +56,7 @@ def _remember(resp: Response) -> Response:
 
 def install_language(app: Flask) -> None:
     install_jinja(app.jinja_env, page_language)
-    app.jinja_env.globals.update(page_language=page_language, switch_url=switch_url,
+    app.jinja_env.globals.update(page_language=page_language, switch_url=switch_url, pick=pick,
                                  other_language=other_language)
     app.after_request(_remember)
     translations("zh-CN")  # the catalog is read at start: a broken .po stops the service here

@@ -61,6 +61,7 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 import signing.qr
+from keys.locale import N_, format_time
 
 from ..errors import CertstoreError
 from ..wallet_sessions import (
@@ -71,6 +72,7 @@ from ..wallet_sessions import (
 )
 from . import CSP
 from .context import services
+from .language import page_language
 from .wallet import wallet_service
 
 __all__ = ["bp", "init_wallet", "COOKIE", "wallet_sessions"]
@@ -81,7 +83,8 @@ bp = Blueprint("wallet", __name__, url_prefix="/wallet", template_folder="templa
 
 COOKIE = "yw_wallet"
 _SESSION_SECONDS = 3600
-_VIA = {"consent": ("经您授权", "with your consent"), "lookup": ("按身份证号查询", "lookup by ID number"), "wallet": ("本人", "you")}
+_VIA = {"consent": N_("with your consent"), "lookup": N_("lookup by ID number"), "wallet": N_("you")}
+_VIA["presentation"] = N_("shown from your wallet (OpenID4VP)")  # issue 15 §2: certstore/vp
 
 
 def init_wallet(app: Flask) -> None:
@@ -189,7 +192,7 @@ def _inactive(identifier: str, status: str) -> dict[str, str]:
             at = event.at if event.at.tzinfo else event.at.replace(tzinfo=dt.UTC)
             return {
                 "reason": str(detail.get("reason") or ""),
-                "date": at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d"),
+                "at": format_time(at, page_language()),  # China Standard Time, labelled
             }
     return {}
 
@@ -205,9 +208,9 @@ def home() -> Response:
     log = wallet.access_log(holder["hi"])
     reads = [
         {
-            "at": r.at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M"),
+            "at": r.at,  # shown in China Standard Time, labelled (|cst)
             "who": r.client_name or r.client_id,
-            "via": _VIA.get(r.via, (r.via, r.via)),
+            "via": _VIA.get(r.via, r.via),
             "purpose": r.purpose or "—",
             "count": len(r.identifiers),
         }
@@ -222,6 +225,7 @@ def login() -> Any:
     """Start the sign-in; ``?again=1`` (from the page asking for the ID number) shows the consent page again."""
     client = _client()
     extra = {"prompt": "consent"} if request.args.get("again") == "1" else {}
+    extra["ui_locales"] = page_language()  # the idp's pages in the wallet's language (OIDC Core §3.1.2.1)
     nxt = _safe_next(request.args.get("next"))
     if nxt:
         session[_NEXT] = nxt

@@ -97,7 +97,7 @@ def test_wallet_after_sso(stack: dict[str, Any]) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(accept_downloads=True)
+            context = browser.new_context(accept_downloads=True, locale="zh-CN")
             page = context.new_page()
             page.goto(f"{cs}/wallet")
             page.wait_for_url(f"{issuer}/authorize*")  # the login form answers /authorize
