@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from authlib.common.urls import add_params_to_uri
+from flask import Blueprint, current_app, redirect, request
 
 from keys.locale import N_
 
 from ..staff.accounts import StaffService
+from ..staff.portal import is_staff_portal
 from ..staff.signin import SESSION_SECONDS, StaffSessions, StaffSignIn
 from .common import browser, client_ip, render, rt, set_browser_cookie
 from .responses import error_page, flow_lang, outcome_response
@@ -110,3 +112,32 @@ def _post(s: StaffSignIn, flow: Any, ctx: dict[str, Any], now: int) -> Any:
     resp = outcome_response(s.issue(flow, session, now=now), after_post=True)
     _set_staff_cookie(resp, cookie)
     return resp
+
+
+@bp.route("/staff/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    """End this browser's staff session (a shared counter PC between shifts).
+
+    OIDC RP-Initiated Logout's shape: ``client_id`` (a staff portal) and a
+    ``post_logout_redirect_uri`` registered for it send the browser back there
+    (with ``state``); otherwise a page says the staff session has ended.
+    Ending a session is harmless to force, so a GET suffices.
+    """
+    s = staff_signin()
+    s.sessions.end(request.cookies.get(cookie_name(STAFF_COOKIE)))
+    target = request.values.get("post_logout_redirect_uri")
+    client = s.port.query_client(request.values.get("client_id"))
+    resp: Any
+    if target and client is not None and is_staff_portal(client) and client.check_post_logout_redirect_uri(target):
+        state = request.values.get("state")
+        resp = redirect(add_params_to_uri(target, [("state", state)]) if state else target, code=303)
+    else:
+        resp = _page_of("staff_logout.html")
+    resp.delete_cookie(cookie_name(STAFF_COOKIE), path="/", secure=rt().secure_cookies, httponly=True,
+                       samesite="Lax")
+    return resp
+
+
+def _page_of(template: str) -> Any:
+    html, code = render(template)
+    return current_app.make_response((html, code))

@@ -255,3 +255,18 @@ def test_staff_tokens_time_out_with_the_id_token_lifetime(app: Any, web: Any, id
     resp, verifier = staff_sign_in(web, portal, totp)
     claims = id_claims(app, redeem(web, portal, resp.headers["Location"], verifier)["id_token"])
     assert 0 < claims["exp"] - int(time.time()) <= app.extensions["yiwang"].settings.id_token_seconds + 5
+
+
+def test_staff_sign_out_ends_the_staff_session(web: Any, idp_services: Any) -> None:
+    _, totp = make_staff(idp_services)
+    portal = make_portal(idp_services, post_logout_redirect_uris=["https://counter.example.cn/bye"])
+    staff_sign_in(web, portal, totp)
+    resp = web.get("/staff/logout", query_string={"client_id": portal.client_id, "state": "x1",
+                                                   "post_logout_redirect_uri": "https://counter.example.cn/bye"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "https://counter.example.cn/bye?state=x1"
+    params, _ = authorize_params(portal)
+    page = web.get(web.get("/authorize", query_string=params).headers["Location"])
+    assert page.status_code == 200 and 'id="staff-login-form"' in page.get_data(as_text=True)  # asked again
+    other = web.get("/staff/logout", query_string={"client_id": portal.client_id,
+                                                    "post_logout_redirect_uri": "https://evil.example/x"})
+    assert other.status_code == 200 and 'id="staff-logout-message"' in other.get_data(as_text=True)
