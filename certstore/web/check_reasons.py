@@ -15,7 +15,7 @@ from typing import Any
 
 from keys.locale import N_, gettext
 
-__all__ = ["CHECK_LABELS", "check_label", "reason_text", "reason_code"]
+__all__ = ["CHECK_LABELS", "REASON_TEXT", "check_label", "reason_text", "reason_code"]
 
 CHECK_LABELS: dict[str, str] = {
     "format": N_("Format"),
@@ -35,7 +35,7 @@ CHECK_LABELS: dict[str, str] = {
 _REASONS: list[tuple[str, bool, str, str, str]] = [
     ("*", False, r"^not checked", "not_checked", N_("Not checked: an earlier check did not pass.")),
     ("format", True, r"", "format_ok", N_("A well-formed Yiwang certificate QR code.")),
-    ("format", False, r"", "format_bad", N_("This is not a Yiwang certificate QR code, or it is damaged.")),
+    ("format", False, r"", "format_bad", N_("This is not a Yiwang certificate QR code (those start with YW1:), or it is damaged.")),
     ("signature", True, r"", "signature_ok", N_("Signed with a key in the trust list.")),
     ("signature", False, r"not in the trust list", "signer_unknown",
      N_("Signed with a key that is not in the trust list: the signer is unknown.")),
@@ -88,6 +88,12 @@ _REASONS: list[tuple[str, bool, str, str, str]] = [
     ("coverage", True, r"", "covers_file", N_("The signature covers the whole file.")),
     ("coverage", False, r"", "partial", N_("The signature does not cover its whole revision.")),
 ]
+_EXTRA: list[tuple[str, str]] = [
+    # codes the offline verifier's script gives (static/offline/verify.js), beside the ones above
+    ("status_list_invalid", N_("The issuer's status list does not verify, so the status cannot be confirmed.")),
+]
+REASON_TEXT: dict[str, str] = {code: text for _n, _ok, _p, code, text in _REASONS} | dict(_EXTRA)
+"""Reason code → English msgid (the offline verifier's script gets them translated from its page)."""
 _COMPILED = [(name, ok, re.compile(pattern), code, text) for name, ok, pattern, code, text in _REASONS]
 _PASSED, _FAILED = N_("Passed."), N_("Did not pass.")
 

@@ -19,10 +19,13 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, render_template, send_from_directory
 
 from keys.certs import webcrypto_jwk
+from keys.locale import N_, gettext
 from keys.web_assets import STYLESHEET
 
 from ..models import StatusListRow
+from .check_reasons import CHECK_LABELS, REASON_TEXT, check_label
 from .context import services
+from .language import page_language
 
 __all__ = ["bp", "OPENAPI_PATHS"]
 
@@ -48,9 +51,34 @@ def _csp() -> str:
     )
 
 
+_SCRIPT_TEXT = {
+    # What the page's script says (the check lines: check_reasons), translated here for the page's language.
+    "ready": N_("Ready to use offline (%(n)s issuers)."),
+    "offline": N_("Offline: using the saved trust list."),
+    "no_trust": N_("No trust list is saved on this device yet: open this page once while online."),
+    "no_qr": N_("No readable QR code was found in the image. Hold the camera steady on the code and try again."),
+    "passed": N_("passed"),
+    "failed": N_("failed"),
+    "verdict_valid": N_("Valid certificate"),
+    "verdict_forged": N_("Not a genuine certificate"),
+    "verdict_revoked": N_("Genuine, but no longer valid"),
+    "verdict_unreadable": N_("Not a certificate QR code, or it could not be read"),
+}
+
+
+def _script_messages(lang: str) -> dict[str, str]:
+    out = {key: gettext(lang, text) for key, text in _SCRIPT_TEXT.items()}
+    out |= {"check_" + name: check_label(name, lang) for name in CHECK_LABELS}
+    out |= {"reason_" + code: gettext(lang, text) for code, text in REASON_TEXT.items()}
+    out["colon"] = "：" if lang == "zh-CN" else ": "
+    return out
+
+
 @bp.get("/")
 def page() -> Response:
-    resp = Response(render_template("verify_offline.html"), mimetype="text/html")
+    lang = page_language()
+    html = render_template("verify_offline.html", lang=lang, messages=_script_messages(lang))
+    resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = _csp()
     resp.headers["Cache-Control"] = "no-cache"
     return resp

@@ -205,41 +205,41 @@
   }
 
   async function statusOf(claims, issuer, key) {
-    if (claims.status_list === null) return { ok: false, reason: "the payload names no status list" };
+    if (claims.status_list === null) return { ok: false, code: "status_unknown_here", reason: "the payload names no status list" };
     const uri = issuer.status_base + claims.status_list;
     let resp;
     try {
       resp = await fetch(uri, { cache: "no-cache" });  // the service worker answers from its cache when offline
     } catch (e) {
-      return { ok: false, reason: "the status list is not available offline; the status cannot be confirmed" };
+      return { ok: false, code: "status_unconfirmed", reason: "the status list is not available offline; the status cannot be confirmed" };
     }
-    if (!resp.ok) return { ok: false, reason: "the status list answered HTTP " + resp.status };
+    if (!resp.ok) return { ok: false, code: "status_unconfirmed", reason: "the status list answered HTTP " + resp.status };
     const fetchedAt = resp.headers.get("X-Yiwang-Fetched-At") || resp.headers.get("Date");
     const token = (await resp.text()).trim();
     const parts = token.split(".");
-    if (parts.length !== 3) return { ok: false, reason: "the status list is not a JWT" };
+    if (parts.length !== 3) return { ok: false, code: "status_list_invalid", reason: "the status list is not a JWT" };
     const header = JSON.parse(new TextDecoder().decode(b64url(parts[0])));
-    if (header.typ !== "statuslist+jwt" || header.alg !== "ES256") return { ok: false, reason: "the status list has the wrong type" };
+    if (header.typ !== "statuslist+jwt" || header.alg !== "ES256") return { ok: false, code: "status_list_invalid", reason: "the status list has the wrong type" };
     const good = await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, b64url(parts[2]), new TextEncoder().encode(parts[0] + "." + parts[1]));
-    if (!good) return { ok: false, reason: "the status list's signature does not verify" };
+    if (!good) return { ok: false, code: "status_list_invalid", reason: "the status list's signature does not verify" };
     const body = JSON.parse(new TextDecoder().decode(b64url(parts[1])));
-    if (body.sub !== uri) return { ok: false, reason: "the status list names another URI" };
+    if (body.sub !== uri) return { ok: false, code: "status_list_invalid", reason: "the status list names another URI" };
     const now = Date.now() / 1000;
     const age = now - body.iat;
     if ((body.exp && now >= body.exp) || age > trust.status_list_max_age) {
-      return { ok: false, reason: "the status list is too old (" + Math.round(age / 60) + " minutes); the status cannot be confirmed" };
+      return { ok: false, code: "status_unconfirmed", reason: "the status list is too old (" + Math.round(age / 60) + " minutes); the status cannot be confirmed" };
     }
     const bits = body.status_list.bits;
     const raw = await inflate(b64url(body.status_list.lst));
     const idx = claims.status_index;
     const per = 8 / bits;
     const byte = raw[Math.floor(idx / per)];
-    if (byte === undefined) return { ok: false, reason: "the position is outside the status list" };
+    if (byte === undefined) return { ok: false, code: "status_list_invalid", reason: "the position is outside the status list" };
     const value = (byte >> ((idx % per) * bits)) & ((1 << bits) - 1);
     const when = fetchedAt ? " (status list fetched " + Math.max(0, Math.round((Date.now() - Date.parse(fetchedAt)) / 60000)) + " minutes ago)" : "";
-    if (value === 0) return { ok: true, reason: "valid according to the issuer's status list" + when };
-    if (value === 2) return { ok: false, reason: "suspended according to the issuer's status list" + when };
-    return { ok: false, reason: "revoked or otherwise no longer valid according to the issuer's status list" + when };
+    if (value === 0) return { ok: true, code: "status_list_ok", reason: "valid according to the issuer's status list" + when };
+    if (value === 2) return { ok: false, code: "status_list_suspended", reason: "suspended according to the issuer's status list" + when };
+    return { ok: false, code: "status_list_revoked", reason: "revoked or otherwise no longer valid according to the issuer's status list" + when };
   }
 
   async function verify(text) {
@@ -247,30 +247,32 @@
     let d;
     try {
       d = decodePayload(text);
-      checks.push({ name: "format", ok: true, reason: "a well-formed " + PREFIX + " payload" });
+      checks.push({ name: "format", ok: true, code: "format_ok", reason: "a well-formed " + PREFIX + " payload" });
     } catch (e) {
-      checks.push({ name: "format", ok: false, reason: e instanceof Bad ? e.message : "the payload cannot be read" });
+      checks.push({ name: "format", ok: false, code: "format_bad", reason: e instanceof Bad ? e.message : "the payload cannot be read" });
       return { valid: false, checks, claims: null };
     }
     const c = d.claims;
     const issuer = (trust.issuers || []).find((i) => i.kid === d.kid);
     if (!issuer) {
-      checks.push({ name: "signature", ok: false, reason: "key id " + d.kid + " is not in the trust list: unknown signer" });
+      checks.push({ name: "signature", ok: false, code: "signer_unknown", reason: "key id " + d.kid + " is not in the trust list: unknown signer" });
       return { valid: false, checks, claims: null };
     }
     const key = await issuerKey(issuer);
     const sigOk = await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, d.signature, d.signed);
-    checks.push({ name: "signature", ok: sigOk, reason: sigOk ? "signed by " + issuer.name : "the signature does not verify" });
+    checks.push({ name: "signature", ok: sigOk, code: sigOk ? "signature_ok" : "signature_bad", reason: sigOk ? "signed by " + issuer.name : "the signature does not verify" });
     if (!sigOk) return { valid: false, checks, claims: null };
     const sameIssuer = issuer.uscc === c.issuer && c.issued_at >= issuer.not_before && c.issued_at <= issuer.not_after;
-    checks.push({ name: "issuer_trusted", ok: sameIssuer, reason: sameIssuer ? issuer.name + " (region " + issuer.region + ")" : "the payload's issuer does not match its signing key" });
+    checks.push({ name: "issuer_trusted", ok: sameIssuer, code: sameIssuer ? "issuer_ok" : "issuer_mismatch", reason: sameIssuer ? issuer.name + " (region " + issuer.region + ")" : "the payload's issuer does not match its signing key" });
     const typeOk = issuer.allowed_types.includes(c.type);
-    checks.push({ name: "type_allowed", ok: typeOk, reason: typeOk ? "may issue " + c.type : "not allowed to issue " + c.type });
+    checks.push({ name: "type_allowed", ok: typeOk, code: typeOk ? "type_ok" : "type_bad", reason: typeOk ? "may issue " + c.type : "not allowed to issue " + c.type });
     const today = new Date(Date.now() + 8 * 3600000).toISOString().slice(0, 10);  // China Standard Time
     const inDates = c.valid_from <= today && (c.valid_until === null || today <= c.valid_until);
-    checks.push({ name: "validity", ok: inDates, reason: inDates ? "valid from " + c.valid_from + " to " + (c.valid_until || "no end date") : "outside " + c.valid_from + " – " + c.valid_until });
+    const vcode = inDates ? (c.valid_until === null ? "valid_open" : "valid_until") : (today < c.valid_from ? "not_yet_valid" : "expired");
+    const values = { start: c.valid_from, end: c.valid_until, date: today < c.valid_from ? c.valid_from : c.valid_until };
+    checks.push({ name: "validity", ok: inDates, code: vcode, values, reason: inDates ? "valid from " + c.valid_from + " to " + (c.valid_until || "no end date") : "outside " + c.valid_from + " – " + c.valid_until });
     const st = await statusOf(c, issuer, key);
-    checks.push({ name: "status", ok: st.ok, reason: st.reason });
+    checks.push({ name: "status", ok: st.ok, code: st.code, reason: st.reason });
     return { valid: checks.every((x) => x.ok), checks, claims: c };
   }
 
@@ -280,14 +282,16 @@
     return name[0] + "*".repeat(name.length - 2) + name[name.length - 1];
   }
 
-  // The status line in both languages, the English half marked as such (the page is zh-CN).
-  function say(zh, en, id) {
-    const el = $(id || "state");
-    const span = document.createElement("span");
-    span.lang = "en";
-    span.textContent = en;
-    el.textContent = zh + " · ";
-    el.appendChild(span);
+  // The page's sentences in its one language, from the server's catalog (#messages, data-messages).
+  let M = null;
+  function msg(key, values) {
+    if (M === null) M = JSON.parse($("messages").dataset.messages || "{}");
+    const text = M[key] || M.failed || key;
+    return text.replace(/%\((\w+)\)s/g, (all, k) => (values && values[k] !== undefined && values[k] !== null ? String(values[k]) : all));
+  }
+
+  function say(key, id, values) {
+    $(id || "state").textContent = msg(key, values);
   }
 
   function show(result) {
@@ -302,14 +306,16 @@
       else kind = "forged";
     }
     out.className = "verdict " + kind + (result.valid ? " valid" : " invalid");
-    if (result.valid) say("有效", "valid", "verdict"); else say("无效", "not valid", "verdict");
+    say("verdict_" + kind, "verdict");
     const list = $("checks");
     list.textContent = "";
     for (const ch of result.checks) {
       const li = document.createElement("li");
       li.className = ch.ok ? "ok" : "failed";
       li.dataset.check = ch.name;
-      li.textContent = (ch.ok ? "✓ " : "✗ ") + ch.name + ": " + ch.reason;
+      li.dataset.code = ch.code || "";
+      li.textContent = (ch.ok ? "✓ " : "✗ ") + msg("check_" + ch.name) + msg("colon") + msg(ch.ok ? "passed" : "failed")
+        + (ch.code ? " — " + msg("reason_" + ch.code, ch.values) : "");
       list.appendChild(li);
     }
     const c = result.claims;
@@ -320,7 +326,7 @@
   async function onSubmit(ev) {
     ev.preventDefault();
     if (!trust) {
-      try { await loadTrust(); } catch (e) { say("没有可用的信任列表", "no trust list cached"); return; }
+      try { await loadTrust(); } catch (e) { say("no_trust"); return; }
     }
     show(await verify($("text").value));
   }
@@ -349,7 +355,7 @@
     if (!file) return;
     let text = null;
     try { text = await readQr(file); } catch (e) { text = null; }
-    if (!text) { say("图片中没有可识别的二维码", "no QR code found in the image"); return; }
+    if (!text) { say("no_qr"); return; }
     $("text").value = text;
     await onSubmit(new Event("submit"));
   }
@@ -377,11 +383,11 @@
         await navigator.serviceWorker.ready;
       }
       await prefetch();
-      say("可离线使用", "ready offline (" + trust.issuers.length + " issuers)");
+      say("ready", "state", { n: trust.issuers.length });
       $("state").dataset.ready = "yes";
     } catch (e) {
       try { await loadTrust(); } catch (e2) { /* no trust list at all */ }
-      if (trust) say("离线模式", "offline, using the cached trust list"); else say("没有可用的信任列表", "no trust list cached");
+      if (trust) say("offline"); else say("no_trust");
       if (trust) $("state").dataset.ready = "yes";
     }
   }
