@@ -185,6 +185,18 @@ ROWS: dict[str, Row] = {
     "POST vci.token": Row("POST", _fixed("/vci/token"), public(400), data=lambda w, c: {"grant_type": "x"}),
     "GET vci.offer": Row("GET", _fixed("/vci/offers/no-such-offer"), public(404)),
     "GET vci.signin_offer": Row("GET", _fixed("/vci/signin-offers/JZZM"), public(200)),
+    # -- issue 15 §2: the OpenID4VP verifier ------------------------------------------------------
+    # any agency signs its own requests (its own key); a wallet needs no token; the counter page only
+    # where YIWANG_CERTSTORE_VP_COUNTER_AGENCY is set (not here); a result only for its view key
+    "POST vp_api.api_create": Row("POST", _fixed("/api/v1/vp/requests"), agency(201, b=201),
+                                  body=lambda w, c: {"type": "JZZM", "claims": ["address"]}),
+    "GET vp_api.api_result": Row("GET", _fixed("/api/v1/vp/requests/no-such/result"), agency(404, b=404)),
+    "GET vp.request_object": Row("GET", _fixed("/vp/requests/no-such"), public(404)),
+    "POST vp.response_uri": Row("POST", _fixed("/vp/responses/no-such"), public(400),
+                                data=lambda w, c: {"vp_token": "{}", "state": "s"}),
+    "GET vp.result": Row("GET", _fixed("/vp/results/no-such"), public(404)),
+    "GET vp.counter": Row("GET", _fixed("/vp/counter"), public(404)),
+    "POST vp.counter_create": Row("POST", _fixed("/vp/counter"), public(404), data=lambda w, c: {"csrf": "x"}),
 }
 
 
