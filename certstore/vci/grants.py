@@ -126,6 +126,8 @@ class GrantStore:
             raise InvalidGrant("the pre-authorized code is missing or malformed")
         r = self._redis()
         key = self._k("pac", code)
+        if not r.exists(key):  # no stub for a made-up code (HINCRBY would create one)
+            raise InvalidGrant("the pre-authorized code is unknown, expired or already used")
         attempts = int(r.hincrby(key, "attempts", 1))
         record = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
                   for k, v in r.hgetall(key).items()}

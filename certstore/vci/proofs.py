@@ -144,7 +144,7 @@ def verify_proof(
     if not (aud == audience or (isinstance(aud, list) and audience in aud and all(isinstance(a, str) for a in aud))):
         raise InvalidProof("the proof's aud is not this credential issuer")
     iat = claims.get("iat")
-    if type(iat) not in (int, float) or isinstance(iat, bool):
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
         raise InvalidProof("the proof has no iat")
     if iat > now + SKEW:
         raise InvalidProof("the proof's iat is in the future")

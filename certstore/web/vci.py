@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from ..errors import Forbidden, Unauthorized
+from ..errors import CertstoreError, Forbidden, Unauthorized
 from ..vci import Grant, VciError, VciService
 from ..vci.errors import InsufficientScope, InvalidCredentialRequest, InvalidRequest, InvalidToken
 from ..vci.grants import AUTHORIZATION_CODE, TOKEN_PREFIX
@@ -41,7 +41,7 @@ _MAX_FORM = 4096
 def vci_service(app: Flask | None = None) -> VciService:
     """The app's :class:`VciService` (built on first use; tests may put their own in ``app.extensions``)."""
     app = app or current_app
-    svc = app.extensions.get("certstore.vci")
+    svc: VciService | None = app.extensions.get("certstore.vci")
     if svc is None:
         from ..wallet_sessions import connect_wallet_redis
 
@@ -181,7 +181,11 @@ def credential() -> Response:
     grant = _grant()
     if not request.is_json:
         raise InvalidCredentialRequest("the credential request is JSON (application/json)")
-    return _json(vci_service().credential(grant, json_object()))
+    try:
+        body = json_object()  # the size, depth and NUL limits every JSON body has
+    except CertstoreError as e:
+        raise InvalidCredentialRequest(str(e)) from None
+    return _json(vci_service().credential(grant, body))
 
 
 _OAUTH_ERROR = {"description": "OAuth / OpenID4VCI error", "content": {"application/json": {}}}
@@ -218,9 +222,10 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/vci/token": {"post": {
         "operationId": "vciToken", "summary": "Token endpoint of the pre-authorized code grant",
         "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-            "type": "object", "required": ["grant_type"],
-            "properties": {"grant_type": {"type": "string"}, "pre-authorized_code": {"type": "string"},
-                           "tx_code": {"type": "string"}}}}}},
+            "type": "object", "required": ["grant_type", "pre-authorized_code"],
+            "properties": {"grant_type": {"enum": ["urn:ietf:params:oauth:grant-type:pre-authorized_code"]},
+                           "pre-authorized_code": {"type": "string", "minLength": 1, "maxLength": 128},
+                           "tx_code": {"type": "string", "maxLength": 64}}}}}},
         "responses": {**_PUBLIC_JSON, "400": _OAUTH_ERROR}}},
     "/vci/nonce": {"post": {"operationId": "vciNonce", "summary": "A fresh c_nonce", "responses": _PUBLIC_JSON}},
     "/vci/credential": {"post": {

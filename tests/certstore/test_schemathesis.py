@@ -47,6 +47,8 @@ BEYOND_SCHEMA: dict[str, dict[int, str]] = {
     "GET /wallet/callback": {400: "RFC 6749 §10.12: the state is not the one this browser's sign-in started with"},
     "POST /wallet/logout": {400: "the form's CSRF token is not the session's"},
     "POST /verify": {400: "the form's CSRF token is not the cs_csrf cookie's"},
+    "POST /vci/token": {400: "RFC 6749 §5.2 invalid_grant: a pre-authorized code unknown, used or expired, a wrong tx_code"},
+    "POST /vci/credential": {400: "OpenID4VCI 1.0 §8.3.1.2: key proofs that do not verify, a nonce not ours, no proof"},
 }
 
 
