@@ -87,7 +87,7 @@ def translations(lang: str) -> _gettext.NullTranslations:
     from babel.messages.pofile import read_po
 
     with CATALOG.open("rb") as f:
-        catalog = read_po(f, locale="zh_CN")
+        catalog = read_po(f, locale="zh_CN", abort_invalid=True)  # a broken line stops the start
     buf = BytesIO()
     write_mo(buf, catalog, use_fuzzy=False)
     buf.seek(0)
