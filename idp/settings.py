@@ -58,6 +58,10 @@ IDP_VARIABLES = (
              "a killed worker's logout jobs are back on the queue within this many seconds (15)"),
     Variable("FAULT_POINTS", str, "test only: named fault seams that kill the process (idp.faults)"),
     Variable("IDP_CAS_TICKET_SECONDS", parse_int, "lifetime of a CAS service ticket (10; 1 to 300)"),
+    # Issue 13 §2: an agency that accepts only attested authenticators (idp.passkeys.policy).
+    Variable("IDP_PASSKEY_AAGUIDS", str, "comma-separated AAGUIDs of the authenticators accepted (any)"),
+    Variable("IDP_PASSKEY_ATTESTATION_FORMATS", str,
+             "comma-separated attestation formats accepted, e.g. packed,tpm,apple (any; attestation none)"),
     Variable("IDP_CIBA_INTERVAL_SECONDS", parse_int, "CIBA: least seconds between a client's polls (5; 1 to 60)"),
     Variable("IDP_CIBA_EXPIRY_SECONDS", parse_int, "CIBA: a request's lifetime without requested_expiry (300)"),
     Variable("IDP_DPOP_IAT_SECONDS", parse_int, "how far a DPoP proof's iat may be from now (60)"),
@@ -155,6 +159,10 @@ class IdpSettings:
     """CIBA Core 1.0 §7.3 ``interval``: polling sooner is ``slow_down`` (idp.ciba)."""
     ciba_expiry_seconds: int = 300
     """CIBA §7.3 ``expires_in`` of a request that names no ``requested_expiry`` (30 to 1800)."""
+    passkey_aaguids: tuple[str, ...] = ()
+    """Issue 13 §2: only these authenticator models (AAGUIDs) may register a passkey; empty: any."""
+    passkey_attestation_formats: tuple[str, ...] = ()
+    """Only these attestation formats; set (or :attr:`passkey_aaguids`): registration asks for ``direct``."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
 
@@ -211,6 +219,10 @@ class IdpSettings:
         if not 5 <= kwargs.get("dpop_iat_seconds", 60) <= 600:
             raise ConfigurationError("YIWANG_IDP_DPOP_IAT_SECONDS must be 5 to 600 seconds",
                                      variable="YIWANG_IDP_DPOP_IAT_SECONDS")
+        for name, attr in (("IDP_PASSKEY_AAGUIDS", "passkey_aaguids"),
+                           ("IDP_PASSKEY_ATTESTATION_FORMATS", "passkey_attestation_formats")):
+            if name in values:
+                kwargs[attr] = tuple(v.strip().lower() for v in values[name].split(",") if v.strip())
         if not 1 <= kwargs.get("cas_ticket_seconds", 10) <= 300:
             raise ConfigurationError("YIWANG_IDP_CAS_TICKET_SECONDS must be 1 to 300 seconds",
                                      variable="YIWANG_IDP_CAS_TICKET_SECONDS")

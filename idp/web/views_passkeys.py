@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, g, jsonify, redirect, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, request, url_for
 
 from keys.locale import N_, gettext
 
@@ -60,12 +60,12 @@ _MESSAGES = {
 
 def passkeys() -> PasskeyService:
     """The runtime's passkey service (built once per app)."""
-    r = rt()
-    svc = r.services.__dict__.get("_yw_passkeys")
+    svc = current_app.extensions.get("yiwang_passkeys")
     if svc is None:
-        svc = PasskeyService.from_services(r.services, r.settings)
-        r.services.__dict__["_yw_passkeys"] = svc
-    return svc
+        r = rt()
+        svc = current_app.extensions.setdefault("yiwang_passkeys",
+                                                PasskeyService.from_services(r.services, r.settings))
+    return svc  # type: ignore[no-any-return]
 
 
 def _refuse(reason: str, status: int = 400, language: str | None = None) -> Any:

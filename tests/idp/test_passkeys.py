@@ -36,8 +36,13 @@ from tests.idp.oidc_helpers import (
 _DATA = re.compile(r'data-(options-url|submit-url|csrf)="([^"]*)"')
 
 
+_SECTION = re.compile(r'<section[^>]*id="passkey-(?:sign-in|add)"[^>]*>', re.S)
+
+
 def _box(html: str) -> dict[str, str]:
-    found = {k: unescape(v) for k, v in _DATA.findall(html)}
+    section = _SECTION.search(html)
+    assert section, html[:2000]
+    found = {k: unescape(v) for k, v in _DATA.findall(section.group(0))}
     assert {"options-url", "submit-url", "csrf"} <= set(found), html[:2000]
     return found
 
@@ -174,7 +179,8 @@ def test_a_sign_count_regression_blocks_the_passkey_and_is_audited(app, web, cit
         assert row.blocked_reason == "sign_count_regression" and row.sign_count == 5
         events = [e for e in s.scalars(sa.select(AuditEvent)).all() if e.kind == "passkey.blocked"]
     assert len(events) == 1 and events[0].detail["reason_code"] == "sign_count_regression"
-    assert "blocked" in web.get("/account").get_data(as_text=True)
+    assert "blocked: it looked copied" in web.get("/account?lang=en").get_data(as_text=True)
+    assert "已停用：疑似被复制" in web.get("/account?lang=zh-CN").get_data(as_text=True)
 
 
 def test_a_forged_answer_with_a_low_counter_blocks_nothing(app, web, citizen, rp, idp_services):
@@ -288,3 +294,16 @@ def test_adding_a_passkey_later_in_a_session_needs_the_password(web, citizen, rp
 def test_login_page_offers_a_passkey(web):
     html = web.get("/login").get_data(as_text=True)
     assert 'id="passkey-sign-in"' in html and "passkeys.js" in html and "<script>" not in html
+
+
+def test_an_agency_policy_refuses_unattested_authenticators(app_with, citizen, rp, idp_services):
+    strict = app_with(passkey_attestation_formats=("packed",)).test_client()
+    _signed_in_with_password(strict, rp)
+    box = _box(strict.get("/account").get_data(as_text=True))
+    opts = strict.post(box["options-url"], json={"csrf_token": box["csrf"]}).get_json()
+    assert opts["attestation"] == "direct"
+    refused = strict.post(box["submit-url"], json={"csrf_token": box["csrf"], "credential": _soft().create(opts)})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "attestation_required"
+    with idp_services.db.session() as s:
+        assert s.scalars(sa.select(PasskeyCredential)).all() == []
+        assert "passkey.refused" in [e.kind for e in s.scalars(sa.select(AuditEvent)).all()]
