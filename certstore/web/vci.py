@@ -22,6 +22,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+import signing.qr
+
 from ..errors import CertstoreError, Forbidden, Unauthorized
 from ..vci import Grant, VciError, VciService
 from ..vci.errors import InsufficientScope, InvalidCredentialRequest, InvalidRequest, InvalidToken
@@ -103,7 +105,8 @@ def create_offer(identifier: str) -> Response:
     """The issuing agency offers the certificate's credential: a link for the QR code, a tx_code for SMS."""
     issuer = require_issuer(_ISSUE_SCOPE)
     created = vci_service().create_offer(identifier, issuer, actor=f"client:{issuer.client_id}")
-    resp = _json(created.to_dict())
+    # the counter screen can show the offer as it is; the tx_code never goes into the QR code
+    resp = _json({**created.to_dict(), "qr_svg": signing.qr.qr_svg(created.link)})
     resp.status_code = 201
     return resp
 
@@ -208,7 +211,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "summary": "Offer a certificate as an SD-JWT VC (OpenID4VCI pre-authorized code; tx_code for the citizen)",
         "security": [{"bearer": ["certs:issue"]}],
         "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"201": {"description": "credential_offer_uri, offer_link, tx_code, expires_in",
+        "responses": {"201": {"description": "credential_offer_uri, offer_link, tx_code, expires_in, qr_svg",
                               "content": {"application/json": {}}},
                       **{str(c): {"$ref": "#/components/responses/Problem"} for c in (401, 403, 404)}}}},
     "/vci/offers/{offer_id}": {"get": {

@@ -117,6 +117,7 @@ def test_pre_authorized_flow_issues_a_batch_bound_to_each_key_and_logs_it(client
     body = created.get_json()
     assert body["offer_link"].startswith("openid-credential-offer://?credential_offer_uri=http%3A%2F%2F")
     assert len(body["tx_code"]) == 6 and body["tx_code"].isdigit() and body["tx_code"] not in body["offer_link"]
+    assert body["qr_svg"].startswith("<svg") and body["expires_in"] == 900
     token = _pre_token(client, mint, ident)
     keys = [ECKey.generate_key("P-256"), OKPKey.generate_key("Ed25519")]
     nonce = _nonce(client)
@@ -312,3 +313,17 @@ def test_another_agencys_type_cannot_be_offered(client: Any, mint: Any) -> None:
     assert _offer(client, mint, ident, client_id="demo-amr").status_code == 201
     assert _offer(client, mint, ident, client_id="demo-psb").status_code == 404
     assert AMR
+
+
+def test_the_status_claim_is_checked_for_shape() -> None:
+    from signing.statuslist import StatusListError
+    from signing.token_status_list import status_claim, status_name
+
+    assert parse_status_claim(status_claim("https://c.example/status-lists/1", 7)).idx == 7
+    for bad in (None, {}, {"status_list": {"idx": -1, "uri": "https://c.example/s"}},
+                {"status_list": {"idx": True, "uri": "https://c.example/s"}},
+                {"status_list": {"idx": 1, "uri": "ftp://c.example/s"}},
+                {"status_list": {"idx": 1, "uri": "https://c.example/s#frag"}}):
+        with pytest.raises(StatusListError):
+            parse_status_claim(bad)
+    assert [status_name(v) for v in (VALID, INVALID, SUSPENDED, 3)] == ["valid", "invalid", "suspended", "status 0x03"]
