@@ -26,6 +26,7 @@ SECTIONS = {
     "vp": "benchmarks.vp",  # issue 15 §2: presentations verified per second (PostgreSQL when reachable)
     "vci": "benchmarks.vci",
     "ciba": "benchmarks.ciba",
+    "passkeys": "benchmarks.passkeys",  # issue 13 §2: passkey sign-ins per second against password sign-ins
 }
 
 
