@@ -17,7 +17,9 @@ prefix of its own.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,10 @@ if TYPE_CHECKING:
 
     from .settings import IdpSettings
 
-__all__ = ["connect_redis", "embedded_server", "Keyspace", "is_embedded", "slot_tag", "get_many"]
+__all__ = ["connect_redis", "embedded_server", "Keyspace", "is_embedded", "slot_tag", "get_many",
+           "RedisOutageLog", "REDIS_OUTAGE"]
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _server: fakeredis.FakeServer | None = None
@@ -87,6 +92,47 @@ def get_many(client: Any, keys: list[str]) -> list[Any]:
     for key in keys:
         pipe.get(key)
     return list(pipe.execute())
+
+
+class RedisOutageLog:
+    """One log line when Redis goes away and one when it answers again, not one per refused request.
+
+    The web layer reports each request it answered 503 for a Redis error
+    (:meth:`lost`) and each later request that went through (:meth:`answered`,
+    one attribute read while Redis is up). A failover or a restart then reads
+    as two lines: ``Redis unavailable (MasterNotFoundError on /authorize) …``
+    and ``Redis available again after 1.9 s (31 requests answered 503)``.
+    """
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._refused = 0
+        self._guard = threading.Lock()
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def lost(self, error: str, where: str) -> None:
+        with self._guard:
+            self._refused += 1
+            if self._since is None:
+                self._since = time.monotonic()
+                logger.error("Redis unavailable (%s on %s): answering 503 until it returns", error, where)
+
+    def answered(self) -> None:
+        if self._since is None:
+            return
+        with self._guard:
+            if self._since is None:
+                return
+            down_for, refused = time.monotonic() - self._since, self._refused
+            self._since, self._refused = None, 0
+        logger.warning("Redis available again after %.1f s (%d requests answered 503)", down_for, refused)
+
+
+REDIS_OUTAGE = RedisOutageLog()
+"""The idp process's (web layer: ``idp.web.errors`` reports, ``idp.web`` clears)."""
 
 
 @dataclass(frozen=True)

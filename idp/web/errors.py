@@ -106,17 +106,32 @@ def install_error_handlers(app: Flask) -> None:
         resp.mimetype = "application/problem+json"
         return resp
 
+    @app.after_request
+    def _redis_back(resp: Any) -> Any:
+        # A page or answer that went through after a Redis outage: it is back (logged once).
+        from ..redis import REDIS_OUTAGE
+
+        if (REDIS_OUTAGE.down and resp.status_code < 500 and request.endpoint
+                and request.endpoint.rsplit(".", 1)[-1] not in ("static", "healthz")):
+            REDIS_OUTAGE.answered()
+        return resp
+
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Any:
         if _is_outage(e):
-            logger.error("backing service unavailable on %s: %s", request.path, type(e).__name__)
+            from keys.redis_urls import is_unavailable
+
+            from ..redis import REDIS_OUTAGE
+
+            if is_unavailable(e):  # one line per outage, not per request (docs/redis-ha.md)
+                REDIS_OUTAGE.lost(type(e).__name__, request.path)
+            else:
+                logger.error("backing service unavailable on %s: %s", request.path, type(e).__name__)
             if not _wants_json():
                 page = make_response(_page(503, "error_unavailable"))
                 page.headers["Retry-After"] = RETRY_AFTER
                 page.headers["Cache-Control"] = "no-store"
                 return page
-            from keys.redis_urls import is_unavailable
-
             detail = ("the session store (Redis) is unavailable; try again shortly" if is_unavailable(e)
                       else "a backing service is unavailable; try again shortly")
             resp = jsonify({"type": "about:blank", "title": "service_unavailable", "status": 503,
