@@ -68,7 +68,10 @@ class BackchannelAuthenticationEndpoint:
     def create_endpoint_response(self, request: Any) -> Any:
         client = self.server.authenticate_client(request, CLIENT_AUTH_METHODS, self.ENDPOINT_NAME)
         request.client = client
-        params = {k: v for k, v in request.form.items()} if hasattr(request.form, "items") else dict(request.form)
+        form = request.form
+        if hasattr(form, "getlist") and any(len(form.getlist(k)) > 1 for k in form):
+            raise InvalidRequestError("a parameter is repeated (RFC 6749 section 3.1)")
+        params = dict(form.items())
         body = self.server.ciba.start(client, params, ip=getattr(request, "remote_addr", None))
         return 200, body, default_json_headers
 

@@ -148,6 +148,11 @@ def test_scope_policy_and_openid_required(web, counter):
 
 def test_exactly_one_hint(web, counter):
     assert start(web, counter).get_json()["error"] == "invalid_request"
+    from werkzeug.datastructures import MultiDict
+
+    repeated = web.post("/bc-authorize", data=MultiDict([("scope", "openid"), ("login_hint", ID_NUMBER),
+                                                         ("login_hint", ID_NUMBER)]), headers=counter.basic())
+    assert repeated.status_code == 400 and repeated.get_json()["error"] == "invalid_request"
     both = start(web, counter, login_hint=ID_NUMBER, login_hint_token="a.b.c")  # noqa: S106 - not a secret
     assert both.status_code == 400 and both.get_json()["error"] == "invalid_request"
 
