@@ -108,6 +108,11 @@ def register(group: click.Group) -> None:
                   help="issue this client DPoP-bound tokens only (RFC 9449 dpop_bound_access_tokens)")
     @click.option("--audience", type=click.Choice(["staff"]),
                   help="staff: a counter or hotline system, whose sign-in is the staff sign-in (idp.staff)")
+    @click.option("--require-acr", type=click.Choice(["urn:yiwang:acr:pwd", "urn:yiwang:acr:2fa",
+                                                      "urn:yiwang:acr:passkey"]),
+                  help="the lowest authentication level this client accepts (idp.oauth.acr; issue 13)")
+    @click.option("--default-acr", "default_acr_values", multiple=True,
+                  help="acr values asked for when a request names none (OIDC Registration default_acr_values)")
     @ciba_options  # --ciba-mode, --ciba-notification-endpoint, --ciba-signing-alg, --ciba-user-code, --acting
     @click.pass_obj
     def add(
@@ -145,6 +150,8 @@ def register(group: click.Group) -> None:
         dpop_bound: bool = False,
         ciba: Any = None,
         audience: str | None = None,
+        require_acr: str | None = None,
+        default_acr_values: tuple[str, ...] = (),
     ) -> None:
         """Register a relying party; prints its client id and (once) its secret."""
         spec = ClientSpec(
@@ -180,6 +187,8 @@ def register(group: click.Group) -> None:
             dpop_bound_access_tokens=dpop_bound,
             ciba=ciba,
             audience=audience,
+            require_acr=require_acr,
+            default_acr_values=default_acr_values,
         )
         service = _service(settings)
         try:
