@@ -13,8 +13,10 @@ certstore's token endpoint must also send the tx_code:
 * every redemption counts an attempt first (``HINCRBY``); a wrong tx_code is
   ``invalid_grant``, and after :data:`MAX_TX_ATTEMPTS` wrong ones the code is
   gone, so six digits cannot be guessed;
-* Redis holds keyed HMACs of the code and the tx_code (a dump reveals
-  neither), the certificate identifier and the configuration id.
+* Redis holds keyed HMACs of the offer id, the code and the tx_code, the
+  certificate identifier and the configuration id; the code itself is
+  derived from the offer id with the key when the wallet fetches the offer,
+  so a Redis dump reveals no offer, code, tx_code or token.
 
 The access token the token endpoint returns is opaque (``ywvci_…``), kept
 under its HMAC for :data:`TOKEN_SECONDS`, and names the one certificate the
@@ -23,6 +25,7 @@ offer was for: it can fetch credentials of that certificate only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -93,10 +96,15 @@ class GrantStore:
 
     # -- offers and pre-authorized codes -------------------------------------
 
+    def _code_of(self, offer_id: str) -> str:
+        """The pre-authorized code behind an offer, derived (keyed) from its id: never stored."""
+        mac = hmac.new(self._key, f"pre-authorized-code:{offer_id}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
     def create_offer(self, identifier: str, configuration_id: str) -> Offer:
-        code = secrets.token_urlsafe(32)
         tx_code = "".join(secrets.choice("0123456789") for _ in range(TX_CODE_LENGTH))
         offer_id = secrets.token_urlsafe(24)
+        code = self._code_of(offer_id)
         r = self._redis()
         pipe = r.pipeline(transaction=False)
         key = self._k("pac", code)
@@ -105,8 +113,7 @@ class GrantStore:
             "tx": self._h("tx", tx_code), "attempts": 0,
         })
         pipe.expire(key, OFFER_SECONDS)
-        pipe.set(self._k("offer", offer_id), json.dumps({"code": code, "configuration": configuration_id}),
-                 ex=OFFER_SECONDS)
+        pipe.set(self._k("offer", offer_id), json.dumps({"configuration": configuration_id}), ex=OFFER_SECONDS)
         pipe.execute()
         return Offer(offer_id, code, tx_code, identifier, configuration_id)
 
@@ -118,7 +125,7 @@ class GrantStore:
         if raw is None:
             return None
         value: dict[str, str] = json.loads(raw)
-        return value
+        return {"configuration": value["configuration"], "code": self._code_of(offer_id)}
 
     def redeem(self, code: Any, tx_code: Any) -> Grant:
         """The grant of a pre-authorized code, once; ``invalid_grant`` for anything else."""
