@@ -52,6 +52,29 @@ def argon2_hash_seconds_on_server_core(samples: int = 15) -> float:
     return float(done.stdout.strip())
 
 
+def argon2_two_processes(samples: int = 15) -> tuple[float, float, float]:
+    """``(alone, core 0, core 1)``: ms per hash in one process on core 0, then in two at once on cores 0 and 1.
+
+    The cache-sharing cap (issue 16): the two cores share the last-level cache
+    and memory bandwidth, and each hash walks 19 MiB, so a second hashing
+    process slows the first; ``2 x alone / together`` is what two processes
+    can give at most, against 2 for perfect scaling.
+    """
+    code = f"from benchmarks.oidc import argon2_hash_seconds; print(argon2_hash_seconds({samples}))"
+
+    def start(core: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(pinned([sys.executable, "-c", code], core), cwd=ROOT,  # noqa: S603
+                                stdout=subprocess.PIPE, text=True)
+
+    def ms(p: subprocess.Popen[str]) -> float:
+        out, _ = p.communicate()
+        return float(out.strip()) * 1000
+
+    alone = ms(start(0))
+    first, second = start(0), start(1)
+    return alone, ms(first), ms(second)
+
+
 def _print_login_ratio(compare_output: object, hash_s: float) -> None:
     """Password logins/s of the idp (compare.sh's median B) against the hash ceiling."""
     if not isinstance(compare_output, str):
@@ -197,5 +220,10 @@ def run(*, rounds: int = 3, duration: int = 8, scenarios: str | None = None,
     print(f"Argon2id hash (m=19 MiB, t=2, p=1) on the server's core: {hash_s * 1000:.1f} ms"
           f" -> ceiling {1 / hash_s:.1f} password logins/s per core")
     _print_login_ratio(results.get("compare_output"), hash_s)
+    alone, core0, core1 = argon2_two_processes()
+    results["argon2id_two_processes_ms"] = (alone, core0, core1)
+    together = (core0 + core1) / 2
+    print(f"Argon2id cache sharing: {alone:.1f} ms alone on core 0, {core0:.1f} / {core1:.1f} ms with a second"
+          f" hashing process on core 1 -> two processes give at most {2 * alone / together:.2f}x one (2.00 = no sharing cost)")
     print(f"(work files in {work})")
     return results
