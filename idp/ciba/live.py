@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from ..redis import get_many
 from .notify import ActorDisplay, PendingApproval
 
 __all__ = ["LiveNotifier", "MAX_PENDING"]
@@ -68,7 +69,7 @@ class LiveNotifier:
         if not ids:
             return []
         out = []
-        for raw in self._r.mget([self._ki(_text(i)) for i in ids]):
+        for raw in get_many(self._r, [self._ki(_text(i)) for i in ids]):  # one slot each on a Cluster
             if raw is None:
                 continue
             data = json.loads(raw)
