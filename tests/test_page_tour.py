@@ -17,9 +17,11 @@ each page checks:
   (with digits, dots, slashes: identifiers, URLs, masked numbers) and the
   values this test itself created (people's, agencies' and services' names);
   on an ``en`` page, no Chinese character outside elements marked
-  ``lang="zh…"`` other than those values. The wallet is one bilingual page
-  (zh-CN with the English marked ``lang="en"``), so both tours check it as
-  zh-CN.
+  ``lang="zh…"`` other than those values;
+* and, against the catalogs (:func:`catalog_leftovers`): no English msgid of
+  keys/locale's catalog on a zh-CN page, no Chinese translation of one on an
+  en page. Every page, the wallet included, is in one language: the browser's
+  Accept-Language chooses it (the tour's contexts are zh-CN or en-US).
 
 The shared look is one file: each service serves ``yiwang.css`` byte for byte
 as ``keys/web_assets/yiwang.css``.
@@ -80,8 +82,8 @@ def _id_number(first17: str) -> str:
 TOTP_ID = _id_number("11010519800101001")
 
 
-def foreign_text(page: Any) -> list[str]:
-    """Words of the other language on the page (see the module docstring for what counts)."""
+def page_text(page: Any) -> tuple[str, str]:
+    """The page's language and its visible text outside elements of the other language, code and fields."""
     lang, text = page.evaluate(
         """() => {
           const lang = (document.documentElement.lang || '').toLowerCase();
@@ -107,6 +109,12 @@ def foreign_text(page: Any) -> list[str]:
           return [lang, out.join('\\n')];
         }"""
     )
+    return lang, text
+
+
+def foreign_text(page: Any) -> list[str]:
+    """Words of the other language on the page (see the module docstring for what counts)."""
+    lang, text = page_text(page)
     for value in DATA:
         text = text.replace(value, " ")
     if lang.startswith("zh"):
@@ -117,6 +125,37 @@ def foreign_text(page: Any) -> list[str]:
             words += [w for w in re.findall(r"[A-Za-z]{2,}", token) if w.lower() not in LATIN_OK]
         return words
     return re.findall(r"[\u3400-\u9fff]+", text)
+
+
+def _catalog_phrases() -> tuple[list[str], list[str]]:
+    """(English msgids, their Chinese) as fragments worth looking for: the pieces between placeholders,
+    English of two words or more, Chinese of three characters or more (shorter ones are in names too)."""
+    from babel.messages.pofile import read_po
+
+    from keys.locale import CATALOG
+
+    with CATALOG.open("rb") as f:
+        catalog = read_po(f, locale="zh_CN")
+    english, chinese = set(), set()
+    for entry in catalog:
+        if not entry.id or not entry.string or isinstance(entry.id, tuple):
+            continue
+        english |= {p.strip() for p in re.split(r"%\(\w+\)s", entry.id) if len(p.strip().split()) >= 2}
+        chinese |= {p.strip(" ：，。") for p in re.split(r"%\(\w+\)s", str(entry.string))
+                    if len(re.findall(r"[\u3400-\u9fff]", p)) >= 3}
+    return sorted(english), sorted(chinese)
+
+
+CATALOG_PHRASES = _catalog_phrases()
+
+
+def catalog_leftovers(page: Any) -> list[str]:
+    """Catalog text of the other language on the page: an untranslated msgid, or a translation on an en page."""
+    lang, text = page_text(page)
+    for value in DATA:
+        text = text.replace(value, " ")
+    english, chinese = CATALOG_PHRASES
+    return [p for p in (english if lang.startswith("zh") else chinese) if p in text]
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +253,9 @@ class Tour:
         foreign = foreign_text(page)
         if foreign:
             self.problems.append(f"{where}: words of the other language: {foreign[:8]}")
+        leftovers = catalog_leftovers(page)
+        if leftovers:
+            self.problems.append(f"{where}: catalog text of the other language: {leftovers[:5]}")
 
 
 def _login(page: Any, issuer: str, who: str) -> None:
@@ -387,6 +429,13 @@ def test_the_foreign_text_heuristic_finds_what_it_should() -> None:
             for html, expected in pages.items():
                 page.set_content(html)
                 assert foreign_text(page) == expected, html
+            # and the catalogs: an untranslated msgid on a zh-CN page, a translation on an en page
+            page.set_content('<html lang="zh-CN"><body><p>登录以继续访问 X：Too many attempts, try again later.</p></body></html>')
+            assert "Too many attempts, try again later." in catalog_leftovers(page)
+            page.set_content('<html lang="en"><body><p>My certificates: 二维码不可出示</p></body></html>')
+            assert "二维码不可出示" in catalog_leftovers(page)
+            page.set_content('<html lang="en"><body><p>My certificates</p></body></html>')
+            assert catalog_leftovers(page) == []
             # and axe-core does run: an unlabelled field and an image without text are caught
             from axe_playwright_python.sync_playwright import Axe
 
