@@ -71,6 +71,9 @@ def init_vp(app: Flask) -> None:
     settings = svc.settings
     store = RequestStore(connect_wallet_redis(settings), prefix=settings.common.redis_prefix)
     app.extensions["certstore.vp"] = Verifier(svc.certificates, store)
+    from . import vp_holder
+
+    vp_holder.install(app)  # our wallet as a holder: /wallet/holder, /wallet/present
 
 
 def verifier() -> Verifier:
