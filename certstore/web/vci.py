@@ -158,6 +158,8 @@ def _grant() -> Grant:
         raise InvalidToken("an access token is required (Authorization: Bearer …)")
     svc = vci_service()
     if raw.startswith(TOKEN_PREFIX):
+        if kind.lower() != "bearer":  # certstore's own tokens are not sender-constrained
+            raise InvalidToken("this issuer's access tokens are Bearer tokens")
         return svc.grants.token(raw)
     # The idp's access token (authorization code flow): validated, unrevoked, sender-constrained if bound.
     try:

@@ -240,6 +240,9 @@ def test_a_nonce_works_for_one_request_and_a_batch_needs_distinct_keys(client: A
     _error(_credential(client, token, [_proof(key, fresh)], cfg="YYZZ_sd_jwt"), 400,
            "unknown_credential_configuration")
     _error(_credential(client, "ywvci_made-up", [_proof(key, fresh)]), 401, "invalid_token")
+    dpop = client.post("/vci/credential", json={"credential_configuration_id": CFG, "proofs": {"jwt": [_proof(key, fresh)]}},
+                       headers={"Authorization": f"DPoP {token}"})
+    _error(dpop, 401, "invalid_token")
     assert client.post("/vci/credential", json={}).status_code == 401
 
 
