@@ -196,3 +196,16 @@ def test_a_pending_poll_costs_no_sql(web, app, counter, idp_services):
         sa.event.remove(idp_services.db.engine, "before_cursor_execute", count)
     assert set(answers) <= {"authorization_pending", "slow_down"} and "slow_down" in answers
     assert statements == []
+
+
+def test_the_id_number_is_never_logged(web, app, counter, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    rid = start(web, counter, login_hint=ID_NUMBER, binding_message="A1").get_json()["auth_req_id"]
+    start(web, counter, login_hint=make_id("11010519800101123"))  # unknown
+    phone = signed_in_phone(app)
+    decide(phone, pending_ids(phone)[0])
+    poll(web, counter, rid)
+    assert ID_NUMBER not in caplog.text and ID_NUMBER[:17] not in caplog.text
+    assert rid not in caplog.text  # nor the auth_req_id

@@ -76,7 +76,9 @@ def test_privileged_scopes_need_the_registration():
 def test_a_grant_the_policy_does_not_know_gets_nothing():
     everything = _client(["openid", "profile", "certs:issue"], may_id=True)
     assert decide(everything, "urn:ietf:params:oauth:grant-type:token-exchange", "openid certs:issue").granted == ()
-    assert set(GRANT_KINDS) == {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE}
+    assert set(GRANT_KINDS) == {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE,
+                                "urn:openid:params:grant-type:ciba"}
+    assert GRANT_KINDS["urn:openid:params:grant-type:ciba"] == "citizen"  # issue 13: a citizen approves
 
 
 def test_invalid_scope_never_echoes_what_is_not_a_scope_token():
