@@ -103,6 +103,13 @@ def parse_url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _parse_redis_url(text: str) -> str:
+    """One server, a Sentinel set or a Cluster (keys.redis_urls, docs/redis-ha.md); malformed refused at start."""
+    from .redis_urls import parse_redis_url
+
+    return parse_redis_url(text).url
+
+
 def parse_path(text: str) -> Path:
     if not text.strip():
         raise ValueError("expected a path")
@@ -191,7 +198,7 @@ KEY_VARIABLES = (
 COMMON_VARIABLES = (
     *KEY_VARIABLES,
     Variable("DATABASE_URL", parse_url("sqlite", "postgresql"), "SQLAlchemy URL"),
-    Variable("REDIS_URL", parse_url("redis", "rediss", "unix"), "Redis URL"),
+    Variable("REDIS_URL", _parse_redis_url, "Redis URL: redis://, rediss://, unix://, redis+sentinel://, redis+cluster://"),
     Variable("REDIS_PREFIX", str, "prefix of every Redis key (default yw:)"),
     Variable("ISSUER", parse_url("http", "https"), "the idp's issuer URL"),
     Variable("LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level"),
