@@ -197,6 +197,11 @@ ROWS: dict[str, Row] = {
     "GET vp.result": Row("GET", _fixed("/vp/results/no-such"), public(404)),
     "GET vp.counter": Row("GET", _fixed("/vp/counter"), public(404)),
     "POST vp.counter_create": Row("POST", _fixed("/vp/counter"), public(404), data=lambda w, c: {"csrf": "x"}),
+    # our wallet as a holder: pages without sign-in (the credentials live in the browser); the request check
+    # refuses anything but this service's own verifier requests
+    "GET vp_holder.holder": Row("GET", _fixed("/wallet/holder"), public(200)),
+    "GET vp_holder.present": Row("GET", _fixed("/wallet/present"), public(200)),
+    "GET vp_holder.present_request": Row("GET", _fixed("/wallet/present/request?client_id=x&request_uri=y"), public(422)),
 }
 
 
