@@ -207,3 +207,24 @@ def test_cli_registers_a_ciba_client(idp: Any) -> None:  # noqa: F811 - the impo
     assert attributes["backchannel_client_notification_endpoint"] == "https://hotline.example.cn/ciba"
     bad = idp("clients", "add", "--name", "热线", "--grant-type", CIBA, "--ciba-mode", "ping")
     assert bad.code != 0 and "ping mode needs" in bad.err
+
+
+def test_the_fresh_sign_in_steps_up_and_comes_back(web: Any, app: Any, idp_services: Any, citizen: Any) -> None:
+    """A session at pwd; the request wants 2fa: sign in again (password, then the code), back to the page, approve."""
+    from tests.idp.oidc_helpers import csrf_of, login
+
+    rp = make_ciba_rp(idp_services)
+    phone = signed_in_phone(app)  # signed in before the authenticator was set up: acr pwd
+    totp = pyotp.TOTP(idp_services.accounts.enrol_totp(ID_NUMBER).secret)
+    rid = start(web, rp, login_hint=ID_NUMBER, acr_values="urn:yiwang:acr:2fa").get_json()["auth_req_id"]
+    [display_id] = pending_ids(phone)
+    resp = phone.get(f"/ciba/{display_id}/sign-in")
+    resp = login(phone, resp.headers["Location"])
+    assert resp.status_code == 303 and "/login/second-factor" in resp.headers["Location"]
+    page = phone.get(resp.headers["Location"]).get_data(as_text=True)
+    resp = phone.post(resp.headers["Location"], data={"csrf_token": csrf_of(page), "code": totp.now()})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/ciba/{display_id}")
+    done = decide(phone, display_id)
+    assert 'data-outcome="approved"' in done.get_data(as_text=True)
+    tokens = poll(web, rp, rid).get_json()
+    assert claims(tokens["id_token"])["acr"] == "urn:yiwang:acr:2fa"
