@@ -27,7 +27,7 @@ from .responses import error_page, flow_lang
 from .security import csrf_token
 from .views_auth import _set_session_cookie, _start_session
 
-__all__ = ["bp", "passkeys", "RECENT_LOGIN_SECONDS"]
+__all__ = ["bp", "passkeys", "step_up_url", "RECENT_LOGIN_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,17 @@ def step_up() -> Any:
     if flow.state is not FlowState.PASSKEY_PENDING:
         return redirect(url_for("oauth.resume", flow=fid), code=303)
     return render("passkey_step_up.html", flow=fid, client_name=flow.client_name, language=flow_lang(flow))
+
+
+def step_up_url(return_to: str) -> str:
+    """Where to send a signed-in citizen to confirm with a passkey, coming back to the local page
+    ``return_to`` afterwards (e.g. a CIBA approval whose request needs ``urn:yiwang:acr:passkey``).
+
+    The session's ``acr`` is then ``urn:yiwang:acr:passkey`` and its ``auth_time`` now.
+    """
+    flow = Flow.login_only(return_to)
+    flow.wait_for(Step.PASSKEY)
+    return url_for("passkeys.step_up", flow=rt().flows.create(flow))
 
 
 # ------------------------------------------------------------ account page

@@ -307,3 +307,21 @@ def test_an_agency_policy_refuses_unattested_authenticators(app_with, citizen, r
     with idp_services.db.session() as s:
         assert s.scalars(sa.select(PasskeyCredential)).all() == []
         assert "passkey.refused" in [e.kind for e in s.scalars(sa.select(AuditEvent)).all()]
+
+
+def test_a_local_page_can_ask_the_signed_in_citizen_for_a_passkey(app, web, citizen, rp):
+    from idp.web.views_passkeys import step_up_url
+
+    _signed_in_with_password(web, rp)
+    soft = _soft()
+    _register(web, soft)
+    with app.test_request_context("/"):
+        url = step_up_url("/account")
+    page = web.get(url)
+    assert page.status_code == 200
+    _, _, _, done = _assert_with(web, page.get_data(as_text=True), soft)
+    assert done.status_code == 200 and done.get_json()["next"] == "/account"
+    assert web.get(url).status_code == 400  # used once
+    with app.test_request_context("/"):
+        url = step_up_url("/account")
+    assert app.test_client().get(url).status_code == 303  # a browser without the session: to the login page
