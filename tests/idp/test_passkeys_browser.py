@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -110,6 +111,11 @@ def _sign_in_and_add_a_passkey(page: Any, portal: dict[str, Any], cdp: Any, aid:
     page.click("#passkey-add-button")
     page.wait_for_selector("#passkey-notice")
     assert "My phone" in page.inner_text("#passkey-list")
+    if page.viewport_size and page.viewport_size["width"] == 390:  # mobile first: nothing wider than the screen
+        for sel in ("#passkey-list", "#passkey-add", "#passkey-list form"):
+            box = page.locator(sel).first.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (sel, box)
+        page.screenshot(path=os.environ.get("YW_PASSKEY_SHOT", "/dev/null"), full_page=True)
     creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": aid})["credentials"]
     assert len(creds) == 1 and creds[0]["isResidentCredential"] and creds[0]["rpId"] == "localhost"
 
