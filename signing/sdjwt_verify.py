@@ -375,8 +375,8 @@ def verify_presentation(
     status_uri, status_index = _status(payload.get("status"))
     return Presentation(
         issuer=issuer,
-        iss=iss,
-        vct=vct,
+        iss=str(iss),
+        vct=str(vct),
         type_code=type_code,
         claims=_personal(expanded),
         disclosed=frozenset(disclosures.paths),

@@ -28,7 +28,7 @@ import datetime as dt
 import hmac
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -78,7 +78,7 @@ def inspect_request(verifier: Any, certificates: Any, *, client_id: str, request
         raise _refuse("the request object is not a signed OpenID4VP request with x5c")
     try:
         leaf = load_pem_certificate("-----BEGIN CERTIFICATE-----\n" + x5c[0] + "\n-----END CERTIFICATE-----\n")
-        claims = json.loads(jws.deserialize_compact(jar, ECKey.import_key(leaf.public_key()), registry=_REGISTRY).payload)
+        claims = json.loads(jws.deserialize_compact(jar, ECKey.import_key(cast(Any, leaf.public_key())), registry=_REGISTRY).payload)
     except (ValueError, JoseError, TypeError):
         raise _refuse("the request object's signature does not verify with its certificate") from None
     expected = x509_hash_client_id(leaf)
