@@ -19,6 +19,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, make_response, redirect, request, url_for
 
+from keys.locale import N_
+
 from ..cas.login import CasLogin, Outcome, Refused, ToConsent, ToLogin, ToService
 from ..cas.services import find_service
 from ..cas.tickets import TicketStore
@@ -37,21 +39,12 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("cas", __name__, url_prefix="/cas")
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "cas_unknown_service": {
-        "zh-CN": "发起登录的系统未在本平台登记为 CAS 服务，无法继续。请返回原网站重新开始。",
-        "en": "The system that sent you here is not registered with us as a CAS service, so sign-in "
-              "cannot continue. Go back to that site and start again.",
-    },
-    "cas_no_service": {
-        "zh-CN": "登录请求缺少服务地址。请从要使用的系统进入。",
-        "en": "This sign-in request names no service. Start from the system you want to use.",
-    },
-    "cas_logged_out": {"zh-CN": "您已退出登录。", "en": "You are signed out."},
-    "cas_consent_denied": {
-        "zh-CN": "您已拒绝向该系统提供信息，未登录该系统。",
-        "en": "You declined to share your information, so you are not signed in to that system.",
-    },
+MESSAGES: dict[str, str] = {
+    # key → English msgid; the Chinese is in keys/locale/zh_CN/LC_MESSAGES/messages.po
+    'cas_unknown_service': N_('The system that sent you here is not registered with us as a CAS service, so sign-in cannot continue. Go back to that site and start again.'),
+    'cas_no_service': N_('This sign-in request names no service. Start from the system you want to use.'),
+    'cas_logged_out': N_('You are signed out.'),
+    'cas_consent_denied': N_('You declined to share your information, so you are not signed in to that system.'),
 }
 register(MESSAGES)
 

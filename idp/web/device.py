@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, make_response, redirect, request, url_for
 
+from keys.locale import N_
+
 from ..device import (
     DEVICE_CODE_GRANT_TYPE,
     DeviceApproval,
@@ -41,41 +43,24 @@ bp = Blueprint("device", __name__)
 # The route must be where configure_server tells clients to send citizens.
 VERIFICATION_PATH: str = ProviderConfig.device_verification_path
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "device_title": {"zh-CN": "在其他设备上登录", "en": "Sign in on another device"},
-    "device_enter": {
-        "zh-CN": "请输入自助终端或电视上显示的 8 位代码。",
-        "en": "Enter the 8-character code shown on the kiosk or TV.",
-    },
-    "device_code_label": {"zh-CN": "设备代码", "en": "Device code"},
-    "device_next": {"zh-CN": "下一步", "en": "Next"},
-    "device_unknown": {
-        "zh-CN": "代码无效或已过期，请核对终端上显示的代码。",
-        "en": "The code is not valid or has expired: check the code on the device.",
-    },
-    "device_confirm": {
-        "zh-CN": "{client} 请求在设备上以您的身份登录。请确认设备上显示的代码与下方一致：",
-        "en": "{client} asks to sign you in on a device. Check that the device shows this code:",
-    },
-    "device_scopes": {"zh-CN": "将获取：{scopes}", "en": "It will get: {scopes}"},
-    "device_approve": {"zh-CN": "允许", "en": "Allow"},
-    "device_deny": {"zh-CN": "拒绝", "en": "Deny"},
-    "device_approved": {
-        "zh-CN": "已允许。设备将自动完成登录，您可以关闭此页面。",
-        "en": "Allowed. The device signs in by itself; you can close this page.",
-    },
-    "device_denied": {"zh-CN": "已拒绝，设备不会登录。", "en": "Denied: the device will not be signed in."},
-    "device_locked": {
-        "zh-CN": "输入错误次数过多，请 10 分钟后再试。",
-        "en": "Too many wrong codes: try again in 10 minutes.",
-    },
-    "device_csrf": {"zh-CN": "表单已过期，请重新操作。", "en": "The form has expired; please try again."},
+MESSAGES: dict[str, str] = {
     # certs:read:<TYPE>: one type of certificate (the type code, as certstore names it);
     # _scopes.html names it so on this page and on the consent page
-    "scope_certs:read_type": {
-        "zh-CN": "读取您在电子证照库中的 {type} 类证照（每次读取都会记入您的证照夹）",
-        "en": "Read your {type} certificates in the certificate store (every read is shown in your wallet)",
-    },
+    # key → English msgid; the Chinese is in keys/locale/zh_CN/LC_MESSAGES/messages.po
+    'device_title': N_('Sign in on another device'),
+    'device_enter': N_('Enter the 8-character code shown on the kiosk or TV.'),
+    'device_code_label': N_('Device code'),
+    'device_next': N_('Next'),
+    'device_unknown': N_('The code is not valid or has expired: check the code on the device.'),
+    'device_confirm': N_('%(client)s asks to sign you in on a device. Check that the device shows this code:'),
+    'device_scopes': N_('It will get: %(scopes)s'),
+    'device_approve': N_('Allow'),
+    'device_deny': N_('Deny'),
+    'device_approved': N_('Allowed. The device signs in by itself; you can close this page.'),
+    'device_denied': N_('Denied: the device will not be signed in.'),
+    'device_locked': N_('Too many wrong codes: try again in 10 minutes.'),
+    'device_csrf': N_('The form has expired; please try again.'),
+    'scope_certs:read_type': N_('Read your %(type)s certificates in the certificate store (every read is shown in your wallet)'),
 }
 
 

@@ -22,6 +22,8 @@ from typing import Any
 from flask import Flask, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
+from keys.locale import N_
+
 from ..errors import IdpError
 from .i18n import register
 from .security import InputRejected
@@ -38,11 +40,9 @@ _API_PREFIXES = ("/token", "/userinfo", "/introspect", "/revoke", "/par", "/jwks
 RETRY_AFTER = "5"
 """Seconds a client is asked to wait after an outage answer (Redis returns within ~0.02 s of restarting)."""
 
-MESSAGES = {
-    "error_unavailable": {
-        "zh-CN": "服务暂时不可用，请稍后刷新页面重试。",
-        "en": "The service is briefly unavailable. Please reload the page in a few seconds.",
-    },
+MESSAGES: dict[str, str] = {
+    # key → English msgid; the Chinese is in keys/locale/zh_CN/LC_MESSAGES/messages.po
+    'error_unavailable': N_('The service is briefly unavailable. Please reload the page in a few seconds.'),
 }
 register(MESSAGES)
 

@@ -12,6 +12,7 @@ their Chinese is used only until the catalog has the msgid.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from keys.locale import DEFAULT, LANGUAGES, N_, pick_language, translations
 
@@ -102,9 +103,12 @@ def _gettext_style(text: str) -> str:
     return re.sub(r"\{(\w+)\}", r"%(\1)s", text)
 
 
-def register(messages: dict[str, dict[str, str]]) -> None:
-    """Add a page area's own keyed messages (old style: both languages) to the key map."""
+def register(messages: Mapping[str, str | dict[str, str]]) -> None:
+    """Add a page area's keyed messages to the key map: ``key → N_("English")`` (or, old style,
+    ``key → {"zh-CN": …, "en": …}``, whose Chinese serves only until the catalog has the msgid)."""
     for key, entry in messages.items():
+        if isinstance(entry, str):
+            entry = {"en": entry}
         english = _gettext_style(entry["en"])
         known = _MESSAGES.setdefault(key, english)
         if known != english:

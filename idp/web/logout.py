@@ -48,6 +48,8 @@ from flask import (
 )
 from joserfc.jwk import KeySet
 
+from keys.locale import N_
+
 from ..logout.rp import LogoutPlan, LogoutRequestError, plan_logout
 from .common import SESSION_COOKIE, current_session, lang, render, rt
 from .i18n import register
@@ -59,46 +61,23 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("logout", __name__)
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "logout_title": {"zh-CN": "退出登录", "en": "Sign out"},
-    "logout_confirm": {
-        "zh-CN": "是否退出统一身份认证？退出后，您在所有政务服务网站的登录都将结束。",
-        "en": "Sign out of Yiwang? You will be signed out of every government service site.",
-    },
-    "logout_confirm_for": {
-        "zh-CN": "{client} 请求您退出登录。",
-        "en": "{client} asks you to sign out.",
-    },
-    "logout_yes": {"zh-CN": "退出登录", "en": "Sign out"},
-    "logout_no": {"zh-CN": "保持登录", "en": "Stay signed in"},
-    "logout_done": {
-        "zh-CN": "您已退出所有服务：统一身份认证和您登录过的每个政务服务网站。",
-        "en": "You are signed out of every service: Yiwang sign-in and each government service site you used.",
-    },
-    "logout_none": {"zh-CN": "您当前没有登录。", "en": "You are not signed in."},
-    "logout_kept": {"zh-CN": "您仍处于登录状态。", "en": "You are still signed in."},
-    "logout_continue": {"zh-CN": "继续", "en": "Continue"},
-    "logout_frontchannel": {
-        "zh-CN": "正在通知已登录的网站……",
-        "en": "Telling the sites you signed in to…",
-    },
-    "logout_error_title": {"zh-CN": "无法处理退出请求", "en": "The sign-out request cannot be handled"},
-    "logout_bad_hint": {
-        "zh-CN": "请求中的身份令牌无效，不是本系统签发的。",
-        "en": "The ID token in the request is not valid or was not issued here.",
-    },
-    "logout_bad_request": {
-        "zh-CN": "退出请求的参数不正确。",
-        "en": "The sign-out request has wrong parameters.",
-    },
-    "logout_bad_redirect": {
-        "zh-CN": "退出后要返回的地址未经登记，为保护您的安全，不会跳转。",
-        "en": "The address to return to after sign-out is not registered, so you are not sent there.",
-    },
-    "logout_csrf": {
-        "zh-CN": "表单已过期，请重新操作。",
-        "en": "The form has expired; please try again.",
-    },
+MESSAGES: dict[str, str] = {
+    # key → English msgid; the Chinese is in keys/locale/zh_CN/LC_MESSAGES/messages.po
+    'logout_title': N_('Sign out'),
+    'logout_confirm': N_('Sign out of Yiwang? You will be signed out of every government service site.'),
+    'logout_confirm_for': N_('%(client)s asks you to sign out.'),
+    'logout_yes': N_('Sign out'),
+    'logout_no': N_('Stay signed in'),
+    'logout_done': N_('You are signed out of every service: Yiwang sign-in and each government service site you used.'),
+    'logout_none': N_('You are not signed in.'),
+    'logout_kept': N_('You are still signed in.'),
+    'logout_continue': N_('Continue'),
+    'logout_frontchannel': N_('Telling the sites you signed in to…'),
+    'logout_error_title': N_('The sign-out request cannot be handled'),
+    'logout_bad_hint': N_('The ID token in the request is not valid or was not issued here.'),
+    'logout_bad_request': N_('The sign-out request has wrong parameters.'),
+    'logout_bad_redirect': N_('The address to return to after sign-out is not registered, so you are not sent there.'),
+    'logout_csrf': N_('The form has expired; please try again.'),
 }
 
 

@@ -15,6 +15,8 @@ from authlib.common.urls import add_params_to_uri
 from flask import make_response, redirect, url_for
 from werkzeug.wrappers import Response
 
+from keys.locale import N_
+
 from ..oauth.flow import Flow, Step
 from ..signin import ErrorPage, IssueCode, Outcome, RedirectError, ResumeAt, ReturnTo, ShowStep
 from .common import lang, render, rt, set_browser_cookie
@@ -24,25 +26,14 @@ __all__ = ["redirect_error", "error_page", "login_page", "flow_lang", "outcome_r
 
 logger = logging.getLogger(__name__)
 
-MESSAGES = {
+MESSAGES: dict[str, str] = {
     # Fixed texts for the authorization endpoint's error page: nothing of the
     # request (an attacker's redirect_uri, a description) is shown; the detail
     # goes to the log (issue 19 §10).
-    "error_unknown_client": {
-        "zh-CN": "发起登录的应用未在本平台登记，无法继续。请返回原网站重新开始。",
-        "en": "The service that sent you here is not registered with us, so sign-in cannot continue. "
-              "Go back to that site and start again.",
-    },
-    "error_redirect_uri": {
-        "zh-CN": "此登录请求要求返回一个未登记的地址。为保护您的安全，本平台不会跳转。请返回原网站重新开始。",
-        "en": "This sign-in request asks to return to an address that is not registered, so for your "
-              "safety you are not sent there. Go back to the site and start again.",
-    },
-    "error_par_required": {
-        "zh-CN": "本平台只接受应用预先提交的登录请求。请返回原网站重新开始。",
-        "en": "This server accepts only sign-in requests that the service has pushed to it first. "
-              "Go back to the site and start again.",
-    },
+    # key → English msgid; the Chinese is in keys/locale/zh_CN/LC_MESSAGES/messages.po
+    'error_unknown_client': N_('The service that sent you here is not registered with us, so sign-in cannot continue. Go back to that site and start again.'),
+    'error_redirect_uri': N_('This sign-in request asks to return to an address that is not registered, so for your safety you are not sent there. Go back to the site and start again.'),
+    'error_par_required': N_('This server accepts only sign-in requests that the service has pushed to it first. Go back to the site and start again.'),
 }
 register(MESSAGES)
 
