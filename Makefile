@@ -53,8 +53,8 @@ lint: install
 # The page strings of both services into the one Chinese catalog (keys/locale/zh_CN/LC_MESSAGES/messages.po):
 # new msgids arrive with an empty msgstr to fill in; tests/test_catalog.py fails until they are. docs/citizen-pages.md
 messages: install
-	$(VENV)/bin/pybabel extract -q -F keys/locale/babel.cfg -k N_ --sort-by-file -o $(VENV)/messages.pot idp certstore keys
-	$(VENV)/bin/pybabel update -q -i $(VENV)/messages.pot -d keys/locale -l zh_CN --no-fuzzy-matching --omit-header --width 0
+	$(VENV)/bin/pybabel -q extract -F keys/locale/babel.cfg -k N_ --sort-by-file -o $(VENV)/messages.pot idp certstore keys
+	$(VENV)/bin/pybabel -q update -i $(VENV)/messages.pot -d keys/locale -l zh_CN --no-fuzzy-matching --ignore-obsolete
 
 # docs/screenshots from the page tour (every citizen page, phone and desktop, zh-CN and en) and the
 # idp's login page test; an ordinary test run writes no screenshot.
