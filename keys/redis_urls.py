@@ -246,13 +246,27 @@ def durable_pipeline(client: Any, key: str) -> Any:
     had not yet received: docs/redis-ha.md, the loss bound). On a Cluster the
     pipeline runs on the node client that serves the key's slot.
     """
-    if is_cluster(client):
+    target = target_of(client)
+    if target.mode == "cluster" and _should_wait(target):
         node = client.get_redis_connection(client.get_node_from_key(key))
         pipe = node.pipeline(transaction=False)
+        pipe._yiwang_cluster = client
     else:
-        pipe = client.pipeline(transaction=False)
-    pipe._yiwang_target = target_of(client)
+        pipe = client.pipeline(transaction=False)  # a Cluster's own pipeline follows MOVED by itself
+    pipe._yiwang_target = target
     return pipe
+
+
+_STALE_NODE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, rx.AskError, rx.ClusterDownError)
+"""What a node client gets from a node that no longer serves the slot (dead, demoted, or the slot moved)."""
+
+
+def _refresh_slots(cluster: Any) -> None:
+    """After a node client failed: the cluster client asks the cluster for its slot map again."""
+    try:
+        cluster.nodes_manager.initialize()
+    except Exception as e:  # noqa: BLE001 - the cluster is away: the next request tries again
+        logger.info("Redis Cluster slot map not refreshed (%s)", type(e).__name__)
 
 
 def execute_durably(pipe: Any) -> list[Any]:
@@ -265,7 +279,16 @@ def execute_durably(pipe: Any) -> list[Any]:
     if target is None or not _should_wait(target):
         return list(pipe.execute())
     pipe.execute_command("WAIT", target.wait_replicas, target.wait_ms)
-    replies = list(pipe.execute())
+    try:
+        replies = list(pipe.execute())
+    except _STALE_NODE as e:
+        cluster = getattr(pipe, "_yiwang_cluster", None)
+        if cluster is None:
+            raise
+        _refresh_slots(cluster)  # so that the next request goes to the slot's new primary
+        if isinstance(e, rx.AskError):  # MOVED / ASK: nothing ran; the client retries (503)
+            raise rx.TryAgainError(f"slot moved ({e}); slot map refreshed") from e
+        raise
     _waited(target, int(replies[-1]))
     return replies[:-1]
 
@@ -323,4 +346,7 @@ def run_script(client: Any, script: Any, keys: list[str], args: list[Any]) -> An
             node = (client.get_redis_connection(client.get_node_from_key(keys[0]))
                     if is_cluster(client) else client)
             node.script_load(script.script)
+        except rx.TryAgainError:  # a Cluster slot moved: the map is fresh now, nothing ran
+            if attempt == 2:
+                raise
     raise AssertionError("unreachable")  # pragma: no cover

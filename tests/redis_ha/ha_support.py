@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.support.private_services import free_port
 
-__all__ = ["PrivateSentinelSet"]
+__all__ = ["PrivateSentinelSet", "PrivateCluster"]
 
 SERVICE = "ha-failover"
 
@@ -100,7 +100,81 @@ class PrivateSentinelSet:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _cluster_ports(n: int) -> list[int]:
+    """Free ports whose cluster bus port (port + 10000) is free and valid too."""
+    import random
+    import socket
+
+    def free(port: int) -> bool:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    out: list[int] = []
+    while len(out) < n:
+        port = random.randint(20000, 50000)  # noqa: S311 - a port, not a secret
+        if port not in out and free(port) and free(port + 10000):
+            out.append(port)
+    return out
+
+
 def _sentinel_field(port: int, name: str) -> str:
     lines = _cli(port, "sentinel", "master", SERVICE).splitlines()
     pairs = dict(zip(lines[::2], lines[1::2], strict=False))
     return pairs.get(name, "")
+
+
+class PrivateCluster:
+    """A Redis Cluster of a test's own: three primaries, each with a replica (``cluster-node-timeout 1000``)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="yiwang-cluster-"))
+        self.ports = _cluster_ports(6)
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3]) + "?wait=1&wait_ms=200"
+
+    def start(self) -> PrivateCluster:
+        for port in self.ports:
+            data = self.dir / str(port)
+            data.mkdir()
+            argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"]
+            self.procs[port] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        for port in self.ports:
+            _wait(lambda p=port: _cli(p, "ping") == "PONG", 20, "cluster node")
+        done = subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),  # noqa: S603,S607
+                               "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(done.stdout[-500:] + done.stderr[-500:])
+        for port in self.ports:
+            _wait(lambda p=port: "cluster_state:ok" in _cli(p, "cluster", "info"), 30, "cluster state ok")
+        _wait(lambda: _cli(self.ports[0], "cluster", "nodes").count("connected") == 6
+              and len(self.replicas_online()) == 3, 30, "replicas in sync")
+        return self
+
+    def replicas_online(self) -> list[int]:
+        out = []
+        for port in self.ports:
+            info = _cli(port, "info", "replication")
+            if "role:slave" in info and "master_link_status:up" in info:
+                out.append(port)
+        return out
+
+    def kill(self, port: int) -> None:
+        self.procs[port].send_signal(signal.SIGKILL)
+        self.procs[port].wait(timeout=10)
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
