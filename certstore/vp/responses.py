@@ -5,11 +5,12 @@
 ``ECDH-ES`` to the request's own key, ``A128GCM`` or ``A256GCM``) and, in
 this order:
 
-1. finds the request (expired or unknown: refused) and *claims* it: the
-   first answer is the only one looked at, so a replayed presentation — even
-   a good one — is refused;
-2. checks ``state``, then the one presentation in ``vp_token`` under the
-   query's credential id, with :func:`signing.sdjwt_verify.verify_presentation`
+1. finds the request (expired or unknown: refused), reads the answer (decrypts
+   it for ``direct_post.jwt``) and checks its ``state``; only then *claims*
+   the request: the first such answer is the only one looked at, so a
+   replayed presentation — even a good one — is refused, while noise posted by
+   someone who saw the QR code burns nothing;
+2. checks the one presentation in ``vp_token`` under the query's credential id, with :func:`signing.sdjwt_verify.verify_presentation`
    against the merged trust list, ``aud`` = this request's client id (a
    presentation made for another verifier fails) and ``nonce`` = this
    request's nonce (one made for an older request fails);
@@ -90,10 +91,16 @@ class ResponseChecker:
         data = self.store.get(request_id)
         if data is None:
             raise VpRefused("this request has expired or never existed", reason="unknown_request")
+        # Only an answer that carries this request's state (decrypted, for direct_post.jwt) may claim it:
+        # a bystander who saw the QR code cannot burn the request by posting noise first.
+        payload = self._payload(data, form)
+        state = payload.get("state")
+        if not isinstance(state, str) or not hmac.compare_digest(state.encode(), str(data["state"]).encode()):
+            raise VpRefused("the answer's state is not this request's", reason="state")
         if not self.store.claim(request_id):
             raise VpRefused("this request was already answered; a second answer is refused", reason="replay")
         try:
-            result = self._check(data, form)
+            result = self._check(data, payload)
         except VpRefused as e:
             logger.info("verifier request %s: presentation refused (%s)", request_id[:8], e.reason)
             self.store.put_result(request_id, {"outcome": "refused", "reason": e.reason, "message": str(e),
@@ -136,11 +143,7 @@ class ResponseChecker:
             raise VpRefused("this request asked for direct_post, not an encrypted response", reason="format")
         return dict(form)
 
-    def _check(self, data: dict[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
-        payload = self._payload(data, form)
-        state = payload.get("state")
-        if not isinstance(state, str) or not hmac.compare_digest(state.encode(), str(data["state"]).encode()):
-            raise VpRefused("the answer's state is not this request's", reason="state")
+    def _check(self, data: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         if "error" in payload:
             raise VpRefused(f"the wallet declined: {str(payload.get('error'))[:60]}", reason="wallet_error")
         token = payload.get("vp_token")

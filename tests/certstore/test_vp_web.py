@@ -130,7 +130,10 @@ def test_an_encrypted_answer_direct_post_jwt(client: Any, world: dict[str, Any])
 def test_the_plain_form_is_refused_when_encryption_was_asked(client: Any, world: dict[str, Any]) -> None:
     created = _request(client, world["mint"], mode="direct_post.jwt")
     assert _post(client, created, _present(world, created)).status_code == 400
-    assert _result(client, created)["reason"] == "format"
+    # noise does not burn the request: the right answer still counts
+    assert _result(client, created)["outcome"] == "pending"
+    assert _post(client, created, _present(world, created), state="not-the-state").status_code == 400
+    assert _result(client, created)["outcome"] == "pending"
 
 
 def test_a_replayed_presentation_is_refused(client: Any, world: dict[str, Any]) -> None:
@@ -176,3 +179,13 @@ def test_the_result_is_only_for_the_page_that_made_the_request(client: Any, worl
     created = _request(client, world["mint"])
     assert client.get(f"/vp/results/{created['request_id']}", headers={"X-VP-View": "guess"}).status_code == 404
     assert _result(client, created) == {"outcome": "pending", "fetched": True}
+
+
+def test_an_answer_with_another_state_is_refused_and_burns_nothing(client: Any, world: dict[str, Any]) -> None:
+    created = _request(client, world["mint"])
+    good = _present(world, created)
+    wrong = _post(client, created, good, state="someone-elses-state")
+    assert wrong.status_code == 400 and "state" in wrong.get_json()["error_description"]
+    assert _result(client, created)["outcome"] == "pending"
+    assert _post(client, created, good).status_code == 200
+    assert _result(client, created)["status"] == "valid"
