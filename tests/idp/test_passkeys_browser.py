@@ -115,7 +115,8 @@ def _sign_in_and_add_a_passkey(page: Any, portal: dict[str, Any], cdp: Any, aid:
         for sel in ("#passkey-list", "#passkey-add", "#passkey-list form"):
             box = page.locator(sel).first.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (sel, box)
-        page.screenshot(path=os.environ.get("YW_PASSKEY_SHOT", "/dev/null"), full_page=True)
+        if os.environ.get("YW_PASSKEY_SHOT"):  # for a look by eye
+            page.screenshot(path=os.environ["YW_PASSKEY_SHOT"], full_page=True)
     creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": aid})["credentials"]
     assert len(creds) == 1 and creds[0]["isResidentCredential"] and creds[0]["rpId"] == "localhost"
 
@@ -150,6 +151,10 @@ def test_register_step_up_and_sign_in_without_typing_the_id_number(browser, port
     page.goto(url)
     page.wait_for_selector("#passkey-button", state="visible")
     assert page.input_value("#id_number") == ""
+    box = page.locator("#passkey-sign-in").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
+    if os.environ.get("YW_PASSKEY_LOGIN_SHOT"):
+        page.screenshot(path=os.environ["YW_PASSKEY_LOGIN_SHOT"], full_page=True)
     page.click("#passkey-button")
     assert _id_token(portal, _code(page, portal), verifier)["acr"] == ACR_PASSKEY
     sign_count = cdp.send("WebAuthn.getCredentials", {"authenticatorId": aid})["credentials"][0]["signCount"]
