@@ -189,3 +189,13 @@ def test_an_answer_with_another_state_is_refused_and_burns_nothing(client: Any, 
     assert _result(client, created)["outcome"] == "pending"
     assert _post(client, created, good).status_code == 200
     assert _result(client, created)["status"] == "valid"
+
+
+def test_nothing_else_of_the_credential_is_kept(app: Any, client: Any, world: dict[str, Any]) -> None:
+    created = _request(client, world["mint"])
+    assert _post(client, created, _present(world, created, [*ASKED])).status_code == 200
+    store = app.extensions["certstore.vp"].store
+    kept = " ".join(v.decode() for v in (store.client.get(k) for k in store.client.keys("*vp:*")) if v)
+    assert DEMO_REQUESTS["JZZM"]["body"]["fields"]["address"] in kept  # the result the counter reads
+    for secret in (DEMO_REQUESTS["JZZM"]["body"]["holder_name"], world["identifier"], world["credential"][:40], "~"):
+        assert secret not in kept
