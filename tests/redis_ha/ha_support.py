@@ -7,6 +7,7 @@ touched. Fast timing so that a failover takes about two seconds:
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import subprocess
@@ -56,19 +57,25 @@ class PrivateSentinelSet:
         data = self.dir / str(port)
         data.mkdir()
         argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-                "--save", "", "--appendonly", "no", *extra]
+                "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", *extra]
         self.procs[port] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
     def start(self) -> PrivateSentinelSet:
         self._server(self.primary)
         self._server(self.replica, "--replicaof", "127.0.0.1", str(self.primary))
         _wait(lambda: "master_link_status:up" in _cli(self.replica, "info", "replication"), 20, "replication")
+        # Each sentinel is told its id, the others and the replica up front: discovering
+        # them through hello messages takes several 2-second rounds.
+        ids = {port: secrets.token_hex(20) for port in self.sentinels}
         for port in self.sentinels:
             conf = self.dir / f"sentinel-{port}.conf"
-            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            known = "".join(f"sentinel known-sentinel {SERVICE} 127.0.0.1 {other} {ids[other]}\n"
+                            for other in self.sentinels if other != port)
+            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\nsentinel myid {ids[port]}\n"
                             f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary} 2\n"
                             f"sentinel down-after-milliseconds {SERVICE} 500\n"
-                            f"sentinel failover-timeout {SERVICE} 3000\n")
+                            f"sentinel failover-timeout {SERVICE} 3000\n"
+                            f"sentinel known-replica {SERVICE} 127.0.0.1 {self.replica}\n{known}")
             self.procs[port] = subprocess.Popen(["redis-server", str(conf), "--sentinel"],  # noqa: S603,S607
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for port in self.sentinels:  # every sentinel has found the replica and the other sentinels
@@ -145,7 +152,8 @@ class PrivateCluster:
             data.mkdir()
             argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"]
+                    "--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no",
+                    "--repl-diskless-sync-delay", "0"]
             self.procs[port] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         for port in self.ports:
             _wait(lambda p=port: _cli(p, "ping") == "PONG", 20, "cluster node")
