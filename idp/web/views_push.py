@@ -54,6 +54,14 @@ def _signed_in() -> tuple[Any, Any] | None:
     return (session, citizen) if citizen is not None and not citizen.disabled else None
 
 
+@bp.after_app_request
+def _service_worker_scope(resp: Any) -> Any:
+    """``static/sw.js`` may control every page of the idp (its default scope would be /static/)."""
+    if request.path == "/static/sw.js":
+        resp.headers["Service-Worker-Allowed"] = "/"
+    return resp
+
+
 @bp.get("/key")
 def key() -> Any:
     resp = jsonify({"applicationServerKey": _parts()[1].application_server_key()})

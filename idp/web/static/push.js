@@ -35,7 +35,9 @@
     for (var i = 0; i < a.length; i++) { if (a[i] !== b[i]) { return false; } }
     return true;
   }
-  var ready = navigator.serviceWorker.register(box.getAttribute("data-sw"));
+  // Scope "/" (the idp allows it with Service-Worker-Allowed): ready resolves on every idp page.
+  var ready = navigator.serviceWorker.register(box.getAttribute("data-sw"), { scope: "/" })
+    .then(function () { return navigator.serviceWorker.ready; });
   var serverKey = fetch(box.getAttribute("data-key-url"), { credentials: "same-origin" })
     .then(function (r) { return r.json(); }).then(function (j) { return j.applicationServerKey; });
   Promise.all([ready, serverKey]).then(function (both) {
