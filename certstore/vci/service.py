@@ -59,7 +59,7 @@ from .grants import (
     Grant,
     GrantStore,
 )
-from .log import IssueRecord, record_issued
+from .log import IssueRecord, issued_for, record_issued
 from .metadata import (
     BATCH_SIZE,
     PRE_AUTHORIZED_GRANT,
@@ -122,6 +122,19 @@ class VciService:
 
     def type_metadata(self, type_code: str) -> dict[str, Any]:
         return type_metadata(self.public_url, self.certificates.registry.get_type(type_code))
+
+    # -- the issuer's log, for the issuing agency ---------------------------------
+
+    def issued(self, identifier: str, issuer: IssuerInfo) -> list[dict[str, Any]]:
+        """What was issued for one of the agency's certificates (no claim values: there are none)."""
+        view = self.certificates.get(identifier, agency_uscc=issuer.uscc)  # another agency's: 404
+        with self.certificates.sessions() as s:
+            cert_id = s.scalar(sa.select(Certificate.id).where(Certificate.identifier == view.identifier))
+        return [
+            {"issued_at": r.issued_at.isoformat(), "configuration": r.configuration_id, "flow": r.flow,
+             "holder_jkt": r.holder_jkt, "client_id": r.client_id}
+            for r in issued_for(self.certificates.sessions, [cert_id] if cert_id is not None else [])
+        ]
 
     # -- offers ----------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from ..vci import Grant, VciError, VciService
 from ..vci.errors import InsufficientScope, InvalidCredentialRequest, InvalidRequest, InvalidToken
 from ..vci.grants import AUTHORIZATION_CODE, TOKEN_PREFIX
 from ..wallet import readable_types
-from .context import require_issuer, require_token
+from .context import require_issuer, require_token, services
 from .inputs import json_object
 
 __all__ = ["bp", "vci_service", "OPENAPI_PATHS"]
@@ -109,6 +109,14 @@ def create_offer(identifier: str) -> Response:
     resp = _json({**created.to_dict(), "qr_svg": signing.qr.qr_svg(created.link)})
     resp.status_code = 201
     return resp
+
+
+@bp.get("/api/v1/certificates/<identifier>/credentials")
+def issued_credentials(identifier: str) -> Response:
+    """The issuer's log for one of the agency's certificates: when, which flow, to which holder key."""
+    issuer = require_issuer(_ISSUE_SCOPE)
+    view = services().certificates.get(identifier, agency_uscc=issuer.uscc)  # another agency's: 404
+    return _json({"identifier": view.identifier, "credentials": vci_service().issued(view.identifier, issuer)})
 
 
 @bp.get("/vci/offers/<offer_id>")
@@ -214,6 +222,14 @@ OPENAPI_PATHS: dict[str, Any] = {
         "security": [{"bearer": ["certs:issue"]}],
         "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"201": {"description": "credential_offer_uri, offer_link, tx_code, expires_in, qr_svg",
+                              "content": {"application/json": {}}},
+                      **{str(c): {"$ref": "#/components/responses/Problem"} for c in (401, 403, 404)}}}},
+    "/api/v1/certificates/{identifier}/credentials": {"get": {
+        "operationId": "issuedCredentials",
+        "summary": "The issuer's log of credentials issued for a certificate (time, flow, holder key thumbprint)",
+        "security": [{"bearer": ["certs:issue"]}],
+        "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "credentials: issued_at, configuration, flow, holder_jkt, client_id",
                               "content": {"application/json": {}}},
                       **{str(c): {"$ref": "#/components/responses/Problem"} for c in (401, 403, 404)}}}},
     "/vci/offers/{offer_id}": {"get": {

@@ -172,6 +172,7 @@ ROWS: dict[str, Row] = {
     "GET apidocs.asset": Row("GET", _fixed("/api/docs/assets/swagger-ui.css"), public(200)),
     # -- OpenID4VCI issuer (issue 15 §1): offers by the issuing agency; credentials for a citizen's token
     "POST vci.create_offer": Row("POST", _cert("/credential-offer"), agency(201, b=404), a_only=True),
+    "GET vci.issued_credentials": Row("GET", _cert("/credentials"), agency(200, b=404), a_only=True),
     "POST vci.credential": Row(
         "POST", _fixed("/vci/credential"),
         # a citizen's certs:read token reaches the proof check (none sent: 400); others lack the scope

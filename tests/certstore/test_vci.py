@@ -147,6 +147,10 @@ def test_pre_authorized_flow_issues_a_batch_bound_to_each_key_and_logs_it(client
     assert [(r.flow, r.configuration_id) for r in logged] == [("pre-authorized_code", CFG)] * 2
     assert len({r.holder_jkt for r in logged}) == 2
     assert {a.action for a in audit} == {"certificate.vc_offer", "certificate.vc_issue"}
+    listed = client.get(f"/api/v1/certificates/{ident}/credentials", headers=_auth(mint())).get_json()["credentials"]
+    assert sorted(c["holder_jkt"] for c in listed) == sorted(r.holder_jkt for r in logged)
+    assert {c["flow"] for c in listed} == {"pre-authorized_code"}
+    assert client.get(f"/api/v1/certificates/{ident}/credentials", headers=_auth(mint("demo-amr"))).status_code == 404
     assert "张三丰" not in json.dumps([a.detail for a in audit], ensure_ascii=False)
 
 
