@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..models import Citizen, TokenRecord
+from .pgdirect import Direct, json_param
 from .tokens import TokenStore
 
 __all__ = ["SqlTokenStore"]
@@ -131,6 +132,14 @@ def _take_statement(grace: bool, with_jkt: bool) -> Any:
 class SqlTokenStore(TokenStore):
     def __init__(self, db: Any) -> None:
         self._db = db
+        self._direct: dict[Any, Direct] = {}
+        """The hot statements as :class:`~idp.oauth.pgdirect.Direct` (PostgreSQL only)."""
+
+    def _run(self, key: Any, statement: Any, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        direct = self._direct.get(key)
+        if direct is None:
+            direct = self._direct[key] = Direct(statement, self._db.engine)
+        return direct.rows(self._db.engine, params)
 
     def add(self, rows: Sequence[dict[str, Any]], *, also: Any = None) -> bool:
         """Insert the records of one grant, all or none.
@@ -159,6 +168,12 @@ class SqlTokenStore(TokenStore):
             cid = rows[0].get("citizen_id")
             if cid is not None:
                 params["cid"] = int(cid)
+            if self._db.dialect == "postgresql":  # the same statement, straight on psycopg (issue 16)
+                for i in range(len(values)):
+                    params[f"data_{i}"] = json_param(params[f"data_{i}"])
+                key = ("insert", len(values), cid is not None)
+                _, written = self._run(key, _insert_statement(len(values), for_citizen=cid is not None), params)
+                return cid is None or len(written) == len(values)
             if cid is None:
                 self._db.all_rows(_insert_statement(len(values)), params)
                 return True
@@ -198,11 +213,12 @@ class SqlTokenStore(TokenStore):
         table = TokenRecord
         if self._db.dialect == "postgresql":
             # One prebuilt statement: the take and the citizen's claims (issue 16).
-            got = self._db.first_row(_take_statement(grace_seconds > 0, jkt is not None), {
+            shape = (grace_seconds > 0, jkt is not None)
+            names, got = self._run(("take", *shape), _take_statement(*shape), {
                 "t_jti": jti, "t_client": client_id, "t_now": _ts(now),
                 "t_cutoff": _ts(now - grace_seconds), "t_jkt": jkt})
-            if got is not None:
-                m = got._mapping
+            if got:
+                m = dict(zip(names, got[0], strict=True))
                 row = {f: m[f] for f in _FIELDS}
                 row.update({k: _epoch(m[k]) for k in ("issued_at", "expires_at", "revoked_at",
                                                       "consumed_at", "retried_at")})

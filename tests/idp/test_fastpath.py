@@ -155,3 +155,30 @@ def test_a_refreshed_tokens_snapshot_is_written_in_the_background(app, web, citi
     from_database = web.get("/userinfo", headers=bearer)
     assert from_snapshot.status_code == from_database.status_code == 200
     assert from_snapshot.get_json() == from_database.get_json()
+
+
+def test_a_lost_connection_on_the_direct_path_is_sqlalchemys_error_and_leaves_the_pool(idp_services):
+    import pytest
+
+    from idp.db import make_engine
+    from idp.oauth.pgdirect import Direct
+
+    if idp_services.db.dialect != "postgresql":
+        pytest.skip("the direct path is PostgreSQL's")
+    engine = make_engine(idp_services.db.url, pool_size=1, max_overflow=0)
+    try:
+        backend = Direct(sa.select(sa.func.pg_backend_pid()), engine)
+        names, rows = backend.rows(engine, {})
+        pid = rows[0][0]
+        with idp_services.db.engine.connect() as other:  # end that one connection, as a restart would
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(sa.exc.OperationalError):  # the web layer's 503, as on the SQLAlchemy path
+            backend.rows(engine, {})
+        _, again = backend.rows(engine, {})  # the dead connection left the pool
+        assert again[0][0] != pid
+        plus = Direct(sa.select(sa.bindparam("x", type_=sa.Integer()) + 1), engine)
+        assert plus.rows(engine, {"x": 41})[1] == [(42,)]
+        with engine.connect() as c:  # the pooled connection went back as the pool hands it out
+            assert c.connection.driver_connection.autocommit is False
+    finally:
+        engine.dispose()
