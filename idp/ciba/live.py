@@ -37,16 +37,18 @@ class LiveNotifier:
         self._p = f"{prefix}ciba:live:"
         self._clock = clock
 
+    # One hash tag per citizen: the list and its items share a Redis Cluster slot.
     def _ks(self, account_id: int) -> str:
-        return f"{self._p}{account_id}"
+        return f"{self._p}{{{account_id}}}"
 
-    def _ki(self, display_id: str) -> str:
-        return f"{self._p}i:{display_id}"
+    def _ki(self, account_id: int, display_id: str) -> str:
+        return f"{self._p}{{{account_id}}}:i:{display_id}"
 
     def notify(self, pending: PendingApproval) -> None:
         ttl = max(1, pending.expires_at - int(self._clock()))
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(self._ki(pending.display_id), json.dumps(asdict(pending), ensure_ascii=False), ex=ttl)
+        item = json.dumps(asdict(pending), ensure_ascii=False)
+        pipe.set(self._ki(pending.account_id, pending.display_id), item, ex=ttl)
         pipe.zadd(self._ks(pending.account_id), {pending.display_id: pending.expires_at})
         pipe.expire(self._ks(pending.account_id), ttl + 60)
         pipe.execute()
@@ -55,7 +57,7 @@ class LiveNotifier:
         """The request was decided (or is gone): no page shows it any more."""
         pipe = self._r.pipeline(transaction=False)
         pipe.zrem(self._ks(account_id), display_id)
-        pipe.delete(self._ki(display_id))
+        pipe.delete(self._ki(account_id, display_id))
         pipe.execute()
 
     def pending_for(self, account_id: int) -> list[PendingApproval]:
@@ -69,7 +71,7 @@ class LiveNotifier:
         if not ids:
             return []
         out = []
-        for raw in get_many(self._r, [self._ki(_text(i)) for i in ids]):  # one slot each on a Cluster
+        for raw in get_many(self._r, [self._ki(account_id, _text(i)) for i in ids]):
             if raw is None:
                 continue
             data = json.loads(raw)

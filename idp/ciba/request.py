@@ -232,18 +232,15 @@ def _login_hint_token_number(token: str, client: Any, *, issuer: str, now: int) 
 
 def _id_token_citizen(token: str, client: Any, *, provider: Any, accounts: Any) -> Any:
     """The citizen of an ID token this idp issued to this client (expired ones too, as hints are)."""
-    import base64
-    import json
-
-    from joserfc import jws
+    from joserfc import jwt as jose_jwt
     from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
 
     if len(token) > 8192 or token.count(".") != 2:
         raise InvalidRequestError("the id_token_hint is not an ID token")
     try:
-        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=" * (-len(token.split(".")[0]) % 4)))
-        keys = provider.tokens._keys(header.get("kid") if isinstance(header, dict) else None)
-        claims = json.loads(jws.deserialize_compact(token, keys, algorithms=["ES256", "RS256"]).payload)
+        keys = KeySet.import_key_set(provider.tokens.jwks())  # type: ignore[arg-type]
+        claims = dict(jose_jwt.decode(token, keys, algorithms=["ES256", "RS256"]).claims)
     except (JoseError, ValueError, TypeError, KeyError):
         raise InvalidRequestError("the id_token_hint is not an ID token of this issuer") from None
     aud = claims.get("aud")

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -130,7 +131,7 @@ def decide(display_id: str) -> Any:
         # with its own tick, remembered beside what the client already holds.
         scope = rt().consents.approve_device(int(session.citizen_id), client, list(view.scopes),
                                              share_id_number=request.form.get("share_id_number") == "yes")
-        view = type(view)(**{**view.__dict__, "scopes": tuple(scope.split())})
+        view = dataclasses.replace(view, scopes=tuple(scope.split()))
     if not _service().decide(view, session, approve=approve_it):
         return _page("ciba_done.html", 410, outcome="expired")
     return _page("ciba_done.html", outcome="approved" if approve_it else "denied")
