@@ -142,7 +142,8 @@ def sign_in() -> Any:
     try:
         done = passkeys().authenticate(browser().hash, _body().get("credential") or {}, ip=client_ip())
     except PasskeyError as e:
-        r.provider.audit("login.failure", detail={"reason_code": "passkey_" + e.reason})
+        # Not login.failure: that one counts as a wrong ID number or password (idp.metrics).
+        r.provider.audit("login.passkey_refused", ip=client_ip(), detail={"reason_code": e.reason})
         return _refuse(e.reason, 401 if e.reason != "malformed" else 400, language=language)
     citizen = r.services.accounts.get(done.citizen_id)
     if citizen is None or citizen.disabled:
