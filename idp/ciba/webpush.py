@@ -94,7 +94,7 @@ class WebPushNotifier:
         self.deadline = deadline
         self._clock = clock
 
-    actor: dramatiq.Actor | None = None
+    actor: dramatiq.Actor[Any, Any] | None = None
     """The queue's ``ciba_webpush`` actor (:func:`install_webpush`); ``None``: push at once."""
 
     def notify(self, pending: PendingApproval) -> None:
@@ -135,7 +135,7 @@ class WebPushNotifier:
         session = _BoundedSession(allow_loopback=self.allow_loopback, deadline=self.deadline)
         try:
             headers = {"Authorization": self.vapid.authorization(sub.endpoint, now), "Urgency": "high"}
-            resp = WebPusher(sub.info(), requests_session=session).send(  # type: ignore[arg-type]
+            resp = WebPusher(sub.info(), requests_session=session).send(
                 data, headers, ttl=ttl, content_encoding="aes128gcm")
         except (FetchTimeout, FetchFailed) as e:
             logger.info("Web Push for request %s to subscription %d: %s; retried", display_id, sub.id,
@@ -145,7 +145,7 @@ class WebPushNotifier:
             logger.warning("Web Push for request %s to subscription %d failed (%s)", display_id, sub.id,
                            type(e).__name__)
             return "failed"
-        status = resp.status_code  # type: ignore[union-attr]
+        status = resp.status_code
         if status in _GONE:
             self.store.remove(sub.citizen_id, subscription_id=sub.id)
             logger.info("Web Push subscription %d is gone (%d): forgotten", sub.id, status)
@@ -160,7 +160,7 @@ class WebPushNotifier:
         return "failed"
 
 
-def install_webpush(broker: dramatiq.Broker, notifier: WebPushNotifier) -> dramatiq.Actor:
+def install_webpush(broker: dramatiq.Broker, notifier: WebPushNotifier) -> dramatiq.Actor[Any, Any]:
     """Declare the ``ciba_webpush`` actor on the idp's broker (the logout queue's) for ``notifier``."""
     from ..logout.queue import QUEUE_NAME, _retry_when
 

@@ -64,6 +64,8 @@ def parse_subscription(data: Any, *, allow_loopback: bool) -> tuple[str, str, st
     if not isinstance(data, dict):
         raise InvalidInput("a subscription is a JSON object")
     endpoint = data.get("endpoint")
+    if not isinstance(endpoint, str):
+        raise InvalidInput("endpoint is missing")
     try:
         check_outbound_url(endpoint, allow_loopback=allow_loopback)
     except OutboundUrlRefused as e:
@@ -126,7 +128,7 @@ class SubscriptionStore:
         if subscription_id is not None:
             query = query.where(PushSubscription.id == subscription_id)
         with self.db.session() as s:
-            return int(s.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+            return int(getattr(s.execute(query), "rowcount", 0) or 0)
 
     def sent(self, subscription_id: int) -> None:
         with self.db.single_statement() as s:

@@ -173,7 +173,8 @@ class StaffService:
             return [StaffView.of(r) for r in s.scalars(query)]
 
     def _require(self, s: Any, username: str) -> StaffAccount:
-        row = s.scalars(sa.select(StaffAccount).where(StaffAccount.username == clean_username(username))).one_or_none()
+        row: StaffAccount | None = s.scalars(
+            sa.select(StaffAccount).where(StaffAccount.username == clean_username(username))).one_or_none()
         if row is None:
             raise NotFound(f"no staff account {username.strip().lower()!r}")
         return row

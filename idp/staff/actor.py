@@ -95,7 +95,7 @@ class ActorResolver:
             raise ActorTokenError("actor_token is not a compact JWT")
         try:
             header = _header(actor_token)
-            keys = JoseKeySet.import_key_set(self._tokens.jwks())  # type: ignore[arg-type]
+            keys = JoseKeySet.import_key_set(self._tokens.jwks())
             claims = dict(jose_jwt.decode(actor_token, keys, algorithms=_ALGORITHMS).claims)
         except (JoseError, ValueError, TypeError, KeyError, UnicodeDecodeError):
             raise ActorTokenError("actor_token is not signed by this server") from None
