@@ -40,6 +40,8 @@ class Direct:
         self.sql = str(compiled)
         self.defaults = dict(compiled.params)
         """The statement's literal values (``kind = 'refresh'``…), under SQLAlchemy's names."""
+        self._names: list[str] | None = None
+        """The result's column names, read once (psycopg builds its description anew on each access)."""
 
     def rows(self, engine: sa.Engine, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         import psycopg
@@ -52,9 +54,12 @@ class Direct:
             conn.autocommit = True  # one statement, atomic by itself: no BEGIN/COMMIT round trips
             try:
                 cur = conn.execute(self.sql, values, prepare=True)
-                if cur.description is None:
+                result = cur.pgresult
+                if result is None or not result.nfields:
                     return [], []
-                return [c.name for c in cur.description], cur.fetchall()
+                if self._names is None:
+                    self._names = [c.name for c in cur.description or ()]
+                return self._names, cur.fetchall()
             finally:
                 if not conn.closed:
                     conn.autocommit = False  # as the pool hands it to everyone else
