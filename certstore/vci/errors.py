@@ -26,6 +26,9 @@ __all__ = [
 class VciError(Exception):
     error = "invalid_request"
     status = 400
+    challenge: str | None = None
+    """A ``WWW-Authenticate`` value other than the Bearer one (a DPoP challenge)."""
+    dpop_nonce: str | None = None
 
     def __init__(self, description: str) -> None:
         super().__init__(description)

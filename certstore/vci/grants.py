@@ -71,6 +71,8 @@ class Grant:
     types: frozenset[str] | None = None
     """Types the token's scope allows (authorization code flow; ``None``: every type)."""
     client_id: str | None = None
+    jkt: str | None = None
+    """RFC 9449: the DPoP key certstore's own token is bound to (``None``: a Bearer token)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,8 @@ class GrantStore:
 
     def issue_token(self, grant: Grant) -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        value = {"flow": grant.flow, "configurations": list(grant.configuration_ids), "identifier": grant.identifier}
+        value = {"flow": grant.flow, "configurations": list(grant.configuration_ids), "identifier": grant.identifier,
+                 "jkt": grant.jkt}
         self._redis().set(self._k("at", token), json.dumps(value), ex=TOKEN_SECONDS)
         return token
 
@@ -171,4 +174,4 @@ class GrantStore:
             raise InvalidToken("the access token is unknown or expired")
         value = json.loads(raw)
         return Grant(flow=value["flow"], configuration_ids=tuple(value["configurations"]),
-                     identifier=value["identifier"])
+                     identifier=value["identifier"], jkt=value.get("jkt"))

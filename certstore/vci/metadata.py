@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from signing.sdjwt_issue import FORMAT
 
 from ..types import CertificateType
@@ -129,6 +130,8 @@ def authorization_server_metadata(public_url: str) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["none"],
         # OpenID4VCI 1.0 §12.3: a wallet needs no client id to redeem a pre-authorized code.
         "pre-authorized_grant_anonymous_access_supported": True,
+        # RFC 9449 §5.1: a wallet may bind the token to a DPoP key (the credential endpoint then wants proofs)
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 

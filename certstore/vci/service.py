@@ -25,6 +25,7 @@ the status list.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -183,16 +184,17 @@ class VciService:
 
     # -- token endpoint (pre-authorized code) ------------------------------------
 
-    def token(self, form: Mapping[str, str]) -> dict[str, Any]:
+    def token(self, form: Mapping[str, str], *, jkt: str | None = None) -> dict[str, Any]:
+        """Redeem a pre-authorized code; with ``jkt`` (a DPoP proof's key, RFC 9449 §5) the token is bound to it."""
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequest("grant_type is required")
         if grant_type != PRE_AUTHORIZED_GRANT:
             raise UnsupportedGrantType("this token endpoint serves the pre-authorized code grant only")
         grant = self.grants.redeem(form.get("pre-authorized_code"), form.get("tx_code"))
-        token = self.grants.issue_token(grant)
+        token = self.grants.issue_token(dataclasses.replace(grant, jkt=jkt))
         return {
-            "access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS,
+            "access_token": token, "token_type": "DPoP" if jkt else "Bearer", "expires_in": TOKEN_SECONDS,
             # §6.2: the configurations this token can fetch
             "authorization_details": [
                 {"type": "openid_credential", "credential_configuration_id": c, "credential_identifiers": [c]}

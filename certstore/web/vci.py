@@ -24,6 +24,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 import signing.qr
 
+from ..binding import ResourceDPoP, check_dpop_binding
 from ..errors import CertstoreError, Forbidden, Unauthorized
 from ..vci import Grant, VciError, VciService
 from ..vci.errors import InsufficientScope, InvalidCredentialRequest, InvalidRequest, InvalidToken
@@ -63,7 +64,9 @@ def _vci_error(e: VciError) -> Response:
     resp.status_code = e.status
     resp.headers["Cache-Control"] = "no-store"
     if e.status in (401, 403):
-        resp.headers["WWW-Authenticate"] = f'Bearer error="{e.error}"'  # RFC 6750 §3
+        resp.headers["WWW-Authenticate"] = e.challenge or f'Bearer error="{e.error}"'  # RFC 6750 §3
+    if e.dpop_nonce:
+        resp.headers["DPoP-Nonce"] = e.dpop_nonce
     return resp
 
 
@@ -146,7 +149,17 @@ def token() -> Response:
     if (request.content_length or 0) > _MAX_FORM:
         raise InvalidRequest("the token request is too large")
     form = {k: v for k, v in request.form.items()}
-    resp = _json(vci_service().token(form))
+    jkt = None
+    proof = request.headers.get("DPoP")
+    if proof is not None:  # RFC 9449 §5: bind the token to the proof's key
+        from keys.dpop import DPoPError
+
+        dpop = _dpop()
+        try:
+            jkt = dpop.verifier.check(proof, method="POST", url=dpop.public_url + request.path).jkt
+        except DPoPError as e:
+            raise InvalidDpopProof(e.description) from None
+    resp = _json(vci_service().token(form, jkt=jkt))
     resp.headers["Pragma"] = "no-cache"
     return resp
 
@@ -159,6 +172,34 @@ def nonce() -> Response:
 # -- credential -------------------------------------------------------------------------------
 
 
+def _dpop() -> ResourceDPoP:
+    dpop: ResourceDPoP | None = current_app.extensions.get("certstore.dpop")  # shared with the API's checks
+    if dpop is None:
+        base = current_app.extensions["certstore"]
+        dpop = current_app.extensions.setdefault("certstore.dpop", ResourceDPoP.from_settings(base.settings,
+                                                                                            base.keyring))
+    return dpop
+
+
+class InvalidDpopProof(InvalidRequest):
+    """RFC 9449 §5: the token request's DPoP proof is invalid."""
+
+    error = "invalid_dpop_proof"
+
+
+def _token_error(e: Unauthorized) -> InvalidToken:
+    """certstore's 401 as the credential endpoint's OAuth error (``invalid_token``, ``invalid_dpop_proof`` …)."""
+    err = InvalidToken(str(e))
+    code = e.extra.get("code", e.code)
+    if code in ("invalid_token", "invalid_dpop_proof", "use_dpop_nonce"):
+        err.error = str(code)
+    if e.extra.get("www_authenticate"):
+        err.challenge = str(e.extra["www_authenticate"])  # RFC 9449 §7.1: the DPoP challenge
+    if e.extra.get("dpop_nonce"):
+        err.dpop_nonce = str(e.extra["dpop_nonce"])
+    return err
+
+
 def _grant() -> Grant:
     kind, _, raw = request.headers.get("Authorization", "").partition(" ")
     raw = raw.strip()
@@ -166,14 +207,20 @@ def _grant() -> Grant:
         raise InvalidToken("an access token is required (Authorization: Bearer …)")
     svc = vci_service()
     if raw.startswith(TOKEN_PREFIX):
-        if kind.lower() != "bearer":  # certstore's own tokens are not sender-constrained
-            raise InvalidToken("this issuer's access tokens are Bearer tokens")
-        return svc.grants.token(raw)
+        grant = svc.grants.token(raw)
+        # RFC 9449 §7: a DPoP-bound token only with a proof of its key; an unbound one only as Bearer
+        try:
+            check_dpop_binding({"cnf": {"jkt": grant.jkt}} if grant.jkt else {}, raw, scheme=kind.lower(),
+                               proof=request.headers.get("DPoP"), method=request.method, path=request.path,
+                               dpop=_dpop())
+        except Unauthorized as e:
+            raise _token_error(e) from None
+        return grant
     # The idp's access token (authorization code flow): validated, unrevoked, sender-constrained if bound.
     try:
         token = require_token(None)
     except Unauthorized as e:
-        raise InvalidToken(str(e)) from None
+        raise _token_error(e) from None
     except Forbidden as e:
         raise InsufficientScope(str(e)) from None
     types = readable_types(token.scopes)

@@ -334,3 +334,31 @@ def test_the_status_claim_is_checked_for_shape() -> None:
         with pytest.raises(StatusListError):
             parse_status_claim(bad)
     assert [status_name(v) for v in (VALID, INVALID, SUSPENDED, 3)] == ["valid", "invalid", "suspended", "status 0x03"]
+
+
+def test_a_dpop_bound_pre_authorized_token_needs_a_proof_of_its_key(client: Any, mint: Any) -> None:
+    from tests.keys.dpop_client import DPoPKey
+
+    ident = _issue(client, mint)
+    created = _offer(client, mint, ident).get_json()
+    offer = client.get("/vci/offers/" + created["credential_offer_uri"].rsplit("/", 1)[1]).get_json()
+    key = DPoPKey()
+    form = {"grant_type": PRE, "pre-authorized_code": offer["grants"][PRE]["pre-authorized_code"],
+            "tx_code": created["tx_code"]}
+    bad = client.post("/vci/token", data=form, headers={"DPoP": key.proof("POST", f"{PUBLIC}/other")})
+    _error(bad, 400, "invalid_dpop_proof")
+    resp = client.post("/vci/token", data=form, headers={"DPoP": key.proof("POST", f"{PUBLIC}/vci/token")})
+    assert (resp.status_code, resp.get_json()["token_type"]) == (200, "DPoP"), resp.get_data(as_text=True)
+    token = resp.get_json()["access_token"]
+    url = f"{PUBLIC}/vci/credential"
+    body = lambda: {"credential_configuration_id": CFG,  # noqa: E731
+                    "proofs": {"jwt": [_proof(ECKey.generate_key("P-256"), _nonce(client))]}}
+    _error(client.post("/vci/credential", json=body(), headers=_auth(token)), 401, "invalid_token")
+    other = DPoPKey().proof("POST", url, access_token=token)
+    _error(client.post("/vci/credential", json=body(), headers={"Authorization": f"DPoP {token}", "DPoP": other}),
+           401, "invalid_dpop_proof")
+    good = key.proof("POST", url, access_token=token)
+    ok = client.post("/vci/credential", json=body(), headers={"Authorization": f"DPoP {token}", "DPoP": good})
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    assert client.get("/.well-known/oauth-authorization-server").get_json()["dpop_signing_alg_values_supported"]
+

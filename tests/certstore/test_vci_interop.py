@@ -160,6 +160,7 @@ def test_wallet_library_receives_through_both_flows_and_sd_jwt_vc_checks_the_sta
     steps = _steps(out)
     meta = steps[0]
     assert meta["version"] == "V1" and meta["authorization_servers"] == [w["issuer"], w["certstore"]]
+    assert [s["token_type"] for s in steps if s["step"] == "token"] == ["DPoP"]  # bound to the wallet's key
     creds = [s for s in steps if s["step"] == "credential"]
     assert len(creds) == 2
     for c in creds:

@@ -25,7 +25,8 @@ function holderKey(alg) {
   const jwk = pair.publicKey.export({ format: 'jwk' });
   return { alg, privateKey: pair.privateKey, publicJwk: jwk };
 }
-const keys = new Map();  // thumbprint-less lookup by x coordinate
+const keys = new Map();  // every key this wallet signs with, by x coordinate
+const holders = [];      // the holder keys' x coordinates (credentials are bound to these)
 
 function sign(alg, privateKey, input) {
   if (alg === 'EdDSA') return crypto.sign(null, Buffer.from(input), privateKey);
@@ -61,13 +62,14 @@ async function verified(credential) {
   return { header: result.header, payload: result.payload, claims };
 }
 
-async function receive(client, issuerMetadata, offer, accessToken, clientId, count) {
+async function receive(client, issuerMetadata, offer, accessToken, clientId, count, dpop) {
   const configurationId = offer.credential_configuration_ids[0];
   const { c_nonce } = await client.requestNonce({ issuerMetadata });
   const proofs = [];
   for (let i = 0; i < count; i++) {
     const key = holderKey(i % 2 ? 'EdDSA' : 'ES256');
     keys.set(key.publicJwk.x, key);
+    holders.push(key.publicJwk.x);
     const { jwt } = await client.createCredentialRequestJwtProof({
       issuerMetadata, credentialConfigurationId: configurationId, nonce: c_nonce, clientId,
       signer: { method: 'jwk', alg: key.alg, publicJwk: key.publicJwk },
@@ -75,13 +77,13 @@ async function receive(client, issuerMetadata, offer, accessToken, clientId, cou
     proofs.push(jwt);
   }
   const response = await client.retrieveCredentials({
-    issuerMetadata, accessToken, credentialConfigurationId: configurationId, proofs: { jwt: proofs },
+    issuerMetadata, accessToken, credentialConfigurationId: configurationId, proofs: { jwt: proofs }, dpop,
   });
   const credentials = response.credentialResponse.credentials.map((c) => c.credential);
   for (const credential of credentials) {
     const v = await verified(credential);
     say({ step: 'credential', credential, typ: v.header.typ, kid: v.header.kid, claims: v.claims,
-          cnf_x: v.payload.cnf.jwk.x, holder_xs: [...keys.keys()] });
+          cnf_x: v.payload.cnf.jwk.x, holder_xs: holders });
   }
   return credentials;
 }
@@ -105,11 +107,17 @@ if (cfg.mode === 'verify') {
   const issuerMetadata = await client.resolveIssuerMetadata(offer.credential_issuer);
   say({ step: 'metadata', version: issuerMetadata.originalDraftVersion,
         authorization_servers: issuerMetadata.authorizationServers.map((a) => a.issuer) });
-  const { accessTokenResponse } = await client.retrievePreAuthorizedCodeAccessTokenFromOffer({
-    credentialOffer: offer, issuerMetadata, txCode: cfg.tx_code,
+  // certstore's authorization server offers DPoP (RFC 9449): the token is bound to a key of the wallet's
+  const as = issuerMetadata.authorizationServers.find((a) => a.issuer === offer.credential_issuer);
+  const dpopKey = holderKey('ES256');
+  keys.set(dpopKey.publicJwk.x, dpopKey);
+  const dpopOption = as.dpop_signing_alg_values_supported?.includes('ES256')
+    ? { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopKey.publicJwk } } : undefined;
+  const { accessTokenResponse, dpop } = await client.retrievePreAuthorizedCodeAccessTokenFromOffer({
+    credentialOffer: offer, issuerMetadata, txCode: cfg.tx_code, dpop: dpopOption,
   });
   say({ step: 'token', token_type: accessTokenResponse.token_type });
-  await receive(client, issuerMetadata, offer, accessTokenResponse.access_token, undefined, 2);
+  await receive(client, issuerMetadata, offer, accessTokenResponse.access_token, undefined, 2, dpop);
 } else if (cfg.mode === 'auth') {
   const client = new Openid4vciClient({ callbacks: callbacks(clientAuthenticationNone({ clientId: cfg.client_id })) });
   const offer = await client.resolveCredentialOffer(cfg.offer);
