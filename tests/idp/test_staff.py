@@ -270,3 +270,15 @@ def test_staff_sign_out_ends_the_staff_session(web: Any, idp_services: Any) -> N
     other = web.get("/staff/logout", query_string={"client_id": portal.client_id,
                                                     "post_logout_redirect_uri": "https://evil.example/x"})
     assert other.status_code == 200 and 'id="staff-logout-message"' in other.get_data(as_text=True)
+
+
+def test_a_staff_access_token_introspects_as_the_staff_member_and_userinfo_is_for_citizens(
+        web: Any, idp_services: Any) -> None:
+    view, totp = make_staff(idp_services)
+    portal = make_portal(idp_services)
+    resp, verifier = staff_sign_in(web, portal, totp)
+    access = redeem(web, portal, resp.headers["Location"], verifier)["access_token"]
+    intro = web.post("/introspect", data={"token": access}, headers=portal.basic()).get_json()
+    assert intro["active"] and intro["sub"] == view.sub and intro["client_id"] == portal.client_id
+    info = web.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
+    assert info.status_code in (401, 403) and "sub" not in (info.get_json() or {})
