@@ -335,10 +335,10 @@ class SessionStore:
         own = pipe is None
         if own:
             pipe = self._r.pipeline(transaction=False)
-        self.add_client(sid, client_id, pipe=pipe)
         if self._r.hlen(self._kt(sid)) < MAX_CAS_TICKETS:
             pipe.hset(self._kt(sid), ticket, client_id)
             pipe.expire(self._kt(sid), self.max_seconds + GRACE_SECONDS)
+        self.add_client(sid, client_id, pipe=pipe)  # last: its WAIT (Sentinel) covers the ticket too
         if own:
             pipe.execute()
 
