@@ -63,16 +63,31 @@ class Verifier:
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.certificates = certificates
         self.store = store
+        self._vct_cache: dict[str, tuple[float, tuple[str, ...]]] = {}
         kwargs = {"clock": time} if time is not None else {}
         self.requests = RequestMaker.for_keyring(
             store,
             public_url=certificates.settings.public_url,
             keyring=certificates.keyring,
             registry=certificates.registry,
-            vct_values=lambda code: vct_values(certificates, code),
+            vct_values=self._vct_values,
             **kwargs,
         )
         self.responses = ResponseChecker(store, certificates, clock=clock)
+
+    _VCT_SECONDS = 30.0
+    """A new trust-list import reaches the vct values of new requests within this (one query saved a request)."""
+
+    def _vct_values(self, code: str) -> list[str]:
+        import time as _time
+
+        now = _time.monotonic()
+        cached = self._vct_cache.get(code)
+        if cached is not None and now - cached[0] < self._VCT_SECONDS:
+            return list(cached[1])
+        values = vct_values(self.certificates, code)
+        self._vct_cache[code] = (now, tuple(values))
+        return values
 
     def create(self, **kw: Any) -> Created:
         return self.requests.create(**kw)

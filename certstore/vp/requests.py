@@ -108,12 +108,21 @@ class RequestMaker:
     @classmethod
     def for_keyring(cls, store: RequestStore, *, public_url: str, keyring: Any, registry: Any,
                     vct_values: Callable[[str], list[str]], clock: Callable[[], float] = time.time) -> RequestMaker:
+        signers: dict[str, tuple[object, Any]] = {}
+
         def signer_of(uscc: str) -> Any:
+            """The agency's signer, cached until ``keys.pki`` replaces or revokes it (as issuance does)."""
             try:
-                return pki.agency_signer(keyring, uscc)
-            except KeyNotFound:
+                stamp = pki.signer_stamp(keyring, uscc)
+                cached = signers.get(uscc)
+                if cached is not None and cached[0] == stamp:
+                    return cached[1]
+                signer = pki.agency_signer(keyring, uscc)
+            except (KeyNotFound, ValueError):
                 raise NotFound("that agency has no signer certificate to sign verifier requests with",
                                field="agency") from None
+            signers[uscc] = (stamp, signer)
+            return signer
 
         def agency_name(uscc: str) -> str:
             return str(registry.get_issuer(uscc).name_zh)
