@@ -62,6 +62,8 @@ IDP_VARIABLES = (
     Variable("IDP_PASSKEY_AAGUIDS", str, "comma-separated AAGUIDs of the authenticators accepted (any)"),
     Variable("IDP_PASSKEY_ATTESTATION_FORMATS", str,
              "comma-separated attestation formats accepted, e.g. packed,tpm,apple (any; attestation none)"),
+    Variable("IDP_PASSKEY_EXTRA_ORIGINS", str,
+             "comma-separated origins besides the issuer's for passkeys, e.g. the app's android:apk-key-hash:… (none)"),
     Variable("IDP_CIBA_INTERVAL_SECONDS", parse_int, "CIBA: least seconds between a client's polls (5; 1 to 60)"),
     Variable("IDP_CIBA_EXPIRY_SECONDS", parse_int, "CIBA: a request's lifetime without requested_expiry (300)"),
     Variable("IDP_DPOP_IAT_SECONDS", parse_int, "how far a DPoP proof's iat may be from now (60)"),
@@ -162,6 +164,9 @@ class IdpSettings:
     passkey_aaguids: tuple[str, ...] = ()
     """Issue 13 §2: only these authenticator models (AAGUIDs) may register a passkey; empty: any."""
     passkey_attestation_formats: tuple[str, ...] = ()
+    passkey_extra_origins: tuple[str, ...] = ()
+    """Origins besides the issuer's a passkey ceremony may come from: the mobile app's
+    (``android:apk-key-hash:…``, tied to the issuer's domain by its assetlinks.json)."""
     """Only these attestation formats; set (or :attr:`passkey_aaguids`): registration asks for ``direct``."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Test- or deployment-specific knobs that have no variable yet."""
@@ -223,6 +228,9 @@ class IdpSettings:
                            ("IDP_PASSKEY_ATTESTATION_FORMATS", "passkey_attestation_formats")):
             if name in values:
                 kwargs[attr] = tuple(v.strip().lower() for v in values[name].split(",") if v.strip())
+        if "IDP_PASSKEY_EXTRA_ORIGINS" in values:  # case kept: an APK key hash is base64url
+            kwargs["passkey_extra_origins"] = tuple(
+                v.strip() for v in values["IDP_PASSKEY_EXTRA_ORIGINS"].split(",") if v.strip())
         if not 1 <= kwargs.get("cas_ticket_seconds", 10) <= 300:
             raise ConfigurationError("YIWANG_IDP_CAS_TICKET_SECONDS must be 1 to 300 seconds",
                                      variable="YIWANG_IDP_CAS_TICKET_SECONDS")

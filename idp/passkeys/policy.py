@@ -1,8 +1,9 @@
 """Who we are to an authenticator, and which authenticators an agency accepts (issue 13 §2).
 
-The relying party id is the issuer's host name and the only origin is the
-issuer's (WebAuthn Level 3 §5.1.3, §13.4.9): a page on a sibling subdomain or
-another port cannot use our credentials.
+The relying party id is the issuer's host name and the origin the issuer's
+(WebAuthn Level 3 §5.1.3, §13.4.9): a page on a sibling subdomain or another
+port cannot use our credentials. The mobile app's own origin (Android:
+``android:apk-key-hash:…``) is added with ``YIWANG_IDP_PASSKEY_EXTRA_ORIGINS``.
 
 Attestation is ``none`` by default (WebAuthn §5.4.7): a citizen's own phone or
 computer is enough, and nothing identifies its model. An agency that only
@@ -48,7 +49,7 @@ class PasskeyPolicy:
         return cls(
             rp_id=parts.hostname or "localhost",
             rp_name="一网通办 Yiwang",
-            origins=(origin,),
+            origins=(origin, *(getattr(settings, "passkey_extra_origins", ()) or ())),
             allowed_aaguids=frozenset(a.lower() for a in getattr(settings, "passkey_aaguids", ()) or ()),
             allowed_formats=frozenset(getattr(settings, "passkey_attestation_formats", ()) or ()),
         )

@@ -325,3 +325,33 @@ def test_a_local_page_can_ask_the_signed_in_citizen_for_a_passkey(app, web, citi
     with app.test_request_context("/"):
         url = step_up_url("/account")
     assert app.test_client().get(url).status_code == 303  # a browser without the session: to the login page
+
+
+def test_a_changed_backup_eligibility_is_a_clone_signal(app, web, citizen, rp, idp_services):
+    _signed_in_with_password(web, rp)
+    soft = _soft()
+    _register(web, soft)
+    soft.backup_eligible = True  # fixed when the credential was made (WebAuthn §6.1.3)
+    b = app.test_client()
+    _, _, _, done = _assert_with(b, b.get("/login").get_data(as_text=True), soft)
+    assert done.status_code == 401 and done.get_json()["error"] == "blocked"
+    with idp_services.db.session() as s:
+        assert s.scalars(sa.select(PasskeyCredential)).one().blocked_reason == "backup_eligibility_changed"
+
+
+def test_the_apps_origin_is_accepted_only_when_configured(app_with, citizen, rp):
+    app_origin = "android:apk-key-hash:" + "A" * 43
+    plain = app_with().test_client()
+    _signed_in_with_password(plain, rp)
+    box = _box(plain.get("/account").get_data(as_text=True))
+    opts = plain.post(box["options-url"], json={"csrf_token": box["csrf"]}).get_json()
+    refused = plain.post(box["submit-url"], json={"csrf_token": box["csrf"],
+                                                  "credential": _soft().create(opts, origin=app_origin)})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid"
+    with_app = app_with(passkey_extra_origins=(app_origin,)).test_client()
+    _signed_in_with_password(with_app, rp)
+    box = _box(with_app.get("/account").get_data(as_text=True))
+    opts = with_app.post(box["options-url"], json={"csrf_token": box["csrf"]}).get_json()
+    ok = with_app.post(box["submit-url"], json={"csrf_token": box["csrf"],
+                                                "credential": _soft().create(opts, origin=app_origin)})
+    assert ok.status_code == 200, ok.get_json()
