@@ -38,6 +38,9 @@ def switch_url(endpoint: str | None = None, **values: str) -> str:
     """This page (or ``endpoint``) in the other language."""
     target = endpoint or request.endpoint or "public.verify_page"
     args = {**(request.view_args or {}), **values} if endpoint is None else dict(values)
+    if endpoint is None and (request.method != "GET" or request.url_rule is None):
+        # a page answering a form (or an unknown address): its GET twin may not exist
+        target, args = ("wallet.home" if request.blueprint == "wallet" else "public.verify_page"), dict(values)
     return url_for(target, **args, lang=other_language(page_language()))
 
 

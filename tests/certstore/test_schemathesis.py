@@ -176,7 +176,7 @@ class _FakeOAuth:
 class _RegisteredIdp:
     """The wallet registered at an idp that no fuzzed request can complete a sign-in with."""
 
-    def authorize_redirect(self, redirect_uri: str) -> Any:
+    def authorize_redirect(self, redirect_uri: str, **kw: Any) -> Any:  # kw: prompt, ui_locales
         from flask import redirect
 
         return redirect(f"{ISSUER_URL}/authorize?client_id=certstore-wallet&redirect_uri={redirect_uri}")
