@@ -180,18 +180,18 @@ def connect(url: str | RedisTarget, *, timeout: float = 5.0, health_check_interv
     elif target.mode == "sentinel":
         from redis.sentinel import Sentinel
 
-        auth = {"username": target.username, "password": target.password}
         sentinel = Sentinel(
             list(target.nodes),
             sentinel_kwargs={**common, "password": target.sentinel_password},
-            db=target.db, health_check_interval=health_check_interval, **auth, **common,
+            db=target.db, health_check_interval=health_check_interval,
+            username=target.username, password=target.password, **common,
         )
         client = sentinel.master_for(target.service or "", **common)
     else:
         from redis.cluster import ClusterNode, RedisCluster
 
         client = RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+            startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],  # type: ignore[no-untyped-call]
             username=target.username, password=target.password, ssl=target.tls,
             health_check_interval=health_check_interval, **common,
         )
