@@ -55,6 +55,18 @@ class PasskeyPolicy:
         )
 
     @property
+    def usable(self) -> bool:
+        """Whether browsers will run a ceremony for this RP id: a host name, never an IP address
+        (WebAuthn §5.1.3; the plain ``127.0.0.1`` demo therefore shows no passkey buttons)."""
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(self.rp_id.strip("[]"))
+        except ValueError:
+            return bool(self.rp_id)
+        return False
+
+    @property
     def wants_attestation(self) -> bool:
         """Whether registration asks for ``direct`` attestation (an agency's policy), not ``none``."""
         return bool(self.allowed_aaguids or self.allowed_formats)

@@ -318,6 +318,7 @@ def _account_context() -> dict[str, Any]:
     """What the passkey partials read: lazily, so other pages pay nothing."""
     return {
         "passkey_rows": _account_rows,
+        "passkeys_possible": lambda: passkeys().policy.usable,
         "passkey_kind_text": lambda key: _KINDS.get(key, key),
         "passkey_error": lambda: g.get("_yw_passkey_error"),
         "passkey_added": lambda: request.args.get("changed") == "passkey_added",

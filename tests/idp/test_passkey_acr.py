@@ -78,3 +78,10 @@ def test_amr_and_kind():
     assert authenticator_kind(transports=["hybrid"], backup_eligible=True, aaguid="x") == "passkey_kind_phone"
     assert authenticator_kind(transports=["internal"], backup_eligible=True, aaguid="x") == "passkey_kind_synced"
     assert authenticator_kind(transports=["internal"], backup_eligible=False, aaguid="x") == "passkey_kind_device"
+
+
+def test_no_passkeys_on_an_ip_address():
+    from idp.passkeys.policy import PasskeyPolicy
+
+    assert PasskeyPolicy("idp.gov.example.cn", "x", ()).usable and PasskeyPolicy("localhost", "x", ()).usable
+    assert not PasskeyPolicy("127.0.0.1", "x", ()).usable and not PasskeyPolicy("[::1]", "x", ()).usable
