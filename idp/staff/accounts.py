@@ -231,19 +231,21 @@ class StaffService:
         """
         typed = (username or "").strip().lower()[:64]
         key = self.throttle_key(typed)
-        subject = SUBJECT_PREFIX + typed if _USERNAME.fullmatch(typed) else "staff:?"
-        if self.throttle is not None:
-            decision = self.throttle.check(key, ip)
-            if not decision.allowed:
-                self._audit(None, "staff.login_locked", subject=subject, client_id=client_id, ip=ip,
-                            detail={"retry_after": decision.retry_after_seconds})
-                return StaffLogin("throttled", retry_after=decision.retry_after_seconds)
         row = None
         if _USERNAME.fullmatch(typed):
             with self.db.single_statement() as s:
                 row = s.scalars(sa.select(StaffAccount).where(StaffAccount.username == typed)).one_or_none()
                 if row is not None:
                     s.expunge(row)
+        # Only an existing account is named in the audit log: what was typed for an
+        # unknown one may be anything (a password in the wrong field).
+        subject = SUBJECT_PREFIX + typed if row is not None else "staff:?"
+        if self.throttle is not None:
+            decision = self.throttle.check(key, ip)
+            if not decision.allowed:
+                self._audit(None, "staff.login_locked", subject=subject, client_id=client_id, ip=ip,
+                            detail={"retry_after": decision.retry_after_seconds})
+                return StaffLogin("throttled", retry_after=decision.retry_after_seconds)
         usable = row is not None and not row.disabled
         password_ok = self.hasher.verify(password or "", row.password_hash if usable and row else None)
         code_ok = bool(usable and row and password_ok and self._claim_totp(row, (code or "").strip().replace(" ", "")))

@@ -282,3 +282,15 @@ def test_a_staff_access_token_introspects_as_the_staff_member_and_userinfo_is_fo
     assert intro["active"] and intro["sub"] == view.sub and intro["client_id"] == portal.client_id
     info = web.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
     assert info.status_code in (401, 403) and "sub" not in (info.get_json() or {})
+
+
+def test_the_audit_names_only_existing_staff_accounts(idp_services: Any) -> None:
+    staff = StaffService.of(idp_services)
+    make_staff(idp_services)
+    staff.login("clerk.wang", "wrong password!!", "123456")
+    staff.login("my-secret-pass", "x", "123456")  # a password typed into the username field
+    idp_services.audit.flush()
+    with idp_services.db.session() as s:
+        subjects = list(s.scalars(sa.select(AuditEvent.subject).where(AuditEvent.kind == "staff.login_failure")
+                                  .order_by(AuditEvent.seq)))
+    assert subjects == ["staff:clerk.wang", "staff:?"]
