@@ -42,6 +42,11 @@ def _parse_days(text: str) -> int:
 _MAX_CACHE_SECONDS = 300
 
 
+def _parse_client_ids(text: str) -> frozenset[str]:
+    """``"wallet-a, wallet-b"``: client ids, comma-separated."""
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
 def _parse_networks(text: str) -> tuple[Any, ...]:
     """``"10.0.0.5, 10.1.0.0/16"``: the TLS proxies (RFC 8705 behind a proxy)."""
     import ipaddress
@@ -142,6 +147,8 @@ CERTSTORE_VARIABLES = (
     Variable("CERTSTORE_MTLS_HEADER", str, "header the TLS proxy overwrites with the client certificate (X-Client-Cert)"),
     Variable("CERTSTORE_VP_COUNTER_AGENCY", str,
              "credit code of the agency whose key signs the /vp/counter page's OpenID4VP requests (unset: no counter page)"),
+    Variable("CERTSTORE_VCI_WALLET_CLIENTS", _parse_client_ids,
+             "idp client ids of the wallets that may receive credentials with a citizen's token (OpenID4VCI)"),
 )
 
 
@@ -199,6 +206,11 @@ class CertstoreSettings:
     queue_requeue_seconds: float = 15.0
     """Batch-queue messages held by a killed or stopped worker are back on the queue at most
     this long after it died (issue 20 §5; :mod:`keys.jobqueue` says how the bound is kept)."""
+    vci_wallet_clients: frozenset[str] = frozenset()
+    """certstore's own allow-list for OpenID4VCI's authorization code flow (issue 15 §1): the idp
+    clients whose citizen tokens the credential endpoint takes. A portal holding a citizen's
+    ``certs:read`` token may read certificates, not hold credentials bound to its own key. The
+    embedded demo allows ``demo-wallet`` (``idp init --demo``)."""
     vp_counter_agency: str | None = None
     """The agency (credit code) whose signer key signs the OpenID4VP requests of the ``/vp/counter``
     page (issue 15 §2); unset, the page is not served (agencies still use ``/api/v1/vp/requests``)."""
@@ -245,6 +257,10 @@ class CertstoreSettings:
             kwargs["lookup_clients"] = values["CERTSTORE_LOOKUP_CLIENTS"]
         if "CERTSTORE_STATUS_LIST_MAX_AGE" in values:
             kwargs["status_list_max_age"] = values["CERTSTORE_STATUS_LIST_MAX_AGE"]
+        if "CERTSTORE_VCI_WALLET_CLIENTS" in values:
+            kwargs["vci_wallet_clients"] = values["CERTSTORE_VCI_WALLET_CLIENTS"]
+        elif common.database_url is None:
+            kwargs["vci_wallet_clients"] = frozenset({"demo-wallet"})  # the embedded demo's wallet
         if "CERTSTORE_VP_COUNTER_AGENCY" in values:
             kwargs["vp_counter_agency"] = values["CERTSTORE_VP_COUNTER_AGENCY"].strip() or None
         if "CERTSTORE_QUEUE_REQUEUE_SECONDS" in values:

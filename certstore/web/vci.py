@@ -181,6 +181,13 @@ def _dpop() -> ResourceDPoP:
     return dpop
 
 
+class WalletNotAllowed(VciError):
+    """The token's client is not on certstore's wallet allow-list (``YIWANG_CERTSTORE_VCI_WALLET_CLIENTS``)."""
+
+    error = "access_denied"
+    status = 403
+
+
 class InvalidDpopProof(InvalidRequest):
     """RFC 9449 §5: the token request's DPoP proof is invalid."""
 
@@ -226,6 +233,10 @@ def _grant() -> Grant:
     types = readable_types(token.scopes)
     if types is not None and not types:
         raise InsufficientScope("the token carries no certs:read or certs:read:<TYPE> scope")
+    if token.client_id not in services().settings.vci_wallet_clients:
+        # certstore's own allow-list: a portal that may read a citizen's certificates may not
+        # hold credentials bound to its own key (it could present them as the citizen)
+        raise WalletNotAllowed("this client is not a wallet certstore issues credentials to")
     from .wallet import wallet_service
 
     wallets = wallet_service()

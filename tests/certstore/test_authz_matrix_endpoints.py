@@ -175,8 +175,8 @@ ROWS: dict[str, Row] = {
     "GET vci.issued_credentials": Row("GET", _cert("/credentials"), agency(200, b=404), a_only=True),
     "POST vci.credential": Row(
         "POST", _fixed("/vci/credential"),
-        # a citizen's certs:read token reaches the proof check (none sent: 400); others lack the scope
-        {"citizen": 400, "agency_a": 403, "agency_b": 403, "wallet": 403, **_REFUSED},
+        # a portal's certs:read token: not a wallet on certstore's allow-list; others lack the scope
+        {"citizen": 403, "agency_a": 403, "agency_b": 403, "wallet": 403, **_REFUSED},
         body=lambda w, c: {"credential_configuration_id": "JZZM_sd_jwt"},
     ),
     "GET vci.issuer_metadata": Row("GET", _fixed("/.well-known/openid-credential-issuer"), public(200)),

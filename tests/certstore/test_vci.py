@@ -255,6 +255,9 @@ def test_a_nonce_works_for_one_request_and_a_batch_needs_distinct_keys(client: A
 
 @pytest.fixture
 def citizen_app(app: Any, services: Any) -> Any:
+    import dataclasses
+
+    services.settings = dataclasses.replace(services.settings, vci_wallet_clients=frozenset({"demo-wallet"}))
     app.extensions["certstore.wallet"] = WalletService(
         services.certificates, StaticResolver({"T-JZZM": PERSON_ID, "T-YYZZ": PERSON_ID, "T-NOBODY": "110101199003070011"}))
     return app
@@ -281,6 +284,10 @@ def test_the_idp_token_gets_the_citizens_own_certificate_of_the_scoped_type(citi
     resolver.table[nobody] = "110101199003070011"
     _error(_credential(client, nobody, [_proof(key, _nonce(client))]), 400, "credential_request_denied")
     _error(_credential(client, mint("demo-psb"), [_proof(key, _nonce(client))]), 403, "insufficient_scope")
+    # a portal the citizen let read their certificates is not a wallet: no credential bound to its key
+    portal = mint("portal-b", scope="openid certs:read", sub="pairwise-portal")
+    resolver.table[portal] = PERSON_ID
+    _error(_credential(client, portal, [_proof(key, _nonce(client))]), 403, "access_denied")
 
 
 # -- status -----------------------------------------------------------------------------------

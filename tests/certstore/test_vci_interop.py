@@ -67,7 +67,8 @@ def certstore_serving(issuer: str, root: Path, client_secret: str) -> Iterator[t
         common = CommonSettings.from_values({"HOME": root / "home", "DATABASE_URL": url, "ISSUER": issuer},
                                             default_issuer=issuer)
         services = build_services(CertstoreSettings(common=common, public_url=public_url, client_id="certstore",
-                                                    client_secret=client_secret))
+                                                    client_secret=client_secret,
+                                                    vci_wallet_clients=frozenset({"demo-wallet"})))
         populate(services)
         app = create_app(services=services)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
