@@ -38,7 +38,7 @@ class ChallengeStore:
 
     def _key(self, purpose: str, browser_hash: str, challenge_b64: str) -> str:
         digest = hashlib.sha256(challenge_b64.encode()).hexdigest()
-        return self._ks.key("chal", purpose, f"{browser_hash}.{digest}")
+        return str(self._ks.key("chal", purpose, f"{browser_hash}.{digest}"))
 
     def issue(self, purpose: str, browser_hash: str, *, citizen_id: int | None = None,
               user_handle: str | None = None) -> bytes:

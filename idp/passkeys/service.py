@@ -32,12 +32,12 @@ from webauthn.helpers import (
     parse_client_data_json,
     parse_registration_credential_json,
 )
+from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
-    COSEAlgorithmIdentifier,
     CredentialDeviceType,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
@@ -241,8 +241,8 @@ class PasskeyService:
 
     # ---------------------------------------------------------- account page
 
-    def list(self, citizen_id: int) -> list[PasskeyCredential]:
-        return self.store.list(citizen_id)
+    def of_citizen(self, citizen_id: int) -> list[PasskeyCredential]:
+        return self.store.of_citizen(citizen_id)
 
     def rename(self, citizen_id: int, passkey_id: int, name: str) -> bool:
         done = self.store.rename(citizen_id, passkey_id, name)

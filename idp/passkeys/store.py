@@ -39,7 +39,7 @@ class PasskeyStore:
     def __init__(self, db: Any) -> None:
         self.db = db
 
-    def list(self, citizen_id: int) -> list[PasskeyCredential]:
+    def of_citizen(self, citizen_id: int) -> list[PasskeyCredential]:
         with self.db.session() as s:
             rows = s.execute(sa.select(PasskeyCredential).where(PasskeyCredential.citizen_id == citizen_id)
                              .order_by(PasskeyCredential.created_at, PasskeyCredential.id)).scalars().all()
@@ -48,8 +48,9 @@ class PasskeyStore:
 
     def by_credential_id(self, credential_id: str) -> PasskeyCredential | None:
         with self.db.session() as s:
-            row = s.execute(sa.select(PasskeyCredential)
-                            .where(PasskeyCredential.credential_id == credential_id)).scalar_one_or_none()
+            row: PasskeyCredential | None = s.execute(
+                sa.select(PasskeyCredential).where(PasskeyCredential.credential_id == credential_id)
+            ).scalar_one_or_none()
             if row is not None:
                 s.expunge(row)
             return row

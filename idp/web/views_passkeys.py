@@ -294,7 +294,7 @@ def _account_rows() -> list[dict[str, Any]]:
     if session is None:
         return []
     out = []
-    for row in passkeys().list(int(session.citizen_id)):
+    for row in passkeys().of_citizen(int(session.citizen_id)):
         out.append({
             "id": row.id, "name": row.name, "created": row.created_at, "last_used": row.last_used_at,
             "blocked": row.blocked,
