@@ -20,6 +20,8 @@ __all__ = [
     "InvalidProof",
     "InvalidNonce",
     "CredentialRequestDenied",
+    "WalletNotAllowed",
+    "InvalidDpopProof",
 ]
 
 
@@ -99,3 +101,18 @@ class CredentialRequestDenied(VciError):
     """OpenID4VCI 1.0 §8.3.1.2: no credential can be issued (no such live certificate of the holder)."""
 
     error = "credential_request_denied"
+
+
+class WalletNotAllowed(VciError):
+    """The token's client is not on certstore's wallet allow-list (``YIWANG_CERTSTORE_VCI_WALLET_CLIENTS``):
+    a portal that may read a citizen's certificates may not hold credentials bound to its own key."""
+
+    error = "access_denied"
+    status = 403
+
+
+class InvalidDpopProof(VciError):
+    """RFC 9449 §5: the token request's DPoP proof is invalid."""
+
+    error = "invalid_dpop_proof"
+

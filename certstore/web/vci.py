@@ -27,7 +27,14 @@ import signing.qr
 from ..binding import ResourceDPoP, check_dpop_binding
 from ..errors import CertstoreError, Forbidden, Unauthorized
 from ..vci import Grant, VciError, VciService
-from ..vci.errors import InsufficientScope, InvalidCredentialRequest, InvalidRequest, InvalidToken
+from ..vci.errors import (
+    InsufficientScope,
+    InvalidCredentialRequest,
+    InvalidDpopProof,
+    InvalidRequest,
+    InvalidToken,
+    WalletNotAllowed,
+)
 from ..vci.grants import AUTHORIZATION_CODE, TOKEN_PREFIX
 from ..wallet import readable_types
 from .context import require_issuer, require_token, services
@@ -179,19 +186,6 @@ def _dpop() -> ResourceDPoP:
         dpop = current_app.extensions.setdefault("certstore.dpop", ResourceDPoP.from_settings(base.settings,
                                                                                             base.keyring))
     return dpop
-
-
-class WalletNotAllowed(VciError):
-    """The token's client is not on certstore's wallet allow-list (``YIWANG_CERTSTORE_VCI_WALLET_CLIENTS``)."""
-
-    error = "access_denied"
-    status = 403
-
-
-class InvalidDpopProof(InvalidRequest):
-    """RFC 9449 §5: the token request's DPoP proof is invalid."""
-
-    error = "invalid_dpop_proof"
 
 
 def _token_error(e: Unauthorized) -> InvalidToken:
