@@ -37,6 +37,7 @@ SCOPES_SUPPORTED = tuple(SCOPE_CLAIMS)
 CLAIMS_SUPPORTED = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
     "name", "phone_number", "phone_number_verified", "email", "email_verified", "id_number",
+    "preferred_username", "staff_kind", "office",  # a staff portal's ID token (idp.staff.signin.staff_claims)
 )
 
 

@@ -294,3 +294,8 @@ def test_the_audit_names_only_existing_staff_accounts(idp_services: Any) -> None
         subjects = list(s.scalars(sa.select(AuditEvent.subject).where(AuditEvent.kind == "staff.login_failure")
                                   .order_by(AuditEvent.seq)))
     assert subjects == ["staff:clerk.wang", "staff:?"]
+
+
+def test_discovery_lists_the_staff_claims(web: Any) -> None:
+    doc = web.get("/.well-known/openid-configuration").get_json()
+    assert {"preferred_username", "staff_kind", "office"} <= set(doc["claims_supported"])
