@@ -11,8 +11,9 @@ Against ``idp serve`` for real, a citizen signed in on the idp itself:
   code, once.
 
 Each page is in the browser's language only (the page tour's checks: no
-text of the other language, none of the catalog's), and axe-core finds no
-serious or critical violation on the set-up and recovery-code pages.
+text of the other language, none of the catalog's), nothing scrolls sideways at
+390 or 1280 px, and axe-core finds no serious or critical violation on the
+set-up and recovery-code pages.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 from tests.idp.oidc_helpers import ID_NUMBER, PASSWORD
 from tests.idp.test_e2e_browser import served_idp  # noqa: F401 - the fixture: idp serve with a citizen
 from tests.support.browser import browser_fixture as browser  # noqa: F401 - the fixture
-from tests.test_page_tour import catalog_leftovers, foreign_text
+from tests.test_page_tour import DESKTOP, PHONE, catalog_leftovers, foreign_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -52,6 +53,11 @@ def _one_language(page: Any, lang: str) -> None:
     assert page.locator("html").get_attribute("lang") == lang
     assert foreign_text(page) == [], page.url
     assert catalog_leftovers(page) == [], page.url
+    for size in (PHONE, DESKTOP):  # and nothing scrolls sideways, on a phone or a desktop
+        page.set_viewport_size(size)
+        wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert wide[0] <= wide[1], (page.url, size, wide)
+    page.set_viewport_size(PHONE)
 
 
 def _axe_clean(page: Any) -> None:
