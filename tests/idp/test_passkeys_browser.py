@@ -159,6 +159,17 @@ def test_register_step_up_and_sign_in_without_typing_the_id_number(browser, port
     assert _id_token(portal, _code(page, portal), verifier)["acr"] == ACR_PASSKEY
     sign_count = cdp.send("WebAuthn.getCredentials", {"authenticatorId": aid})["credentials"][0]["signCount"]
     assert sign_count >= 3
+
+    # The account page's forms: rename, then remove (the password is still a way in).
+    page.goto(portal["issuer"] + "/account?lang=en")
+    assert "last used" in page.inner_text("#passkey-list")
+    page.fill("#passkey-list input[name=name]", "Office phone")
+    page.click("#passkey-list form.passkey-rename button")
+    page.wait_for_url("**/account#passkeys")
+    assert "Office phone" in page.inner_text("#passkey-list")
+    page.click("#passkey-list form:not(.passkey-rename) button")
+    page.wait_for_url("**/account#passkeys")
+    assert "No passkeys yet." in page.inner_text("#passkey-list")
     context.close()
 
 
