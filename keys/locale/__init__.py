@@ -117,7 +117,7 @@ def format_time(value: datetime | int | float | None, lang: str) -> str:
     else:
         raise TypeError(f"not a time: {type(value).__name__}")
     shown = moment.astimezone(CST).strftime("%Y-%m-%d %H:%M")
-    return gettext(lang, "%(time)s (China Standard Time)", time=shown)
+    return gettext(lang, N_("%(time)s (China Standard Time)"), time=shown)
 
 
 def install_jinja(env: Any, current_language: Callable[[], str]) -> None:
