@@ -92,6 +92,17 @@ def _id_token(portal: dict[str, Any], code: str, verifier: str) -> dict[str, Any
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
+def _clean(page: Any) -> None:
+    """axe-core finds nothing serious, and nothing scrolls sideways (the page tour's rules)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= inner, (page.url, width, inner)
+    bad = [(v["id"], [n.get("target") for n in v["nodes"]][:3]) for v in Axe().run(page).response["violations"]
+           if v.get("impact") in ("serious", "critical")]
+    assert not bad, (page.url, bad)
+
+
 def _authenticator(context: Any, page: Any, *, verified: bool = True) -> tuple[Any, str]:
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
@@ -131,6 +142,8 @@ def test_register_step_up_and_sign_in_without_typing_the_id_number(browser, port
     url, verifier = _authorize(portal, acr_values=ACR_PASSKEY)
     page.goto(url)
     page.wait_for_url("**/login/passkey**")
+    page.wait_for_selector("#passkey-button", state="visible")
+    _clean(page)
     page.click("#passkey-button")
     claims = _id_token(portal, _code(page, portal), verifier)
     assert claims["acr"] == ACR_PASSKEY and "user" in claims["amr"] and claims["amr"][0] in ("hwk", "swk")
@@ -151,6 +164,7 @@ def test_register_step_up_and_sign_in_without_typing_the_id_number(browser, port
     page.goto(url)
     page.wait_for_selector("#passkey-button", state="visible")
     assert page.input_value("#id_number") == ""
+    _clean(page)
     box = page.locator("#passkey-sign-in").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 390
     if os.environ.get("YW_PASSKEY_LOGIN_SHOT"):
@@ -163,6 +177,7 @@ def test_register_step_up_and_sign_in_without_typing_the_id_number(browser, port
     # The account page's forms: rename, then remove (the password is still a way in).
     page.goto(portal["issuer"] + "/account?lang=en")
     assert "last used" in page.inner_text("#passkey-list")
+    _clean(page)
     page.fill("#passkey-list input[name=name]", "Office phone")
     page.click("#passkey-list form.passkey-rename button")
     page.wait_for_url("**/account#passkeys")
