@@ -235,6 +235,10 @@ def test_step_up_from_password_to_passkey_through_acr_values(web, citizen, rp):
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/login/passkey"
     page = web.get(resp.headers["Location"])
     assert page.status_code == 200
+    zh = page.get_data(as_text=True)
+    assert "使用通行密钥确认" in zh and "Confirm with your passkey" not in zh
+    assert "Confirm with your passkey" in web.get(resp.headers["Location"] + "&lang=en").get_data(as_text=True)
+    web.get(resp.headers["Location"] + "&lang=zh-CN")  # back to Chinese for the rest
     _, opts, _, done = _assert_with(web, page.get_data(as_text=True), soft)
     assert [c["id"] for c in opts["allowCredentials"]] == [base64.urlsafe_b64encode(soft.credential_id)
                                                            .rstrip(b"=").decode()]
