@@ -85,3 +85,16 @@ def test_no_passkeys_on_an_ip_address():
 
     assert PasskeyPolicy("idp.gov.example.cn", "x", ()).usable and PasskeyPolicy("localhost", "x", ()).usable
     assert not PasskeyPolicy("127.0.0.1", "x", ()).usable and not PasskeyPolicy("[::1]", "x", ()).usable
+
+
+def test_a_client_registers_its_acr_floor_and_defaults():
+    from idp.clients.registration import ClientSpec, build_client
+
+    client = build_client(ClientSpec(name="不动产登记", redirect_uris=["https://estate.example.cn/cb"],
+                                     require_acr=ACR_PASSKEY, default_acr_values=[ACR_2FA]))
+    assert client.attributes["require_acr"] == ACR_PASSKEY
+    assert client.attributes["default_acr_values"] == [ACR_2FA]
+    plain = build_client(ClientSpec(name="门户", redirect_uris=["https://portal.example.cn/cb"]))
+    assert "require_acr" not in plain.attributes and "default_acr_values" not in plain.attributes
+    with pytest.raises(InvalidInput):
+        build_client(ClientSpec(name="x", redirect_uris=["https://x.example.cn/cb"], require_acr="urn:bogus"))
