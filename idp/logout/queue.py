@@ -105,7 +105,7 @@ def build_broker(settings: IdpSettings) -> dramatiq.Broker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(
+        UnqueuedRetries(
             max_retries=None,  # type: ignore[arg-type]
             min_backoff=settings.logout_min_backoff_ms,
             max_backoff=settings.logout_max_backoff_ms,
@@ -134,6 +134,34 @@ def delivery_lock_ms(settings: IdpSettings) -> int:
     ``max(queue_requeue_seconds, this)`` — 15 s with the defaults.
     """
     return (settings.logout_timeout_seconds * 2 + 1) * 1000
+
+
+class UnqueuedRetries(Retries):
+    """Dramatiq's ``Retries``; a retry it could not queue (Redis away, a failover) is reported,
+    and so is a job that failed on Redis itself.
+
+    Dramatiq logs such a failure and drops the retry; the delivery's marker
+    (in Redis, unreachable then) would keep the sweep away from its row for
+    the marker's lifetime. :class:`JobQueue` takes the report and queues the
+    delivery again once Redis answers (:meth:`JobQueue.keep_going`).
+    """
+
+    on_unqueued: Any = None
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        from keys.redis_urls import is_unavailable
+
+        if exception is not None and is_unavailable(exception) and self.on_unqueued is not None:
+            # The job itself failed on Redis (its lock, its marker): not a bug, not retried
+            # by _retry_when; it is queued again once Redis answers.
+            self.on_unqueued(message)
+        try:
+            super().after_process_message(broker, message, result=result, exception=exception)
+        except Exception:
+            if self.on_unqueued is not None:
+                self.on_unqueued(message)
+            raise
 
 
 @dataclass
@@ -179,6 +207,12 @@ class JobQueue:
         self._sweep_lease = _Lease(redis, f"{prefix}sweep-lease")
         self._worker: dramatiq.Worker | None = None
         self._lock = threading.Lock()
+        self._unqueued: set[str] = set()
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
+        for middleware in self.broker.middleware:
+            if isinstance(middleware, UnqueuedRetries):
+                middleware.on_unqueued = self._note_unqueued
 
         self.deliver = dramatiq.Actor(
             self._deliver,
@@ -296,13 +330,50 @@ class JobQueue:
                 self._worker = worker
                 if sweep:
                     self.start_sweep_chain()
+                    if not self.in_process:  # Redis: keep the sweep chain and retries alive across outages
+                        self._stop.clear()
+                        self._keeper = threading.Thread(target=self._keep_going, name="job-queue-keeper",
+                                                        daemon=True)
+                        self._keeper.start()
             return self._worker
 
     def stop_worker(self, timeout_ms: int = 5_000) -> None:
         with self._lock:
             worker, self._worker = self._worker, None
+            keeper, self._keeper = self._keeper, None
+        self._stop.set()
+        if keeper is not None:
+            keeper.join(timeout=5)
         if worker is not None:
             worker.stop(timeout=timeout_ms)
+
+    # after a Redis failover -------------------------------------------------
+    def _note_unqueued(self, message: Any) -> None:
+        if message.actor_name == DELIVER_ACTOR and message.args:
+            self._unqueued.add(str(message.args[0]))
+            logger.warning("logout delivery %s: interrupted by Redis being away (its job or its retry); "
+                           "queued again when Redis answers", message.args[0])
+
+    def keep_going(self) -> None:
+        """One round of what a Redis outage or failover can have broken (docs/redis-ha.md).
+
+        Retries that could not be queued are queued again; a sweep chain whose
+        self-sent message was lost (its lease ran out) is started again (the
+        lease keeps it one chain however many workers do this).
+        """
+        for delivery_id in sorted(self._unqueued):
+            self.enqueue_delivery(delivery_id)
+            self._unqueued.discard(delivery_id)
+        if self._redis.get(self._sweep_lease.key) is None:
+            self.start_sweep_chain()
+
+    def _keep_going(self) -> None:
+        period = max(1, self.settings.session_sweep_seconds)
+        while not self._stop.wait(period):
+            try:
+                self.keep_going()
+            except Exception as e:  # Redis still away: the next round tries again
+                logger.debug("job queue keeper: %s", type(e).__name__)
 
     def join(self, timeout_ms: int = 10_000) -> None:
         """Wait until the queue is empty (in-process broker; for tests and the CLI)."""

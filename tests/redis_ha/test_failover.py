@@ -9,9 +9,10 @@ while the primary is SIGKILLed and a sentinel promotes the replica. It shows:
   sessions ended before it stay ended (the end WAITs too);
 - during the failover a sign-in is answered 503 (never 500), and sign-ins
   succeed again on the same application object — no restart;
-- every ended session's back-channel logout reaches the portal: the jobs are
-  on the job queue in the same Redis, and one lost in the failover is
-  re-queued by the worker's sweep from its SQL row.
+- every ended session's back-channel logout reaches the portal, including
+  deliveries being retried (the portal answered 503) when the primary died:
+  the jobs are on the job queue in the same Redis, and one lost in the
+  failover is re-queued by the worker's sweep from its SQL row.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def test_sign_ins_survive_a_failover_and_no_logout_is_lost(app, idp_services, ci
         ended = before[:2]
         for sid in ended:
             assert sessions.end(sid, "logout") is not None
+        wait_until(lambda: {_claims(t)["sid"] for t in portal.tokens} >= set(ended), timeout=30)
 
         signed_in: list[tuple[float, str]] = []
         refused: list[float] = []
@@ -116,11 +118,20 @@ def test_sign_ins_survive_a_failover_and_no_logout_is_lost(app, idp_services, ci
         thread = threading.Thread(target=keep_signing_in, daemon=True)
         thread.start()
         wait_until(lambda: len(signed_in) >= 3, timeout=30)
+        # Deliveries in flight across the failover: the portal answers 503, so their retry
+        # jobs sit on the queue (in this Redis) when the primary dies.
+        portal.status = 503
+        in_flight = [sign_in() for _ in range(2)]
+        for sid in in_flight:
+            assert sessions.end(sid, "logout") is not None
+        ended = ended + in_flight
+        wait_until(lambda: portal.requests >= 2, timeout=30)
         old = sentinel_set.kill_primary()
         killed_at = time.monotonic()
         new = sentinel_set.wait_for_promotion(old)
         promoted_at = time.monotonic()
         assert new != old
+        portal.status = 200  # the portal is back too: the retried deliveries must arrive
         # Sign-ins resume on the same application: no restart.
         wait_until(lambda: sum(1 for t, _ in signed_in if t > promoted_at) >= 3, timeout=30)
         stop.set()
@@ -133,7 +144,7 @@ def test_sign_ins_survive_a_failover_and_no_logout_is_lost(app, idp_services, ci
         assert all(killed_at <= t <= promoted_at + 5 for t, _ in interrupted), interrupted
         assert not any("(500," in why for _, why in interrupted), interrupted
         # Every sign-in that was answered has its session after the failover.
-        answered = before + [sid for _, sid in signed_in]
+        answered = before + in_flight + [sid for _, sid in signed_in]
         for sid in answered:
             if sid in ended:
                 assert sessions.get(sid, touch=False) is None, "a sign-out came back after the failover"
