@@ -78,7 +78,7 @@ class PingDelivery:
         self.timeout = timeout
         self.allow_loopback = allow_loopback
         self._audit = audit
-        self.actor: dramatiq.Actor | None = None
+        self.actor: Any = None
 
     def enqueue(self, h: str) -> None:
         if self.actor is None:
@@ -110,7 +110,7 @@ class PingDelivery:
         return outcome.result
 
 
-def install_ping(broker: dramatiq.Broker, delivery: PingDelivery) -> dramatiq.Actor:
+def install_ping(broker: dramatiq.Broker, delivery: PingDelivery) -> Any:
     """Declare the ``ciba_ping`` actor on the idp's broker (the logout queue's) for ``delivery``."""
     from ..logout.queue import _retry_when
 

@@ -239,7 +239,7 @@ def _id_token_citizen(token: str, client: Any, *, provider: Any, accounts: Any) 
     if len(token) > 8192 or token.count(".") != 2:
         raise InvalidRequestError("the id_token_hint is not an ID token")
     try:
-        keys = KeySet.import_key_set(provider.tokens.jwks())  # type: ignore[arg-type]
+        keys = KeySet.import_key_set(provider.tokens.jwks())
         claims = dict(jose_jwt.decode(token, keys, algorithms=["ES256", "RS256"]).claims)
     except (JoseError, ValueError, TypeError, KeyError):
         raise InvalidRequestError("the id_token_hint is not an ID token of this issuer") from None
