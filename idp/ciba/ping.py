@@ -15,7 +15,10 @@ and the answer is read the same bounded way (:data:`idp.logout.http.ANSWER_BYTES
 
 The job's message holds the request's hash only; the ``auth_req_id`` and
 the token are read from the pending request in Redis, so a request already
-redeemed (or expired) ends its retries.
+redeemed (or expired) ends its retries. Unlike a logout delivery there is no
+SQL row behind the job: the request itself lives in Redis (at most 30
+minutes), so a Redis that lost the job has lost the request too, and a client
+that misses a ping can still poll.
 """
 
 from __future__ import annotations
