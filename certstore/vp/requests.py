@@ -147,7 +147,12 @@ class RequestMaker:
     ) -> Created:
         if response_mode not in RESPONSE_MODES:
             raise InvalidInput(f"response_mode is one of {', '.join(RESPONSE_MODES)}", field="response_mode")
-        vcts = self.vct_values(type_code)
+        if purpose is not None and (len(purpose) > 200 or not purpose.isprintable()):
+            raise InvalidInput("purpose is printable text of at most 200 characters", field="purpose")
+        try:
+            vcts = self.vct_values(type_code)
+        except NotFound:
+            raise InvalidInput(f"there is no certificate type {str(type_code)[:24]!r}", field="type") from None
         try:
             query = build_query(vcts, claims)
         except ValueError as e:
@@ -165,7 +170,7 @@ class RequestMaker:
             "response_mode": response_mode,
             "dcql": query,
             "type": type_code,
-            "purpose": (purpose or "")[:200],
+            "purpose": purpose or "",
             "view": hashlib.sha256(view_key.encode()).hexdigest(),
             "created": now,
         }

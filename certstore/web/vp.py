@@ -231,3 +231,54 @@ def _created_json(created: Created) -> dict[str, Any]:
         "view_key": created.view_key,
         "expires_at": created.expires_at,
     }
+
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_OAUTH_ERROR = {"description": "OAuth error (invalid_request) with error_description", "content": {"application/json": {}}}
+_REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64},
+               "example": "QDtTAHtsUdg12G5YPalT3ZoI"}
+_VIEW = {"name": "X-VP-View", "in": "header", "required": True, "schema": {"type": "string", "maxLength": 100},
+         "example": "the view_key of the created request"}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/vp/requests": {"post": {
+        "operationId": "createPresentationRequest",
+        "summary": "Ask a wallet for one certificate type and only the items needed (OpenID4VP 1.0, signed by your key)",
+        "security": [{"bearer": ["certs:issue"]}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["type", "claims"],
+            "properties": {
+                "type": {"type": "string", "maxLength": 24},
+                "claims": {"type": "array", "minItems": 1, "maxItems": 40,
+                           "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}},
+                "response_mode": {"type": "string", "enum": ["direct_post", "direct_post.jwt"]},
+                "purpose": {"type": "string", "maxLength": 200}}},
+            "example": {"type": "JZZM", "claims": ["address", "residence_since"], "response_mode": "direct_post.jwt",
+                        "purpose": "租房核验"}}}},
+        "responses": {"201": {"description": "request_id, client_id, request_uri, wallet_url (for the QR code), "
+                                             "view_key, expires_at", "content": {"application/json": {}}},
+                      **{str(c): _PROBLEM for c in (401, 403, 404, 422)}}}},
+    "/api/v1/vp/requests/{request_id}/result": {"get": {
+        "operationId": "presentationResult",
+        "summary": "The wallet's answer once checked: pending, verified (the asked items, issuer, status) or refused",
+        "security": [{"bearer": ["certs:issue"]}],
+        "parameters": [_REQUEST_ID, _VIEW],
+        "responses": {"200": {"description": "outcome and, when verified, claims, issuer, status",
+                              "content": {"application/json": {}}},
+                      **{str(c): _PROBLEM for c in (401, 403, 404)}}}},
+    "/vp/requests/{request_id}": {"get": {
+        "operationId": "presentationRequestObject",
+        "summary": "The signed request object a wallet fetches (request_uri; typ oauth-authz-req+jwt, x5c)",
+        "parameters": [_REQUEST_ID],
+        "responses": {"200": {"description": "JWT", "content": {"application/oauth-authz-req+jwt": {}}},
+                      "404": _PROBLEM}}},
+    "/vp/responses/{request_id}": {"post": {
+        "operationId": "presentationResponse",
+        "summary": "The response_uri: direct_post (vp_token, state) or direct_post.jwt (response)",
+        "parameters": [_REQUEST_ID],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "properties": {"vp_token": {"type": "string"}, "state": {"type": "string"},
+                                             "response": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "{} once the presentation is checked", "content": {"application/json": {}}},
+                      "400": _OAUTH_ERROR}}},
+}

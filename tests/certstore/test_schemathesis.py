@@ -49,6 +49,8 @@ BEYOND_SCHEMA: dict[str, dict[int, str]] = {
     "POST /verify": {400: "the form's CSRF token is not the cs_csrf cookie's"},
     "POST /vci/token": {400: "RFC 6749 §5.2 invalid_grant: a pre-authorized code unknown, used or expired, a wrong tx_code"},
     "POST /vci/credential": {400: "OpenID4VCI 1.0 §8.3.1.2: key proofs that do not verify, a nonce not ours, no proof"},
+    "POST /api/v1/vp/requests": {422: "an unknown certificate type; a purpose with control characters"},
+    "POST /vp/responses/{request_id}": {400: "OpenID4VP 1.0 §8.2: an unknown or expired request, or an answer refused"},
 }
 
 
