@@ -209,3 +209,24 @@ def test_the_id_number_is_never_logged(web, app, counter, caplog):
     poll(web, counter, rid)
     assert ID_NUMBER not in caplog.text and ID_NUMBER[:17] not in caplog.text
     assert rid not in caplog.text  # nor the auth_req_id
+
+
+def test_the_client_is_told_when_the_approving_session_ends(web, app, idp_services, citizen):
+    """Single sign-out: the CIBA client is one of the session's clients (back-channel logout, tokens revoked)."""
+    import sqlalchemy as sa
+
+    from idp.models import LogoutDelivery
+
+    counter = make_ciba_rp(idp_services, backchannel_logout_uri="https://counter.example.cn/backchannel-logout")
+    rid = start(web, counter, login_hint=ID_NUMBER).get_json()["auth_req_id"]
+    phone = signed_in_phone(app)
+    decide(phone, pending_ids(phone)[0])
+    got = poll(web, counter, rid).get_json()
+    sid = claims(got["id_token"])["sid"]
+    page = phone.get("/account").get_data(as_text=True)
+    phone.post("/account/sign-out-everywhere", data={"csrf_token": csrf_of(page)})  # noqa: F405
+    with idp_services.db.session() as db:
+        rows = db.scalars(sa.select(LogoutDelivery).where(LogoutDelivery.sid == sid)).all()
+    assert [r.client_id for r in rows] == [counter.client_id]
+    intro = web.post("/introspect", data={"token": got["access_token"]}, headers=counter.basic()).get_json()
+    assert intro["active"] is False
