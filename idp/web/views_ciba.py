@@ -23,11 +23,12 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify, make_response, redirect, request, url_for
+from flask import Blueprint, current_app, jsonify, make_response, redirect, request, url_for
 
 from ..ciba.grant import ENDPOINT_PATH, acting_history
 from ..oauth.claims import ID_NUMBER_SCOPE
-from ..oauth.flow import Flow
+from ..oauth.discovery import ACR_PASSKEY
+from ..oauth.flow import Flow, Step
 from .common import current_session, render, rt
 from .security import check_csrf
 
@@ -101,7 +102,21 @@ def approve(display_id: str) -> Any:
 
 @bp.get("/ciba/<display_id>/sign-in")
 def sign_in_again(display_id: str) -> Any:
-    """A fresh sign-in (the login page, passkeys offered there) that comes back to the request."""
+    """A fresh sign-in that comes back to the request.
+
+    A request that needs a passkey, from a citizen who has one: the passkey step-up page
+    (``idp.web.views_passkeys``, the flow its ``step_up_url`` builds; that module sits in a
+    layer above this one). Otherwise the login page (password and second factor, or a passkey).
+    """
+    session = current_session(touch=False)
+    view = _view(display_id, session) if session is not None else None
+    if view is not None and view.acr == ACR_PASSKEY and "passkeys.step_up" in current_app.view_functions:
+        from ..passkeys.store import has_usable_passkey
+
+        if has_usable_passkey(rt().services.db, int(session.citizen_id)):
+            flow = Flow.login_only(url_for("ciba.approve", display_id=display_id))
+            flow.wait_for(Step.PASSKEY)
+            return redirect(url_for("passkeys.step_up", flow=rt().flows.create(flow)), code=303)
     return _to_login(display_id)
 
 

@@ -228,3 +228,20 @@ def test_the_fresh_sign_in_steps_up_and_comes_back(web: Any, app: Any, idp_servi
     assert 'data-outcome="approved"' in done.get_data(as_text=True)
     tokens = poll(web, rp, rid).get_json()
     assert claims(tokens["id_token"])["acr"] == "urn:yiwang:acr:2fa"
+
+
+def test_a_passkey_request_sends_a_citizen_with_a_passkey_to_the_step_up_page(
+        web: Any, app: Any, idp_services: Any, citizen: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import idp.passkeys.store
+
+    rp = make_ciba_rp(idp_services)
+    start(web, rp, login_hint=ID_NUMBER, acr_values="urn:yiwang:acr:passkey")
+    phone = signed_in_phone(app)
+    [display_id] = pending_ids(phone)
+    assert 'id="ciba-needs-sign-in"' in approval_page(phone, display_id).get_data(as_text=True)
+    no_passkey = phone.get(f"/ciba/{display_id}/sign-in")
+    assert no_passkey.status_code == 303 and "/login?" in no_passkey.headers["Location"]
+    monkeypatch.setattr(idp.passkeys.store, "has_usable_passkey", lambda db, citizen_id: True)
+    with_passkey = phone.get(f"/ciba/{display_id}/sign-in")
+    assert with_passkey.status_code == 303 and "/login/passkey?flow=" in with_passkey.headers["Location"]
+    assert phone.get(with_passkey.headers["Location"]).status_code == 200  # the step-up page takes the flow
