@@ -32,9 +32,9 @@ def test_the_login_page_says_how_many_attempts_are_left_alike_for_any_number(web
     unknown = _warnings(web, NOBODY, 6)
     assert known == unknown  # nothing tells an existing account from a missing one
     assert known[0] == (401, None)
-    assert known[2] == (401, "2 attempts left before the account is locked for up to 1 minutes.")
-    assert known[3] == (401, "1 attempt left before the account is locked for up to 1 minutes.")
-    assert known[4][0] == 401 and "try again in 1 minutes" in known[4][1]
+    assert known[2] == (401, "2 attempts left before the account is locked for up to 1 minute.")
+    assert known[3] == (401, "1 attempt left before the account is locked for up to 1 minute.")
+    assert known[4][0] == 401 and "try again in 1 minute." in known[4][1]
     assert known[5] == (429, None)
 
 
