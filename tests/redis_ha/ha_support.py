@@ -180,6 +180,22 @@ class PrivateCluster:
         self.procs[port].send_signal(signal.SIGKILL)
         self.procs[port].wait(timeout=10)
 
+    def primaries(self) -> list[int]:
+        return [p for p in self.ports if self.procs[p].poll() is None and "role:master" in _cli(p, "info", "replication")]
+
+    def kill_primary(self) -> int:
+        """SIGKILL the first primary (the same interface as :class:`PrivateSentinelSet`)."""
+        port = self.primaries()[0]
+        self.kill(port)
+        return port
+
+    def wait_for_promotion(self, old: int, timeout: float = 30) -> int:
+        """Until a replica has taken over the dead primary's slots and the cluster is whole again."""
+        alive = [p for p in self.ports if p != old]
+        _wait(lambda: len(self.primaries()) == 3
+              and all("cluster_state:ok" in _cli(p, "cluster", "info") for p in alive), timeout, "cluster failover")
+        return self.primaries()[0]
+
     def close(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

@@ -1,14 +1,15 @@
-"""Issue 16: the primary of a Sentinel set is killed in the middle of sign-ins.
+"""Issue 16: a Redis primary is killed in the middle of sign-ins (Sentinel, then Cluster).
 
-A Sentinel set of this test's own (:class:`~tests.redis_ha.ha_support.PrivateSentinelSet`,
+A Sentinel set or a Cluster of this test's own (:mod:`tests.redis_ha.ha_support`,
 ``wait=1``): the idp application keeps signing citizens in from a thread
-while the primary is SIGKILLed and a sentinel promotes the replica. It shows:
+while a primary is SIGKILLed and its replica is promoted. It shows:
 
 - every sign-in the idp answered before, during and after the failover has its
   session after it (creating a session WAITs for the replica), and the
   sessions ended before it stay ended (the end WAITs too);
-- during the failover a sign-in is answered 503 (never 500), and sign-ins
-  succeed again on the same application object — no restart;
+- during the failover a sign-in is answered 503 (never 500) — on a Cluster,
+  redis-py's client mostly waits the failover out instead —, and sign-ins
+  succeed again on the same application object: no restart;
 - every ended session's back-channel logout reaches the portal, including
   deliveries being retried (the portal answered 503) when the primary died:
   the jobs are on the job queue in the same Redis, and one lost in the
@@ -30,19 +31,20 @@ from idp.settings import IdpSettings
 from tests.idp.logout_helpers import LocalRP, wait_until
 from tests.idp.oidc_helpers import *  # noqa: F403
 from tests.idp.oidc_helpers import FAST_HASH, ISSUER, authorize_code, exchange, make_rp
-from tests.redis_ha.ha_support import PrivateSentinelSet
+from tests.redis_ha.ha_support import PrivateCluster, PrivateSentinelSet
 
 
-@pytest.fixture
-def sentinel_set():
-    ha = PrivateSentinelSet().start()
+@pytest.fixture(params=["sentinel", "cluster"])
+def ha_set(request):
+    """A Sentinel set or a Cluster (three primaries with a replica each) of this test's own."""
+    ha = (PrivateSentinelSet() if request.param == "sentinel" else PrivateCluster()).start()
     yield ha
     ha.close()
 
 
 @pytest.fixture
-def redis_url(sentinel_set):  # overrides the directory's shared Cluster / Sentinel
-    return sentinel_set.url
+def redis_url(ha_set):  # overrides the directory's shared Cluster / Sentinel
+    return ha_set.url
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ class Interrupted(Exception):
     """A sign-in that could not go on: its flow, written just before the kill, was not on the replica yet."""
 
 
-def test_sign_ins_survive_a_failover_and_no_logout_is_lost(app, idp_services, citizen, sentinel_set):
+def test_sign_ins_survive_a_failover_and_no_logout_is_lost(app, idp_services, citizen, ha_set):
     portal = LocalRP().start()
     rp = make_rp(idp_services)
     with idp_services.db.session() as s:
@@ -126,11 +128,10 @@ def test_sign_ins_survive_a_failover_and_no_logout_is_lost(app, idp_services, ci
             assert sessions.end(sid, "logout") is not None
         ended = ended + in_flight
         wait_until(lambda: portal.requests >= 2, timeout=30)
-        old = sentinel_set.kill_primary()
+        old = ha_set.kill_primary()
         killed_at = time.monotonic()
-        new = sentinel_set.wait_for_promotion(old)
+        ha_set.wait_for_promotion(old)
         promoted_at = time.monotonic()
-        assert new != old
         portal.status = 200  # the portal is back too: the retried deliveries must arrive
         # Sign-ins resume on the same application: no restart.
         wait_until(lambda: sum(1 for t, _ in signed_in if t > promoted_at) >= 3, timeout=30)
