@@ -26,6 +26,7 @@ from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
     InvalidGrantError,
     InvalidRequestError,
+    OAuth2Error,
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
@@ -131,6 +132,17 @@ class CibaGrant(BoundTokens, BaseGrant, TokenEndpointMixin):
         )
 
     def create_token_response(self) -> Any:
+        try:
+            return self._issue()
+        except OAuth2Error:
+            raise  # a protocol answer: the redemption stands
+        except Exception:
+            # A backing service failed after the approval was taken (as the refresh grant
+            # does): give it back, so the client's next poll gets the tokens.
+            self.server.ciba.store.release(str(self.request.form.get("auth_req_id")), self.request.ciba)
+            raise
+
+    def _issue(self) -> Any:
         client = self.request.client
         user = self.request.user
         record = self.request.ciba

@@ -220,6 +220,17 @@ class CibaStore:
         flat = res[1]
         return PollResult(status, {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)})
 
+    def release(self, auth_req_id: str, record: dict[str, str]) -> None:
+        """Undo a redemption whose tokens could not be issued (a backing service failed): the client's retry works."""
+        h = auth_req_hash(auth_req_id)
+        ttl = max(1, int(record.get("expires_at", "0")) - self.now() + 60)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._kr(h), mapping=record)
+        pipe.expire(self._kr(h), ttl)
+        pipe.delete(self._kused(h))
+        pipe.execute()
+        logger.info("CIBA request %s released after a failed token issue", record.get("display_id", "?"))
+
     def ping_target(self, h: str) -> dict[str, str] | None:
         """What a ping callback needs (client, auth_req_id, notification token), while the request lives."""
         values = self._r.hmget(self._kr(h), "client_id", "auth_req_id", "notification_token", "expires_at")

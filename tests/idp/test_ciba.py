@@ -230,3 +230,26 @@ def test_the_client_is_told_when_the_approving_session_ends(web, app, idp_servic
     assert [r.client_id for r in rows] == [counter.client_id]
     intro = web.post("/introspect", data={"token": got["access_token"]}, headers=counter.basic()).get_json()
     assert intro["active"] is False
+
+
+def test_a_failure_while_issuing_gives_the_approval_back(web, app, counter, monkeypatch):
+    """A backing service failing after the approval was taken: a 5xx, and the next poll gets the tokens."""
+    rid = start(web, counter, login_hint=ID_NUMBER).get_json()["auth_req_id"]
+    phone = signed_in_phone(app)
+    decide(phone, pending_ids(phone)[0])
+    provider = app.extensions["yiwang"].provider
+    real = provider.save_token
+    calls = []
+
+    def failing(token, request):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database away")
+        return real(token, request)
+
+    monkeypatch.setattr(provider, "save_token", failing)
+    first = poll(web, counter, rid)
+    assert first.status_code >= 500
+    second = poll(web, counter, rid)
+    assert second.status_code == 200, second.data
+    assert poll(web, counter, rid).get_json()["error"] == "invalid_grant"
