@@ -66,7 +66,7 @@ SHOTS = {"login", "consent", "wallet", "wallet-qr", "verify-valid", "verify-revo
 DESKTOP_SHOTS = {"login", "wallet", "verify-valid"}
 PAGES = ["idp-404", "idp-error", "login", "second-factor", "consent", "wallet-id-number", "wallet", "wallet-qr",
          "device", "account", "logout", "verify", "verify-empty", "verify-valid", "verify-not-a-qr",
-         "verify-revoked", "offline", "signed-out", "logout-done"]
+         "verify-revoked", "offline", "offline-result", "signed-out", "logout-done"]
 """Every page the tour visits, in order."""
 
 # Values this test puts on pages itself: names are data, not interface text.
@@ -342,6 +342,10 @@ def _walk(browser: Any, world: dict[str, Any], lang: str) -> Tour:
     page.goto(f"{cs}/verify/offline/")
     page.wait_for_selector("#state[data-ready=yes]", timeout=20_000)
     tour.check(page, "offline")
+    page.fill("#text", "https://example.org/not-a-certificate")  # the script's verdict and check line, translated
+    page.click("#verify")
+    page.wait_for_selector("#result.unreadable li[data-code=format_bad]")
+    tour.check(page, "offline-result")
 
     # signing out of the wallet ends everywhere and says so
     page.goto(f"{cs}/wallet")
