@@ -27,6 +27,20 @@ def _masked_ip(ip: str) -> str:
     return ip.split(":")[0] + ":*" if ip else ""
 
 
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Safari/", "Safari"))
+_SYSTEMS = (("HarmonyOS", "HarmonyOS"), ("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def _device(user_agent: str) -> str:
+    """``Chrome · Android``: enough for a citizen to tell their sessions apart ("" when unknown)."""
+    ua = user_agent or ""
+    browser = next((name for mark, name in _BROWSERS if mark in ua), "")
+    system = next((name for mark, name in _SYSTEMS if mark in ua), "")
+    return " · ".join(p for p in (browser, system) if p)
+
+
 def _client_name(r: Any, client_id: str) -> str:
     """The name a citizen knows a portal by, not its client id (issue 18)."""
     client = r.provider.query_client(client_id)
@@ -49,6 +63,7 @@ def _page(session: Any, *, status: int = 200, password_error: tuple[str, dict[st
     consents = [app._asdict() for app in r.consents.connected_apps(int(session.citizen_id))]
     view = [
         {"sid": s.sid, "channel": s.channel, "ip": _masked_ip(s.ip), "current": s.sid == session.sid,
+         "device": _device(s.user_agent),
          "created": dt.datetime.fromtimestamp(s.created_at, dt.UTC),  # shown in China Standard Time (|cst)
          "clients": sorted(_client_name(r, c) for c in s.clients)}
         for s in sessions
