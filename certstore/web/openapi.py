@@ -31,7 +31,7 @@ def is_page_path(path: str) -> bool:
     They stay in the full document Schemathesis fuzzes (``pages=True``), and
     out of the one certstore serves to integrators at ``/openapi.json``.
     """
-    return path == "/verify" or path.startswith(("/verify/offline/", "/wallet"))
+    return path == "/verify" or path.startswith(("/verify/offline/", "/wallet", "/vp/counter", "/vp/results/"))
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID_PARAM = {

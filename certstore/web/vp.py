@@ -282,3 +282,30 @@ OPENAPI_PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "{} once the presentation is checked", "content": {"application/json": {}}},
                       "400": _OAUTH_ERROR}}},
 }
+
+_PAGE = "HTML page (counter side or our wallet as a holder), not part of the integrators' API."
+_PAGES: tuple[tuple[str, str, str, str, list[dict[str, Any]]], ...] = (
+    ("/vp/counter", "get", "vpCounterPage", "The counter's verifier: choose a type and the items to ask for",
+     [{"name": "type", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 24}}]),
+    ("/vp/counter", "post", "vpCounterCreate", "Create the request and show it as a QR code (form, CSRF)", []),
+    ("/vp/results/{request_id}", "get", "vpCounterResult", "The result for the page that made the request",
+     [_REQUEST_ID, _VIEW]),
+    ("/wallet/holder", "get", "walletHolderPage", "Credentials kept in this browser; add one from an offer", []),
+    # its client_id and request_uri are read by the page's script, not by the server
+    ("/wallet/present", "get", "walletPresentPage", "Same-device presentation: who asks, for which items", []),
+    ("/wallet/present/request", "get", "walletPresentRequest", "A verifier request checked for the holder page",
+     [{"name": n, "in": "query", "required": True, "schema": {"type": "string", "maxLength": 500}}
+      for n in ("client_id", "request_uri")]),
+)
+for _path, _method, _op, _summary, _params in _PAGES:
+    OPENAPI_PATHS.setdefault(_path, {})[_method] = {
+        "operationId": _op, "summary": _summary, "description": _PAGE, "security": [],
+        **({"parameters": _params} if _params else {}),
+        **({"requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "properties": {"csrf": {"type": "string"}, "type": {"type": "string"},
+                                             "claim": {"type": "array", "items": {"type": "string"}},
+                                             "mode": {"type": "string"}, "purpose": {"type": "string"}}}}}}}
+           if _method == "post" else {}),
+        "responses": {"200": {"description": "Page or JSON"}, "400": {"description": "Bad form"},
+                      "404": {"description": "Not served here, or no such request"}, "422": _PROBLEM},
+    }

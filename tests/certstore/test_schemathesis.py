@@ -51,6 +51,7 @@ BEYOND_SCHEMA: dict[str, dict[int, str]] = {
     "POST /vci/credential": {400: "OpenID4VCI 1.0 §8.3.1.2: key proofs that do not verify, a nonce not ours, no proof"},
     "POST /api/v1/vp/requests": {422: "an unknown certificate type; a purpose with control characters"},
     "POST /vp/responses/{request_id}": {400: "OpenID4VP 1.0 §8.2: an unknown or expired request, or an answer refused"},
+    "GET /wallet/present/request": {422: "only this service's own verifier requests, signed by a registered agency"},
 }
 
 
