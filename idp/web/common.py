@@ -19,7 +19,7 @@ from keys.locale import LANG_COOKIE, normalise  # the same switch on both servic
 from ..consents import ConsentService
 from ..oauth.flowstore import FlowStore
 from ..signin import Browser, SignIn
-from .i18n import pick_language, translate
+from .i18n import known, pick_language, translate
 from .oauth_server import ParamsRequest
 from .security import cookie_name, csrf_token
 
@@ -112,7 +112,7 @@ def render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
         return _this_route() + "?" + urlencode(args)
 
     html = render_template(
-        template, t=t, language=language, csrf_token=csrf_token, html_lang=language,
+        template, t=t, known_message=known, language=language, csrf_token=csrf_token, html_lang=language,
         lang_switch_url=ctx.pop("lang_switch_url", lang_switch_url), **ctx
     )
     return html, status

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from keys.locale import DEFAULT, LANGUAGES, N_, pick_language, translations
 
-__all__ = ["LANGUAGES", "DEFAULT", "pick_language", "translate", "register", "msgid"]
+__all__ = ["LANGUAGES", "DEFAULT", "pick_language", "translate", "register", "msgid", "known"]
 
 _MESSAGES: dict[str, str] = {
     'site_name': N_('Yiwang unified sign-in'),
@@ -115,6 +115,12 @@ def register(messages: Mapping[str, str | dict[str, str]]) -> None:
             raise ValueError(f"message {key!r} is defined twice, differently")
         if entry.get("zh-CN"):
             _FALLBACK.setdefault(key, _gettext_style(entry["zh-CN"]))
+
+
+def known(key: object) -> bool:
+    """Whether ``key`` is a registered key or a catalog msgid: pages show only those, never free text
+    (an Authlib description, say, would be English on a Chinese page)."""
+    return isinstance(key, str) and (key in _MESSAGES or translations("zh-CN").gettext(key) != key)
 
 
 def msgid(key: str) -> str:

@@ -67,3 +67,13 @@ def test_the_api_still_gets_authlibs_description(web, rp):
     resp = web.post("/token", data={"grant_type": "authorization_code", "code": "nope", "redirect_uri": rp.redirect_uri},
                     headers=rp.basic())
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+
+
+def test_free_text_never_reaches_the_error_page(app):
+    """A message that is neither a key nor a catalog msgid (an Authlib description passed by mistake) is not shown."""
+    from idp.web.common import render
+
+    with app.test_request_context("/authorize", headers={"Accept-Language": "en"}):
+        html, status = render("error.html", 400, message="invalid_request: Missing \"client_id\" in request.")
+    assert status == 400 and "Missing" not in html and "client_id" not in html
+    assert "Something went wrong on our side." in html
