@@ -191,7 +191,7 @@ ROWS: dict[str, Row] = {
     # where YIWANG_CERTSTORE_VP_COUNTER_AGENCY is set (not here); a result only for its view key
     "POST vp_api.api_create": Row("POST", _fixed("/api/v1/vp/requests"), agency(201, b=201),
                                   body=lambda w, c: {"type": "JZZM", "claims": ["address"]}),
-    "GET vp_api.api_result": Row("GET", _fixed("/api/v1/vp/requests/no-such/result"), agency(404, b=404)),
+    "GET vp_api.api_result": Row("GET", _fixed("/api/v1/vp/requests/x/result"), agency(404, b=404)),
     "GET vp.request_object": Row("GET", _fixed("/vp/requests/no-such"), public(404)),
     "POST vp.response_uri": Row("POST", _fixed("/vp/responses/no-such"), public(400),
                                 data=lambda w, c: {"vp_token": "{}", "state": "s"}),
