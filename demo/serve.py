@@ -47,6 +47,7 @@ __all__ = [
     "demo_services",
     "certstore_env",
     "curl_example",
+    "counter_lines",
     "load_demo",
     "seed_certificates",
     "tsa_service",
@@ -225,6 +226,26 @@ def curl_example(demo: dict[str, Any], demo_path: Path, *, agency: str = "demo-p
     ]
 
 
+def counter_lines(demo: dict[str, Any], demo_path: Path) -> list[str]:
+    """The counter channel (docs/counter-guide.md, "Try it with the demo"): the clerk's sign-in and its second factor.
+
+    The password is printed as the citizen's is; the TOTP secret is in its otpauth URI
+    (scan it, or paste it into an authenticator app), and a shell line prints the current code.
+    """
+    staff, counter = demo.get("staff") or {}, demo.get("counter") or {}
+    if not staff.get("password") or not counter.get("client_id"):
+        return []
+    code = (f"{Path(sys.executable)} -c \"import json, pyotp; "
+            f"print(pyotp.TOTP(json.load(open('{demo_path}'))['staff']['totp_secret']).now())\"")
+    return [
+        f"Counter (CIBA, docs/counter-guide.md \"Try it with the demo\"): client {counter['client_id']}; "
+        f"clerk {staff['name']} at {staff['office']}",
+        f"  staff sign-in: username {staff['username']}, password {staff['password']}, and the TOTP code of",
+        f"  {staff['totp_uri']}",
+        f"  current code: {code}",
+    ]
+
+
 def _certstore_available() -> bool:
     return importlib.util.find_spec("certstore.cli.serve") is not None
 
@@ -339,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                             if with_certstore and demo.get("agencies")
                             else []
                         ),
+                        "",
+                        *counter_lines(demo, home / "demo-clients.json"),
                         "  Ctrl-C stops everything.",
                         "",
                     ]

@@ -6,8 +6,14 @@ sets (``idp-token`` ES256 and ``idp-token-rs256``) and the keyring secrets
 the two demo portals' clients, certstore's own client (the citizen's wallet
 signs in through it and certstore introspects citizens' tokens with it) and
 the three demo agencies' machine clients (``client_credentials``,
-``certs:issue``), all with fixed client ids. Their secrets and the citizen's
-password are generated once and kept in ``YIWANG_HOME/demo-clients.json``
+``certs:issue``), all with fixed client ids; and the counter channel
+(issue 13, docs/counter-guide.md): a staff account (a clerk at a named
+counter, password and TOTP secret) and the counter system's client
+``demo-counter`` — a staff portal (``audience: "staff"``, the clerk signs in
+through it) that asks citizens through CIBA (poll mode, acting ``clerk``); one
+client, because an actor token is accepted only from the client it was issued
+to. Their secrets, the citizen's and the clerk's passwords and the clerk's
+TOTP secret are generated once and kept in ``YIWANG_HOME/demo-clients.json``
 (mode 0600) for ``python -m demo.serve``, which hands certstore its client
 credentials and prints how to sign in and how to issue with curl.
 
@@ -37,6 +43,9 @@ __all__ = [
     "DEMO_NAME",
     "DEMO_PORTALS",
     "DEMO_AGENCIES",
+    "DEMO_STAFF",
+    "COUNTER_CLIENT_ID",
+    "COUNTER_REDIRECT_URI",
     "CERTSTORE_CLIENT_ID",
     "CERTSTORE_URL",
     "DEMO_FILE",
@@ -67,6 +76,12 @@ DEMO_AGENCIES = (
     ("demo-amr", "北京市朝阳区市场监督管理局 (demo)"),
     ("demo-university", "北京示范大学 (demo)"),
 )
+DEMO_STAFF = ("clerk.wang", "王芳", "clerk", "朝阳区政务服务中心 3 号窗口")
+"""(username, display name, kind, office) of the demo clerk."""
+COUNTER_CLIENT_ID = "demo-counter"
+COUNTER_REDIRECT_URI = "http://127.0.0.1:5203/callback"
+"""Nothing listens there: the clerk's browser shows the code in its address bar, for curl."""
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 
 
 @contextlib.contextmanager
@@ -193,14 +208,54 @@ def _seed_demo(settings: IdpSettings, services: Any) -> dict[str, Any]:
         )
         secret = _ensure_client(services, spec, agencies.get(client_id, {}).get("client_secret"))
         agencies[client_id] = {"client_id": client_id, "client_secret": secret, "name": name}
+    _seed_counter(services, data)
     data["issuer"] = settings.issuer
     _write(path, data)
     return data
 
 
+def _seed_counter(services: Any, data: dict[str, Any]) -> None:
+    """The demo clerk (kept, or given a new password and TOTP secret if the file lost them) and the counter client."""
+    import pyotp
+    import sqlalchemy as sa
+
+    from ..ciba.registration import CibaRegistration
+    from ..clients import ClientSpec
+    from ..staff.accounts import StaffService
+    from ..staff.models import StaffAccount
+
+    username, name, kind, office = DEMO_STAFF
+    staff = StaffService.of(services)
+    known = data.get("staff") or {}
+    exists = any(v.username == username for v in staff.list())
+    password, secret = known.get("password"), known.get("totp_secret")
+    if not exists:
+        password = secrets.token_urlsafe(9)
+        _view, enrolment = staff.add(username, name, kind, office, password, actor="idp init --demo")
+        secret = enrolment.secret
+    elif not (password and secret):
+        password = secrets.token_urlsafe(9)
+        secret = staff.reset_second_factor(username, reason="demo file lost it", actor="idp init --demo").secret
+        with services.db.session() as s:
+            s.execute(sa.update(StaffAccount).where(StaffAccount.username == username)
+                      .values(password_hash=services.hasher.hash(password)))
+    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=staff.totp_issuer)
+    data["staff"] = {"username": username, "name": name, "kind": kind, "office": office,
+                     "password": password, "totp_secret": secret, "totp_uri": uri}
+    spec = ClientSpec(
+        name="示范窗口受理系统 · 朝阳区政务服务中心", client_id=COUNTER_CLIENT_ID,
+        redirect_uris=[COUNTER_REDIRECT_URI], grant_types=["authorization_code", CIBA_GRANT],
+        scopes=["openid", "profile"], first_party=True, audience="staff",
+        ciba=CibaRegistration(mode="poll", acting="clerk"),
+    )
+    secret = _ensure_client(services, spec, (data.get("counter") or {}).get("client_secret"))
+    data["counter"] = {"client_id": COUNTER_CLIENT_ID, "client_secret": secret, "name": spec.name,
+                       "redirect_uri": COUNTER_REDIRECT_URI}
+
+
 def register(group: click.Group) -> None:
     @group.command("init")
-    @click.option("--demo", is_flag=True, help="also a demo citizen and the demo clients (portals, certstore, agencies)")
+    @click.option("--demo", is_flag=True, help="also a demo citizen, a demo clerk and the demo clients (portals, certstore, agencies, counter)")
     @click.pass_obj
     def init(settings: IdpSettings, demo: bool) -> None:
         """Upgrade the schema, create keys and secrets, optionally add demo data."""
@@ -221,9 +276,10 @@ def register(group: click.Group) -> None:
             click.echo("signing keys and secrets present")
             if demo:
                 data = _seed_demo(settings, services)
-                ids = [*sorted(data["clients"]), data["certstore"]["client_id"], *sorted(data["agencies"])]
+                ids = [*sorted(data["clients"]), data["certstore"]["client_id"], *sorted(data["agencies"]),
+                       data["counter"]["client_id"]]
                 click.echo(
-                    f"demo citizen {mask_resident_id(DEMO_ID_NUMBER)} and clients "
+                    f"demo citizen {mask_resident_id(DEMO_ID_NUMBER)}, clerk {DEMO_STAFF[0]} and clients "
                     f"{', '.join(ids)} ready ({demo_file(settings)})"
                 )
         finally:
