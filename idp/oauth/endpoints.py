@@ -377,5 +377,8 @@ def userinfo_reply(provider: Any, method: str, headers: Any, form: Mapping[str, 
     if claims is None:
         if provider.tokens.is_revoked(access.jti):
             return bearer_error("invalid_token", 401, "the access token was revoked")
+        if access.sub.startswith("staff:"):  # idp.staff.models.SUBJECT_PREFIX: a clerk's or agent's token
+            return bearer_error("invalid_token", 401, "staff tokens have no citizen userinfo; "
+                                "use the ID token's claims")
         return bearer_error("insufficient_scope", 403, "the token does not grant openid")
     return json_reply(200, claims, provider.dpop.nonce_header("userinfo") if scheme == "dpop" else ())
