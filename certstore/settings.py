@@ -149,6 +149,8 @@ CERTSTORE_VARIABLES = (
              "credit code of the agency whose key signs the /vp/counter page's OpenID4VP requests (unset: no counter page)"),
     Variable("CERTSTORE_VCI_WALLET_CLIENTS", _parse_client_ids,
              "idp client ids of the wallets that may receive credentials with a citizen's token (OpenID4VCI)"),
+    Variable("CERTSTORE_HOLDER_CLIENT_ID", str,
+             "idp client id (public, PKCE) our wallet's holder signs in with to receive credentials (OpenID4VCI)"),
 )
 
 
@@ -211,6 +213,10 @@ class CertstoreSettings:
     clients whose citizen tokens the credential endpoint takes. A portal holding a citizen's
     ``certs:read`` token may read certificates, not hold credentials bound to its own key. The
     embedded demo allows ``demo-wallet`` (``idp init --demo``)."""
+    holder_client_id: str | None = None
+    """The idp client (public, PKCE S256) our wallet's holder pages sign the citizen in with to receive
+    credentials by the authorization code flow (``certstore.web.holder_issue``); unset, only offers.
+    The embedded demo uses ``demo-wallet`` (``idp init --demo``)."""
     vp_counter_agency: str | None = None
     """The agency (credit code) whose signer key signs the OpenID4VP requests of the ``/vp/counter``
     page (issue 15 §2); unset, the page is not served (agencies still use ``/api/v1/vp/requests``)."""
@@ -261,6 +267,10 @@ class CertstoreSettings:
             kwargs["vci_wallet_clients"] = values["CERTSTORE_VCI_WALLET_CLIENTS"]
         elif common.database_url is None:
             kwargs["vci_wallet_clients"] = frozenset({"demo-wallet"})  # the embedded demo's wallet
+        if "CERTSTORE_HOLDER_CLIENT_ID" in values:
+            kwargs["holder_client_id"] = values["CERTSTORE_HOLDER_CLIENT_ID"].strip() or None
+        elif common.database_url is None:
+            kwargs["holder_client_id"] = "demo-wallet"  # the embedded demo's wallet client
         if "CERTSTORE_VP_COUNTER_AGENCY" in values:
             kwargs["vp_counter_agency"] = values["CERTSTORE_VP_COUNTER_AGENCY"].strip() or None
         if "CERTSTORE_QUEUE_REQUEUE_SECONDS" in values:

@@ -76,6 +76,9 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     app.register_blueprint(vp.bp)  # issue 15 §2: the OpenID4VP verifier (wallet endpoints, counter page)
     app.register_blueprint(vp.api_bp)
     vp.init_vp(app)
+    from . import holder_issue
+
+    holder_issue.install(app)  # issue 15 §2: our wallet's holder receiving by signing in (authorization code)
     register_error_handlers(app)
     from .language import install_language
 

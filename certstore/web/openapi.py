@@ -61,11 +61,18 @@ def openapi_document(server_url: str, *, token_url: str | None = None, pages: bo
     (:func:`is_page_path`): what integrators read at ``/openapi.json``.
     """
     doc = _document(server_url)
-    from . import health, lifecycle, offline, vci, wallet  # routes documented beside their views
+    from . import (  # routes documented beside their views
+        health,
+        holder_issue,
+        lifecycle,
+        offline,
+        vci,
+        wallet,
+    )
     from . import vp as vp_routes  # issue 15 §2
 
     for paths in (lifecycle.OPENAPI_PATHS, wallet.OPENAPI_PATHS, offline.OPENAPI_PATHS, health.OPENAPI_PATHS,
-                  vci.OPENAPI_PATHS, vp_routes.OPENAPI_PATHS):
+                  vci.OPENAPI_PATHS, vp_routes.OPENAPI_PATHS, holder_issue.OPENAPI_PATHS):
         doc["paths"].update(copy.deepcopy(paths))  # _complete amends them: never the modules' own dicts
     _complete(doc["paths"])
     from .openapi_extras import add_client_credentials, add_examples

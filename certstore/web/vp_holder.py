@@ -44,7 +44,10 @@ def install(app: Flask) -> None:
 
 @bp.get("/holder")
 def holder() -> str:
-    return render_template("vp_holder.html")
+    from .holder_issue import signin_choices
+
+    return render_template("vp_holder.html", signin_types=signin_choices(),
+                           holder_client=services().settings.holder_client_id or "")
 
 
 @bp.get("/present")

@@ -170,13 +170,45 @@
       return fetch(sameOrigin(issuerMeta.credential_endpoint), {
         method: "POST", headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
         body: JSON.stringify({ credential_configuration_id: configId, proofs: { jwt: [proof] } }),
-      }).then(check).then(function (got) {
-        var text = got.credentials[0].credential, c = parseCredential(text);
-        var item = { id: b64u(crypto.getRandomValues(new Uint8Array(9))), credential: text, vct: c.payload.vct,
-                     iss: c.payload.iss, type: c.payload.vct.split("/vct/").pop(), received: Date.now() };
-        return tx("credentials", "readwrite", function (s) { return req(s.put(item)); }).then(function () { return item; });
-      });
+      }).then(check).then(keep);
     });
+  }
+  function keep(got) {
+    var text = got.credentials[0].credential, c = parseCredential(text);
+    var item = { id: b64u(crypto.getRandomValues(new Uint8Array(9))), credential: text, vct: c.payload.vct,
+                 iss: c.payload.iss, type: c.payload.vct.split("/vct/").pop(), received: Date.now() };
+    return tx("credentials", "readwrite", function (s) { return req(s.put(item)); }).then(function () { return item; });
+  }
+
+  // -- receiving after signing in at the idp (OpenID4VCI authorization code flow) ------------------
+  // certstore/web/holder_issue.py did the sign-in (PKCE, state, nonce) and keeps the idp's access token;
+  // here: a c_nonce, a proof signed by the holder key, sent to /wallet/vci/credential, which forwards it.
+  function receiveSignedIn(box) {
+    var issuerMeta;
+    return getJson("/.well-known/openid-credential-issuer").then(function (meta) {
+      issuerMeta = meta;
+      return fetch(sameOrigin(meta.nonce_endpoint), { method: "POST" }).then(check);
+    }).then(function (n) {
+      return holderKey().then(publicJwk).then(function (jwk) {
+        var claims = { aud: issuerMeta.credential_issuer, iat: Math.floor(Date.now() / 1000), nonce: n.c_nonce };
+        if (box.dataset.client) { claims.iss = box.dataset.client; }
+        return signJwt({ alg: "ES256", typ: "openid4vci-proof+jwt", jwk: jwk }, claims);
+      });
+    }).then(function (proof) {
+      return fetch(sameOrigin(box.dataset.credential), {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ proof: proof }),
+      }).then(check).then(keep);
+    });
+  }
+  function wireSignedIn() {
+    var box = document.getElementById("holder-signin");
+    if (!box || new URLSearchParams(location.search).get("vci") !== "signed-in") { return Promise.resolve(); }
+    history.replaceState(null, "", location.pathname); // a reload does not try again with a spent handle
+    say("holder-receive-status", words().receiving);
+    return receiveSignedIn(box).then(function (item) {
+      say("holder-receive-status", words().received + " " + item.type, "notice");
+    }).catch(function (e) { say("holder-receive-status", words().failed + " " + e.message, "error"); });
   }
 
   // -- the page parts --------------------------------------------------------------------------
@@ -275,6 +307,6 @@
   }
 
   wireReceive();
-  renderHeld();
+  wireSignedIn().then(renderHeld);
   wirePresent();
 }());
