@@ -71,6 +71,11 @@ _MAX_PROOF = 4096
 def install(app: Flask) -> None:
     """Register the blueprint and the holder's public idp client (when one is configured)."""
     app.register_blueprint(bp)
+    register_client(app)
+
+
+def register_client(app: Flask) -> None:
+    """The holder's idp client in the app's Authlib registry (``oauth.holder``), if settings name one."""
     settings = app.extensions["certstore"].settings
     if not settings.holder_client_id:
         return
