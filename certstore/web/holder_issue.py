@@ -130,7 +130,8 @@ def signin_choices() -> list[dict[str, str]]:
     out = []
     for c in _configurations().values():
         code = c.get("vct", "").rsplit("/", 1)[-1]
-        names = {d.get("locale"): d.get("name") for d in c.get("display", [])}
+        shown = c.get("credential_metadata", {}).get("display", [])  # OpenID4VCI 1.0 §12.2.4
+        names = {d.get("locale"): d.get("name") for d in shown}
         out.append({"type": code, "name": str(names.get("zh-CN" if zh else "en") or code),
                     "url": url_for("holder_issue.signin", type=code)})
     return out

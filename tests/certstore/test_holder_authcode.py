@@ -128,3 +128,17 @@ def test_credential_bound_to_the_proof_key_once(world: World) -> None:  # noqa: 
     nonce = world.cs.post("/vci/nonce").get_json()["c_nonce"]
     again = world.cs.post("/wallet/vci/credential", json={"proof": _proof(key, nonce)})
     assert again.status_code == 401 and again.get_json()["error"] == "invalid_token"
+
+
+def test_holder_page_offers_sign_in_per_type_in_each_language(world: World) -> None:  # noqa: F811
+    import re
+
+    assert 'id="holder-signin"' not in world.cs.get("/wallet/holder?lang=zh-CN").get_data(as_text=True)  # no client
+    _enable_holder(world)
+    zh = world.cs.get("/wallet/holder?lang=zh-CN").get_data(as_text=True)
+    en = world.cs.get("/wallet/holder?lang=en").get_data(as_text=True)
+    assert "或登录领取您本人的凭证" in zh and "Or sign in to receive your own" in en
+    link = re.compile(r'<a href="/wallet/vci/signin\?type=JZZM" data-type="JZZM">([^<]+)</a>')
+    zh_name, en_name = link.search(zh), link.search(en)
+    assert zh_name and en_name and zh_name.group(1) != en_name.group(1)
+    assert 'data-client="demo-wallet"' in zh
