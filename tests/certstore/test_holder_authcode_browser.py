@@ -150,6 +150,12 @@ def test_sign_in_receive_bound_to_the_browser_key_then_present(stack: dict[str, 
             assert payload["vct"] == f"{cs}/vct/JZZM" and payload["iss"] == cs
             for cookie in context.cookies():
                 assert PERSON_ID not in cookie["value"]
+            from axe_playwright_python.sync_playwright import Axe
+
+            # the holder page with its sign-in links and the received credential: axe-clean, nothing sideways
+            bad = [v["id"] for v in Axe().run(page).response["violations"] if v.get("impact") in ("serious", "critical")]
+            assert bad == [], bad
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
             log = requests.get(f"{cs}/api/v1/certificates/{stack['identifier']}/credentials",
                                headers=stack["auth"], timeout=10).json()["credentials"]
