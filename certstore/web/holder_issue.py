@@ -145,9 +145,11 @@ def signin() -> Any:
                    if c.get("vct", "").rsplit("/", 1)[-1] == wanted), None)
     if chosen is None:
         abort(400, "unknown certificate type")
-    session[_CFG] = chosen[0]
+    # keyed by the state: two tabs signing in for two types each get their own configuration back
+    state = secrets.token_urlsafe(24)
+    session[f"{_CFG}_{state}"] = chosen[0]
     try:
-        return client.authorize_redirect(_redirect_uri(), scope=f"openid {chosen[1]['scope']}",
+        return client.authorize_redirect(_redirect_uri(), scope=f"openid {chosen[1]['scope']}", state=state,
                                          ui_locales=page_language())
     except Exception as e:  # the idp's discovery document cannot be read
         logger.warning("holder sign-in cannot start: %s", type(e).__name__)
@@ -157,7 +159,7 @@ def signin() -> Any:
 @bp.get("/callback")
 def callback() -> BaseResponse:
     client = _client()
-    configuration = session.pop(_CFG, None)
+    configuration = session.pop(f"{_CFG}_{request.args.get('state', '')[:64]}", None)
     try:
         # state: Authlib finds this browser's pending request by it (an unknown state fails);
         # the code with the PKCE verifier; the ID token's signature, iss, aud, exp and nonce.

@@ -142,3 +142,20 @@ def test_holder_page_offers_sign_in_per_type_in_each_language(world: World) -> N
     zh_name, en_name = link.search(zh), link.search(en)
     assert zh_name and en_name and zh_name.group(1) != en_name.group(1)
     assert 'data-client="demo-wallet"' in zh
+
+
+
+def test_two_sign_ins_at_once_each_get_their_own_type(world: World) -> None:  # noqa: F811
+    _enable_holder(world)
+    first_asked, first_back = _to_callback(world)
+    second = world.cs.get("/wallet/vci/signin?type=BYZS")  # another tab starts a sign-in before the first ends
+    assert second.status_code == 302, second.get_data(as_text=True)
+    assert first_asked["state"] != query_of(second.headers["Location"])["state"]
+    resp = world.cs.get("/wallet/vci/callback", query_string=first_back)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    nonce = world.cs.post("/vci/nonce").get_json()["c_nonce"]
+    got = world.cs.post("/wallet/vci/credential", json={"proof": _proof(key, nonce)})
+    assert got.status_code == 200, got.get_data(as_text=True)  # the first tab's JZZM, not the second's BYZS
+    payload_b64 = got.get_json()["credentials"][0]["credential"].split("~")[0].split(".")[1]
+    assert json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))["vct"].endswith("/JZZM")
