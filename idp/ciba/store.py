@@ -34,6 +34,8 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
+from keys.redis_urls import run_script
+
 __all__ = ["SLOW_DOWN_STEP", "Approval", "CibaStore", "PollResult", "StoredRequest", "auth_req_hash"]
 
 logger = logging.getLogger(__name__)
@@ -212,8 +214,11 @@ class CibaStore:
         if not auth_req_id or len(auth_req_id) > 200:
             return PollResult("unknown")
         h = auth_req_hash(auth_req_id)
-        res = self._poll(keys=[self._kr(h), self._kused(h)],
-                         args=[client_id, self.now(), SLOW_DOWN_STEP, 24 * 3600])
+        # With Sentinel or Cluster the script's writes (the redemption's ``used`` marker above all)
+        # WAIT for a replica on the same connection, so a failover cannot make an approval
+        # redeemable twice; on one server this is the plain one-round-trip script.
+        res = run_script(self._r, self._poll, [self._kr(h), self._kused(h)],
+                         [client_id, self.now(), SLOW_DOWN_STEP, 24 * 3600])
         status = _text(res[0])
         if status != "approved":
             return PollResult(status)
