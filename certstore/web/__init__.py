@@ -68,9 +68,6 @@ def create_app(settings: CertstoreSettings | None = None, *, services: Services 
     from . import vci
 
     app.register_blueprint(vci.bp)  # issue 15 §1: OpenID4VCI issuer (SD-JWT VCs)
-    from . import vci
-
-    app.register_blueprint(vci.bp)  # issue 15 §1: OpenID4VCI issuer (SD-JWT VCs)
     from . import vp
 
     app.register_blueprint(vp.bp)  # issue 15 §2: the OpenID4VP verifier (wallet endpoints, counter page)
