@@ -24,10 +24,11 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pyotp
 import pytest
 
 from idp.cli.init import _seed_demo
@@ -36,6 +37,7 @@ from idp.oauth.mtls import ForwardedCertificate, MtlsConfig
 from idp.oauth.server import registered_grant_types
 from idp.services import Services
 from idp.settings import IdpSettings
+from idp.staff.portal import is_staff_portal
 from tests.idp.conftest import private_idp
 from tests.idp.oidc_helpers import (
     ID_NUMBER,
@@ -122,6 +124,8 @@ def scope_sets(client: Any) -> dict[str, list[str]]:
 
 # ------------------------------------------------------------ the world
 
+_CLERK = "\0clerk"
+
 
 @dataclass
 class World:
@@ -129,6 +133,10 @@ class World:
     services: Services
     clients: dict[str, Any]
     secrets: dict[str, str | None]
+    clerk: dict[str, str] = field(default_factory=dict)
+    """The demo clerk (``idp init --demo``): username, password, TOTP secret."""
+    staff_browser: list[Any] = field(default_factory=list)
+    """One browser with a staff session: a TOTP code counts once, so the clerk signs in once."""
 
 
 @pytest.fixture(scope="module")
@@ -137,13 +145,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with private_idp(tmp_path_factory.mktemp("matrix"), issuer="http://127.0.0.1:5000") as idp:
         secrets = _register(idp.settings, idp.services)
         clients = {c.client_id: c for c in idp.services.clients.list()}
-        yield World(idp.app, idp.services, clients, secrets)
+        yield World(idp.app, idp.services, clients, secrets, clerk=dict(secrets.pop(_CLERK) or {}))
 
 
 def _register(settings: IdpSettings, services: Services) -> dict[str, str | None]:
     """The registrations: ``idp init --demo``'s, and the public app and kiosk of the other tests."""
     demo = _seed_demo(settings, services)
-    secrets: dict[str, str | None] = {cid: c["client_secret"] for cid, c in demo["clients"].items()}
+    secrets: dict[str, Any] = {cid: c["client_secret"] for cid, c in demo["clients"].items()}
+    secrets[demo["counter"]["client_id"]] = demo["counter"]["client_secret"]
+    secrets[_CLERK] = demo["staff"]
     secrets |= {cid: c["client_secret"] for cid, c in demo["agencies"].items()}
     secrets[demo["certstore"]["client_id"]] = demo["certstore"]["client_secret"]
     _, secret = services.clients.add(ClientSpec(
@@ -274,10 +284,15 @@ def _sign_in_and_authorize(world: World, client: Any, scope: list[str], *, par: 
         if pushed.status_code != 201:
             return _answer(pushed)  # type: ignore[return-value]
         params = {"client_id": client.client_id, "request_uri": pushed.get_json()["request_uri"]}
+    if is_staff_portal(client):  # its sign-in is the clerk's, never the citizen's (issue 13 §1)
+        web = _staff_browser(world)
     resp = web.get("/authorize", query_string=params)
     for _ in range(8):
         if resp.status_code == 200 and 'id="login-form"' in resp.get_data(as_text=True):
             resp = login(web, resp)
+            continue
+        if resp.status_code == 200 and 'id="staff-login-form"' in resp.get_data(as_text=True):
+            resp = _staff_login(world, web, resp)
             continue
         if resp.status_code not in (302, 303):
             return Outcome(error="unauthorized" if resp.status_code == 400 else f"http {resp.status_code}")
@@ -294,6 +309,28 @@ def _sign_in_and_authorize(world: World, client: Any, scope: list[str], *, par: 
         else:
             resp = web.get(loc)
     raise AssertionError("the authorization flow did not end")
+
+
+def _staff_browser(world: World) -> Any:
+    if not world.staff_browser:
+        world.staff_browser.append(world.app.test_client())
+    return world.staff_browser[0]
+
+
+def _staff_login(world: World, web: Any, page: Any) -> Any:
+    """The demo clerk signs in on the staff page (once per world: the staff session answers after that)."""
+    html = page.get_data(as_text=True)
+    where = page.request.path + ("?" + page.request.query_string.decode() if page.request.query_string else "")
+    return web.post(where, data={"csrf_token": csrf_of(html), "username": world.clerk["username"],
+                                 "password": world.clerk["password"],
+                                 "code": pyotp.TOTP(world.clerk["totp_secret"]).now()})
+
+
+def _actor_token(world: World, client: Any) -> str:
+    """A clerk's ID token from a staff sign-in through ``client`` (its CIBA requests must carry one)."""
+    got = _code_tokens(world, client, ["openid"])
+    assert isinstance(got, dict) and "id_token" in got, f"the clerk's sign-in through {client.client_id}: {got}"
+    return str(got["id_token"])
 
 
 def _code_tokens(world: World, client: Any, scope: list[str], *, par: bool = False) -> Outcome | dict[str, Any]:
@@ -328,8 +365,9 @@ def _ciba_tokens(world: World, client: Any, scope: list[str]) -> Outcome | dict[
     """CIBA: the counter asks (login_hint), the citizen approves on their own session, the counter polls."""
     headers, form = _auth(world, client)
     counter = world.app.test_client()
-    started = counter.post("/bc-authorize", data={"scope": " ".join(scope), "login_hint": ID_NUMBER, **form},
-                           headers=headers)
+    acting = {"actor_token": _actor_token(world, client)} if client.attributes.get("acting") else {}
+    started = counter.post("/bc-authorize", data={"scope": " ".join(scope), "login_hint": ID_NUMBER, **form,
+                                                  **acting}, headers=headers)
     if started.status_code != 200:
         return _answer(started)
     rid = started.get_json()["auth_req_id"]
