@@ -98,7 +98,8 @@ def _client() -> Any:
     oauth = current_app.extensions.get("certstore.oauth")
     client = getattr(oauth, "holder", None) if oauth is not None else None
     if client is None or not services().settings.holder_client_id:
-        abort(503, "receiving by sign-in needs YIWANG_CERTSTORE_HOLDER_CLIENT_ID")
+        # a feature this deployment has not turned on: not found, not a server fault (docs/operators.md)
+        abort(404, "receiving by sign-in is not enabled here (YIWANG_CERTSTORE_HOLDER_CLIENT_ID)")
     return client
 
 
@@ -221,8 +222,9 @@ def _forward(token: str, body: dict[str, Any]) -> Response:
 
 
 _PAGE = "Our wallet as a holder receiving by signing in at the idp (not part of the integrators' API)."
-_HOLDER_ERRORS = {"400": {"description": "Bad request or the sign-in did not complete"},
-                  "503": {"description": "No holder client configured, or the idp cannot be reached"}}
+_NOT_ENABLED = {"404": {"description": "Receiving by sign-in is not enabled (no holder client configured)"}}
+_HOLDER_ERRORS = {"400": {"description": "Bad request or the sign-in did not complete"}, **_NOT_ENABLED,
+                  "503": {"description": "The idp cannot be reached"}}
 OPENAPI_PATHS: dict[str, Any] = {
     "/wallet/vci/signin": {"get": {
         "operationId": "walletHolderSignin", "description": _PAGE, "security": [],
@@ -240,9 +242,9 @@ OPENAPI_PATHS: dict[str, Any] = {
         "operationId": "walletHolderCredential", "description": _PAGE, "security": [],
         "summary": "The browser's key proof, forwarded with the kept token to the credential endpoint",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["proof"], "properties": {"proof": {"type": "string"}}}}}},
+            "type": "object", "required": ["proof"], "properties": {"proof": {"type": "string", "minLength": 1}}}}}},
         "responses": {"200": {"description": "credentials (the SD-JWT VC)", "content": {"application/json": {}}},
                       "400": {"description": "invalid_request / invalid_proof / invalid_nonce"},
                       "401": {"description": "invalid_token: no kept token (sign in again)"},
-                      "403": {"description": "insufficient_scope / access_denied"}}}},
+                      "403": {"description": "insufficient_scope / access_denied"}, **_NOT_ENABLED}}},
 }
