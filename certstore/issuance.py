@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import threading
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +25,6 @@ from sqlalchemy.exc import IntegrityError
 import signing.pades
 import signing.pdf
 import signing.qr
-from keys import pki
-from keys.errors import KeyNotFound
 from keys.identifiers import HOLDER_CODE_USCC
 from keys.keyring import Keyring
 from signing.errors import PayloadTooLarge, SigningError
@@ -43,6 +40,7 @@ from .pdf_trust import PdfTrust
 from .reading import PII_PURPOSE, CertificateReader
 from .registry import Registry
 from .settings import DEFAULT_TSA_URL, CertstoreSettings
+from .signers import AgencySigners
 from .statuslists import Slot, SlotTaken, StatusListService
 from .types import mask_holder_code
 
@@ -77,8 +75,7 @@ class Issuance:
         self.status_lists = status_lists
         self.pdf_trust = pdf_trust
         self.clock = clock
-        self._signers: dict[str, tuple[object, Any]] = {}
-        self._lock = threading.Lock()
+        self.signers = AgencySigners(keyring)
         if settings.signing_level != settings.pades_level:
             # Only settings built in code get here: from_env refuses a level without a TSA.
             logger.warning(
@@ -110,7 +107,7 @@ class Issuance:
         else:
             old_id, serial, version = None, store.allocate_serial(agency_uscc, prepared.spec.code), 1
         cid = str(build_identifier(prepared.spec.code, agency_uscc, serial, version))
-        signer = self._signer(agency_uscc)
+        signer = self.signers.get(agency_uscc)
         for _ in range(_SLOT_ATTEMPTS):
             if slot is None:
                 slot = self.status_lists.draw(agency_uscc)
@@ -209,24 +206,6 @@ class Issuance:
             detail={"type": prepared.spec.code, "holder": claims.holder_code_masked},
         )
         return values, audit
-
-    def _signer(self, uscc: str) -> Any:
-        """The agency's signer, cached until ``keys.pki`` replaces or revokes it."""
-        stamp = pki.signer_stamp(self.keyring, uscc)
-        with self._lock:
-            cached = self._signers.get(uscc)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        try:
-            signer = self.keyring.agency_signer(uscc)
-        except KeyNotFound:
-            raise ServiceUnavailable(
-                "the issuer has no valid signer certificate (run: certstore issuers add)",
-                field="issuer",
-            ) from None
-        with self._lock:
-            self._signers[uscc] = (stamp, signer)
-        return signer
 
     def _render_and_sign(
         self, p: Prepared, *, cid: str, qr_text: str, issued_at: dt.datetime, signer: Any

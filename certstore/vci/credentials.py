@@ -22,19 +22,16 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import threading
 from collections.abc import Sequence
 from typing import Any
 
-from keys import pki
-from keys.errors import KeyNotFound
 from keys.keyring import Keyring
 from signing.sdjwt_issue import CredentialClaims, issue_sd_jwt_vc
 
 from ..dates import CHINA_STANDARD_TIME
-from ..errors import ServiceUnavailable
 from ..models import Certificate
 from ..reading import PII_PURPOSE
+from ..signers import AgencySigners
 from ..statuslists import StatusListService
 from .errors import CredentialRequestDenied
 from .metadata import vct_of
@@ -57,23 +54,11 @@ class CredentialFactory:
         self.public_url = public_url
         self.keyring = keyring
         self.status_lists = status_lists
-        self._lock = threading.Lock()
-        self._signers: dict[str, tuple[object, Any]] = {}
+        self._signers = AgencySigners(keyring)
 
     def signer(self, uscc: str) -> Any:
-        """The agency's signer, cached until keys.pki replaces or revokes it (as issuance does)."""
-        stamp = pki.signer_stamp(self.keyring, uscc)
-        with self._lock:
-            cached = self._signers.get(uscc)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        try:
-            signer = self.keyring.agency_signer(uscc)
-        except KeyNotFound:
-            raise ServiceUnavailable("the issuer has no valid signer certificate", field="issuer") from None
-        with self._lock:
-            self._signers[uscc] = (stamp, signer)
-        return signer
+        """The agency's signer (the one issuance uses), cached until keys.pki replaces or revokes it."""
+        return self._signers.get(uscc)
 
     def claims(self, row: Certificate, holder_jwk: dict[str, str], now: dt.datetime) -> CredentialClaims:
         if row.status_list is None or row.status_index is None:
