@@ -29,9 +29,7 @@ from typing import Any
 
 import dramatiq
 
-from keys.http import FetchFailed, FetchRefused, FetchTimeout, FetchTooLarge, bounded_request
-
-from ..logout.http import ANSWER_BYTES, Outcome
+from ..logout.http import Outcome, post_once
 from ..logout.queue import QUEUE_NAME, TransientDelivery
 from ..netpolicy import check_outbound_url
 
@@ -49,25 +47,10 @@ def post_ping(uri: str, auth_req_id: str, token: str, *, timeout: float, allow_l
         check_outbound_url(uri, allow_loopback=allow_loopback)
     except ValueError as e:
         return Outcome("failed", f"not sent: {e}")
-    try:
-        response = bounded_request(
-            "POST", uri, body=json.dumps({"auth_req_id": auth_req_id}).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
-                     "User-Agent": "Yiwang-idp CIBA ping", "Cache-Control": "no-store"},
-            max_bytes=ANSWER_BYTES, on_excess="cut", deadline=timeout, connect_timeout=timeout,
-            allow_loopback=allow_loopback,
-        )
-    except FetchRefused as e:
-        return Outcome("failed", f"not sent: {e}")
-    except FetchTimeout:
-        return Outcome("retry", f"timed out after {timeout:g} s")
-    except (FetchFailed, FetchTooLarge) as e:
-        return Outcome("retry", f"connection failed ({e})")
-    if 200 <= response.status < 300:
-        return Outcome("delivered", f"HTTP {response.status}")
-    if 500 <= response.status < 600:
-        return Outcome("retry", f"HTTP {response.status}")
-    return Outcome("failed", f"HTTP {response.status}")
+    return post_once(uri, json.dumps({"auth_req_id": auth_req_id}).encode(), {
+        "Content-Type": "application/json", "Authorization": f"Bearer {token}",
+        "User-Agent": "Yiwang-idp CIBA ping", "Cache-Control": "no-store",
+    }, timeout=timeout, allow_loopback=allow_loopback)
 
 
 class PingDelivery:

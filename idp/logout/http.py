@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from keys.http import FetchFailed, FetchRefused, FetchTimeout, FetchTooLarge, bounded_request
 
-__all__ = ["Outcome", "post_logout_token", "post_form", "ANSWER_BYTES"]
+__all__ = ["Outcome", "post_logout_token", "post_form", "post_once", "ANSWER_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,21 +79,21 @@ def post_form(
     Shared by back-channel logout and CAS single logout (:mod:`idp.cas.slo`),
     whose receivers are read the same way.
     """
+    return post_once(uri, urlencode(fields).encode(), {
+        "Content-Type": "application/x-www-form-urlencoded", "User-Agent": user_agent, "Cache-Control": "no-store",
+    }, timeout=timeout, allow_loopback=allow_loopback)
+
+
+def post_once(uri: str, body: bytes, headers: dict[str, str], *, timeout: float,
+              allow_loopback: bool = False) -> Outcome:
+    """One bounded POST to a stranger's endpoint, classified as the module docstring says.
+
+    Also CIBA's ping callbacks (:mod:`idp.ciba.ping`), whose answers mean the same.
+    """
     try:
         response = bounded_request(
-            "POST",
-            uri,
-            body=urlencode(fields).encode(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "User-Agent": user_agent,
-                "Cache-Control": "no-store",
-            },
-            max_bytes=ANSWER_BYTES,
-            on_excess="cut",
-            deadline=timeout,
-            connect_timeout=timeout,
-            allow_loopback=allow_loopback,
+            "POST", uri, body=body, headers=headers, max_bytes=ANSWER_BYTES, on_excess="cut",
+            deadline=timeout, connect_timeout=timeout, allow_loopback=allow_loopback,
         )
     except FetchRefused as e:
         return Outcome("failed", f"not sent: {e}")
