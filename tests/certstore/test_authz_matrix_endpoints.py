@@ -203,10 +203,10 @@ ROWS: dict[str, Row] = {
     "GET vp_holder.holder": Row("GET", _fixed("/wallet/holder"), public(200)),
     "GET vp_holder.present": Row("GET", _fixed("/wallet/present"), public(200)),
     "GET vp_holder.present_request": Row("GET", _fixed("/wallet/present/request?client_id=x&request_uri=y"), public(422)),
-    # the holder receiving by sign-in (holder_issue.py): no holder client configured here; the forwarder
+    # the holder receiving by sign-in (holder_issue.py): no holder client configured here (404: not enabled); the forwarder
     # needs the kept token's cookie, which only the callback sets
-    "GET holder_issue.signin": Row("GET", _fixed("/wallet/vci/signin?type=JZZM"), public(503)),
-    "GET holder_issue.callback": Row("GET", _fixed("/wallet/vci/callback?code=c&state=s"), public(503)),
+    "GET holder_issue.signin": Row("GET", _fixed("/wallet/vci/signin?type=JZZM"), public(404)),
+    "GET holder_issue.callback": Row("GET", _fixed("/wallet/vci/callback?code=c&state=s"), public(404)),
     "POST holder_issue.credential": Row("POST", _fixed("/wallet/vci/credential"), public(401),
                                         body=lambda w, c: {"proof": "x.y.z"}),
 }
