@@ -193,9 +193,15 @@ def load_demo(home: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
+COUNTER_VERIFIER_USCC = "111101050000000017"
+"""The demo public security bureau (certstore init --demo): its signer key signs the counter page's requests."""
+
+
 def certstore_env(demo: dict[str, Any]) -> dict[str, str]:
     """certstore's environment: its client at the idp (wallet sign-in, introspection) and the issuer."""
     env = {"YIWANG_ISSUER": demo.get("issuer") or f"http://127.0.0.1:{IDP_PORT}"}
+    if demo.get("certstore"):  # the verifier's counter page (/vp/counter) asks in the public security bureau's name
+        env["YIWANG_CERTSTORE_VP_COUNTER_AGENCY"] = COUNTER_VERIFIER_USCC
     client = demo.get("certstore") or {}
     if client.get("client_id") and client.get("client_secret"):
         env["YIWANG_CERTSTORE_CLIENT_ID"] = client["client_id"]
@@ -342,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                             [
                                 f"  wallet     http://127.0.0.1:{CERTSTORE_PORT}/wallet (the citizen's certificates)",
                                 f"  verify     http://127.0.0.1:{CERTSTORE_PORT}/verify (paste a certificate's QR text)",
+                                f"  counter    http://127.0.0.1:{CERTSTORE_PORT}/vp/counter (a verifier asks the wallet, OpenID4VP)",
                             ]
                             if with_certstore
                             else []

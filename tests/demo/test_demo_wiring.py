@@ -100,6 +100,7 @@ def test_demo_serve_hands_certstore_its_client_and_the_issuer(demo_home: tuple[d
     env, path = demo_home
     data = json.loads(path.read_text())
     cs_env = certstore_env(data)
+    assert cs_env["YIWANG_CERTSTORE_VP_COUNTER_AGENCY"] == "111101050000000017"  # the counter page is on
     assert cs_env["YIWANG_CERTSTORE_CLIENT_ID"] == CERTSTORE_CLIENT_ID
     assert cs_env["YIWANG_CERTSTORE_CLIENT_SECRET"] == data["certstore"]["client_secret"]
     assert cs_env["YIWANG_ISSUER"] == data["issuer"]
