@@ -34,7 +34,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from keys.redis_urls import run_script
+
 from .errors import InvalidGrant, InvalidToken
+
+_REDEEM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end
+local tx = redis.call('HGET', KEYS[1], 'tx')
+if not tx or not redis.call('HGET', KEYS[1], 'identifier') then
+  redis.call('DEL', KEYS[1])
+  return {'unknown'}
+end
+if tx == ARGV[1] then
+  local record = redis.call('HGETALL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  return {'ok', record}
+end
+local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if n >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
+return {'wrong', n}
+"""
 
 __all__ = [
     "OFFER_SECONDS",
@@ -133,27 +152,22 @@ class GrantStore:
         """The grant of a pre-authorized code, once; ``invalid_grant`` for anything else."""
         if not isinstance(code, str) or not code or len(code) > 128:
             raise InvalidGrant("the pre-authorized code is missing or malformed")
-        r = self._redis()
-        key = self._k("pac", code)
-        if not r.exists(key):  # no stub for a made-up code (HINCRBY would create one)
-            raise InvalidGrant("the pre-authorized code is unknown, expired or already used")
-        attempts = int(r.hincrby(key, "attempts", 1))
-        record = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                  for k, v in r.hgetall(key).items()}
-        if "identifier" not in record:
-            r.delete(key)  # HINCRBY made a stub of an unknown code: remove it
-            raise InvalidGrant("the pre-authorized code is unknown, expired or already used")
-        if attempts > MAX_TX_ATTEMPTS:
-            r.delete(key)
-            raise InvalidGrant("too many wrong tx_code attempts: the offer is withdrawn; ask for a new one")
         given = tx_code if isinstance(tx_code, str) and len(tx_code) <= 64 else ""
-        if not hmac.compare_digest(self._h("tx", given), record["tx"]):
-            if attempts >= MAX_TX_ATTEMPTS:
-                r.delete(key)
-                raise InvalidGrant("wrong tx_code; no attempts are left, the offer is withdrawn")
-            raise InvalidGrant(f"wrong tx_code ({MAX_TX_ATTEMPTS - attempts} attempts left)")
-        if r.delete(key) != 1:  # the one DEL that redeems it; a concurrent twin gets 0
+        r = self._redis()
+        # One script: racing redemptions with the right tx_code give one token, and never count as
+        # wrong attempts (a HINCRBY before the check once let eight racing right answers withdraw
+        # the offer). Comparing keyed HMACs in Lua leaks nothing useful by its timing.
+        res = run_script(r, r.register_script(_REDEEM), [self._k("pac", code)], [self._h("tx", given), MAX_TX_ATTEMPTS])
+        verdict = res[0].decode() if isinstance(res[0], bytes) else res[0]
+        if verdict == "unknown":
             raise InvalidGrant("the pre-authorized code is unknown, expired or already used")
+        if verdict == "wrong":
+            left = MAX_TX_ATTEMPTS - int(res[1])
+            if left <= 0:
+                raise InvalidGrant("wrong tx_code; no attempts are left, the offer is withdrawn")
+            raise InvalidGrant(f"wrong tx_code ({left} attempts left)")
+        flat = [v.decode() if isinstance(v, bytes) else v for v in res[1]]
+        record = dict(zip(flat[::2], flat[1::2], strict=True))
         return Grant(flow=PRE_AUTHORIZED, configuration_ids=(record["configuration"],),
                      identifier=record["identifier"])
 
