@@ -22,6 +22,7 @@ import datetime as _dt
 import functools
 import io
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from .errors import PdfError
-from .qr.draw import dark_runs, qr_matrix
+from .qr.draw import qr_rows
 
 __all__ = [
     "CertificateDocument",
@@ -69,6 +70,7 @@ _VALUE_W = _PAGE_W - _VALUE_X - 72.0
 _ROWS_TOP = 690.0
 _ROWS_BOTTOM = 270.0
 _QR_SIZE = 136.0
+_DARK_RUN = re.compile(rb"\x01+")
 
 
 @dataclass(frozen=True)
@@ -209,17 +211,17 @@ def _draw_qr(c: canvas.Canvas, text: str, x: float, y: float, size: float) -> No
     The rectangles are written as raw ``re`` operators in module units under
     one ``cm`` transform: integer coordinates keep the content stream small
     and skip reportlab's slow per-number float formatting (~900 runs, found
-    by a regular expression over each row's bytes, see ``qr.draw.dark_runs``).
+    by a regular expression over each row's bytes, as ``qr.draw.dark_runs`` does).
     """
-    matrix = qr_matrix(text)
-    n = len(matrix)
+    rows = qr_rows(text)
+    n = len(rows)
     module = size / (n + 8)  # 4-module quiet zone on each side
     c.setFillColor(colors.white)
     c.rect(x, y, size, size, stroke=0, fill=1)
     ops = [f"q 0 0 0 rg {module:.5f} 0 0 {module:.5f} {x + 4 * module:.3f} {y + 4 * module:.3f} cm"]
-    for row_index, row in enumerate(matrix):
+    for row_index, row in enumerate(rows):
         row_y = n - row_index - 1
-        ops += [f"{start} {row_y} {length} 1 re" for start, length in dark_runs(row)]
+        ops += [f"{m.start()} {row_y} {m.end() - m.start()} 1 re" for m in _DARK_RUN.finditer(row)]
     ops.append("f Q")
     c.addLiteral("\n".join(ops))
 
