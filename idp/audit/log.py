@@ -51,6 +51,21 @@ __all__ = ["AuditLog"]
 
 logger = logging.getLogger(__name__)
 
+_HEAD: sa.Table = AuditHead.__table__  # type: ignore[assignment]
+_EVENTS: sa.Table = AuditEvent.__table__  # type: ignore[assignment]
+# The append's statements, built once on the tables (not the mapped classes) and run
+# on the session's connection: built per batch through the ORM they cost more than a
+# millisecond of the writer's CPU per batch, which the request threads then lacked
+# (profiled: the ORM's bulk-update path, statement building and cache keys; issue 16).
+_BUMP = (
+    sa.update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + sa.bindparam("n", type_=sa.BigInteger()))
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_SET_HEAD = sa.update(_HEAD).where(_HEAD.c.id == 1).values(hash=sa.bindparam("new_hash", type_=sa.String()))
+_INSERT = sa.insert(_EVENTS)
+
 # One throw-away key per process for an AuditLog built without a key ring
 # (tests of other areas): every instance in the process agrees on it, and
 # nothing it keys verifies anywhere else, which verify reports.
@@ -181,19 +196,14 @@ class AuditLog(ChainReader):
 
     def _append(self, s: Session, batch: list[Pending]) -> list[dict[str, Any]]:
         n = len(batch)
+        conn = s.connection()
         # One UPDATE … RETURNING reserves the batch's seqs and reads the head:
         # it takes the row lock (PostgreSQL) or the write lock (SQLite) first,
         # so the head we chain onto cannot change under us.
-        bump = (
-            sa.update(AuditHead)
-            .where(AuditHead.id == 1)
-            .values(seq=AuditHead.seq + n)
-            .returning(AuditHead.seq, AuditHead.hash)
-        )
-        got = s.execute(bump).one_or_none()
+        got = conn.execute(_BUMP, {"n": n}).one_or_none()
         if got is None:
             self._create_head(s)
-            got = s.execute(bump).one()
+            got = conn.execute(_BUMP, {"n": n}).one()
         head_seq, head_hash = int(got[0]), str(got[1])
         prev = head_hash
         key = self._active_key()
@@ -216,9 +226,8 @@ class AuditLog(ChainReader):
             rows.append(row)
         # Core-speed bulk insert (the Table, not the mapped class, so the ORM's
         # bulk-persistence layer stays out): the background writer appends hundreds at once.
-        table: sa.Table = AuditEvent.__table__  # type: ignore[assignment]
-        s.execute(sa.insert(table), rows)
-        s.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(hash=prev))
+        conn.execute(_INSERT, rows)
+        conn.execute(_SET_HEAD, {"new_hash": prev})
         if n == 1:
             logger.info("audit %s seq=%d client=%s", batch[0].kind, rows[0]["seq"], batch[0].client_id or "-")
         else:

@@ -302,10 +302,13 @@ def token_reply(server: Any, request: Any) -> Reply:
         return _error_reply(server, request, error)
     dpop = server.provider.dpop
     try:
-        proof = dpop.bind_token_request(request)  # RFC 9449 §5; None without a DPoP header
-        grant.validate_token_request()
-        dpop.after_client_known(request, request.client)  # grants outside idp.oauth.grants too
-        reply = _authlib_reply(grant.create_token_response())
+        # The grant's statements (a refresh token's take, the new records) share one
+        # pooled connection: one checkout per request, not one per statement (issue 16).
+        with server.provider.tokens.store.one_connection():
+            proof = dpop.bind_token_request(request)  # RFC 9449 §5; None without a DPoP header
+            grant.validate_token_request()
+            dpop.after_client_known(request, request.client)  # grants outside idp.oauth.grants too
+            reply = _authlib_reply(grant.create_token_response())
     except OAuth2Error as error:
         return _error_reply(server, request, error)
     if proof is not None and "token" in dpop.nonce_endpoints:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..models import Citizen, TokenRecord
-from .pgdirect import Direct, json_param
+from .pgdirect import Direct, json_param, one_connection
 from .tokens import TokenStore
 
 __all__ = ["SqlTokenStore"]
@@ -134,6 +135,15 @@ class SqlTokenStore(TokenStore):
         self._db = db
         self._direct: dict[Any, Direct] = {}
         """The hot statements as :class:`~idp.oauth.pgdirect.Direct` (PostgreSQL only)."""
+
+    @contextlib.contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """The hot statements of this block share one pooled connection (:func:`~idp.oauth.pgdirect.one_connection`)."""
+        if self._db.dialect != "postgresql":
+            yield
+            return
+        with one_connection(self._db.engine):
+            yield
 
     def _run(self, key: Any, statement: Any, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         direct = self._direct.get(key)

@@ -10,6 +10,12 @@ failure or a crash only sends that token's userinfo to the database.
 
 Nothing that guards anything goes this way: revocation markers, the code's
 replay list and sessions are written in the request, as before.
+
+The writer lingers :attr:`SnapshotWriter.linger_seconds` after the first
+snapshot of a batch for more, as the audit writer does: under load a batch
+of one or two per round trip cost the refresh grant about a tenth of its
+process's CPU (the pipeline, the socket and the thread's wake-up are per
+batch). A userinfo request in that window reads the database instead.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from typing import Any
 
 __all__ = ["SnapshotWriter"]
@@ -29,9 +36,13 @@ class SnapshotWriter:
     """``put(key, value, ttl)`` now, ``SET key value EX ttl`` soon, batched."""
 
     max_batch = 500
+    linger_seconds = 0.02
+    """How long the writer waits for more snapshots after the first of a batch."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, linger_seconds: float | None = None) -> None:
         self._r = redis
+        if linger_seconds is not None:
+            self.linger_seconds = linger_seconds
         self._q: queue.SimpleQueue[tuple[str, str, int] | None] = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -68,9 +79,11 @@ class SnapshotWriter:
         while True:
             item = q.get()
             batch = [item]
+            until = time.monotonic() + self.linger_seconds
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(q.get_nowait())
+                    wait = until - time.monotonic()
+                    batch.append(q.get(timeout=wait) if wait > 0 else q.get_nowait())
                 except queue.Empty:
                     break
             items = [b for b in batch if b is not None]

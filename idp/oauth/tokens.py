@@ -24,6 +24,7 @@ Token values and codes never reach a log; ``jti``s and client ids do.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,11 @@ class TokenStore:
 
     def get(self, jti: str) -> dict[str, Any] | None:  # pragma: no cover
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """A block whose statements may share one database connection (one token request)."""
+        yield
 
     def take_refresh(self, jti: str, client_id: str, now: int, *, grace_seconds: int = 0,
                      jkt: str | None = None) -> tuple[str, dict[str, Any] | None]:  # pragma: no cover
