@@ -41,12 +41,12 @@ from keys.backend import Signer
 
 from ..cas.services import CAS_ATTRIBUTE, service_of
 from ..cas.slo import is_cas_session_index, logout_request, post_logout_request, request_id_for
-from ..models import Citizen, Client, LogoutDelivery, utcnow
+from ..models import Client, LogoutDelivery, utcnow
 from ..netpolicy import check_outbound_url
-from ..oauth.subject import sector_of, subject_for
 from ..settings import IdpSettings
 from .http import Outcome, post_logout_token
 from .queue import TransientDelivery
+from .rows import Attempt, DeliveryRows, insert_oidc_deliveries, retry_delay_ms
 from .tokens import LogoutTokenSpec, encode_logout_token
 
 __all__ = [
@@ -69,12 +69,13 @@ SWEEP_BATCH = 5000
 _JTI_NAMESPACE = uuid.UUID("5a0c6a55-3f2e-4d8e-9c59-6b1c0a8f0e11")
 
 
-def delivery_jti(issuer: str, row: LogoutDelivery) -> str:
+def delivery_jti(issuer: str, row: Any) -> str:
     """The ``jti`` of a delivery: stable across retries, unique per row.
 
     Derived from the row instead of stored: the row's ``sid`` is random and its
     ``created_at`` has microseconds, so two rows never share it, even across
-    databases.
+    databases. ``row``: a :class:`~idp.models.LogoutDelivery` or the attempt's
+    read (:class:`idp.logout.rows.Attempt`), which carry the same values.
     """
     created = row.created_at.astimezone(dt.UTC).isoformat() if row.created_at else ""
     return str(uuid.uuid5(_JTI_NAMESPACE, f"{issuer}|{row.id}|{row.sid}|{row.client_id}|{created}"))
@@ -158,6 +159,7 @@ class LogoutService:
     ) -> None:
         self.settings = settings
         self.database = database
+        self.rows = DeliveryRows(database)
         self._signer = signer
         self._salt = pairwise_salt
         self.sessions = sessions
@@ -191,8 +193,7 @@ class LogoutService:
             return []
         # Committed: now the jobs. A failure to enqueue leaves the rows pending
         # for the recovery sweep instead of losing them.
-        for delivery_id in ids:
-            self._enqueue(delivery_id)
+        self._enqueue_all(ids)
         if ids:
             logger.info("session %s ended (%s): %d back-channel deliveries queued", session.sid, reason, len(ids))
         return ids
@@ -239,44 +240,8 @@ class LogoutService:
         client_ids = sorted(session.clients)
         if not client_ids:
             return []
-        clients = db.scalars(
-            sa.select(Client).where(
-                Client.client_id.in_(client_ids), Client.backchannel_logout_uri.is_not(None)
-            )
-        ).all()
-        clients = [c for c in clients if c.backchannel_logout_uri]
-        if not clients:
-            return []
-        citizen = None
-        try:
-            citizen = db.get(Citizen, int(session.citizen_id))
-        except (TypeError, ValueError):
-            citizen = None
-        rows = []
-        for client in clients:
-            sub = None
-            if citizen is not None:
-                sub = subject_for(
-                    subject_type=client.subject_type,
-                    sector=sector_of(client.sector_identifier, client.redirect_uris, client.client_id),
-                    public_id=citizen.public_id,
-                    salt=self._salt,
-                )
-            row = LogoutDelivery(
-                sid=session.sid,
-                client_id=client.client_id,
-                sub=sub,
-                uri=client.backchannel_logout_uri,
-                status="pending",
-                attempts=0,
-                reason=reason,
-                created_at=now,
-                next_attempt_at=now,
-            )
-            db.add(row)
-            rows.append(row)
-        db.flush()
-        return [r.id for r in rows]
+        return insert_oidc_deliveries(db, sid=session.sid, citizen_id=session.citizen_id, client_ids=client_ids,
+                                      reason=reason, now=now, salt=self._salt)
 
     def _enqueue(self, delivery_id: int) -> None:
         if self.queue is None:
@@ -287,6 +252,16 @@ class LogoutService:
         except Exception:
             logger.exception("could not queue delivery %s; the recovery sweep will", delivery_id)
 
+    def _enqueue_all(self, ids: list[int]) -> None:
+        if self.queue is None or len(ids) < 2:
+            for delivery_id in ids:
+                self._enqueue(delivery_id)
+            return
+        try:
+            self.queue.enqueue_deliveries([str(i) for i in ids])
+        except Exception:
+            logger.exception("could not queue deliveries %s; the recovery sweep will", ids)
+
     # -- job: one attempt ---------------------------------------------------
     def attempt(self, delivery_id: str) -> None:
         """Deliver ``delivery_id`` once (the Dramatiq actor's body).
@@ -295,29 +270,28 @@ class LogoutService:
         later; returns normally when the row is delivered, failed for good,
         or not pending any more (a duplicate job is harmless).
         """
-        with self.database.session() as db:
-            row = db.get(LogoutDelivery, int(delivery_id))
-            if row is None or row.status != "pending":
-                return
-            spec = LogoutTokenSpec(
-                issuer=self.settings.issuer,
-                client_id=row.client_id,
-                jti=delivery_jti(self.settings.issuer, row),
-                sid=row.sid,
-                sub=row.sub,
-            )
-            uri = row.uri
-            created = row.created_at
-            # Sign with the algorithm the client gets its ID tokens in: an RP
-            # that registered RS256 may accept nothing else (OIDC Registration §2).
-            registered = db.execute(
-                sa.select(Client.id_token_signed_response_alg, Client.attributes).where(Client.client_id == row.client_id)
-            ).first()
-            alg = registered[0] if registered is not None else None
-            # A CAS row: its client is a CAS service (or is gone and the row holds a
-            # ticket). An OIDC pairwise sub may begin with "ST-" too: the client decides.
-            is_cas = (CAS_ATTRIBUTE in (registered[1] or {})) if registered is not None else True
-            cas_index = row.sub if is_cas and is_cas_session_index(row.sub) else None
+        # One autocommit read of the row and its client (DeliveryRows): an attempt
+        # is paid once per relying party of a fan-out.
+        row = self.rows.read(int(delivery_id))
+        if row is None or row.status != "pending":
+            return
+        spec = LogoutTokenSpec(
+            issuer=self.settings.issuer,
+            client_id=row.client_id,
+            jti=delivery_jti(self.settings.issuer, row),
+            sid=row.sid,
+            sub=row.sub,
+        )
+        uri = row.uri
+        created = row.created_at
+        # Sign with the algorithm the client gets its ID tokens in: an RP
+        # that registered RS256 may accept nothing else (OIDC Registration §2).
+        registered = row.registered is not None
+        alg = row.alg if registered else None
+        # A CAS row: its client is a CAS service (or is gone and the row holds a
+        # ticket). An OIDC pairwise sub may begin with "ST-" too: the client decides.
+        is_cas = (CAS_ATTRIBUTE in (row.attributes or {})) if registered else True
+        cas_index = row.sub if is_cas and is_cas_session_index(row.sub) else None
         outcome = _check_uri(uri, allow_loopback=self.allow_loopback)
         if outcome is None and cas_index is not None:
             # CAS single logout (issue 21 §3): the SAML LogoutRequest, same checks, deadline and retries.
@@ -335,45 +309,28 @@ class LogoutService:
             )
         now = utcnow()
         give_up = (now - created).total_seconds() >= self.settings.logout_retry_seconds
-        self._record_outcome(int(delivery_id), outcome, now, give_up=give_up)
+        self._record_outcome(row, outcome, now, give_up=give_up)
         if outcome.result == "retry" and not give_up:
             raise TransientDelivery(outcome.detail)
 
-    def _record_outcome(self, delivery_id: int, outcome: Outcome, now: dt.datetime, *, give_up: bool) -> None:
-        with self.database.session() as db:
-            row = db.get(LogoutDelivery, delivery_id)
-            if row is None or row.status != "pending":
-                return
-            row.attempts += 1
-            if outcome.result == "delivered":
-                row.status = "delivered"
-                row.delivered_at = now
-                row.next_attempt_at = None
-                row.last_error = None
+    def _record_outcome(self, row: Attempt, outcome: Outcome, now: dt.datetime, *, give_up: bool) -> None:
+        """Settle ``row`` (as :meth:`DeliveryRows.read` read it) after one attempt."""
+        if outcome.result == "delivered":
+            if self.rows.settle(row.id, "delivered", now=now):
                 logger.info("logout delivery %s to client %s delivered", row.id, row.client_id)
-            elif outcome.result == "failed" or give_up:
-                row.status = "failed"
-                row.next_attempt_at = None
-                row.last_error = (
-                    outcome.detail if outcome.result == "failed" else f"gave up: {outcome.detail}"
-                )[:500]
-                logger.warning(
-                    "logout delivery %s to client %s failed: %s", row.id, row.client_id, row.last_error
-                )
-            else:
-                row.last_error = outcome.detail[:500]
-                row.next_attempt_at = now + dt.timedelta(
-                    milliseconds=min(
-                        self.settings.logout_max_backoff_ms,
-                        self.settings.logout_min_backoff_ms * 2 ** min(row.attempts - 1, 30),
-                    )
-                )
-                logger.info(
-                    "logout delivery %s to client %s will be retried: %s",
-                    row.id,
-                    row.client_id,
-                    outcome.detail,
-                )
+        elif outcome.result == "failed" or give_up:
+            error = (outcome.detail if outcome.result == "failed" else f"gave up: {outcome.detail}")[:500]
+            if self.rows.settle(row.id, "failed", now=now, error=error):
+                logger.warning("logout delivery %s to client %s failed: %s", row.id, row.client_id, error)
+        else:
+            # The counter read with the row, plus this attempt: attempts of one
+            # delivery do not overlap (the queue's lock), so it is the stored one.
+            delay = retry_delay_ms(row.attempts + 1, min_ms=self.settings.logout_min_backoff_ms,
+                                   max_ms=self.settings.logout_max_backoff_ms)
+            if self.rows.settle(row.id, "retry", now=now, error=outcome.detail,
+                              next_attempt_at=now + dt.timedelta(milliseconds=delay)):
+                logger.info("logout delivery %s to client %s will be retried: %s", row.id, row.client_id,
+                            outcome.detail)
 
     # -- recovery and the periodic sweep ---------------------------------
     def resend_pending(self, *, only_lost: bool = True, limit: int = 1000) -> int:
@@ -430,8 +387,7 @@ class LogoutService:
                 self.queue.park(item, front=True)
                 logger.warning("parked session ends still cannot be recorded; next sweep tries again")
                 break
-            for delivery_id in ids:
-                self._enqueue(delivery_id)
+            self._enqueue_all(ids)
             done += 1
         return done
 

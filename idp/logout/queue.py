@@ -75,6 +75,18 @@ DELIVER_ACTOR = "logout_deliver"
 SWEEP_ACTOR = "idp_sweep"
 
 
+_TAKEN = -10
+_TAKE_LOCK = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+  return -10
+end
+return redis.call('PTTL', KEYS[1])
+"""
+"""KEYS: a delivery's lock and marker. Takes the lock and refreshes the marker, answering
+``_TAKEN``; or answers the held lock's remaining milliseconds (PTTL: negative when it has none)."""
+
+
 class TransientDelivery(Exception):
     """The relying party could not be reached or answered 5xx: retry later.
 
@@ -205,6 +217,7 @@ class JobQueue:
             self._marker_prefix = f"{namespace}:logout-job:"
         self._parked = f"{prefix}logout:parked"
         self._sweep_lease = _Lease(redis, f"{prefix}sweep-lease")
+        self._take_lock = redis.register_script(_TAKE_LOCK)
         self._worker: dramatiq.Worker | None = None
         self._lock = threading.Lock()
         self._unqueued: set[str] = set()
@@ -253,6 +266,22 @@ class JobQueue:
         self.deliver.send(delivery_id)
         self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
 
+    def enqueue_deliveries(self, delivery_ids: list[str]) -> None:
+        """Queue one attempt of each delivery: the jobs one by one, then their markers in one round trip.
+
+        A session's fan-out queues up to one job per relying party; the markers
+        follow all of its jobs (so the order of :meth:`enqueue_delivery` holds for
+        each) as one pipeline instead of a round trip each. A marker set after its
+        job already ran outlives a delivered row harmlessly: recovery only looks at
+        pending rows, and treats a row overdue by minutes as lost whatever its marker.
+        """
+        for delivery_id in delivery_ids:
+            self.deliver.send(delivery_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for delivery_id in delivery_ids:
+            pipe.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
+        pipe.execute()
+
     def has_job(self, delivery_id: str) -> bool:
         """Whether a job for ``delivery_id`` is believed to be queued (its marker lives)."""
         return bool(self._redis.exists(self._marker_prefix + delivery_id))
@@ -281,28 +310,35 @@ class JobQueue:
         # One attempt at a time per delivery: a duplicate job (recovery after a
         # restart, an operator's resend) that finds another attempt running
         # drops out; one that runs later finds the row delivered and stops.
-        lock = f"{self._marker_prefix}{delivery_id}:lock"
-        if not self._redis.set(lock, "1", nx=True, px=delivery_lock_ms(self.settings)):
+        marker = self._marker_prefix + delivery_id
+        lock = f"{marker}:lock"
+        # The lock and, when taken, the marker's refresh (while retries go on,
+        # recovery leaves this row alone) in one round trip; on a Cluster both
+        # keys carry the queue's hash tag (__init__).
+        left = self._take_lock(keys=[lock, marker], args=[delivery_lock_ms(self.settings), self._marker_ttl_ms()])
+        if left != _TAKEN:
             # Held: an attempt runs, or ran on a worker that died holding it (the
             # broker gave this job back). Come back when the lock is free, or the
             # dead worker's delivery would wait for the recovery sweep.
-            left = self._redis.pttl(lock)
             if isinstance(left, int) and left > 0:
                 self.deliver.send_with_options(args=(delivery_id,), delay=left + 100)
             return
-        # Refresh the marker: while retries go on, recovery leaves this row alone.
-        self._redis.set(self._marker_prefix + delivery_id, "1", px=self._marker_ttl_ms())
         fault_point("logout.after_fetch")
+        forget = False
         try:
             self.handlers.attempt(delivery_id)
+            forget = True
         except TransientDelivery:
             raise
         except Exception:
-            self.forget_job(delivery_id)
+            forget = True  # not retried (a bug): without its marker the row is the sweep's again
             raise
         finally:
-            self._redis.delete(lock)
-        self.forget_job(delivery_id)
+            # Lock and marker in one DEL; a retry (TransientDelivery) keeps its marker.
+            if forget:
+                self._redis.delete(lock, marker)
+            else:
+                self._redis.delete(lock)
 
     def _sweep(self) -> None:
         period_ms = max(1, self.settings.session_sweep_seconds) * 1000
