@@ -24,13 +24,14 @@ import io
 import logging
 import re
 import threading
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
@@ -57,6 +58,17 @@ FONT_CANDIDATES: tuple[Path, ...] = (
 # Binary (Flate-only) streams: reportlab's default ASCII85 layer makes files
 # 25 % larger and costs ~5 ms per page in pure Python. Process-wide setting.
 rl_config.useA85 = 0
+
+
+def _deflate_fast(text: str | bytes) -> bytes:
+    return zlib.compress(text.encode("utf8") if isinstance(text, str) else text, 1)
+
+
+# zlib level 1 instead of reportlab's default 6 for the page and the font subset:
+# ~0.45 ms less per certificate (a tenth of the page's rendering, issue 16) for
+# ~1.5 KB (~6 %) more per file. Process-wide as the setting above: reportlab's
+# one Flate filter object, which only this module uses.
+pdfdoc.PDFZCompress.encode = _deflate_fast
 
 _font_lock = threading.Lock()
 _font_registered: str | None = None
