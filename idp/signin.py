@@ -14,7 +14,9 @@ the consent table is :class:`idp.consents.ConsentService`.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,6 +84,14 @@ class Browser:
 
     hash: str
     new_cookie: str | None = None
+
+    @classmethod
+    def of_cookie(cls, value: str | None) -> Browser:
+        """The browser whose flow cookie is ``value``; one without a usable cookie gets a new value."""
+        if not value or len(value) < 20 or len(value) > 64:
+            value = secrets.token_urlsafe(24)
+            return cls(hashlib.sha256(value.encode()).hexdigest(), value)
+        return cls(hashlib.sha256(value.encode()).hexdigest())
 
 
 # ------------------------------------------------------------------ outcomes

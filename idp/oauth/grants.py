@@ -150,6 +150,9 @@ class OpenIDRefresh(OpenIDCode):
 class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
+    _validated: tuple[dict[str, str], str] | None = None
+    """The request's parameters but ``scope``, and its redirect URI, once validated."""
+
     def generate_authorization_code(self) -> str:  # replaced by save below
         return ""
 
@@ -161,11 +164,32 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
         then shows only what may be granted, and the token response's
         ``scope`` says what was (RFC 6749 §5.1).
         """
-        redirect_uri: str = super().validate_authorization_request()
-        jkt = self.request.payload.data.get("dpop_jkt")
-        if jkt is not None and not JKT_PATTERN.fullmatch(jkt):  # RFC 9449 §10, told to the client
-            raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint", redirect_uri=redirect_uri)
+        others = {k: v for k, v in self.request.payload.data.items() if k != "scope"}
+        seen = self._validated
+        if seen is not None and seen[0] == others and self.request.client is not None:
+            # Validated already, and only the scope changed since: the sign-in cuts it
+            # in the parameters after its decision, and Authlib's create_authorization_response
+            # validates the request again before the code is issued (idp.signin). So the
+            # checks of the scope run again, the others (client, redirect URI, response
+            # type, PKCE, nonce, dpop_jkt) are not run twice over the same values.
+            redirect_uri = seen[1]
+            try:
+                self.validate_requested_scope()
+                scope = self.request.client.get_allowed_scope(self.request.payload.scope)
+                if scope is None:
+                    raise InvalidScopeError()
+            except OAuth2Error as error:
+                error.redirect_uri = redirect_uri
+                raise
+            self.request.scope = scope
+        else:
+            redirect_uri = super().validate_authorization_request()
+            jkt = self.request.payload.data.get("dpop_jkt")
+            if jkt is not None and not JKT_PATTERN.fullmatch(jkt):  # RFC 9449 §10, told to the client
+                raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint",
+                                          redirect_uri=redirect_uri)
         self.request.scope = grant_scope(self.request.client, self.GRANT_TYPE, self.request.scope, strict=False)
+        self._validated = (others, redirect_uri)
         return redirect_uri
 
     def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> Any:
@@ -220,9 +244,9 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
         provider = _provider(self)
         result = provider.codes.consume(code)
         if result.status == "replayed":
-            # RFC 6749 §4.1.2 / §10.5: deny, and revoke what the code produced.
-            n = provider.tokens.revoke(jtis=provider.codes.issued_tokens(code),
-                                       code_hash=provider.codes.hash_of(code))
+            # RFC 6749 §4.1.2 / §10.5: deny, and revoke what the code produced (its
+            # records carry the code's hash: provider.generate_token).
+            n = provider.tokens.revoke(code_hash=provider.codes.hash_of(code))
             provider.audit("token.code_replay", client_id=client.client_id, detail={"revoked": n})
             logger.warning("authorization code replayed by client %s; %d token(s) revoked", client.client_id, n)
             return None

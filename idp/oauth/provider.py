@@ -336,17 +336,11 @@ class Provider:
         # milliseconds, is flushed at exit, and is retried while the database
         # is away; only a crash of the process in that window loses it.
         self.audit("token.grant", client_id=client_id, detail=detail)
-        # The replay list and the userinfo snapshot: one Redis round trip. A
-        # grant with no replay list (refresh) leaves the snapshot, a cache, to
-        # the background writer and answers without a Redis round trip (issue 16).
-        code_hash = rows[0].get("code_hash")
-        if code_hash and request.payload.grant_type == "authorization_code":
-            pipe = self.redis.pipeline(transaction=False)
-            self.codes.record_tokens(code_hash, [r["jti"] for r in rows], pipe=pipe)
-            if snapshot is not None:
-                self.tokens.save_snapshot(*snapshot, pipe=pipe)
-            pipe.execute()
-        elif snapshot is not None:
+        # The userinfo snapshot is a cache (userinfo reads the database without
+        # it): the background writer keeps it, and the grant answers without a
+        # Redis round trip (issue 16). A replayed code finds what it produced by
+        # the code's hash on these records (AuthorizationCodeGrant.query_authorization_code).
+        if snapshot is not None:
             self.tokens.save_snapshot(*snapshot, background=True)
 
     # revocation on session end (issue 4 §6) ---------------------------

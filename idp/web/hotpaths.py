@@ -20,6 +20,14 @@ responses.
 Discovery (issue 16): the document changes only with the deployment, so the
 Flask view's first plain 200 answer (body, ETag, headers) is kept and replayed
 for plain GETs; a conditional or otherwise unusual request still goes to it.
+
+The silent SSO sign-in (issue 16): ``GET /authorize`` from a browser with an
+SSO session cookie asks the same :class:`idp.signin.SignIn` object the Flask
+view asks. When the answer is the code redirect, it is sent from here; any
+other outcome (a page, an error redirect, a step) and any exception are
+handed to the Flask view in the environ (:data:`DECIDED_KEY`), which answers
+them exactly as it answers its own, so the sign-in is decided once and its
+pages, errors and cookies stay the Flask layer's.
 """
 
 from __future__ import annotations
@@ -32,15 +40,22 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.sansio.http import parse_cookie
 
 from keys.logs import ENDPOINT_KEY
 
 from ..metrics import observe_hot, observe_request
 from ..oauth.endpoints import Reply, endpoint_reply, json_reply, token_reply, userinfo_reply
+from ..redis import REDIS_OUTAGE
+from ..signin import Browser, IssueCode
 from .oauth_server import ParamsRequest
-from .security import MAX_BODY, MAX_PARAM
+from .security import CSP, HOST_PREFIX, MAX_BODY, MAX_PARAM
 
-__all__ = ["HotPaths", "DISCOVERY_PATHS"]
+__all__ = ["HotPaths", "DISCOVERY_PATHS", "DECIDED_KEY"]
+
+DECIDED_KEY = "yiwang.authorize.decided"
+"""Environ key: what the sign-in decided for a ``GET /authorize`` the hot path began (an
+outcome, or the exception it raised), for the Flask view to answer. No header can set it."""
 
 DISCOVERY_PATHS = {"/.well-known/openid-configuration": "wellknown.openid_configuration",
                    "/.well-known/oauth-authorization-server": "wellknown.oauth_metadata"}
@@ -65,6 +80,31 @@ class _Parsed:
 
     def oauth_request(self) -> ParamsRequest:
         return ParamsRequest(self.method, self.form, form=self.form, headers=self.headers, datalist=self.datalist)
+
+
+def _query(environ: dict[str, Any]) -> dict[str, str] | None:
+    """A body-less request's query parameters, or ``None`` when Flask should see it.
+
+    ``None`` for whatever Flask's input check (:func:`.security._check_input`) or the
+    authorize view's repeated-parameter check would look at twice: a body, a long
+    or non-ASCII query string, invalid UTF-8, U+0000, an overlong name or value,
+    any name given twice. What passes reads as ``request.values.to_dict()`` would.
+    """
+    if environ.get("CONTENT_LENGTH") not in (None, "", "0") or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    qs = environ.get("QUERY_STRING", "")
+    if len(qs) > MAX_BODY or not qs.isascii():
+        return None
+    try:
+        pairs = parse_qsl(qs, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    params: dict[str, str] = {}
+    for k, v in pairs:
+        if k in params or len(k) > 128 or len(v) > MAX_PARAM or "\x00" in v or "\x00" in k:
+            return None
+        params[k] = v
+    return params
 
 
 def _parse(environ: dict[str, Any]) -> _Parsed | None:
@@ -110,6 +150,9 @@ class HotPaths:
         self._runtime = runtime
         self._documents: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {}
         """Discovery: path → Flask's own 200 answer (status, headers, body), replayed (issue 16)."""
+        prefix = HOST_PREFIX if runtime.secure_cookies else ""  # security.cookie_name, without Flask
+        self._session_cookie = prefix + "yw_sso"  # common.SESSION_COOKIE
+        self._browser_cookie = prefix + "yw_flowb"  # common.BROWSER_COOKIE
         self._routes: dict[tuple[str, str], Callable[[_Parsed], Reply]] = {
             ("POST", "/token"): self._token,
             ("POST", "/introspect"): self._introspect,
@@ -120,7 +163,10 @@ class HotPaths:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self._routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
         if handler is None:
-            if environ.get("PATH_INFO") in DISCOVERY_PATHS and environ.get("REQUEST_METHOD") == "GET":
+            path = environ.get("PATH_INFO")
+            if path == "/authorize" and environ.get("REQUEST_METHOD") == "GET":
+                return self._authorize(environ, start_response)
+            if path in DISCOVERY_PATHS and environ.get("REQUEST_METHOD") == "GET":
                 return self._discovery(environ, start_response)
             return self._flask(environ, start_response)
         started = time.perf_counter()
@@ -144,6 +190,44 @@ class HotPaths:
 
     def _userinfo(self, parsed: _Parsed) -> Reply:
         return userinfo_reply(self._runtime.provider, parsed.method, parsed.headers, parsed.form)
+
+    def _authorize(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """``GET /authorize``: the code redirect of a silent SSO sign-in without Flask.
+
+        Only a browser with a session cookie can be answered with a code, so a
+        request without one (or with anything :func:`_query` leaves to Flask, or a
+        ``lang`` switch, whose cookie Flask sets) goes to the view untouched. The
+        rest is decided here by the view's own :class:`~idp.signin.SignIn`, with
+        the session and browser read as ``common.current_session`` and
+        ``common.browser`` read them; every outcome but the code redirect, and
+        any exception, goes to the view with the decision (:data:`DECIDED_KEY`).
+        """
+        started = time.perf_counter()
+        cookies = parse_cookie(environ.get("HTTP_COOKIE"))
+        session_cookie = cookies.get(self._session_cookie)
+        params = _query(environ) if session_cookie else None
+        if params is None or "lang" in params:
+            return self._flask(environ, start_response)
+        runtime = self._runtime
+        try:
+            session = runtime.sessions.get_by_cookie(session_cookie, touch=True)
+            outcome = runtime.signin.authorize(params, session=session,
+                                               browser=Browser.of_cookie(cookies.get(self._browser_cookie)),
+                                               now=runtime.provider.tokens.now())
+        except Exception as e:  # noqa: BLE001 - the view raises it: Flask's error pages answer
+            environ[DECIDED_KEY] = e
+            return self._flask(environ, start_response)
+        answer = _code_redirect(outcome)
+        if answer is None:
+            environ[DECIDED_KEY] = outcome
+            return self._flask(environ, start_response)
+        status, headers = answer
+        environ[ENDPOINT_KEY] = "oauth.authorize"
+        start_response(status, headers)
+        observe_request("oauth.authorize", time.perf_counter() - started)
+        if REDIS_OUTAGE.down:  # as errors._redis_back: an answer after an outage says it is over
+            REDIS_OUTAGE.answered()
+        return [b""]
 
     def _discovery(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The discovery document as the Flask view (``views_wellknown``) answered it the first time.
@@ -199,3 +283,22 @@ class HotPaths:
         logger.exception("unexpected error on %s", path)
         return json_reply(500, {"error": "server_error"})
 
+
+def _code_redirect(outcome: Any) -> tuple[str, list[tuple[str, str]]] | None:
+    """The code redirect (status line, headers) as the Flask view sends it, or ``None`` for any other outcome.
+
+    Authlib's response (``oauth_server.handle_response``) with the headers
+    ``security.install_security`` adds to an HTML-typed answer.
+    """
+    if not isinstance(outcome, IssueCode):
+        return None
+    resp = outcome.response
+    if resp.status_code != 302 or resp.mimetype != "text/html" or resp.headers.get("Set-Cookie") is not None:
+        return None
+    headers = list(resp.headers.items())
+    have = {k.lower() for k, _ in headers}
+    for k, v in (*_COMMON, ("Content-Security-Policy", CSP), ("X-Frame-Options", "DENY"),
+                 ("Cache-Control", "no-store")):
+        if k.lower() not in have:
+            headers.append((k, v))
+    return resp.status, headers

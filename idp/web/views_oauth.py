@@ -13,6 +13,7 @@ from ..oauth.endpoints import endpoint_reply, token_reply, userinfo_reply
 from ..oauth.grants import AUTH_METHODS
 from ..signin import unsupported
 from .common import browser, current_session, rt
+from .hotpaths import DECIDED_KEY
 from .oauth_server import NO_STORE, flask_request_params, to_response
 from .responses import error_page, outcome_response
 
@@ -47,6 +48,11 @@ def oauth_error_response(error: OAuth2Error) -> Response:
 
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Any:
+    decided = request.environ.pop(DECIDED_KEY, None)
+    if decided is not None:  # the sign-in already ran in the hot path (.hotpaths): answer what it decided
+        if isinstance(decided, Exception):
+            raise decided
+        return outcome_response(decided)
     values = request.values
     for name in _SINGLE:
         if len(values.getlist(name)) > 1:

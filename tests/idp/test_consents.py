@@ -54,7 +54,7 @@ def test_device_approval_adds_to_the_consent_and_returns_the_device_scope(consen
     assert _held(consents, citizen) == {rp.client_id: ["openid", "profile", "phone"]}
 
 
-def test_citizen_and_consent_is_one_query(consents, citizen, rp, idp_services):
+def test_citizen_and_consent_is_one_query(consents, citizen, rp, idp_services, monkeypatch):
     consents.remember(citizen.id, rp.client_id, ["profile"])
     statements: list[str] = []
 
@@ -62,6 +62,16 @@ def test_citizen_and_consent_is_one_query(consents, citizen, rp, idp_services):
     def _count(_conn, _cursor, statement, *_args):
         statements.append(statement)
 
+    # On PostgreSQL the read goes straight to psycopg (idp.oauth.pgdirect), past SQLAlchemy's events.
+    from idp.oauth.pgdirect import Direct
+
+    direct_rows = Direct.rows
+
+    def counted(self, engine, params):
+        statements.append(self.sql)
+        return direct_rows(self, engine, params)
+
+    monkeypatch.setattr(Direct, "rows", counted)
     try:
         found, consent = consents.citizen_and_consent(citizen.id, rp.client_id)
     finally:
@@ -72,6 +82,26 @@ def test_citizen_and_consent_is_one_query(consents, citizen, rp, idp_services):
     other = make_rp(idp_services, name="另一个")
     assert consents.citizen_and_consent(citizen.id, other.client_id)[1] is None
     assert consents.citizen_and_consent(citizen.id + 1000, rp.client_id) == (None, None)
+
+
+def test_citizen_and_consent_reads_what_the_orm_path_reads(consents, citizen, rp, idp_services):
+    """The direct psycopg read (PostgreSQL) and SQLAlchemy's give the same views, revoked consent included."""
+    from idp.consents import _citizen_and_consent_stmt
+
+    def orm_path(client_id: str) -> Any:
+        row = idp_services.db.first_row(_citizen_and_consent_stmt(), {"citizen_id": citizen.id, "client_id": client_id})
+        return (tuple(row[:7]), (list(row[7] or []), row[8] is None) if row[9] is not None else None)
+
+    def service(client_id: str) -> Any:
+        found, consent = consents.citizen_and_consent(citizen.id, client_id)
+        return (tuple(found), (consent.scopes, consent.revoked_at is None) if consent is not None else None)
+
+    assert service(rp.client_id) == orm_path(rp.client_id)  # no consent row yet
+    consents.remember(citizen.id, rp.client_id, ["openid", "profile"])
+    assert service(rp.client_id) == orm_path(rp.client_id) and service(rp.client_id)[1] == (["openid", "profile"], True)
+    consents.revoke(citizen.id, rp.client_id)
+    assert service(rp.client_id) == orm_path(rp.client_id)
+    assert consents.citizen_and_consent(citizen.id, rp.client_id)[1].current is None
 
 
 def test_connected_apps_name_the_client(consents, citizen, rp):
