@@ -32,7 +32,7 @@ def _redis_ok(url: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
-    from benchmarks.logout_fanout import run
+    from benchmarks.logout_fanout import _cpu_note, run
     from idp.settings import IdpSettings
 
     prefix = f"benchlogout{uuid.uuid4().hex[:8]}:"
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     for r in results:
         print(
             f"  {r['setup']:<18} all 50 logout tokens delivered in {r['seconds'] * 1000:7.1f} ms"
-            f"  ({r['deliveries_per_s']:6.1f} deliveries/s)"
+            f"  ({r['deliveries_per_s']:6.1f} deliveries/s)" + _cpu_note(r)
         )
     return results  # for make bench's closing table (benchmarks.summary)
 
