@@ -46,29 +46,28 @@ def b43encode(data: bytes) -> str:
     return "".join(out)
 
 
-def _combine_groups(c: bytes, d: bytes, e: bytes) -> bytes:
-    """``c[i] + 43*d[i] + 1849*e[i]`` for every group, as 2-byte big-endian values.
+# Each digit of a group gets its own 24-bit slot: a group [c, d, e] is the 72-bit
+# number c*2**48 + d*2**24 + e. Multiplying by _WEIGHTS puts c + 43*d + 1849*e
+# (at most 79506) into the group's top slot; the other partial products land
+# in the two low slots of the same group or of the next more significant one
+# and stay below 2**24 there, so nothing carries into a top slot.
+_WEIGHTS = 1 + 43 * (1 << 24) + 1849 * (1 << 48)
 
-    Done with big-integer arithmetic instead of a Python loop: each digit
-    string is spread into 32-bit lanes of one integer, the three integers are
-    combined with the weights (the largest lane value, 79506, cannot carry
-    into the next lane), and the lanes are read back. A lane above 0xFFFF is
-    a non-canonical group and is refused.
+
+def _combine_groups(v: bytes, n: int) -> bytes:
+    """``c + 43*d + 1849*e`` for each of the first ``n`` 3-digit groups of ``v``, as
+    2-byte big-endian values; one big-integer multiplication instead of a Python
+    loop (see ``_WEIGHTS``). A group above 0xFFFF is non-canonical and refused.
     """
-    n = len(c)
-    lanes = bytearray(4 * n)
-    lanes[3::4] = c
-    total = int.from_bytes(lanes, "big")
-    lanes[3::4] = d
-    total += 43 * int.from_bytes(lanes, "big")
-    lanes[3::4] = e
-    total += 1849 * int.from_bytes(lanes, "big")
-    packed = total.to_bytes(4 * n, "big")
-    if packed[0::4].count(0) != n or packed[1::4].count(0) != n:
+    slots = bytearray(9 * n)
+    slots[2::3] = v[: 3 * n]
+    # 7 spare bytes on top: the highest group's spill-over into the next slots.
+    packed = (int.from_bytes(slots, "big") * _WEIGHTS).to_bytes(9 * n + 7, "big")
+    if packed[7::9].count(0) != n:
         raise Base43Error("a 3-character group out of range")
     out = bytearray(2 * n)
-    out[0::2] = packed[2::4]
-    out[1::2] = packed[3::4]
+    out[0::2] = packed[8::9]
+    out[1::2] = packed[9::9]
     return bytes(out)
 
 
@@ -86,7 +85,7 @@ def b43decode(text: str) -> bytes:
     if rest == 1:
         raise Base43Error("a dangling single character at the end")
     end = full * 3
-    out = _combine_groups(v[0:end:3], v[1:end:3], v[2:end:3]) if full else b""
+    out = _combine_groups(v, full) if full else b""
     if rest == 2:
         n = v[end] + v[end + 1] * _B
         if n > 0xFF:

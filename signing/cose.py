@@ -12,10 +12,10 @@ raw ``r || s`` that ``Signer.sign`` gives by default (RFC 9053 §2.1).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from keys.backend import Signer
 
@@ -55,7 +55,7 @@ _HDR_KID = 4
 COSE_SIGN1_TAG = 18
 
 _MAX_DEPTH = 6
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_ECDSA_SHA256_PREHASHED = ec.ECDSA(Prehashed(hashes.SHA256()))
 
 
 def _reject_tag(_decoder: Any) -> Any:
@@ -103,6 +103,15 @@ _MAPS = (dict, cbor2.frozendict)
 _ARRAYS = (list, tuple)
 
 
+_DECODER_OPTIONS: dict[str, Any] = {
+    "max_depth": _MAX_DEPTH,
+    "allow_indefinite": False,
+    "allow_duplicate_keys": False,
+    "tag_hook": _keep_tag,
+    "semantic_decoders": _NO_SEMANTIC_TAGS,
+}
+
+
 def cbor_decode_strict(data: bytes, *, what: str) -> Any:
     """Decode exactly one CBOR item with no trailing bytes, no indefinite
     lengths, no duplicate map keys and a shallow nesting limit.
@@ -112,15 +121,7 @@ def cbor_decode_strict(data: bytes, *, what: str) -> Any:
     """
     fp = io.BytesIO(data)
     try:
-        decoder = cbor2.CBORDecoder(
-            fp,
-            max_depth=_MAX_DEPTH,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            tag_hook=_keep_tag,
-            semantic_decoders=_NO_SEMANTIC_TAGS,
-        )
-        value = decoder.decode()
+        value = cbor2.CBORDecoder(fp, **_DECODER_OPTIONS).decode()
     except Exception as exc:  # cbor2 raises CBORDecodeError, ValueError, OverflowError, ...
         raise PayloadError(f"the {what} is not well-formed CBOR", reason="cbor") from exc
     if fp.tell() != len(data):
@@ -159,15 +160,17 @@ class Sign1:
     it only selects the key; the signature check is what binds it)."""
     payload: bytes
     signature: bytes
+    signed_bytes: bytes = field(init=False, repr=False, compare=False)
+    """The Sig_structure the signature covers."""
+
+    def __post_init__(self) -> None:
+        # Built here, not in a cached_property: every Sign1 comes from sign1_decode and is
+        # verified, and Python 3.11's cached_property takes a lock on each first read.
+        object.__setattr__(self, "signed_bytes", sig_structure(self.protected, self.payload))
 
     @property
     def algorithm(self) -> str:
         return _ALG_NAMES[self.alg]
-
-    @cached_property
-    def signed_bytes(self) -> bytes:
-        """The Sig_structure the signature covers."""
-        return sig_structure(self.protected, self.payload)
 
 
 def sign1_encode(payload: bytes, signer: Signer, kid: bytes) -> bytes:
@@ -211,8 +214,9 @@ def sign1_decode(data: bytes) -> Sign1:
     alg = header.get(_HDR_ALG)
     if type(alg) is not int or alg not in _ALG_NAMES:
         raise PayloadError("the COSE algorithm must be ES256 (-7) or EdDSA (-8)", reason="cose")
-    if set(header) - {_HDR_ALG}:
+    if len(header) != 1:
         # RFC 9052 §3.1: we do not understand other protected parameters ("crit" included).
+        # The algorithm is the one key known to be there (found above).
         raise PayloadError(
             "the COSE protected header has parameters this verifier does not know", reason="cose"
         )
@@ -221,7 +225,7 @@ def sign1_decode(data: bytes) -> Sign1:
         raise PayloadError("the COSE message carries no key id (kid)", reason="cose")
     if _HDR_ALG in unprotected:
         raise PayloadError("the COSE algorithm must be in the protected header", reason="cose")
-    return Sign1(protected=protected, alg=alg, kid=kid, payload=payload, signature=signature)
+    return Sign1(protected, alg, kid, payload, signature)
 
 
 def verify_signature(message: Sign1, public_key: PublicKeyTypes) -> str | None:
@@ -237,7 +241,9 @@ def verify_signature(message: Sign1, public_key: PublicKeyTypes) -> str | None:
             der = encode_dss_signature(
                 int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
             )
-            public_key.verify(der, data, _ECDSA_SHA256)
+            # The same ECDSA over SHA-256 of the same bytes; hashlib's digest is cheaper
+            # than the digest context cryptography sets up on every verify.
+            public_key.verify(der, hashlib.sha256(data).digest(), _ECDSA_SHA256_PREHASHED)
         else:
             if not isinstance(public_key, ed25519.Ed25519PublicKey):
                 return "the payload says EdDSA but the issuer's key is not an Ed25519 key"

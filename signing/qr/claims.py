@@ -15,6 +15,7 @@ position — never the full ID number. The signed text around the map is
 
 from __future__ import annotations
 
+import codecs
 import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,17 @@ _REQUIRED_CLAIMS = (
 )
 
 _REQUIRED_SET = frozenset(_REQUIRED_CLAIMS)
+_INT_ONLY = frozenset((int,))
+_NO_FIELDS: dict[str, Any] = {}
+_CODE_TYPES = tuple(f"{n:03d}" for n in range(1000))
+_SMALL_NUMBERS = tuple(str(n) for n in range(1000))
+_MIN_DAY = -700_000
+_MAX_DAY = 2_900_000
+_ABSENT = object()
+_fromordinal = _dt.date.fromordinal
+# The codec's own strict decoder: bytes.decode("gb18030") looks the codec up by name
+# on every call, which costs three times the decoding of a name.
+_GB18030_DECODE = codecs.getdecoder("gb18030")
 
 
 @dataclass(frozen=True)
@@ -201,7 +213,7 @@ def _pack_text(text: str) -> str | bytes:
 def _unpack_text(value: Any, what: str, *, max_len: int = 200) -> str:
     if isinstance(value, bytes) and 0 < len(value) <= 3 * max_len:
         try:
-            value = value.decode("gb18030")
+            value = _GB18030_DECODE(value)[0]
         except UnicodeError:
             raise _bad(f"the {what} claim is not valid GB 18030 text") from None
     if not isinstance(value, str) or not value or len(value) > max_len:
@@ -270,15 +282,6 @@ def _number_text(m: Mapping[Any, Any], key: int, what: str) -> str:
     raise _bad(f"the {what} claim must be a number or text")
 
 
-def _date(m: Mapping[Any, Any], key: int, what: str) -> _dt.date | None:
-    value = m.get(key)
-    if value is None and key not in m:
-        return None
-    if type(value) is not int or not -700_000 <= value <= 2_900_000:
-        raise _bad(f"the {what} claim must be a day number")
-    return _dt.date.fromordinal(_EPOCH_ORDINAL + value)
-
-
 def _part(value: str, what: str) -> str:
     if "." in value:
         raise _bad(f"the {what} claim must not contain a dot")
@@ -286,30 +289,70 @@ def _part(value: str, what: str) -> str:
 
 
 def from_claim_map(m: Any) -> QrClaims:
-    """The claims of a decoded CBOR claim map; :class:`PayloadError` (``claims``) if malformed."""
+    """The claims of a decoded CBOR claim map; :class:`PayloadError` (``claims``) if malformed.
+
+    Every scan runs this, right after an ECDSA verification has pushed the interpreter's
+    data out of the CPU caches, where each helper call costs about twice what it costs
+    in a warm loop: the usual cases are checked inline and anything else goes to the
+    helper (``_text``, ``_number_text``, ``_unpack_code``, ``_part``) that reports it, so
+    every input gets the same checks, in the same order, with the same messages
+    (tests/signing/test_qr_perf.py holds the helper-per-claim version as the reference).
+    """
     if not isinstance(m, _MAPS):
         raise _bad("the claim set must be a CBOR map")
     keys = m.keys()
-    if not _KNOWN_CLAIMS.issuperset(keys) or not all(type(k) is int for k in keys):
+    # map(type, ...) keeps the check in C; True and 1.0 hash like 1, so the type test is needed.
+    if not _KNOWN_CLAIMS.issuperset(keys) or not _INT_ONLY.issuperset(map(type, keys)):
         raise _bad("the claim set has keys this version does not define")
-    if not _REQUIRED_SET.issubset(keys):
+    if not keys >= _REQUIRED_SET:
         missing = sorted(_REQUIRED_SET - set(keys))
         raise _bad(f"the claim set lacks claim {missing[0]}")
-    type_code = _part(_text(m, _C_TYPE, "type", max_len=32), "type")
-    uscc = _part(_unpack_code(m[_C_ISSUER], "issuer"), "issuer")
-    serial = _part(_number_text(m, _C_SERIAL, "serial"), "serial")
-    version = _part(_number_text(m, _C_VERSION, "version"), "version")
-    check = _part(_text(m, _C_CHECK, "check character", max_len=4), "check character")
+    type_code = m[_C_TYPE]
+    if type(type_code) is not str or not 0 < len(type_code) <= 32:
+        type_code = _text(m, _C_TYPE, "type", max_len=32)
+    if "." in type_code:
+        _part(type_code, "type")
+    uscc = m[_C_ISSUER]
+    if type(uscc) is not str or not 0 < len(uscc) <= 64:
+        uscc = (type(uscc) is bytes and _UNPACKED.get(uscc)) or _unpack_code(uscc, "issuer")
+    if "." in uscc:
+        _part(uscc, "issuer")
+    serial = m[_C_SERIAL]
+    if type(serial) is not str or not 0 < len(serial) <= 64:
+        serial = _number_text(m, _C_SERIAL, "serial")
+    if "." in serial:
+        _part(serial, "serial")
+    version = m[_C_VERSION]
+    if type(version) is int and 0 <= version < 1000:
+        version = _SMALL_NUMBERS[version]
+    elif type(version) is not str or not 0 < len(version) <= 64:
+        version = _number_text(m, _C_VERSION, "version")
+    if "." in version:
+        _part(version, "version")
+    check = m[_C_CHECK]
+    if type(check) is not str or not 0 < len(check) <= 4:
+        check = _text(m, _C_CHECK, "check character", max_len=4)
+    if "." in check:
+        _part(check, "check character")
     code_type_raw = m[_C_CODE_TYPE]
     if type(code_type_raw) is int and 0 <= code_type_raw <= 999:
-        code_type = f"{code_type_raw:03d}"
+        code_type = _CODE_TYPES[code_type_raw]
     elif isinstance(code_type_raw, str) and 0 < len(code_type_raw) <= 8:
         code_type = code_type_raw
     else:
         raise _bad("the holder code type claim must be a 3-digit code")
-    valid_from = _date(m, _C_FROM, "valid-from")
-    assert valid_from is not None  # required above
-    issued = _date(m, _C_ISSUED, "issued-at") or valid_from
+    day = m[_C_FROM]
+    if type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
+        valid_from = _fromordinal(_EPOCH_ORDINAL + day)
+    else:
+        raise _bad("the valid-from claim must be a day number")
+    day = m.get(_C_ISSUED, _ABSENT)
+    if day is _ABSENT:
+        issued = valid_from
+    elif type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
+        issued = _fromordinal(_EPOCH_ORDINAL + day)
+    else:
+        raise _bad("the issued-at claim must be a day number")
     status_list: str | None = None
     status_index: int | None = None
     if _C_STATUS_LIST in m or _C_STATUS_INDEX in m:
@@ -317,23 +360,35 @@ def from_claim_map(m: Any) -> QrClaims:
         status_index = m.get(_C_STATUS_INDEX)
         if type(status_index) is not int or not 0 <= status_index < 2**32:
             raise _bad("the status index claim must be a non-negative integer")
-    fields_raw = m.get(_C_FIELDS, {})
+    fields_raw = m.get(_C_FIELDS, _NO_FIELDS)
     if not isinstance(fields_raw, _MAPS) or not all(
         isinstance(k, str) and 0 < len(k) <= 64 for k in fields_raw
     ):
         raise _bad("the fields claim must map text to text")
-    fields = {k: _unpack_text(v, "field") for k, v in fields_raw.items()}
+    fields = {k: _unpack_text(v, "field") for k, v in fields_raw.items()} if fields_raw else {}
+    holder_name = _unpack_text(m[_C_NAME], "holder name")
+    holder_code = m[_C_CODE]
+    if type(holder_code) is not str or not 0 < len(holder_code) <= 64:
+        holder_code = _unpack_code(holder_code, "holder code")
+    day = m.get(_C_UNTIL, _ABSENT)
+    if day is _ABSENT:
+        valid_until = None
+    elif type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
+        valid_until = _fromordinal(_EPOCH_ORDINAL + day)
+    else:
+        raise _bad("the valid-until claim must be a day number")
+    # Positional, and the fields already read-only (QrClaims would copy a dict).
     return QrClaims(
-        identifier=_join_identifier(type_code, uscc, serial, version, check),
-        type_code=type_code,
-        issuer_uscc=uscc,
-        holder_name=_unpack_text(m[_C_NAME], "holder name"),
-        holder_code_masked=_unpack_code(m[_C_CODE], "holder code"),
-        holder_code_type=code_type,
-        valid_from=valid_from,
-        valid_until=_date(m, _C_UNTIL, "valid-until"),
-        issued_at=issued,
-        status_list=status_list,
-        status_index=status_index,
-        fields=fields,
+        f"{IDENTIFIER_ROOT}.{type_code}.{uscc}.{serial}.{version}.{check}",
+        type_code,
+        uscc,
+        holder_name,
+        holder_code,
+        code_type,
+        valid_from,
+        valid_until,
+        issued,
+        status_list,
+        status_index,
+        MappingProxyType(fields),
     )

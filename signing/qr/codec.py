@@ -154,10 +154,10 @@ def decode_qr_payload(text: str) -> DecodedPayload:
     message = sign1_decode(raw)
     claims = from_claim_map(cbor_decode_strict(message.payload, what="claim set"))
     return DecodedPayload(
-        kid=message.kid,
-        algorithm=message.algorithm,
-        claims=claims,
-        signed_bytes=message.signed_bytes,
-        signature=message.signature,
-        message=message,
+        message.kid,
+        message.algorithm,
+        claims,
+        message.signed_bytes,
+        message.signature,
+        message,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -32,6 +32,11 @@ class TrustedIssuer:
     allowed_types: frozenset[str]
     not_after: _dt.datetime
     """End of the signer certificate's validity (UTC)."""
+    not_before: _dt.datetime = field(init=False, repr=False, compare=False)
+    """Start of the signer certificate's validity (UTC); read once, every scan compares it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "not_before", self.certificate.not_valid_before_utc)
 
     @property
     def kid(self) -> bytes:
@@ -51,11 +56,26 @@ class TrustedIssuer:
             uscc=uscc,
             name=name,
             region=region,
-            public_key=certificate.public_key(),
+            public_key=_public_key(certificate),
             certificate=certificate,
             allowed_types=frozenset(allowed_types),
             not_after=certificate.not_valid_after_utc,
         )
+
+
+_KEYS: dict[x509.Certificate, PublicKeyTypes] = {}
+
+
+def _public_key(certificate: x509.Certificate) -> PublicKeyTypes:
+    """The certificate's public key, parsed once per certificate: trust lists are
+    rebuilt from the same certificates (certstore merges them per verification)."""
+    key = _KEYS.get(certificate)
+    if key is None:
+        key = certificate.public_key()
+        if len(_KEYS) >= 1024:
+            _KEYS.clear()
+        _KEYS[certificate] = key
+    return key
 
 
 class TrustList:

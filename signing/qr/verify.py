@@ -13,6 +13,7 @@ import datetime as _dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import NamedTuple
 
 from ..cose import verify_signature
@@ -24,6 +25,8 @@ from .trust import TrustedIssuer, TrustList
 __all__ = ["CHECK_NAMES", "Check", "QrVerification", "verify_qr_payload"]
 
 logger = logging.getLogger(__name__)
+
+_OK = itemgetter(1)  # Check.ok, read at C speed
 
 CHECK_NAMES = ("format", "signature", "issuer_trusted", "type_allowed", "validity")
 
@@ -67,6 +70,65 @@ def _skipped(names: Iterable[str], why: str) -> list[Check]:
     return [Check(n, False, f"not checked: {why}") for n in names]
 
 
+def _format_ok(algorithm: str) -> Check:
+    return Check("format", True, f"a well-formed {PREFIX} payload ({algorithm})")
+
+
+# Check tuples are immutable: the passing ones that say the same thing every time are
+# built once (per algorithm, per trusted issuer) instead of for every scan.
+_FORMAT_OK = {alg: _format_ok(alg) for alg in ("ES256", "EdDSA")}
+
+
+class _Passed(NamedTuple):
+    """The passing checks of one trusted issuer under one key id."""
+
+    signature: Check
+    issuer_trusted: Check
+    type_allowed: dict[str, Check]
+    first_day: _dt.date
+    """The signer certificate's validity as UTC dates (what the issue date is compared with)."""
+    last_day: _dt.date
+
+
+# Keyed by everything an entry is made of, so it can never describe another issuer;
+# certstore rebuilds its TrustedIssuer objects per verification, hence not their ids.
+_PASSED: dict[tuple[bytes, str, str, str, frozenset[str], _dt.datetime, _dt.datetime], _Passed] = {}
+_PASSED_MAX = 4096
+
+
+def _passed(issuer: TrustedIssuer, kid: bytes) -> _Passed:
+    key = (
+        kid,
+        issuer.uscc,
+        issuer.name,
+        issuer.region,
+        issuer.allowed_types,
+        issuer.not_before,
+        issuer.not_after,
+    )
+    entry = _PASSED.get(key)
+    if entry is not None:
+        return entry
+    entry = _Passed(
+        Check("signature", True, f"signed by key {kid.hex()} of {issuer.uscc}"),
+        Check(
+            "issuer_trusted",
+            True,
+            f"{issuer.name} ({issuer.uscc}, region {issuer.region}) is in the trust list",
+        ),
+        {
+            t: Check("type_allowed", True, f"{issuer.uscc} may issue type {t}")
+            for t in issuer.allowed_types
+        },
+        issuer.not_before.date(),
+        issuer.not_after.date(),
+    )
+    if len(_PASSED) >= _PASSED_MAX:
+        _PASSED.clear()
+    _PASSED[key] = entry
+    return entry
+
+
 def verify_qr_payload(
     text: str,
     trust: TrustList,
@@ -105,33 +167,27 @@ def verify_qr_payload(
         ]
         return QrVerification(valid=False, checks=checks, claims=None, issuer=None)
     claims = decoded.claims
-    checks = [Check("format", True, f"a well-formed {PREFIX} payload ({decoded.algorithm})")]
-    issuer = trust.get(decoded.kid)
+    kid = decoded.kid
+    checks = [_FORMAT_OK.get(decoded.algorithm) or _format_ok(decoded.algorithm)]
+    issuer = trust.get(kid)
     if issuer is None:
         checks.append(
             Check(
                 "signature",
                 False,
-                f"key id {decoded.kid.hex()} is not in the trust list: unknown signer",
+                f"key id {kid.hex()} is not in the trust list: unknown signer",
             )
         )
         checks += _skipped(("issuer_trusted", "type_allowed"), "the signer is unknown")
         checks.append(_validity(claims, now, skew))
-        return QrVerification(
-            valid=False, checks=checks, claims=claims, issuer=None, kid=decoded.kid
-        )
+        return QrVerification(valid=False, checks=checks, claims=claims, issuer=None, kid=kid)
+    passed = _passed(issuer, kid)
     problem = verify_signature(decoded.message, issuer.public_key)
-    if problem is None:
-        checks.append(
-            Check("signature", True, f"signed by key {decoded.kid.hex()} of {issuer.uscc}")
-        )
-    else:
-        checks.append(Check("signature", False, problem))
-    checks.append(_issuer_check(claims, issuer))
-    if claims.type_code in issuer.allowed_types:
-        checks.append(
-            Check("type_allowed", True, f"{issuer.uscc} may issue type {claims.type_code}")
-        )
+    checks.append(passed.signature if problem is None else Check("signature", False, problem))
+    checks.append(_issuer_check(claims, issuer, passed))
+    type_ok = passed.type_allowed.get(claims.type_code)
+    if type_ok is not None:
+        checks.append(type_ok)
     else:
         checks.append(
             Check(
@@ -141,47 +197,44 @@ def verify_qr_payload(
             )
         )
     checks.append(_validity(claims, now, skew))
-    valid = all(c.ok for c in checks)
+    valid = all(map(_OK, checks))
     if not valid:
         logger.info(
             "QR payload from kid %s failed: %s",
-            decoded.kid.hex(),
+            kid.hex(),
             ", ".join(c.name for c in checks if not c.ok),
         )
-    return QrVerification(valid=valid, checks=checks, claims=claims, issuer=issuer, kid=decoded.kid)
+    return QrVerification(valid, checks, claims, issuer, kid)
 
 
-def _issuer_check(claims: QrClaims, issuer: TrustedIssuer) -> Check:
+def _issuer_check(claims: QrClaims, issuer: TrustedIssuer, passed: _Passed) -> Check:
     if claims.issuer_uscc != issuer.uscc:
         return Check(
             "issuer_trusted",
             False,
             f"the payload names issuer {claims.issuer_uscc} but was signed by {issuer.uscc}'s key",
         )
-    cert = issuer.certificate
     issued = claims.issued_at
-    if not cert.not_valid_before_utc.date() <= issued <= issuer.not_after.date():
+    if not passed.first_day <= issued <= passed.last_day:
         return Check(
             "issuer_trusted",
             False,
             f"the signer certificate of {issuer.uscc} was not valid on the issue date {issued.isoformat()}",
         )
-    return Check(
-        "issuer_trusted",
-        True,
-        f"{issuer.name} ({issuer.uscc}, region {issuer.region}) is in the trust list",
-    )
+    return passed.issuer_trusted
 
 
 def _validity(claims: QrClaims, now: _dt.datetime, skew: _dt.timedelta) -> Check:
     # Valid from the start of valid_from to the end of valid_until, China time,
-    # with the skew allowed on both sides.
-    if (now + skew).astimezone(CHINA_TZ).date() < claims.valid_from:
+    # with the skew allowed on both sides. China time has no daylight saving, so
+    # converting once and moving by the skew there gives the same dates.
+    china = now.astimezone(CHINA_TZ)
+    if (china + skew).date() < claims.valid_from:
         return Check("validity", False, f"not valid before {claims.valid_from.isoformat()}")
     until = claims.valid_until
     if until is None:
         return Check("validity", True, f"valid from {claims.valid_from.isoformat()}, no end date")
-    if (now - skew).astimezone(CHINA_TZ).date() > until:
+    if (china - skew).date() > until:
         return Check("validity", False, f"expired at the end of {until.isoformat()}")
     return Check(
         "validity", True, f"valid from {claims.valid_from.isoformat()} to {until.isoformat()}"
