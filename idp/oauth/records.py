@@ -45,6 +45,15 @@ def _stamp(epoch: int) -> Any:
 
 _INSERT_COLUMNS = (*_FIELDS, "issued_at", "expires_at")
 _INSERTS: dict[tuple[int, bool], Any] = {}
+_PARAM_NAMES: dict[int, tuple[tuple[str, str], ...]] = {}
+
+
+def _param_names(i: int) -> tuple[tuple[str, str], ...]:
+    """``(column, bind parameter name)`` of record ``i`` of an ``INSERT`` (formatted once, not per grant)."""
+    names = _PARAM_NAMES.get(i)
+    if names is None:
+        names = _PARAM_NAMES[i] = tuple((c, f"{c}_{i}") for c in _INSERT_COLUMNS)
+    return names
 
 
 def _insert_statement(n: int, *, for_citizen: bool = False) -> Any:
@@ -173,8 +182,8 @@ class SqlTokenStore(TokenStore):
         if also is None:
             params: dict[str, Any] = {}
             for i, v in enumerate(values):
-                for c in _INSERT_COLUMNS:
-                    params[f"{c}_{i}"] = v.get(c, False if c == "offline" else None)
+                for c, name in _param_names(i):
+                    params[name] = v.get(c, False if c == "offline" else None)
             cid = rows[0].get("citizen_id")
             if cid is not None:
                 params["cid"] = int(cid)
