@@ -112,7 +112,8 @@ def render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
         return _this_route() + "?" + urlencode(args)
 
     html = render_template(
-        template, t=t, known_message=known, language=language, csrf_token=csrf_token, html_lang=language,
+        template, t=t, known_message=known, language=language, csrf_token=ctx.pop("csrf_token", csrf_token),
+        html_lang=language,
         lang_switch_url=ctx.pop("lang_switch_url", lang_switch_url), **ctx
     )
     return html, status

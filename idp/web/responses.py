@@ -9,10 +9,11 @@ responses through this module, never through each other.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
-from flask import make_response, redirect, url_for
+from flask import current_app, g, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from keys.locale import N_
@@ -21,6 +22,7 @@ from ..oauth.flow import Flow, Step
 from ..signin import ErrorPage, IssueCode, Outcome, RedirectError, ResumeAt, ReturnTo, ShowStep
 from .common import lang, render, rt, set_browser_cookie
 from .i18n import register
+from .security import csrf_token
 
 __all__ = ["redirect_error", "error_page", "login_page", "flow_lang", "outcome_response", "MESSAGES"]
 
@@ -75,15 +77,58 @@ def login_page(flow: Flow, *, bound: bool) -> Any:
     """
     hint = flow.login_hint or ""
     fid = flow.id
+    language = flow_lang(flow)
+    id_number = hint if flow.pushed and bound and len(hint) <= 18 else ""
+    if not id_number and fid is not None and _SLOT_VALUE.fullmatch(fid):
+        page = _login_form_of_flow(fid, flow.client_name, language)
+        if page is not None:
+            return page, 200
+    return _render_login_page(fid, flow.client_name, language, id_number)
 
+
+def _render_login_page(fid: str | None, client_name: str | None, language: str, id_number: str,
+                       *, csrf: Any = None) -> Any:
     def switch(current: str) -> str:
         return url_for("auth.login", flow=fid, lang="en" if current == "zh-CN" else "zh-CN")
 
+    extra = {"csrf_token": csrf} if csrf is not None else {}
     return render(
-        "login.html", flow=fid, client_name=flow.client_name, language=flow_lang(flow),
-        id_number=hint if flow.pushed and bound and len(hint) <= 18 else "", error=None,
-        lang_switch_url=switch,
+        "login.html", flow=fid, client_name=client_name, language=language,
+        id_number=id_number, error=None, lang_switch_url=switch, **extra,
     )
+
+
+# The empty login form of a flow differs from one flow to the next only in the
+# flow id (in its addresses) and the CSRF token bound to it. Rendering it is
+# about a tenth of a password login's CPU besides the hash (docs/performance.md,
+# "Password sign-ins"), so Jinja renders it once per language and client name
+# with these stand-ins, and each request puts its own two values in their place.
+# Both are URL- and HTML-safe as they are (checked), so they read the same in
+# every place the template puts them.
+_FLOW_SLOT = "Yw0FlowSlot0Yw"
+_CSRF_SLOT = "Yw0CsrfSlot0Yw"
+_SLOT_VALUE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+LOGIN_FORMS_KEPT = 512
+"""Languages × client names; beyond it the kept forms are dropped and rendered again."""
+
+
+def _login_form_of_flow(fid: str, client_name: str | None, language: str) -> str | None:
+    """The empty login form for flow ``fid`` from the form kept for its language and client, or ``None``."""
+    app = current_app
+    if app.jinja_env.auto_reload or (client_name and (_FLOW_SLOT in client_name or _CSRF_SLOT in client_name)):
+        return None  # templates edited while serving (debug), or a name that would be taken for a stand-in
+    forms: dict[tuple[str, str | None, str], str] = app.extensions.setdefault("yiwang_login_forms", {})
+    key = (language, client_name, request.script_root)
+    form = forms.get(key)
+    if form is None:
+        form, _ = _render_login_page(_FLOW_SLOT, client_name, language, "", csrf=lambda flow=None: _CSRF_SLOT)
+        if len(forms) >= LOGIN_FORMS_KEPT:
+            forms.clear()
+        forms[key] = form
+    else:
+        g.yw_render_lang = language  # as render() leaves it, for anything that reads it after the page
+    # csrf_token() also starts the pre-session binding (its cookie) when the browser has none.
+    return form.replace(_FLOW_SLOT, fid).replace(_CSRF_SLOT, csrf_token(fid))
 
 
 def _local(path: str | None) -> str:
