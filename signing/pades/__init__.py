@@ -18,8 +18,6 @@ One package, one module per concern:
   template and the per-certificate adapter cache (:func:`cms_signer`);
 * :mod:`signing.pades.sign` — :func:`sign_pdf` at B-B, B-T, B-LT or B-LTA, and
   :func:`add_archive_timestamp` (the renewal);
-* :mod:`signing.pades.embed` — the plain B-B signature of a one-page PDF written
-  without pyHanko's document model (the objects pyHanko writes, its CMS template);
 * :mod:`signing.pades.tsa` — :class:`KeysTimeStamper`, an RFC 3161 responder
   over a ``keys`` signer (the local TSA's answers);
 * :mod:`signing.pades.ltv` — :func:`validate_long_term` (pyHanko's ETSI

@@ -9,7 +9,6 @@ certificate and chain and keeps it (docs/design.md, "pyhanko speed").
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -114,20 +113,6 @@ class KeysCmsSigner(signers.Signer):
             self._templates[digest_algorithm] = _CmsTemplate(result, data_digest)
         return result
 
-    def has_plain_template(self) -> bool:
-        """Whether a plain B-B signature has been made (and its CMS skeleton kept) already."""
-        return self.md_algorithm in self._templates
-
-    def plain_signature(self, data_digest: bytes) -> bytes | None:
-        """The DER CMS of a plain B-B signature over ``data_digest``, from the template
-        :meth:`async_sign` keeps (``None`` before the first one): the same bytes
-        :meth:`async_sign` returns for such a signature, for :mod:`signing.pades.embed`."""
-        template = self._templates.get(self.md_algorithm)
-        if template is None:
-            return None
-        signature = self._keys_signer.sign(template.signed_attrs(data_digest), der=True)
-        return template.der(data_digest, signature)
-
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
     ) -> bytes:
@@ -166,34 +151,11 @@ class _CmsTemplate:
         self._encap = signed_data["encap_content_info"]
         self._certificates = signed_data["certificates"]
         self._version = signed_data["version"]
-        self._skeletons: dict[int, tuple[bytes, bytes, bytes]] = {}
 
     def signed_attrs(self, digest: bytes) -> bytes:
         if len(digest) != self._digest_len:
             raise SigningError("unexpected digest length")
         return self._prefix + digest + self._suffix
-
-    def der(self, digest: bytes, signature: bytes) -> bytes:
-        """``content_info(signed_attrs(digest), signature).dump()`` without asn1crypto: the
-        DER differs between two signatures only in the digest and the signature value
-        (lengths included, for a given signature length), so it is spliced into the
-        encoding of a probe signature of the same length, made once per length."""
-        skeleton = self._skeletons.get(len(signature))
-        if skeleton is None:
-            probe_digest, probe_signature = os.urandom(self._digest_len), os.urandom(len(signature))
-            dump = self.content_info(self.signed_attrs(probe_digest), probe_signature).dump()
-            at_digest, at_signature = dump.find(probe_digest), dump.find(probe_signature)
-            if dump.count(probe_digest) != 1 or dump.count(probe_signature) != 1 or at_digest > at_signature:
-                return bytes(self.content_info(self.signed_attrs(digest), signature).dump())
-            skeleton = (
-                dump[:at_digest],
-                dump[at_digest + self._digest_len : at_signature],
-                dump[at_signature + len(signature) :],
-            )
-            self._skeletons[len(signature)] = skeleton
-        if len(digest) != self._digest_len:
-            raise SigningError("unexpected digest length")
-        return skeleton[0] + digest + skeleton[1] + signature + skeleton[2]
 
     def content_info(self, signed_attrs: bytes, signature: bytes) -> cms.ContentInfo:
         signer_info = cms.SignerInfo(

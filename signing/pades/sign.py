@@ -2,9 +2,7 @@
 
 The signature is made by :func:`signing.pades.cms.cms_signer` (the key stays
 in ``keys/``); ``bytes_reserved`` is always passed, which skips pyHanko's
-dry-run signature. A plain B-B signature of a one-page PDF is appended by
-:func:`signing.pades.embed.sign_plain_bb` (pyHanko's objects and CMS template,
-without its document model) once pyHanko has made the first one. A signed PDF is never post-processed, only extended by
+dry-run signature. A signed PDF is never post-processed, only extended by
 incremental updates (the DSS, document timestamps: :func:`add_archive_timestamp`).
 """
 
@@ -25,7 +23,6 @@ from keys.backend import Signer
 
 from ..errors import PdfError, SigningError
 from .cms import cms_signer
-from .embed import sign_plain_bb
 
 __all__ = ["PADES_LEVELS", "sign_pdf", "add_archive_timestamp", "timestamper_for"]
 
@@ -99,13 +96,6 @@ def sign_pdf(
     if level == "B-B":
         timestamper = None
     adapter = cms_signer(signer)
-    if level == "B-B" and location is None:
-        # The objects pyHanko would append, written without its document model (~2 ms less
-        # per certificate); None for anything but a plain one-page PDF: pyHanko signs it.
-        direct = sign_plain_bb(pdf, adapter, field_name=field_name, reason=reason, bytes_reserved=_BYTES_RESERVED)
-        if direct is not None:
-            logger.info("signed PDF (%s) for %s", level, getattr(signer, "uscc", signer.kid))
-            return direct
     lt = level in ("B-LT", "B-LTA")
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
