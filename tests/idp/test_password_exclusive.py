@@ -73,6 +73,9 @@ def test_the_hasher_answers_the_same_on_one_cpu(one_cpu: None) -> None:
     assert hasher.verify("right", None) is False  # the absent account's dummy hash
     assert hasher.verify("right", "not a phc string") is False
     assert hasher.verify("x" * 5000, phc) is False  # over MAX_PASSWORD_BYTES: checked, never equal
+    with_nul = hasher.hash("a\x00b")  # the length is passed: a NUL does not cut the password short
+    assert hasher.verify("a\x00b", with_nul) is True and hasher.verify("a", with_nul) is False
+    Argon2id.verify_phc_encoded(b"a\x00b", with_nul)
     with pytest.raises(ValueError):
         hasher.hash("x" * 5000)
     assert hasher.needs_rehash(phc) is False
