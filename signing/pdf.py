@@ -9,7 +9,8 @@ number and the QR code.
   (reportlab embeds TrueType only, not the CFF-flavoured Noto CJK OpenType
   fonts); ``pdffonts`` shows it ``emb yes`` and ``sub yes``.
 * The QR code is vector rectangles (runs of dark modules merged per row),
-  not a bitmap, at level M with a fixed mask (docs/design.md "QR codes").
+  not a bitmap, at level M (docs/design.md "QR codes"); zxing-cpp's encoder
+  picks the mask by its penalty in C++, where ``qrcode`` had to fix it.
 * The layout has fixed positions (no flowables), so rendering is a few
   milliseconds of drawing plus the font subset; ``invariant=1`` keeps
   reportlab from writing timestamps and random IDs, so the same document

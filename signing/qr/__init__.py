@@ -9,7 +9,7 @@ One package, one module per concern:
 * :mod:`signing.qr.trust` — the issuer keys a verifier accepts (:class:`TrustList`);
 * :mod:`signing.qr.verify` — offline verification against a trust list, as
   named checks;
-* :mod:`signing.qr.draw` — the QR code itself (``qrcode``): matrix, SVG, PNG.
+* :mod:`signing.qr.draw` — the QR code itself (zxing-cpp's encoder): matrix, SVG, PNG.
 
 Every name callers used from the single module ``signing.qr`` is importable
 from here.
@@ -27,7 +27,7 @@ from .codec import (
     encode_qr_payload,
     qr_kid,
 )
-from .draw import QR_MASK_PATTERN, make_qr, qr_matrix, qr_png, qr_svg
+from .draw import QrCode, make_qr, qr_matrix, qr_png, qr_svg
 from .trust import TrustedIssuer, TrustList
 from .verify import CHECK_NAMES, Check, QrVerification, verify_qr_payload
 
@@ -35,7 +35,7 @@ __all__ = [
     "PREFIX",
     "MAX_QR_VERSION",
     "MAX_TEXT_LENGTH",
-    "QR_MASK_PATTERN",
+    "QrCode",
     "IDENTIFIER_ROOT",
     "CHINA_TZ",
     "QrClaims",

@@ -27,7 +27,7 @@ QR_NAMES = {
     ],
     trust: ["TrustedIssuer", "TrustList"],
     qr_verify: ["CHECK_NAMES", "Check", "QrVerification", "verify_qr_payload"],
-    draw: ["QR_MASK_PATTERN", "make_qr", "qr_matrix", "qr_svg", "qr_png"],
+    draw: ["QrCode", "make_qr", "qr_matrix", "qr_svg", "qr_png"],
 }
 PADES_NAMES = {
     bounds: ["PdfLimits", "PdfTooComplex", "check_pdf_bounds"],

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 
 import cbor2
 import pytest
@@ -285,19 +286,32 @@ def test_make_qr_refuses_above_version_11() -> None:
         make_qr("x" * 300)  # byte mode: 300 bytes need version 13
 
 
-def test_make_qr_uses_level_m_and_a_fixed_mask(pki: Pki) -> None:
-    import qrcode.constants
+def test_make_qr_is_level_m_at_the_smallest_version_and_reads_back(pki: Pki) -> None:
+    import zxingcpp
 
-    code = make_qr(encode_qr_payload(claims("resident"), pki.signer))
-    assert code.error_correction == qrcode.constants.ERROR_CORRECT_M
-    assert code.mask_pattern is not None
+    text = encode_qr_payload(claims("resident"), pki.signer)
+    code = make_qr(text)
+    assert code.modules_count == 17 + 4 * code.version
+    # A reader we did not write gets the text and level M back from the drawn modules.
+    from PIL import Image
+
+    read = zxingcpp.read_barcode(Image.open(io.BytesIO(qr_png(text, box_size=3))))
+    assert read is not None and read.text == text and read.ec_level == "M"
+    # One alphanumeric segment: the smallest version that holds the text in that mode.
+    data_bits = 4 + (9 if code.version <= 9 else 11) + 11 * (len(text) // 2) + 6 * (len(text) % 2)
+    assert data_bits <= _LEVEL_M_DATA_BITS[code.version]
+    assert code.version == 1 or data_bits > _LEVEL_M_DATA_BITS[code.version - 1]
+
+
+# ISO/IEC 18004 table 7: data bits of versions 1-11 at level M.
+_LEVEL_M_DATA_BITS = {1: 128, 2: 224, 3: 352, 4: 512, 5: 688, 6: 864, 7: 992, 8: 1232, 9: 1456, 10: 1728, 11: 2032}
 
 
 def test_svg_is_one_path_of_merged_runs(pki: Pki) -> None:
     text = encode_qr_payload(claims("resident"), pki.signer)
     svg = qr_svg(text)
     assert svg.startswith("<svg") and svg.count("<path") == 1
-    modules = make_qr(text).modules
+    modules = make_qr(text).rows
     dark = sum(bool(m) for row in modules for m in row)
     assert 0 < svg.count("z") < dark  # runs were merged
 
