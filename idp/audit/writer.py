@@ -109,11 +109,14 @@ class BatchWriter:
                 return
             batch = [first]
             stop = False
-            until = time.monotonic() + self.linger_seconds
+            # Sleep through the linger, then take what came: a writer waiting on the queue
+            # is woken by every put, a thread switch per record on a busy worker (the
+            # request thread's put paid for it too); asleep, it wakes once per batch.
+            if self.linger_seconds > 0 and q.qsize() < self.batch_max - 1:
+                time.sleep(self.linger_seconds)
             while len(batch) < self.batch_max:
                 try:
-                    wait = until - time.monotonic()
-                    item = q.get(timeout=wait) if wait > 0 else q.get_nowait()
+                    item = q.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:

@@ -79,11 +79,13 @@ class SnapshotWriter:
         while True:
             item = q.get()
             batch = [item]
-            until = time.monotonic() + self.linger_seconds
+            # Asleep through the linger, not waiting on the queue: every put would wake a
+            # waiting writer (a thread switch per snapshot); a sleeping one wakes once per batch.
+            if self.linger_seconds > 0 and q.qsize() < self.max_batch - 1:
+                time.sleep(self.linger_seconds)
             while len(batch) < self.max_batch:
                 try:
-                    wait = until - time.monotonic()
-                    batch.append(q.get(timeout=wait) if wait > 0 else q.get_nowait())
+                    batch.append(q.get_nowait())
                 except queue.Empty:
                     break
             items = [b for b in batch if b is not None]

@@ -3,6 +3,7 @@ and audit records batched; the answers and the failure rules stay those of the s
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -172,3 +173,32 @@ def test_the_audit_chain_appended_by_the_prebuilt_statements_verifies(idp_servic
         last = s.execute(sa.text("SELECT max(seq) FROM audit_event")).scalar_one()
         grants = s.execute(sa.text("SELECT count(*) FROM audit_event WHERE kind = 'token.grant'")).scalar_one()
     assert grants == 31 and head == last
+
+
+class _NoDatabase:
+    """What BatchWriter needs of a database: a session to pass to ``append``."""
+
+    @contextlib.contextmanager
+    def session(self):
+        yield None
+
+
+def test_audit_records_put_within_the_linger_are_one_batch_and_close_writes_them():
+    from idp.audit.records import checked
+    from idp.audit.writer import BatchWriter
+
+    batches: list[int] = []
+
+    def append(_session, batch):
+        batches.append(len(batch))
+        return [{"seq": i, "hash": "0" * 64} for i in range(len(batch))]
+
+    writer = BatchWriter(_NoDatabase(), append, lambda *_a: None, linger_seconds=0.3)  # type: ignore[arg-type]
+    for i in range(5):
+        writer.put(checked("token.grant", actor=None, subject=None, client_id="c1", ip=None, detail={"n": i}))
+    writer.flush()
+    assert batches == [5]
+    writer.put(checked("token.grant", actor=None, subject=None, client_id="c1", ip=None, detail={"n": 5}))
+    started = time.monotonic()
+    writer.close()  # what is queued is written, within about one linger
+    assert batches == [5, 1] and time.monotonic() - started < 5
