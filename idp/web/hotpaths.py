@@ -48,6 +48,7 @@ from ..metrics import observe_hot, observe_request
 from ..oauth.endpoints import Reply, endpoint_reply, json_reply, token_reply, userinfo_reply
 from ..redis import REDIS_OUTAGE
 from ..signin import Browser, IssueCode
+from .common import BROWSER_COOKIE, SESSION_COOKIE
 from .oauth_server import ParamsRequest
 from .security import CSP, HOST_PREFIX, MAX_BODY, MAX_PARAM
 
@@ -151,8 +152,8 @@ class HotPaths:
         self._documents: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {}
         """Discovery: path → Flask's own 200 answer (status, headers, body), replayed (issue 16)."""
         prefix = HOST_PREFIX if runtime.secure_cookies else ""  # security.cookie_name, without Flask
-        self._session_cookie = prefix + "yw_sso"  # common.SESSION_COOKIE
-        self._browser_cookie = prefix + "yw_flowb"  # common.BROWSER_COOKIE
+        self._session_cookie = prefix + SESSION_COOKIE
+        self._browser_cookie = prefix + BROWSER_COOKIE
         self._routes: dict[tuple[str, str], Callable[[_Parsed], Reply]] = {
             ("POST", "/token"): self._token,
             ("POST", "/introspect"): self._introspect,
