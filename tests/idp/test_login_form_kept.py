@@ -43,6 +43,9 @@ def test_the_kept_form_is_byte_for_byte_the_rendered_page(app: Any, ui_locales: 
         assert fast == slow
         assert responses._FLOW_SLOT not in fast and responses._CSRF_SLOT not in fast
         assert f"/login?flow={flow.id}" in fast
+        # the passkey section too (the suite's issuer is a host name): its addresses and token
+        assert 'id="passkey-sign-in"' in fast and f"flow={flow.id}" in fast.split('id="passkey-sign-in"')[1]
+        assert fast.count(csrf_of(fast)) == 2
     assert len(_kept(app)) == 1
 
 
