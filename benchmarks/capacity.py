@@ -99,12 +99,9 @@ def measure_redis(*, sessions: int = 10_000) -> dict[str, float]:
                                   "phone": "13800138000", "email": None},
         ))
         out["authorization_code"] = mem(prefix + "code:c:" + CodeStore.hash_of(code))
-        # What a redeemed code leaves for the replay window (a day by default): the used
-        # marker and the jtis issued from it (access + refresh token).
+        # What a redeemed code leaves for the replay window (a day by default): the used marker.
         codes.consume(code)
-        codes.record_tokens(CodeStore.hash_of(code), [uuid.uuid4().hex, uuid.uuid4().hex])
         out["code_used_marker"] = mem(prefix + "code:u:" + CodeStore.hash_of(code))
-        out["code_issued_jtis"] = mem(prefix + "code:t:" + CodeStore.hash_of(code))
         # keys.dpop.DPoPVerifier: SET NX of sha256(jti \0 htu) -> b"1" with an expiry.
         jti_key = prefix + "dpop:jti:" + hashlib.sha256(f"{secrets.token_urlsafe(16)}\x00https://idp/token".encode()).hexdigest()
         client.set(jti_key, b"1", nx=True, ex=300)
@@ -223,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     r = measure_redis(sessions=args.sessions)
     print("Redis, MEMORY USAGE (bytes)")
     for key in ("session_hash", "citizen_set_one_session", "client_set_1", "client_set_5", "client_set_20",
-                "client_set_50", "authorization_code", "code_used_marker", "code_issued_jtis", "dpop_jti", "cas_ticket"):
+                "client_set_50", "authorization_code", "code_used_marker", "dpop_jti", "cas_ticket"):
         print(f"  {key:40s} {r[key]:8.0f}")
     print(f"  {'expiry index, per session':40s} {r['expiry_zset_bytes_per_session']:8.0f}")
     print(f"INFO used_memory over {r['sessions']:,.0f} sessions with 2 portals each: "

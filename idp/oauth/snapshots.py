@@ -9,7 +9,7 @@ what is queued and sends it as one pipeline. A snapshot lost to a Redis
 failure or a crash only sends that token's userinfo to the database.
 
 Nothing that guards anything goes this way: revocation markers, the code's
-replay list and sessions are written in the request, as before.
+used marker and sessions are written in the request, as before.
 
 The writer lingers :attr:`SnapshotWriter.linger_seconds` after the first
 snapshot of a batch for more, as the audit writer does: under load a batch
