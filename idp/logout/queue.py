@@ -138,15 +138,16 @@ def build_broker(settings: IdpSettings) -> dramatiq.Broker:
     return StubBroker(middleware=middleware)
 
 
-POLL_MS = 30
-"""Dramatiq's ``worker_timeout``: an idle worker looks for jobs every 15-30 ms (its consumers back
+POLL_MS = 100
+"""Dramatiq's ``worker_timeout``: an idle worker looks for jobs every 50-100 ms (its consumers back
 off to between half of this and this; Redis has no blocking fetch for Dramatiq's queues).
 
 A session end waits for that look before its first logout token goes out: 0.39 x this on
-average, 39 ms at the 100 ms used until issue 16, a sixth of the 50-portal fan-out's time
-then. The price is the idle polling: measured on one idle ``idp worker`` (8 threads),
-1.4 % of a core at 100 ms, 2.1 % at 50, 2.7 % at 30, 3.7 % at 20, and about 90 instead of
-27 fetch scripts a second on Redis (two consumers: the queue and its delay queue)."""
+average, 39 ms, a quarter of a 50-portal fan-out's time since issue 16. 30 ms would save 27 ms
+on average and cost an idle ``idp worker`` 2.7 % instead of 1.4 % of a core and about 90
+instead of 27 fetch scripts a second on Redis (measured); kept at 100 while a blocking fetch
+in the broker, which would remove both the wait and the polling, is discussed. (At 30 ms the
+failover test first showed the held-retry case :meth:`JobQueue.keep_going` now recovers.)"""
 
 
 def delivery_lock_ms(settings: IdpSettings) -> int:
@@ -233,6 +234,8 @@ class JobQueue:
         self._worker: dramatiq.Worker | None = None
         self._lock = threading.Lock()
         self._unqueued: set[str] = set()
+        self._away = False
+        """Redis was seen away (a job failed on it, or a keeper round): recover pending rows after."""
         self._keeper: threading.Thread | None = None
         self._stop = threading.Event()
         for middleware in self.broker.middleware:
@@ -397,6 +400,7 @@ class JobQueue:
 
     # after a Redis failover -------------------------------------------------
     def _note_unqueued(self, message: Any) -> None:
+        self._away = True
         if message.actor_name == DELIVER_ACTOR and message.args:
             self._unqueued.add(str(message.args[0]))
             logger.warning("logout delivery %s: interrupted by Redis being away (its job or its retry); "
@@ -408,12 +412,26 @@ class JobQueue:
         Retries that could not be queued are queued again; a sweep chain whose
         self-sent message was lost (its lease ran out) is started again (the
         lease keeps it one chain however many workers do this).
+
+        After Redis was seen away, every pending delivery is queued again once, its
+        marker notwithstanding: a Dramatiq consumer that loses its connection forgets
+        the delayed messages (retries) it had already fetched, and they stay held under
+        this live worker's id, out of the broker's requeue, while their markers keep the
+        recovery sweep away for minutes. The failover test caught it once attempts got
+        fast enough to queue their retry just before the primary died (7 failures in 14
+        runs with a 30 ms poll, 1 in 20 at 100 ms; none in 14 since). A duplicate job
+        is harmless: it finds the row settled, or makes one early attempt.
         """
         for delivery_id in sorted(self._unqueued):
             self.enqueue_delivery(delivery_id)
             self._unqueued.discard(delivery_id)
         if self._redis.get(self._sweep_lease.key) is None:
             self.start_sweep_chain()
+        if self._away:
+            resend = getattr(self.handlers, "resend_pending", None)  # LogoutService's
+            if resend is not None:
+                resend(only_lost=False)
+            self._away = False
 
     def _keep_going(self) -> None:
         period = max(1, self.settings.session_sweep_seconds)
@@ -421,6 +439,7 @@ class JobQueue:
             try:
                 self.keep_going()
             except Exception as e:  # Redis still away: the next round tries again
+                self._away = True
                 logger.debug("job queue keeper: %s", type(e).__name__)
 
     def join(self, timeout_ms: int = 10_000) -> None:

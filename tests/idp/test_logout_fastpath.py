@@ -190,3 +190,27 @@ def test_a_fanout_queues_one_job_and_one_marker_per_delivery(tmp_path):
         assert 0 < r.pttl("t:logout:job:2") <= queue._marker_ttl_ms()
     finally:
         queue.close()
+
+
+def test_after_redis_was_away_the_keeper_queues_every_pending_delivery_again_once(tmp_path):
+    # A Dramatiq consumer that lost its connection forgets the retries it had fetched; their
+    # markers would hide the rows from the recovery sweep for minutes (queue.keep_going).
+    import fakeredis
+
+    from idp.settings import IdpSettings
+
+    settings = IdpSettings.from_env({"YIWANG_HOME": str(tmp_path / "home")})
+    resent: list[bool] = []
+    handlers = SimpleNamespace(attempt=lambda _: None, sweep=lambda: None,
+                               resend_pending=lambda *, only_lost: resent.append(only_lost))
+    queue = JobQueue(settings, handlers, redis=fakeredis.FakeRedis(), prefix="t:")
+    try:
+        queue.keep_going()
+        assert resent == []  # Redis never away: the markers are trusted
+        queue._note_unqueued(SimpleNamespace(actor_name="logout_deliver", args=("4",)))
+        queue.keep_going()
+        assert resent == [False] and queue.has_job("4")  # everything pending, markers notwithstanding
+        queue.keep_going()
+        assert resent == [False]  # once per outage
+    finally:
+        queue.close()
