@@ -134,6 +134,14 @@ def _take_statement(grace: bool, with_jkt: bool) -> Any:
         stmt = sa.select(
             taken, c.c.public_id.label("c_public_id"), c.c.name.label("c_name"), c.c.phone.label("c_phone"),
             c.c.email.label("c_email"), c.c.disabled.label("c_disabled"),
+            # The take commits without waiting for its WAL flush: the grant's INSERT of the
+            # new tokens commits synchronously right after it, on the same connection, and
+            # a flush covers everything written before it, so the client never holds tokens
+            # whose predecessor's consumption could be lost. A crash between the two loses
+            # at most the consumption of a token whose successors were never sent: the
+            # client's retry with it then succeeds, as it should (issue 16; the same
+            # reasoning as certstore's serial allocation).
+            sa.func.set_config("synchronous_commit", "off", sa.true()).label("t_async_commit"),
         ).select_from(taken.outerjoin(c, c.c.id == taken.c.citizen_id))
         _TAKES[key] = stmt
     return stmt

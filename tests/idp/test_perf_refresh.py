@@ -202,3 +202,28 @@ def test_audit_records_put_within_the_linger_are_one_batch_and_close_writes_them
     started = time.monotonic()
     writer.close()  # what is queued is written, within about one linger
     assert batches == [5, 1] and time.monotonic() - started < 5
+
+
+def test_the_take_commits_without_waiting_for_the_flush_and_only_its_own_transaction(app, web, citizen, rp,
+                                                                                        idp_services):
+    """The take's consumption is made durable by the grant's synchronous INSERT right after it
+    (a WAL flush covers what came before it); its own commit does not wait, and the setting
+    does not leak into the connection's next transaction."""
+    from idp.models import TokenRecord
+    from idp.oauth.records import _take_statement, _ts
+
+    _postgres_only(idp_services)
+    q, v = authorize_code(web, rp, scope="openid profile offline_access")
+    assert exchange(web, rp, q["code"], v).status_code == 200
+    with idp_services.db.engine.connect() as conn:
+        jti = conn.execute(sa.select(TokenRecord.jti).where(
+            TokenRecord.kind == "refresh", TokenRecord.client_id == rp.client_id)).scalar_one()
+        conn.rollback()
+        with conn.begin():
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() == "on"
+            taken = conn.execute(_take_statement(False, False), {
+                "t_jti": jti, "t_client": rp.client_id, "t_now": _ts(int(time.time()))}).all()
+            assert len(taken) == 1
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() == "off"
+        with conn.begin():
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() == "on"
