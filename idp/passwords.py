@@ -8,28 +8,20 @@ the string, so raising them later only needs :meth:`PasswordHasher.needs_rehash`
 at the next successful login.
 
 Only the test suite lowers the memory cost (``IdpSettings.password_hash_memory_kib``).
-
-A process confined to one CPU (``taskset``, a cpuset: ``make bench`` pins the
-idp so) computes the same Argon2id with the reference library, libargon2,
-called so that it keeps the interpreter lock (:func:`exclusive_argon2`): see
-there for why. Both make and check the same PHC strings.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-__all__ = ["PasswordHasher", "hash_slots", "exclusive_argon2", "cpus_available", "OWASP_MEMORY_KIB", "OWASP_ITERATIONS",
-           "MAX_PASSWORD_BYTES"]
+__all__ = ["PasswordHasher", "hash_slots", "cpus_available", "OWASP_MEMORY_KIB", "OWASP_ITERATIONS", "MAX_PASSWORD_BYTES"]
 
 OWASP_MEMORY_KIB = 19456
 OWASP_ITERATIONS = 2
@@ -66,70 +58,6 @@ def hash_slots() -> threading.BoundedSemaphore:
         return _slots[1]
 
 
-_library_lock = threading.Lock()
-_library: tuple[int, Any] | None = None
-
-
-def _load_libargon2() -> Any:
-    """libargon2 (Debian: libargon2-1) as a ``ctypes.PyDLL``, or ``None`` where it is not installed."""
-    path = ctypes.util.find_library("argon2")
-    if not path:
-        return None
-    try:
-        lib = ctypes.PyDLL(path)
-        u32, size, text = ctypes.c_uint32, ctypes.c_size_t, ctypes.c_char_p
-        lib.argon2id_hash_encoded.argtypes = [u32, u32, u32, text, size, text, size, size, text, size]
-        lib.argon2id_hash_encoded.restype = ctypes.c_int
-        lib.argon2id_verify.argtypes = [text, text, size]
-        lib.argon2id_verify.restype = ctypes.c_int
-    except (OSError, AttributeError):
-        return None
-    return lib
-
-
-def exclusive_argon2() -> Any:
-    """libargon2 called with the interpreter lock held, when this process may use one CPU only; else ``None``.
-
-    On one CPU the request threads and the hash take turns on the same core.
-    With ``cryptography`` the hash lets go of the interpreter, so the other
-    threads' Python work cuts into it again and again, and each side evicts
-    the other's working set from the caches: a login then costs 2–5 ms more
-    CPU than its parts alone (docs/performance.md, "Password sign-ins"). A
-    ``ctypes.PyDLL`` call keeps the lock, so the hash runs to its end in one
-    stretch and the requests run between hashes; on one CPU nothing could run
-    in parallel anyway. With more CPUs, hashes and requests do run side by
-    side, so there the GIL-free ``cryptography`` is used (:func:`hash_slots`
-    still bounds the hashes to one per CPU). Decided once per process.
-    """
-    global _library
-    pid = os.getpid()
-    with _library_lock:
-        if _library is None or _library[0] != pid:
-            _library = (pid, _load_libargon2() if cpus_available() == 1 else None)
-        return _library[1]
-
-
-def _hash_exclusive(lib: Any, data: bytes, salt: bytes, *, iterations: int, memory_kib: int, lanes: int) -> str:
-    out = ctypes.create_string_buffer(256)  # a PHC string at any parameters fits (hash and salt: 43 + 22 base64)
-    rc = lib.argon2id_hash_encoded(iterations, memory_kib, lanes, data, len(data), salt, len(salt), 32, out, len(out))
-    if rc != 0:
-        raise RuntimeError(f"libargon2 refused to hash (error {rc})")
-    return out.value.decode("ascii")
-
-
-def _verify_phc(data: bytes, phc: str) -> bool:
-    """Whether ``data`` is the password of ``phc`` (one Argon2id, in a hash slot)."""
-    lib = exclusive_argon2()
-    with hash_slots():
-        if lib is not None:
-            return bool(lib.argon2id_verify(phc.encode("ascii"), data, len(data)) == 0)
-        try:
-            Argon2id.verify_phc_encoded(data, phc)
-        except InvalidKey:
-            return False
-        return True
-
-
 _PHC = re.compile(r"^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$")
 
 
@@ -160,13 +88,8 @@ class PasswordHasher:
         data = password.encode()
         if len(data) > MAX_PASSWORD_BYTES:
             raise ValueError("password too long")
-        salt = os.urandom(16)
-        lib = exclusive_argon2()
         with hash_slots():
-            if lib is not None:
-                return _hash_exclusive(lib, data, salt, iterations=self.iterations, memory_kib=self.memory_kib,
-                                       lanes=self.lanes)
-            return self._kdf(salt).derive_phc_encoded(data)
+            return self._kdf(os.urandom(16)).derive_phc_encoded(data)
 
     def verify(self, password: str, phc: str | None) -> bool:
         """True if ``password`` matches ``phc``.
@@ -178,12 +101,18 @@ class PasswordHasher:
         if phc is None or _PHC.match(phc) is None:
             self._verify_dummy(data)
             return False
-        return _verify_phc(data, phc)
+        try:
+            with hash_slots():
+                Argon2id.verify_phc_encoded(data, phc)
+        except InvalidKey:
+            return False
+        return True
 
     def _verify_dummy(self, data: bytes) -> None:
         if not self._dummy:
             self._dummy.append(self.hash("dummy password for absent accounts"))
-        _verify_phc(data, self._dummy[0])
+        with contextlib.suppress(InvalidKey), hash_slots():
+            Argon2id.verify_phc_encoded(data, self._dummy[0])
 
     def needs_rehash(self, phc: str) -> bool:
         """True if ``phc`` was made with other parameters than these."""

@@ -5,16 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 import idp.passwords as passwords
 from idp.passwords import PasswordHasher, cpus_available, hash_slots
-
-
-@pytest.fixture(autouse=True)
-def _cryptography(monkeypatch):
-    """These tests replace cryptography's verify; on one CPU the hash would go to libargon2 instead."""
-    monkeypatch.setattr(passwords, "exclusive_argon2", lambda: None)
 
 
 def test_no_more_hashes_at_once_than_cpus(monkeypatch):
