@@ -10,6 +10,7 @@ instances. The separators keep ``("ab", "c")`` and ``("a", "bc")`` apart.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -27,11 +28,19 @@ def pairwise_sub(sector: str, public_id: str, salt: bytes) -> str:
 def sector_of(sector_identifier: str | None, redirect_uris: Iterable[str], client_id: str) -> str:
     """The sector a client belongs to (OIDC Core §8.1).
 
+    Remembered per registration (its three inputs): every token and ID token a
+    grant issues asks for it, and parsing the redirect URIs was most of a ``sub``'s cost.
+
     The registered sector identifier host when there is one; otherwise the
     host of the redirect URIs when they share one; otherwise the client id
     (a client with redirect URIs on several hosts and no sector is its own
     sector, which is the safe choice).
     """
+    return _sector(sector_identifier, tuple(redirect_uris), client_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sector(sector_identifier: str | None, redirect_uris: tuple[str, ...], client_id: str) -> str:
     if sector_identifier:
         host = urlsplit(sector_identifier).hostname if "://" in sector_identifier else sector_identifier
         return (host or sector_identifier).lower()

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -156,17 +154,9 @@ def client_ip() -> str:
     return request.remote_addr or ""
 
 
-def _browser_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def browser() -> Browser:
     """This request's browser for flow binding: its cookie's hash, or a new cookie value if it has none."""
-    value = request.cookies.get(cookie_name(BROWSER_COOKIE)) or ""
-    if len(value) < 20 or len(value) > 64:
-        new = secrets.token_urlsafe(24)
-        return Browser(_browser_hash(new), new)
-    return Browser(_browser_hash(value))
+    return Browser.of_cookie(request.cookies.get(cookie_name(BROWSER_COOKIE)))
 
 
 def set_browser_cookie(resp: Any, value: str) -> None:
