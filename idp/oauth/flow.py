@@ -21,7 +21,7 @@ import enum
 import hmac
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .acr import UNMET, level
@@ -266,8 +266,9 @@ class Flow:
     # --------------------------------------------------------- serialisation
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data.pop("id")
+        # The fields as they are, not dataclasses.asdict: its deep copy of every value was most of
+        # a flow write (issue 16); json.dumps only reads them. Same keys, same order, same JSON.
+        data = {name: getattr(self, name) for name in _STORED}
         data["state"] = self.state.value
         data["v"] = FLOW_VERSION
         return json.dumps(data, separators=(",", ":"))
@@ -290,6 +291,10 @@ class Flow:
             return None
         flow.id = flow_id
         return flow
+
+
+_STORED = tuple(f.name for f in fields(Flow) if f.name != "id")
+"""What a stored flow holds, in field order (``id`` is the store's key)."""
 
 
 # ---------------------------------------------------------------- the rules
