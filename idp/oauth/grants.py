@@ -203,6 +203,7 @@ class AuthorizationCodeGrant(BoundTokens, grants.AuthorizationCodeGrant):
         params = [("code", code)]
         if self.request.payload.state:
             params.append(("state", self.request.payload.state))
+        params.append(("iss", _provider(self).issuer))  # RFC 9207 §2, last: idp.oauth.server.YiwangIssuerParameter
         return 302, "", [("Location", add_params_to_uri(redirect_uri, params))]
 
     def save_authorization_code(self, code: Any, request: Any) -> str:

@@ -7,8 +7,10 @@ provider has, in Authlib's own idiom.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from authlib.common.urls import url_encode
 from authlib.oauth2.rfc9207 import IssuerParameter
 
 from ..device import register_device_flow
@@ -37,6 +39,19 @@ class YiwangIssuerParameter(IssuerParameter):
 
     def get_issuer(self) -> str:
         return self._issuer
+
+    def add_issuer_parameter(self, authorization_server: Any, response: Any) -> None:
+        # AuthorizationCodeGrant puts ``iss`` last into the code redirect it builds (one
+        # encoding of the Location instead of a second parse and re-encode here, issue 16);
+        # every other authorization response, errors included, gets it here as before.
+        location = response.location
+        if location and location.endswith(self._encoded):
+            return
+        super().add_issuer_parameter(authorization_server, response)
+
+    @functools.cached_property
+    def _encoded(self) -> str:
+        return str(url_encode([("iss", self._issuer)]))  # as add_params_to_uri writes it
 
 
 def configure_server(server: Any, provider: Provider, *, mtls: MtlsConfig | None = None,

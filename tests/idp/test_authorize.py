@@ -281,3 +281,22 @@ def test_a_login_parses_the_id_number_once(web, citizen, rp, monkeypatch):
     query, _verifier = authorize_code(web, rp)
     assert "code" in query
     assert calls == [1]
+
+
+def test_iss_is_in_every_authorization_response_exactly_once(web, citizen, rp):
+    """RFC 9207 §2: the code redirect carries ``iss`` from the grant itself (the hook skips it),
+    every other redirect from the hook; never twice, on the Flask view and the hot path alike."""
+    from urllib.parse import parse_qs, urlsplit
+
+    def iss_values(resp):
+        return parse_qs(urlsplit(resp.headers["Location"]).query).get("iss")
+
+    first = web.get("/authorize", query_string=_params(rp))  # no session: the login page first
+    assert first.status_code == 200
+    authorize_code(web, rp)  # signed in, consent given: a code through the Flask view
+    silent = web.get("/authorize", query_string=_params(rp))  # the session cookie: the hot path
+    assert "code=" in silent.headers["Location"] and iss_values(silent) == [ISSUER]
+    refused = web.get("/authorize", query_string=_params(rp, response_type="token"))
+    assert "error=" in refused.headers["Location"] and iss_values(refused) == [ISSUER]
+    none = web.get("/authorize", query_string=_params(rp, prompt="none", scope="openid phone"))
+    assert iss_values(none) == [ISSUER]
