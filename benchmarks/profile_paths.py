@@ -168,6 +168,12 @@ def _operations(app: Any, services: Any) -> dict[str, Callable[[], None]]:
         ok(status, body)
         state["rt"] = json.loads(body)["refresh_token"]
 
+    def exchange(code: str, verifier: str) -> None:
+        status, _, body = _call(app, _environ("POST", "/token", headers=rp.basic(), data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            "code_verifier": verifier})())
+        ok(status, body)
+
     def sso_login() -> None:
         verifier, challenge = pkce_pair()
         status, headers, body = _call(app, _environ("GET", "/authorize", headers={"Cookie": cookies}, query={
@@ -175,11 +181,7 @@ def _operations(app: Any, services: Any) -> dict[str, Callable[[], None]]:
             "scope": "openid profile", "state": "st", "nonce": "n", "code_challenge": challenge,
             "code_challenge_method": "S256"})())
         ok(status, body)
-        code = query_of(headers["Location"])["code"]
-        status, _, body = _call(app, _environ("POST", "/token", headers=rp.basic(), data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
-            "code_verifier": verifier})())
-        ok(status, body)
+        exchange(query_of(headers["Location"])["code"], verifier)
 
     def password_login() -> None:
         # The bench's login scenario: a fresh browser (no cookies), scope "openid profile email".
@@ -198,11 +200,7 @@ def _operations(app: Any, services: Any) -> dict[str, Callable[[], None]]:
             "POST", path, query=query, headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())},
             data={"csrf_token": csrf_of(page), "id_number": ID_NUMBER, "password": PASSWORD})())
         ok(status, body)
-        code = query_of(headers["Location"])["code"]
-        status, _, body = _call(app, _environ("POST", "/token", headers=rp.basic(), data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
-            "code_verifier": verifier})())
-        ok(status, body)
+        exchange(query_of(headers["Location"])["code"], verifier)
 
     def plain(make: Callable[[], dict[str, Any]]) -> Callable[[], None]:
         def once() -> None:

@@ -288,6 +288,13 @@ def _part(value: str, what: str) -> str:
     return value
 
 
+def _day(day: Any, what: str) -> _dt.date:
+    """A day-number claim (days since 1970-01-01) as a date, or the claim's error."""
+    if type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
+        return _fromordinal(_EPOCH_ORDINAL + day)
+    raise _bad(f"the {what} claim must be a day number")
+
+
 def from_claim_map(m: Any) -> QrClaims:
     """The claims of a decoded CBOR claim map; :class:`PayloadError` (``claims``) if malformed.
 
@@ -341,18 +348,9 @@ def from_claim_map(m: Any) -> QrClaims:
         code_type = code_type_raw
     else:
         raise _bad("the holder code type claim must be a 3-digit code")
-    day = m[_C_FROM]
-    if type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
-        valid_from = _fromordinal(_EPOCH_ORDINAL + day)
-    else:
-        raise _bad("the valid-from claim must be a day number")
+    valid_from = _day(m[_C_FROM], "valid-from")
     day = m.get(_C_ISSUED, _ABSENT)
-    if day is _ABSENT:
-        issued = valid_from
-    elif type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
-        issued = _fromordinal(_EPOCH_ORDINAL + day)
-    else:
-        raise _bad("the issued-at claim must be a day number")
+    issued = valid_from if day is _ABSENT else _day(day, "issued-at")
     status_list: str | None = None
     status_index: int | None = None
     if _C_STATUS_LIST in m or _C_STATUS_INDEX in m:
@@ -371,12 +369,7 @@ def from_claim_map(m: Any) -> QrClaims:
     if type(holder_code) is not str or not 0 < len(holder_code) <= 64:
         holder_code = _unpack_code(holder_code, "holder code")
     day = m.get(_C_UNTIL, _ABSENT)
-    if day is _ABSENT:
-        valid_until = None
-    elif type(day) is int and _MIN_DAY <= day <= _MAX_DAY:
-        valid_until = _fromordinal(_EPOCH_ORDINAL + day)
-    else:
-        raise _bad("the valid-until claim must be a day number")
+    valid_until = None if day is _ABSENT else _day(day, "valid-until")
     # Positional, and the fields already read-only (QrClaims would copy a dict).
     return QrClaims(
         f"{IDENTIFIER_ROOT}.{type_code}.{uscc}.{serial}.{version}.{check}",
