@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("certstore (issue 5), one worker, one run:")
     print(f"  issue through the API end to end   {r['api_issue_per_s']:8.1f} certificates/s (PAdES {args.level})")
     print(f"  bare pyHanko B-B sign, same page   {r['bare_pyhanko_bb_per_s']:8.1f} signatures/s")
-    print(f"    ratio {r['issue_ratio']:.2f} " + ("(target >= 0.70)" if args.level == "B-B" else
-          "(B-LTA against bare B-B: what two TSA round trips and the validation data cost; the 0.70 target is B-B's)"))
+    print(f"    ratio {r['issue_ratio']:.2f} " + ("(issue 16: >= 0.9)" if args.level == "B-B" else
+          "(B-LTA against bare B-B: what two TSA round trips and the validation data cost; the 0.9 goal is B-B's)"))
     print(
         f"  (stock pyHanko, key loaded per call: {r['stock_pyhanko_bb_per_s']:.1f}/s,"
         f" ratio {r['api_issue_per_s'] / r['stock_pyhanko_bb_per_s']:.2f})"
