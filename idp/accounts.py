@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyotp
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from keys.errors import InvalidIdentifier
 from keys.identifiers import ResidentId, mask_resident_id, parse_resident_id
@@ -38,6 +38,7 @@ from .account_fields import (
 from .account_import import CSV_COLUMNS, CsvImport, ImportReport, RejectedRow, iter_lines
 from .db import Database, rowcount
 from .errors import Conflict, NotFound
+from .login_read import LoginRead
 from .models import Citizen, RecoveryCode, utcnow
 from .passwords import PasswordHasher
 from .second_factor import matched_step, use_recovery_code
@@ -47,8 +48,17 @@ if TYPE_CHECKING:
     from .throttle import Throttle
 
 __all__ = [
-    "AccountService", "LoginOutcome", "ImportReport", "RejectedRow", "TotpEnrolment", "ID_NUMBER_PURPOSE",
-    "TOTP_PURPOSE", "CSV_COLUMNS", "MIN_PASSWORD_LENGTH", "check_password_policy", "iter_lines",
+    "AccountService",
+    "LoginOutcome",
+    "ImportReport",
+    "RejectedRow",
+    "TotpEnrolment",
+    "ID_NUMBER_PURPOSE",
+    "TOTP_PURPOSE",
+    "CSV_COLUMNS",
+    "MIN_PASSWORD_LENGTH",
+    "check_password_policy",
+    "iter_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,24 +111,6 @@ def _number(id_number: str | ResidentId) -> str:
 _BY_INDEX = sa.select(Citizen).where(Citizen.id_number_index == sa.bindparam("index"))
 """Built once: constructing it was a sixth of the account lookup on every login (py-spy)."""
 
-_KEYS = tuple(a.key for a in sa.inspect(Citizen).column_attrs)
-_LOGIN_READ = sa.select(*(getattr(Citizen.__table__.c, k) for k in _KEYS)).where(
-    Citizen.__table__.c.id_number_index == sa.bindparam("index"))
-"""A password login's citizen read in Core, every mapped column: loading an ORM entity through a
-Session was the largest part of a login besides the hash (0.5-0.85 ms, issue 16)."""
-_CONVERTED = [(i, c.type) for i, c in enumerate(_LOGIN_READ.selected_columns)
-              if isinstance(c.type, sa.types.TypeDecorator)]
-_new_citizen = sa.inspect(Citizen).class_manager.new_instance
-
-
-def _citizen_from_row(values: Any) -> Citizen:
-    """A detached :class:`Citizen` with every column loaded, as the ORM query gives it: the values
-    go into its dict as the ORM's loader puts them (no change history), then it gets its identity."""
-    citizen = _new_citizen()
-    citizen.__dict__.update(zip(_KEYS, values, strict=True))
-    make_transient_to_detached(citizen)
-    return citizen
-
 
 class AccountService(CsvImport):
     """Citizen accounts on top of the database, the PII protector and the hasher."""
@@ -139,7 +131,7 @@ class AccountService(CsvImport):
         self.audit = audit
         self.throttle = throttle
         self.totp_issuer = totp_issuer
-        self._login_read: Any = None  # _LOGIN_READ straight on psycopg (PostgreSQL; idp.oauth.pgdirect)
+        self._login_read = LoginRead(db)
 
     # ---------------------------------------------------------------- lookup
 
@@ -305,8 +297,13 @@ class AccountService(CsvImport):
         with self.db.session() as s:
             citizen = self._require(s, id_number)
             citizen.disabled = disabled
-            self._audit(s, "account.disabled", actor=actor, subject=citizen.id_number_masked,
-                        detail={"disabled": disabled})
+            self._audit(
+                s,
+                "account.disabled",
+                actor=actor,
+                subject=citizen.id_number_masked,
+                detail={"disabled": disabled},
+            )
         return citizen
 
     # -------------------------------------------------------- authentication
@@ -324,7 +321,7 @@ class AccountService(CsvImport):
         except InvalidIdentifier:
             self.hasher.verify(password, None)
             return None
-        citizen = self._login_citizen(self.index_of(number))
+        citizen = self._login_read.citizen(self.index_of(number))  # one read, no Session (issue 16)
         if citizen is None or citizen.disabled or citizen.password_hash is None:
             self.hasher.verify(password, None)
             return None
@@ -333,24 +330,6 @@ class AccountService(CsvImport):
         if self.hasher.needs_rehash(citizen.password_hash):
             self._rehash(citizen, password)
         return citizen
-
-    def _login_citizen(self, index: str) -> Citizen | None:
-        """The account with blind index ``index``: one autocommit read, no Session (a login's hot path)."""
-        params = {"index": index}
-        if self.db.dialect == "postgresql":
-            if self._login_read is None:
-                from .oauth.pgdirect import Direct
-
-                self._login_read = Direct(_LOGIN_READ, self.db.engine)
-            rows = self._login_read.rows(self.db.engine, params)[1]
-            if not rows:
-                return None
-            values = list(rows[0])  # psycopg's: the types' own conversion (UTC timestamps) as SQLAlchemy's
-            for i, type_ in _CONVERTED:
-                values[i] = type_.process_result_value(values[i], self.db.engine.dialect)
-            return _citizen_from_row(values)
-        row = self.db.first_row(_LOGIN_READ, params)
-        return None if row is None else _citizen_from_row(row)
 
     def _rehash(self, citizen: Citizen, password: str) -> None:
         new_hash = self.hasher.hash(password)
@@ -387,8 +366,14 @@ class AccountService(CsvImport):
             decision = self.throttle.check(index, ip)
             failures_on_record = decision.account_failures
             if not decision.allowed:
-                self._audit(None, "login.locked", subject=masked, client_id=client_id, ip=ip,
-                            detail={"retry_after": decision.retry_after_seconds})
+                self._audit(
+                    None,
+                    "login.locked",
+                    subject=masked,
+                    client_id=client_id,
+                    ip=ip,
+                    detail={"retry_after": decision.retry_after_seconds},
+                )
                 return LoginOutcome("throttled", retry_after=decision.retry_after_seconds)
         citizen = self.authenticate(resident_id, password)
         if citizen is None:
@@ -402,7 +387,14 @@ class AccountService(CsvImport):
         # passes: a known password must not buy fresh TOTP guesses.
         if self.throttle is not None and failures_on_record and not citizen.has_totp:
             self.throttle.reset(index)
-        self._audit(None, "login.success", subject=masked, client_id=client_id, ip=ip, detail={"amr": ["pwd"]})
+        self._audit(
+            None,
+            "login.success",
+            subject=masked,
+            client_id=client_id,
+            ip=ip,
+            detail={"amr": ["pwd"]},
+        )
         return LoginOutcome("ok", citizen=citizen, needs_second_factor=citizen.has_totp)
 
     # ------------------------------------------------------------------ TOTP

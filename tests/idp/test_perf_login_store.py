@@ -33,7 +33,7 @@ def _orm(services: Services, number: str) -> Citizen | None:
 
 
 def _fast(services: Services, number: str) -> Citizen | None:
-    return services.accounts._login_citizen(services.accounts.index_of(number))
+    return services.accounts._login_read.citizen(services.accounts.index_of(number))
 
 
 def test_the_login_read_gives_the_orm_entity_column_for_column(services: Services) -> None:
