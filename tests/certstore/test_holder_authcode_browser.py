@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.demo.processes import free_port, idp_cli, started
+from tests.demo.processes import certstore_cli, free_port, idp_cli, started
 from tests.support.browser import CHROMIUM_ARGS
 
 from .conftest import PERSON_ID, issue_args
@@ -36,15 +34,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "demo-password-for-tests"  # noqa: S105 - a test account
 ASKED = ["address", "residence_since"]
-
-
-def _certstore(env: dict[str, str], *args: str) -> str:
-    res = subprocess.run(  # noqa: S603 - our own command
-        [str(Path(sys.executable).parent / "certstore"), *args], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert res.returncode == 0, f"certstore {args[0]} failed: {res.stderr[-2000:]}"
-    return res.stdout
 
 
 @pytest.fixture
@@ -78,8 +67,8 @@ def stack(yiwang_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]
         "YIWANG_CERTSTORE_CLIENT_ID": "certstore", "YIWANG_CERTSTORE_CLIENT_SECRET": secret,
         "YIWANG_CERTSTORE_VCI_WALLET_CLIENTS": "demo-wallet", "YIWANG_CERTSTORE_HOLDER_CLIENT_ID": "demo-wallet",
     }
-    _certstore(cs_env, "init", "--demo")
-    issued = _certstore(cs_env, *issue_args("JZZM", tmp_path / "c.pdf"))
+    certstore_cli(cs_env, "init", "--demo")
+    issued = certstore_cli(cs_env, *issue_args("JZZM", tmp_path / "c.pdf"))
     identifier = next(w for w in issued.split() if w.startswith("1.2.156.3005.2."))
     bin_dir = Path(sys.executable).parent
     specs = [

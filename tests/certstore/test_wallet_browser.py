@@ -16,9 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.demo.processes import free_port, idp_cli, started
+from tests.demo.processes import certstore_cli, free_port, idp_cli, started
 from tests.support.browser import CHROMIUM_ARGS
 
 from .conftest import PERSON_ID, issue_args
@@ -37,15 +35,6 @@ from .conftest import PERSON_ID, issue_args
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "demo-password-for-tests"  # noqa: S105 - a test account
-
-
-def _certstore(env: dict[str, str], *args: str) -> str:
-    res = subprocess.run(  # noqa: S603 - our own command
-        [str(Path(sys.executable).parent / "certstore"), *args], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert res.returncode == 0, f"certstore {args[0]} failed: {res.stderr[-2000:]}"
-    return res.stdout
 
 
 @pytest.fixture
@@ -75,8 +64,8 @@ def stack(yiwang_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]
         env, "clients", "add", "--name", "住房保障门户 Housing portal", "--redirect-uri", portal_cb,
         "--scope", "openid", "--scope", "certs:read", "--json",
     ))
-    _certstore(cs_env, "init", "--demo")
-    issued = _certstore(cs_env, *issue_args("JZZM", tmp_path / "c.pdf"))
+    certstore_cli(cs_env, "init", "--demo")
+    issued = certstore_cli(cs_env, *issue_args("JZZM", tmp_path / "c.pdf"))
     identifier = next(w for w in issued.split() if w.startswith("1.2.156.3005.2."))
     bin_dir = Path(sys.executable).parent
     specs = [

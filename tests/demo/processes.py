@@ -29,14 +29,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def idp_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    """Run ``idp …`` and return its standard output; fail the test on a non-zero exit."""
+def _cli(command: str, env: dict[str, str], args: tuple[str, ...], stdin: str | None) -> str:
     res = subprocess.run(  # noqa: S603
-        [str(VENV_BIN / "idp"), *args], env={**os.environ, **env}, input=stdin, capture_output=True, text=True,
+        [str(VENV_BIN / command), *args], env={**os.environ, **env}, input=stdin, capture_output=True, text=True,
         timeout=120, cwd=REPO,
     )
-    assert res.returncode == 0, f"idp {' '.join(args)} failed: {res.stderr[-2000:]}"
+    assert res.returncode == 0, f"{command} {' '.join(args)} failed: {res.stderr[-2000:]}"
     return res.stdout
+
+
+def idp_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run ``idp …`` and return its standard output; fail the test on a non-zero exit."""
+    return _cli("idp", env, args, stdin)
+
+
+def certstore_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run ``certstore …`` and return its standard output; fail the test on a non-zero exit."""
+    return _cli("certstore", env, args, stdin)
 
 
 @dataclass
