@@ -63,6 +63,23 @@ HOLDER_CLAIMS = (
     ("holder_code_type", N_("Kind of holder code")),
 )
 """Claims every credential carries besides its type's fields (certstore/vci/metadata.py)."""
+_NOT_GENUINE = N_("The credential was not issued by an agency this service trusts.")
+_NOT_NOW = N_("The credential is not valid at this time.")
+_NOT_THIS = N_("The answer does not belong to this request. Make a new request and scan again.")
+_UNREADABLE = N_("The wallet's answer could not be read.")
+_REFUSALS = {
+    **dict.fromkeys(("unknown_issuer", "signature", "issuer_certificate", "type_not_allowed"), _NOT_GENUINE),
+    **dict.fromkeys(("expired", "not_yet_valid"), _NOT_NOW),
+    **dict.fromkeys(("key_binding", "audience", "nonce", "sd_hash", "stale", "state", "replay"), _NOT_THIS),
+    **dict.fromkeys(("format", "typ", "disclosure", "encryption"), _UNREADABLE),
+    "vct": N_("The credential is not of the type asked for."),
+    "over_disclosed": N_("The wallet shared more than was asked for, so none of it is shown."),
+    "wallet_error": N_("The wallet declined to answer."),
+    "unknown_request": N_("The request has expired. Make a new one."),
+    "*": N_("The answer was refused."),
+}
+"""What the counter page says of a refused answer, by its reason code (certstore.vp.responses.VpRefused,
+signing.sdjwt_verify.SdJwtError): the English message is for the API and the log, never the page."""
 _CSRF_KEY = "vp_csrf"
 
 
@@ -167,8 +184,11 @@ def counter_create() -> Response:
     )
     issuer = services().registry.get_issuer(agency)
     labels = dict(_claim_choices(request.form.get("type", "")[:24]))
+    from .language import page_language
+
+    refusals = {code: gettext(page_language(), text) for code, text in _REFUSALS.items()}
     resp = Response(render_template("vp_request.html", created=created, agency=issuer, qr=qr_svg(created.wallet_url),
-                                    same_device=_same_device(created), labels=labels))
+                                    same_device=_same_device(created), labels=labels, refusals=refusals))
     # The page polls its result (fetch): connect-src 'self' on top of the app's strict policy.
     resp.headers["Content-Security-Policy"] = CSP + "; connect-src 'self'"
     resp.headers["Cache-Control"] = "no-store"
@@ -188,6 +208,14 @@ def result(request_id: str) -> Response:
     got = verifier().result(request_id[:64], request.headers.get("X-VP-View", ""))
     if got is None:
         abort(404)
+    if isinstance(got.get("issuer"), dict):  # the page's language: a registered agency's own two names
+        from .language import pick
+
+        try:
+            known = services().registry.get_issuer(got["issuer"].get("uscc"))
+            got["issuer_name"] = pick(known.name_zh, known.name_en)
+        except Exception:  # noqa: BLE001 - another region's agency: its name as its trust list gives it
+            got["issuer_name"] = got["issuer"].get("name")
     resp = jsonify(got)
     resp.headers["Cache-Control"] = "no-store"
     return resp

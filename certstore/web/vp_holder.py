@@ -19,6 +19,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 
+from keys.identifiers import HOLDER_CODE_RESIDENT_ID, HOLDER_CODE_USCC
+from keys.locale import N_, gettext
+
 from ..vp.holder import inspect_request
 from . import CSP
 from .context import services
@@ -46,13 +49,29 @@ def install(app: Flask) -> None:
 def holder() -> str:
     from .holder_issue import signin_choices
 
-    return render_template("vp_holder.html", signin_types=signin_choices(),
+    return render_template("vp_holder.html", signin_types=signin_choices(), holder_labels=_labels(),
                            holder_client=services().settings.holder_client_id or "")
 
 
 @bp.get("/present")
 def present() -> str:
-    return render_template("vp_present.html")
+    return render_template("vp_present.html", holder_labels=_labels())
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    """This service's certificate types, their items and the kinds of holder code, named in the page's
+    language, for the script that lists the credentials kept in the browser (a credential holds codes)."""
+    from .language import page_language, pick
+
+    types = services().registry.types()
+    claims: dict[str, str] = {}
+    for code in [None, *(t.code for t in types)]:
+        for name, label in _claim_choices(code):
+            claims.setdefault(name, label)
+    lang = page_language()
+    return {"types": {t.code: pick(t.name_zh, t.name_en) for t in types}, "claims": claims,
+            "kinds": {HOLDER_CODE_RESIDENT_ID: gettext(lang, N_("Resident ID number")),
+                      HOLDER_CODE_USCC: gettext(lang, N_("Unified social credit code"))}}
 
 
 @bp.get("/present/request")
@@ -63,10 +82,12 @@ def present_request() -> Response:
     )
     labels = dict(_claim_choices(got["type"]))
     got["claims"] = [{"name": n, "label": labels.get(n, n)} for n in got["claims"]]
+    from .language import page_language, pick
+
+    verifier_of = got["verifier"]
+    got["verifier_name"] = pick(verifier_of["name"], verifier_of.get("name_en"))  # the agency's, in the page's language
     try:
         spec = services().registry.get_type(got["type"])
-        from .language import page_language
-
         got["type_name"] = spec.name_zh if page_language().startswith("zh") else spec.name_en
     except Exception:  # noqa: BLE001 — a foreign type this registry does not know: its code
         got["type_name"] = got["type"]

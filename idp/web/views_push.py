@@ -6,14 +6,22 @@ subscribes the browser with it and posts the subscription here, a form
 with its CSRF token (bound to the SSO session and the ``push`` form);
 ``/account/push/unsubscribe`` forgets one. Only a signed-in citizen, for
 their own account; every change is audited. Answers are JSON.
+
+The service worker (``static/sw.js``) is served by :func:`service_worker` with
+its words put before it: a notice is shown when no page is open, so the words
+cannot come from a page as other scripts' do; they come from the one catalog
+(keys/locale), both languages, and the worker picks the device's.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from keys.locale import N_, gettext
 
 from ..errors import InvalidInput
 from ..push.subscriptions import SubscriptionStore
@@ -52,6 +60,35 @@ def _signed_in() -> tuple[Any, Any] | None:
         return None
     citizen = rt().services.accounts.get(int(session.citizen_id))
     return (session, citizen) if citizen is not None and not citizen.disabled else None
+
+
+_WORKER_WORDS = {
+    "title": N_("Yiwang"),
+    "counter": N_("A service counter request is waiting for your approval."),
+    "hotline": N_("A hotline request is waiting for your approval."),
+    "request": N_("A request is waiting for your approval."),
+}
+"""The notice's words (the push carries only its kind, idp.ciba.webpush.payload_of)."""
+
+
+def service_worker() -> Response:
+    """``/static/sw.js``: the worker's code, then ``var TEXTS = {"zh": …, "en": …};`` from the catalog.
+
+    Registered on the application in place of the static file (a fixed rule comes before
+    ``/static/<path:filename>``), so the worker keeps its address and scope.
+    """
+    texts = {short: {key: gettext(lang, msgid) for key, msgid in _WORKER_WORDS.items()}
+             for short, lang in (("zh", "zh-CN"), ("en", "en"))}
+    code = (Path(current_app.static_folder or "") / "sw.js").read_text(encoding="utf-8")
+    resp = Response(code + "var TEXTS = " + json.dumps(texts, ensure_ascii=False) + ";\n",
+                    content_type="text/javascript; charset=utf-8")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@bp.record_once
+def _serve_the_worker(state: Any) -> None:
+    state.app.add_url_rule("/static/sw.js", "push.service_worker", service_worker)
 
 
 @bp.after_app_request

@@ -19,17 +19,20 @@
     document.getElementById("same-device").classList.add("yw-hidden");
     var waiting = document.getElementById("vp-waiting");
     waiting.classList.add("yw-hidden");
+    // The page's own words for the reason; the verifier's English message and status reason go to the console.
+    if (window.console && (result.message || result.status_reason)) { console.info(result.message || result.status_reason); }
     if (result.outcome !== "verified") {
+      var refusals = JSON.parse(words.refusals || "{}");
       section.className = "verdict forged";
       text("vp-verdict", words.refused);
-      text("vp-status", result.message || "");
+      text("vp-status", refusals[result.reason] || refusals["*"] || "");
       return;
     }
     var kind = result.status === "valid" ? "valid" : (result.status === "unknown" ? "unreadable" : "revoked");
     section.className = "verdict " + kind;
     section.dataset.status = result.status;
     text("vp-verdict", words[result.status] || result.status);
-    text("vp-status", result.status_reason || "");
+    text("vp-status", "");
     var list = document.getElementById("vp-claims");
     list.textContent = "";
     Object.keys(result.claims).forEach(function (name) {
@@ -42,7 +45,7 @@
       list.appendChild(dt);
       list.appendChild(dd);
     });
-    text("vp-issuer", words.issuer + " " + result.issuer.name + " (" + result.issuer.region + ")");
+    text("vp-issuer", words.issuer + " " + (result.issuer_name || result.issuer.name) + " (" + result.issuer.region + ")");
   }
 
   function poll() {

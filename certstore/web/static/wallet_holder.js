@@ -207,13 +207,31 @@
     history.replaceState(null, "", location.pathname); // a reload does not try again with a spent handle
     say("holder-receive-status", words().receiving);
     return receiveSignedIn(box).then(function (item) {
-      say("holder-receive-status", words().received + " " + item.type, "notice");
-    }).catch(function (e) { say("holder-receive-status", words().failed + " " + e.message, "error"); });
+      say("holder-receive-status", words().received + " " + typeName(item.type), "notice");
+    }).catch(function (e) { failed("holder-receive-status", words().failed, e); });
   }
 
   // -- the page parts --------------------------------------------------------------------------
   function words() { var t = document.getElementById("holder-words"); return t ? t.dataset : {}; }
   function say(id, text, kind) { var el = document.getElementById(id); if (el) { el.textContent = text; el.className = kind || ""; } }
+  // The server's (or the browser's) reason is English and technical: the console gets it, the page its own words.
+  function failed(id, text, e) { if (window.console) { console.warn(e); } say(id, text, "error"); }
+  function named(kind, key) {
+    try { return JSON.parse(words()[kind] || "{}")[key] || key; } catch (e) { return key; }
+  }
+  function typeName(code) { return named("types", code); }
+  // What a page shows of an item's value: a person's ID number masked (110101********123X), as on every
+  // page of the service (certstore.types.mask_holder_code; "111" is its holder code type), the kind of
+  // holder code by its name; the rest as is.
+  function shown(disclosures, d) {
+    var value = typeof d.value === "string" ? d.value : JSON.stringify(d.value);
+    var kind = disclosures.filter(function (x) { return x.name === "holder_code_type"; })[0];
+    if (d.name === "holder_code_type") { return named("kinds", value); }
+    if (d.name === "holder_code" && kind && String(kind.value) === "111" && value.length >= 10) {
+      return value.slice(0, 6) + "*".repeat(value.length - 10) + value.slice(-4);
+    }
+    return value;
+  }
 
   function renderHeld() {
     var list = document.getElementById("holder-list");
@@ -226,12 +244,12 @@
         li.className = "holder-credential";
         li.dataset.type = item.type;
         var title = document.createElement("strong");
-        title.textContent = item.type;
+        title.textContent = typeName(item.type);
         li.appendChild(title);
         var dl = document.createElement("dl");
         c.disclosures.forEach(function (d) {
           var dt = document.createElement("dt"), dd = document.createElement("dd");
-          dt.textContent = d.name; dd.textContent = typeof d.value === "string" ? d.value : JSON.stringify(d.value);
+          dt.textContent = named("claims", d.name); dd.textContent = shown(c.disclosures, d);
           dl.appendChild(dt); dl.appendChild(dd);
         });
         li.appendChild(dl);
@@ -253,10 +271,10 @@
       ev.preventDefault();
       say("holder-receive-status", words().receiving);
       receive(form.elements.offer.value, form.elements.tx_code.value).then(function (item) {
-        say("holder-receive-status", words().received + " " + item.type, "notice");
+        say("holder-receive-status", words().received + " " + typeName(item.type), "notice");
         form.reset();
         return renderHeld();
-      }).catch(function (e) { say("holder-receive-status", words().failed + " " + e.message, "error"); });
+      }).catch(function (e) { failed("holder-receive-status", words().failed, e); });
     });
   }
 
@@ -271,7 +289,7 @@
         return allCredentials();
       }).then(function (items) {
         chosen = items.filter(function (i) { return ask.vct_values.indexOf(i.vct) >= 0; })[0];
-        say("present-verifier", ask.verifier.name);
+        say("present-verifier", ask.verifier_name || ask.verifier.name);
         say("present-type", ask.type_name);
         if (!chosen) { say("present-status", words().nocredential, "error"); return; }
         var c = parseCredential(chosen.credential), list = document.getElementById("present-claims");
@@ -279,11 +297,11 @@
           var d = c.disclosures.filter(function (x) { return x.name === claim.name; })[0];
           var dt = document.createElement("dt"), dd = document.createElement("dd");
           dt.textContent = claim.label; dd.dataset.claim = claim.name;
-          dd.textContent = d ? (typeof d.value === "string" ? d.value : JSON.stringify(d.value)) : words().missing;
+          dd.textContent = d ? shown(c.disclosures, d) : words().missing;
           list.appendChild(dt); list.appendChild(dd);
         });
         document.getElementById("present-actions").classList.remove("yw-hidden");
-      }).catch(function (e) { say("present-status", words().badrequest + " " + e.message, "error"); });
+      }).catch(function (e) { failed("present-status", words().badrequest, e); });
 
     document.getElementById("present-share").addEventListener("click", function () {
       var names = ask.claims.map(function (c) { return c.name; });
@@ -298,7 +316,7 @@
         }
         return postForm(ask.response_uri, { vp_token: JSON.stringify(payload.vp_token), state: ask.state });
       }).then(function () { say("present-status", words().shared, "notice"); })
-        .catch(function (e) { say("present-status", words().failed + " " + e.message, "error"); });
+        .catch(function (e) { failed("present-status", words().sharefailed, e); });
     });
     document.getElementById("present-decline").addEventListener("click", function () {
       document.getElementById("present-actions").classList.add("yw-hidden");

@@ -1,13 +1,9 @@
 // The idp's service worker (issue 13 §1): shows a Web Push notice that a counter or hotline
 // request waits for the citizen, and opens the approval page when it is tapped. The push
-// carries only {v, kind, url}; the words are chosen here, in the device's language.
+// carries only {v, kind, url}; the words are chosen here, in the device's language, from
+// TEXTS = {zh: {title, counter, hotline, request}, en: {…}}, which idp.web.views_push adds
+// at the end of this file, from the catalog (keys/locale), when it serves it.
 "use strict";
-var TEXTS = {
-  zh: { title: "一网通办", counter: "服务窗口有一项请求等待您确认。", hotline: "服务热线有一项请求等待您确认。",
-        request: "有一项请求等待您确认。" },
-  en: { title: "Yiwang", counter: "A service counter request is waiting for your approval.",
-        hotline: "A hotline request is waiting for your approval.", request: "A request is waiting for your approval." }
-};
 function localPath(url) {
   return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/" && url.indexOf("\\") < 0;
 }
