@@ -70,8 +70,8 @@ PAGES = ["idp-404", "idp-error", "login", "second-factor", "consent", "wallet-id
          "device", "account", "logout", "verify", "verify-empty", "verify-valid", "verify-not-a-qr",
          "verify-revoked", "offline", "offline-result", "signed-out", "logout-done"]
 """Every page the tour visits, in order."""
-LATER_PAGES = ["account-totp", "account-recovery-codes", "ciba-approve", "ciba-done", "ciba-approve-stronger",
-               "passkey-step-up", "device-confirm", "device-done", "device-wrong-code", "logout-error",
+LATER_PAGES = ["account-totp", "account-recovery-codes", "account-later", "ciba-approve", "ciba-done",
+               "ciba-approve-stronger", "passkey-step-up", "device-confirm", "device-done", "device-wrong-code", "logout-error",
                "staff-login", "staff-logout", "vp-holder", "vp-holder-failed", "vp-counter", "vp-request",
                "vp-present", "vp-request-refused", "vp-present-refused"]
 """The pages of later issues (13 to 15: CIBA, passkeys, staff, TOTP self-enrolment, devices, presentations),
@@ -274,7 +274,7 @@ def _later_parties(env: dict[str, str], database_url: str, cs: str) -> dict[str,
     engine = sa.create_engine(database_url)
     try:
         with engine.begin() as conn:
-            for n, (_number, name) in enumerate(LATER.values()):
+            for n, (lang, (_number, name)) in enumerate(LATER.items()):
                 conn.execute(sa.text(
                     "INSERT INTO passkey_credential (citizen_id, credential_id, user_handle, public_key, sign_count,"
                     " transports, aaguid, attestation_format, backup_eligible, backed_up, name, created_at)"
@@ -282,7 +282,7 @@ def _later_parties(env: dict[str, str], database_url: str, cs: str) -> dict[str,
                     " CURRENT_TIMESTAMP FROM citizen WHERE name = :name"),
                     {"cid": f"tour-passkey-{n}", "handle": f"tour-handle-{n}", "key": b"\xa0",
                      "transports": '["internal"]', "aaguid": "00000000-0000-0000-0000-000000000000",
-                     "pname": "手机", "name": name})
+                     "pname": "我的手机" if lang == "zh-CN" else "My phone", "name": name})
     finally:
         engine.dispose()
     return {"ciba": ciba, "kiosk": kiosk, "staff_portal": staff_portal, "staff_totp": pyotp.TOTP(staff_secret.group(1)),
@@ -474,6 +474,7 @@ def _walk_later(browser: Any, world: dict[str, Any], lang: str) -> Tour:
     # CIBA: a counter's request approved; one that needs a passkey, and the passkey step-up it leads to
     page.goto(f"{issuer}/account")
     page.locator("#ciba-pending-list li a").first.wait_for(timeout=15_000)
+    tour.check(page, "account-later")  # with two-step verification on, a passkey and two waiting requests
     links = {text: page.locator("#ciba-pending-list li", has_text=text).locator("a").get_attribute("href")
              for text in ("窗口 A7", "窗口 B2")}
     page.goto(issuer + links["窗口 A7"] if links["窗口 A7"].startswith("/") else links["窗口 A7"])
