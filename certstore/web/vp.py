@@ -208,17 +208,31 @@ def result(request_id: str) -> Response:
     got = verifier().result(request_id[:64], request.headers.get("X-VP-View", ""))
     if got is None:
         abort(404)
-    if isinstance(got.get("issuer"), dict):  # the page's language: a registered agency's own two names
-        from .language import pick
-
-        try:
-            known = services().registry.get_issuer(got["issuer"].get("uscc"))
-            got["issuer_name"] = pick(known.name_zh, known.name_en)
-        except Exception:  # noqa: BLE001 - another region's agency: its name as its trust list gives it
-            got["issuer_name"] = got["issuer"].get("name")
+    if isinstance(got.get("issuer"), dict):
+        _for_the_page(got)
     resp = jsonify(got)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def _for_the_page(got: dict[str, Any]) -> None:
+    """What the counter page shows of a verified answer: the issuer's name in the page's language (a
+    registered agency has two), a person's ID number masked as on every page (the agencies' API keeps
+    it whole)."""
+    from keys.identifiers import HOLDER_CODE_RESIDENT_ID, is_valid_resident_id, mask_resident_id
+
+    from .language import pick
+
+    try:
+        known = services().registry.get_issuer(got["issuer"].get("uscc"))
+        got["issuer_name"] = pick(known.name_zh, known.name_en)
+    except Exception:  # noqa: BLE001 - another region's agency: its name as its trust list gives it
+        got["issuer_name"] = got["issuer"].get("name")
+    claims = got.get("claims")
+    if isinstance(claims, dict) and isinstance(claims.get("holder_code"), str):
+        code, kind = claims["holder_code"], claims.get("holder_code_type")
+        if kind == HOLDER_CODE_RESIDENT_ID or (kind is None and is_valid_resident_id(code)):
+            claims["holder_code"] = mask_resident_id(code)
 
 
 # -- agencies' API ----------------------------------------------------------------
