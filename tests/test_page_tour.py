@@ -21,7 +21,17 @@ each page checks:
 * and, against the catalogs (:func:`catalog_leftovers`): no English msgid of
   keys/locale's catalog on a zh-CN page, no Chinese translation of one on an
   en page. Every page, the wallet included, is in one language: the browser's
-  Accept-Language chooses it (the tour's contexts are zh-CN or en-US).
+  Accept-Language chooses it (the tour's contexts are zh-CN or en-US);
+* no whole ID number in the page's text, and none of the world's ID numbers,
+  client secrets, CIBA request ids or device codes anywhere in its HTML
+  (:func:`exposed`; a TOTP key and recovery codes are the citizen's own, shown
+  on purpose).
+
+:func:`_walk` goes through the pages of issue 18; :func:`_walk_later`, in the same
+world, through those of later issues (CIBA, passkey step-up, TOTP set-up, the
+device flow's confirmation, the staff sign-in, certstore's presentation pages),
+with a CIBA client, a kiosk, a staff portal and a clerk, and a citizen per
+language holding a passkey (:func:`_later_parties`).
 
 The shared look is one file: each service serves ``yiwang.css`` byte for byte
 as ``keys/web_assets/yiwang.css``.
