@@ -2,7 +2,8 @@
 
 Owns :class:`AuditLog`, the one object the rest of idp holds: it checks a
 record (:mod:`.records`), appends it to the chain in the caller's transaction,
-in one of its own, or through the background writer (:mod:`.writer`), keys it
+in one of its own, or through the background writer (:mod:`.writer`; on PostgreSQL its
+batches go straight to psycopg, :mod:`.direct`), keys it
 with the active ``idp-audit`` MAC key, and anchors the head in the signed
 anchor file (:mod:`.anchors`) every :data:`~.anchors.ANCHOR_EVERY_RECORDS`
 records or :data:`~.anchors.ANCHOR_EVERY_SECONDS` seconds. Reading and
@@ -40,6 +41,7 @@ from .anchors import (
     AnchorFile,
     Checkpoint,
 )
+from .direct import DirectAppend, HeadMissing
 from .records import GENESIS_HASH, MAC_PURPOSE, Pending, checked, mac_input
 from .verify import ChainReader
 from .writer import BatchWriter
@@ -112,9 +114,12 @@ class AuditLog(ChainReader):
         """When this process last anchored; ``None``: its first commit anchors at once."""
         self.background = background
         self.writer: BatchWriter | None = None
+        self._direct: DirectAppend | None = None
         if background:
+            if db.dialect == "postgresql":
+                self._direct = DirectAppend(db.engine, _BUMP, _SET_HEAD, _EVENTS, self._chain)
             self.writer = BatchWriter(
-                db, self._append, self._committed,
+                db, self._append, self._committed, write=self._write_batch,
                 batch_max=batch_max, queue_max=queue_max, linger_seconds=linger_seconds,
             )
             atexit.register(self.close)
@@ -204,7 +209,17 @@ class AuditLog(ChainReader):
         if got is None:
             self._create_head(s)
             got = conn.execute(_BUMP, {"n": n}).one()
-        head_seq, head_hash = int(got[0]), str(got[1])
+        rows = self._chain(batch, int(got[0]), str(got[1]))
+        # Core-speed bulk insert (the Table, not the mapped class, so the ORM's
+        # bulk-persistence layer stays out): the background writer appends hundreds at once.
+        conn.execute(_INSERT, rows)
+        conn.execute(_SET_HEAD, {"new_hash": rows[-1]["hash"]})
+        self._log_appended(batch, rows)
+        return rows
+
+    def _chain(self, batch: list[Pending], head_seq: int, head_hash: str) -> list[dict[str, Any]]:
+        """The batch's rows, keyed and chained onto the head (``head_seq`` already counts the batch)."""
+        n = len(batch)
         prev = head_hash
         key = self._active_key()
         rows: list[dict[str, Any]] = []
@@ -224,15 +239,27 @@ class AuditLog(ChainReader):
             # One HMAC per record (about a microsecond): the writer stays fast on the login path.
             row["hash"] = prev = key.digest(mac_input(row, key.kid))
             rows.append(row)
-        # Core-speed bulk insert (the Table, not the mapped class, so the ORM's
-        # bulk-persistence layer stays out): the background writer appends hundreds at once.
-        conn.execute(_INSERT, rows)
-        conn.execute(_SET_HEAD, {"new_hash": prev})
-        if n == 1:
+        return rows
+
+    @staticmethod
+    def _log_appended(batch: list[Pending], rows: list[dict[str, Any]]) -> None:
+        if len(batch) == 1:
             logger.info("audit %s seq=%d client=%s", batch[0].kind, rows[0]["seq"], batch[0].client_id or "-")
         else:
-            logger.info("audit %d records seq=%d..%d", n, rows[0]["seq"], rows[-1]["seq"])
-        return rows
+            logger.info("audit %d records seq=%d..%d", len(batch), rows[0]["seq"], rows[-1]["seq"])
+
+    def _write_batch(self, batch: list[Pending]) -> list[dict[str, Any]]:
+        """The background writer's append, in a transaction of its own (straight on psycopg on PostgreSQL)."""
+        if self._direct is not None:
+            try:
+                rows = self._direct.write(batch)
+            except HeadMissing:
+                pass  # the Core path below recreates the head row, and says so
+            else:
+                self._log_appended(batch, rows)
+                return rows
+        with self.db.session() as s:
+            return self._append(s, batch)
 
     @staticmethod
     def _create_head(s: Session) -> None:

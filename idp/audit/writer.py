@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 Append = Callable[[Session, list[Pending]], list[dict[str, Any]]]
 """Appends a batch in the caller's transaction; returns the rows written, in order."""
+Write = Callable[[list[Pending]], list[dict[str, Any]]]
+"""Appends a batch in a transaction of its own; returns the rows written, in order."""
 Committed = Callable[[int, int, str], None]
 """Told, after the commit, how many records went in and the new head's ``seq`` and MAC."""
 
@@ -45,12 +47,15 @@ class BatchWriter:
         append: Append,
         committed: Committed,
         *,
+        write: Write | None = None,
         batch_max: int = 500,
         queue_max: int = 50_000,
         linger_seconds: float = 0.05,
     ) -> None:
         self.db = db
         self._append = append
+        self._write = write
+        """When given, a batch is written by it rather than by ``append`` in a session of ``db``."""
         self._committed = committed
         self.batch_max = batch_max
         self.queue_max = queue_max
@@ -125,8 +130,7 @@ class BatchWriter:
                 batch.append(item)
             while True:
                 try:
-                    with self.db.session() as s:
-                        rows = self._append(s, batch)
+                    rows = self._write_once(batch)
                     delay = 0.1
                     self._committed(len(rows), rows[-1]["seq"], rows[-1]["hash"])
                     break
@@ -145,10 +149,15 @@ class BatchWriter:
             if stop:
                 return
 
+    def _write_once(self, batch: list[Pending]) -> list[dict[str, Any]]:
+        if self._write is not None:
+            return self._write(batch)
+        with self.db.session() as s:
+            return self._append(s, batch)
+
     def _write_singly(self, batch: list[Pending]) -> None:
         for p in batch:
             try:
-                with self.db.session() as s:
-                    self._append(s, [p])
+                self._write_once([p])
             except Exception:
                 logger.error("audit writer: dropped an unwritable %s record", p.kind, exc_info=True)
