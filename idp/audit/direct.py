@@ -48,7 +48,7 @@ class DirectAppend:
         self._head_params = dict(set_head.compile(dialect=dialect).params)
         self._events = events
         self._chain = chain
-        self._processors = [(c.key, c.type._cached_bind_processor(dialect)) for c in events.columns]
+        self._processors = [(c.key, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in events.columns]
         self._statements: dict[tuple[int, bool], str] = {}
 
     def _sql(self, n: int, *, head: bool) -> str:
