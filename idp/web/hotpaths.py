@@ -110,7 +110,9 @@ def _query(environ: dict[str, Any]) -> dict[str, str] | None:
 
 def _parse(environ: dict[str, Any]) -> _Parsed | None:
     """The request's form, or ``None`` when Flask should see it (then its body is put back)."""
-    if environ.get("QUERY_STRING"):
+    # Transfer-Encoding: werkzeug then ignores Content-Length (and reads no body without
+    # wsgi.input_terminated), so Flask's answer is the one that counts.
+    if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
         return None
     method = environ.get("REQUEST_METHOD", "GET")
     body = b""
