@@ -38,6 +38,7 @@ from tests.idp.oidc_helpers import (
     pkce_pair,
     query_of,
 )
+from tests.idp.test_mtls import agency_a, mtls_app, pkit  # noqa: F401 - fixtures
 from tests.keys.dpop_client import DPoPKey
 
 FORM = "application/x-www-form-urlencoded"
@@ -947,3 +948,73 @@ def test_a_sign_out_racing_a_refresh_revokes_its_tokens(app, web, citizen, rp):
     assert resp.status_code == 200
     at = resp.get_json()["access_token"]
     assert web.get("/userinfo", headers={"Authorization": "Bearer " + at}).status_code == 401
+
+
+# ------------------------------------------------------------------ RFC 8705 through the forwarded certificate
+
+
+def test_certificate_bound_clients_and_tokens_answer_as_flask(mtls_app, pkit, agency_a, citizen):  # noqa: F811
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.support.tls_proxy import PROXY_SOURCE
+
+    web, stacks = mtls_app.test_client(), Stacks(mtls_app)
+
+    def cert(name: str) -> dict[str, str]:
+        return {"X-Client-Cert": quote(pkit[name].cert.public_bytes(serialization.Encoding.PEM).decode(), safe="")}
+
+    proxy, direct = {"REMOTE_ADDR": PROXY_SOURCE}, {"REMOTE_ADDR": "127.0.0.1"}
+    cc = {"grant_type": "client_credentials", "client_id": agency_a.client_id}
+    signed_in(web, RP(agency_a.client_id, None, agency_a.redirect_uri))
+    labels = ["cc, its certificate", "cc, from a caller that is not the proxy", "cc, another agency's",
+              "cc, none", "code, its certificate", "userinfo, its certificate", "userinfo, another certificate",
+              "userinfo, none", "userinfo, forged by a direct caller", "introspect, its certificate",
+              "introspect, the secret-less client without a certificate"]
+
+    def scenario(mode: str) -> list[Any]:
+        out = [web.post("/token", data=cc, headers=cert("a"), environ_base=proxy),
+               web.post("/token", data=cc, headers=cert("a"), environ_base=direct),
+               web.post("/token", data=cc, headers=cert("b"), environ_base=proxy),
+               web.post("/token", data=cc, environ_base=proxy)]
+        q, verifier = authorize_code(web, RP(agency_a.client_id, None, agency_a.redirect_uri),
+                                     scope="openid profile")
+        ok = web.post("/token", data={"grant_type": "authorization_code", "code": q["code"], "code_verifier": verifier,
+                                      "redirect_uri": agency_a.redirect_uri, "client_id": agency_a.client_id},
+                      headers=cert("a"), environ_base=proxy)
+        out.append(ok)
+        auth = {"Authorization": "Bearer " + ok.get_json()["access_token"]}
+        out += [web.get("/userinfo", headers={**auth, **cert("a")}, environ_base=proxy),
+                web.get("/userinfo", headers={**auth, **cert("b")}, environ_base=proxy),
+                web.get("/userinfo", headers=auth, environ_base=proxy),
+                web.get("/userinfo", headers={**auth, **cert("a")}, environ_base=direct)]
+        token = {"token": ok.get_json()["access_token"], "client_id": agency_a.client_id}
+        out += [web.post("/introspect", data=token, headers=cert("a"), environ_base=proxy),
+                web.post("/introspect", data=token, environ_base=proxy)]
+        return out
+
+    hot, flask = stacks.both(scenario)
+    assert_same(hot, flask, labels)
+    assert [r.status_code for r in hot] == [200, 401, 401, 401, 200, 200, 401, 401, 401, 200, 401]
+
+
+def test_private_key_jwt_answers_as_flask(web, idp_services, rp, stacks):
+    from tests.idp.test_fapi import FapiClient
+
+    client = FapiClient(idp_services, profile=None)
+    labels = ["assertion", "the same assertion again", "audience the token endpoint", "audience another server",
+              "assertion and Basic", "assertion and client_secret", "client_id of another client"]
+
+    def scenario(mode: str) -> list[Any]:
+        cc = {"grant_type": "client_credentials", "client_id": client.client_id}
+        first = client.assertion()
+        return [web.post("/token", data={**cc, **first}),
+                web.post("/token", data={**cc, **first}),
+                web.post("/token", data={**cc, **client.assertion(aud=f"{ISSUER}/token")}),
+                web.post("/token", data={**cc, **client.assertion(aud="https://elsewhere.example")}),
+                web.post("/token", data={**cc, **client.assertion()}, headers=rp.basic()),
+                web.post("/token", data={**cc, **client.assertion(), "client_secret": "x"}),
+                web.post("/token", data={**cc, **client.assertion(), "client_id": rp.client_id})]
+
+    hot, flask = stacks.both(scenario)
+    assert_same(hot, flask, labels)
+    assert hot[0].status_code == 200 and hot[1].get_json()["error"] == "invalid_client"  # a replayed assertion
