@@ -1018,3 +1018,24 @@ def test_private_key_jwt_answers_as_flask(web, idp_services, rp, stacks):
     hot, flask = stacks.both(scenario)
     assert_same(hot, flask, labels)
     assert hot[0].status_code == 200 and hot[1].get_json()["error"] == "invalid_client"  # a replayed assertion
+
+
+def test_discovery_and_cors_answer_as_flask(web, rp, stacks):
+    paths = ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+    origin = {"Origin": "https://spa.example.cn"}
+
+    def scenario(mode: str) -> list[Any]:
+        out = []
+        for path in paths:
+            first = web.get(path)
+            out += [first, web.get(path), web.head(path), web.get(path + "?x=1"),
+                    web.get(path, headers={"If-None-Match": first.headers.get("ETag", "")}),
+                    web.get(path, headers=origin)]
+        out += [web.post("/token", data={"grant_type": "client_credentials"}, headers={**rp.basic(), **origin}),
+                web.get("/userinfo", headers={"Authorization": "Bearer x", **origin}),
+                web.options("/token", headers={**origin, "Access-Control-Request-Method": "POST"})]
+        return out
+
+    hot, flask = stacks.both(scenario)
+    labels = [f"{p} {k}" for p in paths for k in ("first", "again", "HEAD", "query", "If-None-Match", "Origin")]
+    assert_same(hot, flask, [*labels, "token with Origin", "userinfo with Origin", "preflight"])
