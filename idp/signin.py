@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
+from joserfc.jwk import KeySet
 
 from .consents import ConsentService
 from .oauth import fapi
@@ -37,6 +38,7 @@ from .oauth.flow import (
     next_step,
 )
 from .oauth.flowstore import FlowStore
+from .oauth.id_token_hint import BadHint, HintClaims, verify_id_token_hint
 from .oauth.par import REQUEST_URI_PREFIX
 from .oauth.provider import GrantUser
 from .staff.portal import LOGIN_PATH as STAFF_LOGIN_PATH
@@ -334,6 +336,13 @@ class SignIn:
                     raise ValueError
             except ValueError:
                 return RedirectError(redirect_uri, "invalid_request", "max_age must be a whole number", st)
+        hint = None
+        if params.get("id_token_hint"):
+            try:
+                hint = verify_id_token_hint(params["id_token_hint"], issuer=self.provider.issuer,
+                                            keys=KeySet.import_key_set(self.provider.tokens.jwks()))
+            except BadHint as e:
+                return RedirectError(redirect_uri, "invalid_request", str(e), st)
         if is_staff_portal(client):  # issue 13 §1: a staff portal signs in staff, never a citizen
             return self._to_staff_login(flow, params, client, grant, redirect_uri, pushed)
 
@@ -365,6 +374,7 @@ class SignIn:
             citizen_has_passkey=has_passkey, acr_wanted=needs.acr, acr_floor=needs.floor,
             consent_missing=consent_missing(requested, **rules, consented=consented),
             fresh_login=fresh, consent_given=consent_given,
+            hint_names_another=hint is not None and user is not None and not self._names(hint, citizen),
         ))
         if decision.step is Step.ERROR:
             return RedirectError(redirect_uri, decision.error or "interaction_required", None, st)
@@ -394,6 +404,13 @@ class SignIn:
         if fid and not deleted:  # no code was issued (an error answer): the flow ends all the same
             self.flows.delete(fid)
         return IssueCode(response)
+
+    def _names(self, hint: HintClaims, citizen: Any) -> bool:
+        """The hint's ``sub`` is the citizen's, as the client it was issued to knows them (pairwise)."""
+        client = self.port.query_client(hint.client_id)
+        if client is None or hint.sub is None:
+            return False
+        return self.provider.subject(client, citizen.public_id) == hint.sub
 
     def _to_staff_login(self, flow: Flow | None, params: dict[str, str], client: Any, grant: Any,
                         redirect_uri: str, pushed: bool) -> ReturnTo:

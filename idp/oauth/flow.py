@@ -362,6 +362,9 @@ class Situation:
     """The citizen logged in during this flow, in this session (satisfies prompt=login, max_age)."""
     consent_given: bool = False
     """The citizen answered the consent page during this flow, in this session."""
+    hint_names_another: bool = False
+    """The request's ``id_token_hint`` names someone other than the signed-in citizen (or cannot be
+    matched to them: its client is gone, it has no ``sub``)."""
 
     @classmethod
     def of(cls, params: dict[str, Any], *, now: int, max_age: int | None, **facts: Any) -> Situation:
@@ -376,6 +379,10 @@ def next_step(s: Situation) -> Decision:
     if s.session_auth_time is None:
         return Decision(Step.ERROR, "login_required") if none else Decision(Step.LOGIN)
     if not s.fresh_login:
+        # OIDC Core §3.1.2.1: a positive answer only for the End-User the id_token_hint names;
+        # whoever signs in on the login page then is who the code is for.
+        if s.hint_names_another:
+            return Decision(Step.ERROR, "login_required") if none else Decision(Step.LOGIN)
         if "login" in prompts:
             return Decision(Step.LOGIN)
         if s.max_age is not None and s.now - s.session_auth_time > s.max_age:

@@ -57,6 +57,14 @@ def test_max_age_with_prompt_none_is_login_required():
     assert _step(max_age=10, prompt="none").error == "login_required"
 
 
+def test_an_id_token_hint_for_someone_else_is_no_silent_answer():
+    # OIDC Core §3.1.2.1: login_required under prompt=none, else the login page; a fresh login settles it.
+    assert _step(hint_names_another=True).step is Step.LOGIN
+    d = _step(hint_names_another=True, prompt="none")
+    assert d.step is Step.ERROR and d.error == "login_required"
+    assert _step(hint_names_another=True, fresh_login=True).step is Step.ISSUE
+
+
 def test_totp_account_needs_second_factor_until_2fa():
     assert _step(citizen_has_totp=True).step is Step.SECOND_FACTOR
     assert _step(citizen_has_totp=True, session_acr=ACR_2FA).step is Step.ISSUE
