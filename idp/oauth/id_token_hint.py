@@ -10,14 +10,12 @@ specifications allow (a hint names a past sign-in).
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
 
 __all__ = ["BadHint", "HintClaims", "MAX_HINT", "verify_id_token_hint"]
 
@@ -40,20 +38,12 @@ class HintClaims:
     sub: str | None
 
 
-def _header(token: str) -> dict[str, Any]:
-    head = token.split(".", 1)[0]
-    value = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    if not isinstance(value, dict):
-        raise ValueError("header is not an object")
-    return value
-
-
 def verify_id_token_hint(token: str, *, issuer: str, keys: KeySet) -> HintClaims:
     """Check that ``token`` is an ID token we signed (expiry not enforced); :class:`BadHint` if not."""
     if not token or len(token) > MAX_HINT or token.count(".") != 2:
         raise BadHint("id_token_hint is not a signed JWT")
     try:
-        header = _header(token)
+        header = extract_compact(token.encode()).protected
         if header.get("alg") not in _ALGORITHMS:
             raise BadHint("id_token_hint is not signed with our algorithms")
         if str(header.get("typ", "JWT")).lower() in _NOT_ID_TOKEN_TYPES:

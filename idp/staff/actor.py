@@ -24,8 +24,6 @@ two idps in one process).
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +31,7 @@ from typing import Any
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet as JoseKeySet
+from joserfc.jws import extract_compact
 
 from .accounts import StaffService
 from .models import SUBJECT_PREFIX
@@ -72,14 +71,6 @@ class Actor:
                 "office": self.office}
 
 
-def _header(token: str) -> dict[str, Any]:
-    part = token.split(".", 1)[0]
-    header = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    if not isinstance(header, dict):
-        raise ValueError("not a JOSE header")
-    return header
-
-
 class ActorResolver:
     """Checks actor tokens against this idp's keys and its staff accounts."""
 
@@ -94,7 +85,7 @@ class ActorResolver:
                 or actor_token.count(".") != 2:
             raise ActorTokenError("actor_token is not a compact JWT")
         try:
-            header = _header(actor_token)
+            header = extract_compact(actor_token.encode()).protected
             keys = JoseKeySet.import_key_set(self._tokens.jwks())
             claims = dict(jose_jwt.decode(actor_token, keys, algorithms=_ALGORITHMS).claims)
         except (JoseError, ValueError, TypeError, KeyError, UnicodeDecodeError):
