@@ -635,32 +635,27 @@ def test_the_service_workers_words_are_the_catalogs(world: dict[str, Any]) -> No
     assert texts["zh"]["request"] == "有一项请求等待您确认。"
 
 
-@pytest.mark.parametrize("lang", ["zh-CN", "en"])
-def test_every_citizen_page(world: dict[str, Any], lang: str) -> None:
+def _tour(world: dict[str, Any], lang: str, walk: Any, pages: list[str]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            tour = _walk(browser, world, lang)
+            tour = walk(browser, world, lang)
         finally:
             browser.close()
     assert not tour.problems, "\n".join(tour.problems)
-    assert tour.seen == PAGES
+    assert tour.seen == pages
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_citizen_page(world: dict[str, Any], lang: str) -> None:
+    _tour(world, lang, _walk, PAGES)
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_every_later_page(world: dict[str, Any], lang: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tour = _walk_later(browser, world, lang)
-        finally:
-            browser.close()
-    assert not tour.problems, "\n".join(tour.problems)
-    assert tour.seen == LATER_PAGES
+    _tour(world, lang, _walk_later, LATER_PAGES)
 
 
 def test_the_read_log_is_cards_on_a_phone() -> None:

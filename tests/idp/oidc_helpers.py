@@ -135,6 +135,14 @@ def pkce_pair() -> tuple[str, str]:
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
 
+def authorize_params(rp: RP, **kw: str) -> dict[str, str]:
+    """A code + PKCE (S256) authorization request of ``rp`` for ``openid profile``, state ``s``; ``kw`` adds or overrides."""
+    _v, challenge = pkce_pair()
+    return {"response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
+            "scope": "openid profile", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
+            **kw}
+
+
 def csrf_of(html: str) -> str:
     m = _CSRF.search(html)
     assert m, "no CSRF token in the page"

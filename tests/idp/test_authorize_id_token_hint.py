@@ -20,6 +20,7 @@ from tests.idp.oidc_helpers import (
     ISSUER,
     PASSWORD,
     authorize_code,
+    authorize_params,
     exchange,
     is_login_page,
     login,
@@ -29,14 +30,6 @@ from tests.idp.oidc_helpers import (
 )
 
 OTHER_ID = make_id("11010519800101003")
-
-
-def _params(rp, **kw):
-    _v, ch = pkce_pair()
-    p = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
-         "scope": "openid profile", "state": "s", "code_challenge": ch, "code_challenge_method": "S256"}
-    p.update(kw)
-    return p
 
 
 def _redirect(resp, rp) -> dict[str, str]:
@@ -61,14 +54,14 @@ def _other_citizens_token(app, services, rp) -> str:
     services.accounts.add(OTHER_ID, "李四", PASSWORD)
     other = app.test_client()  # another browser
     verifier, challenge = pkce_pair()
-    page = other.get("/authorize", query_string={**_params(rp), "code_challenge": challenge})
+    page = other.get("/authorize", query_string={**authorize_params(rp), "code_challenge": challenge})
     q = _redirect(login(other, page, id_number=OTHER_ID), rp)
     return _id_token(other, rp, q["code"], verifier)
 
 
 def test_the_signed_in_citizens_own_hint_answers_silently(web, citizen, first_party_rp):
     mine = _signed_in(web, first_party_rp)
-    q = _redirect(web.get("/authorize", query_string=_params(first_party_rp, prompt="none", id_token_hint=mine)),
+    q = _redirect(web.get("/authorize", query_string=authorize_params(first_party_rp, prompt="none", id_token_hint=mine)),
                   first_party_rp)
     assert "code" in q and q["iss"] == ISSUER
 
@@ -77,7 +70,7 @@ def test_a_hint_of_someone_else_is_login_required_under_prompt_none(app, web, ci
                                                                      idp_services):
     _signed_in(web, first_party_rp)
     theirs = _other_citizens_token(app, idp_services, first_party_rp)
-    q = _redirect(web.get("/authorize", query_string=_params(first_party_rp, prompt="none", id_token_hint=theirs)),
+    q = _redirect(web.get("/authorize", query_string=authorize_params(first_party_rp, prompt="none", id_token_hint=theirs)),
                   first_party_rp)
     assert q["error"] == "login_required" and "code" not in q
 
@@ -86,7 +79,7 @@ def test_a_hint_of_someone_else_shows_the_login_page_and_a_fresh_login_answers(a
                                                                                 idp_services):
     _signed_in(web, first_party_rp)
     theirs = _other_citizens_token(app, idp_services, first_party_rp)
-    page = web.get("/authorize", query_string=_params(first_party_rp, id_token_hint=theirs))
+    page = web.get("/authorize", query_string=authorize_params(first_party_rp, id_token_hint=theirs))
     assert is_login_page(page)
     # Whoever signs in on that page is who the code is for (the portal checks the sub).
     q = _redirect(login(web, page), first_party_rp)
@@ -96,7 +89,7 @@ def test_a_hint_of_someone_else_shows_the_login_page_and_a_fresh_login_answers(a
 def test_a_hint_issued_to_another_portal_names_the_citizen_by_that_portals_sub(web, citizen, rp, first_party_rp):
     from_the_other_portal = _signed_in(web, first_party_rp)
     authorize_code(web, rp)  # consent at rp, so prompt=none can answer there
-    q = _redirect(web.get("/authorize", query_string=_params(rp, prompt="none",
+    q = _redirect(web.get("/authorize", query_string=authorize_params(rp, prompt="none",
                                                              id_token_hint=from_the_other_portal)), rp)
     assert "code" in q  # pairwise subs differ between the two portals; it is still the same citizen
 
@@ -108,6 +101,6 @@ def test_a_hint_that_is_not_our_id_token_is_invalid_request(web, citizen, first_
     forged = jose_jwt.encode({"alg": "ES256"}, {"iss": ISSUER, "aud": first_party_rp.client_id, "sub": "x",
                                                "iat": now, "exp": now + 300}, foreign_key)
     for hint in ("a.b.c", "not a jwt", forged):
-        q = _redirect(web.get("/authorize", query_string=_params(first_party_rp, prompt="none", id_token_hint=hint)),
+        q = _redirect(web.get("/authorize", query_string=authorize_params(first_party_rp, prompt="none", id_token_hint=hint)),
                       first_party_rp)
         assert q["error"] == "invalid_request" and "code" not in q, hint

@@ -11,13 +11,13 @@ from tests.idp.oidc_helpers import (
     ID_NUMBER,
     PASSWORD,
     authorize_code,
+    authorize_params,
     csrf_of,
     is_login_page,
     login,
     login_action,
     make_id,
     make_rp,
-    pkce_pair,
     query_of,
 )
 
@@ -25,17 +25,9 @@ OTHER_ID = make_id("11010519800101001")
 OTHER_PASSWORD = "attacker password 1"  # noqa: S105 - test account
 
 
-def _params(rp, **kw):
-    _v, ch = pkce_pair()
-    p = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
-         "scope": "openid profile", "state": "s", "code_challenge": ch, "code_challenge_method": "S256"}
-    p.update(kw)
-    return p
-
-
 def _consent_resume_url(web, rp, id_number, password=PASSWORD):
     """Log in as ``id_number``, allow the consent, stop at the 303 to /authorize/resume."""
-    resp = web.get("/authorize", query_string=_params(rp))
+    resp = web.get("/authorize", query_string=authorize_params(rp))
     resp = login(web, resp, id_number=id_number, password=password)
     assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
     loc = resp.headers["Location"]  # the login answers with the consent step
@@ -51,7 +43,7 @@ def test_resume_url_of_another_browser_does_not_carry_its_consent(app, idp_servi
     attacker, victim = app.test_client(), app.test_client()
     resume = _consent_resume_url(attacker, rp, OTHER_ID, OTHER_PASSWORD)
     # The victim is signed in (to a first-party page, say) but never consented to rp.
-    resp = victim.get("/authorize", query_string=_params(rp))
+    resp = victim.get("/authorize", query_string=authorize_params(rp))
     login(victim, resp, id_number=ID_NUMBER)
     resp = victim.get(resume)
     assert resp.status_code == 302
@@ -268,7 +260,7 @@ def test_pushed_login_hint_prefills_the_login_page_of_that_browser_only(app, rp)
 
 def test_front_channel_login_hint_is_neither_prefilled_nor_echoed(app, rp):
     browser = app.test_client()
-    resp = browser.get("/authorize", query_string=_params(rp, login_hint=ID_NUMBER))
+    resp = browser.get("/authorize", query_string=authorize_params(rp, login_hint=ID_NUMBER))
     assert is_login_page(resp) and ID_NUMBER not in resp.get_data(as_text=True)
     page = browser.get(login_action(resp)).get_data(as_text=True)
     assert ID_NUMBER not in page
@@ -283,7 +275,7 @@ def test_login_on_a_flow_of_another_browser_is_not_its_fresh_login(app, idp_serv
     """
     starter, other = app.test_client(), app.test_client()
     authorize_code(other, rp)  # the other browser has consented to rp before
-    page = starter.get("/authorize", query_string=_params(rp, prompt="login"))
+    page = starter.get("/authorize", query_string=authorize_params(rp, prompt="login"))
     pasted = login_action(page)
     page = other.get(pasted)
     resp = other.post(pasted, data={"csrf_token": csrf_of(page.get_data(as_text=True)),
